@@ -1,0 +1,348 @@
+"""Loss functions J(h, y) and their gradients dJ/dh, with one contract.
+
+Shapes: the network output ``h`` and the target ``y`` are both
+(n_samples, n_outputs); class labels are turned into one-hot rows before
+they reach a loss. ``w`` is an optional (n_samples,) array of sample
+weights (``None`` means all ones).
+
+Every loss is a *mean over the mini-batch*:
+
+* ``neg_log_likelihood``: J = -(1/n) sum_i w_i sum_j y_ij log h_ij
+* ``mse``, ``mae``, ``huber``, ``binary_cross_entropy``: the mean over all
+  n * k elements, J = (1/(n k)) sum_i w_i sum_j l(h_ij, y_ij).
+
+Methods (the same on every loss):
+
+``value(h, y, w=None) -> float``
+    J.
+``grad(h, y, w=None, out=None) -> g_h``
+    dJ/dh, (n_samples, n_outputs), the 1/n (or 1/(n k)) included.
+
+Canonical pairs are *fused*: for softmax + neg_log_likelihood and
+sigmoid + binary_cross_entropy the engine skips the activation's backward
+and asks the loss for dJ/da directly from the logits ``a``:
+
+``value_from_logits(a, y, w=None) -> float``
+    J computed with log-sum-exp, finite for any logits.
+``grad_from_logits(a, h, y, w=None, out=None) -> g_a``
+    (h - y) / n for softmax + NLL, (h - y) / (n k) for sigmoid + BCE.
+
+Probabilities are clipped to [eps, 1 - eps] (eps = 1e-7, 1e-15 in
+float64) in the general (non-fused) path, and the gradient is zero where
+the clip is active, so value and gradient always agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import SpecError
+from .registry import Registry
+
+__all__ = [
+    "Loss",
+    "NegLogLikelihood",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "Huber",
+    "BinaryCrossEntropy",
+    "get",
+    "register",
+    "names",
+]
+
+
+class Loss:
+    """Base class of losses; see the module docstring for the contract.
+
+    Attributes
+    ----------
+    name : str
+        Registry name.
+    task : {"classification", "regression"}
+        What the loss is for; decides what ``predict`` returns.
+    fused_activation : str or None
+        Name of the output activation whose pairing with this loss has a
+        fused gradient.
+    """
+
+    name = "loss"
+    task = "regression"
+    fused_activation = None
+
+    def value(self, h, y, w=None):
+        """Return the scalar loss J.
+
+        Parameters
+        ----------
+        h : ndarray of shape (n_samples, n_outputs)
+            Network outputs.
+        y : ndarray of shape (n_samples, n_outputs)
+            Targets.
+        w : ndarray of shape (n_samples,), optional
+            Sample weights.
+
+        Returns
+        -------
+        float
+        """
+        raise NotImplementedError
+
+    def grad(self, h, y, w=None, out=None):
+        """Return dJ/dh.
+
+        Parameters
+        ----------
+        h, y : ndarray of shape (n_samples, n_outputs)
+        w : ndarray of shape (n_samples,), optional
+        out : ndarray of shape (n_samples, n_outputs), optional
+
+        Returns
+        -------
+        g_h : ndarray of shape (n_samples, n_outputs)
+        """
+        raise NotImplementedError
+
+    def value_from_logits(self, a, y, w=None):
+        """Fused J from the pre-activations ``a`` (only for the fused pair).
+
+        Parameters
+        ----------
+        a, y : ndarray of shape (n_samples, n_outputs)
+        w : ndarray of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+        """
+        raise NotImplementedError(f"{self.name} has no fused path")
+
+    def grad_from_logits(self, a, h, y, w=None, out=None):
+        """Fused dJ/da (only for the fused pair).
+
+        Parameters
+        ----------
+        a, h, y : ndarray of shape (n_samples, n_outputs)
+        w : ndarray of shape (n_samples,), optional
+        out : ndarray of shape (n_samples, n_outputs), optional
+
+        Returns
+        -------
+        g_a : ndarray of shape (n_samples, n_outputs)
+        """
+        raise NotImplementedError(f"{self.name} has no fused path")
+
+    def get_config(self):
+        """Return the constructor arguments as a dict."""
+        return {}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _weighted_mean(per_sample, w, denom):
+    """(1/denom) * sum_i w_i per_sample_i; ``per_sample`` is (n_samples,)."""
+    if w is None:
+        return float(per_sample.sum()) / denom
+    return float(np.dot(w, per_sample)) / denom
+
+
+def _scale_rows(g, w, scale):
+    """g *= scale * w[:, None] in place (w may be None); returns g."""
+    if w is None:
+        g *= scale
+    else:
+        g *= (scale * w)[:, None].astype(g.dtype, copy=False)
+    return g
+
+
+def _eps(dtype):
+    return 1e-15 if np.dtype(dtype) == np.float64 else 1e-7
+
+
+class NegLogLikelihood(Loss):
+    """Negative log-likelihood of categorical targets (cross-entropy).
+
+    J = -(1/n) sum_i w_i sum_j y_ij log h_ij. ``y`` rows are one-hot or
+    probability vectors. dJ/dh_ij = -w_i y_ij / (n h_ij).
+    Fused with softmax: dJ/da = w_i (h_ij - y_ij) / n, and J is computed as
+    (1/n) sum_i w_i (logsumexp(a_i) - sum_j y_ij a_ij).
+    """
+
+    name = "neg_log_likelihood"
+    task = "classification"
+    fused_activation = "softmax"
+
+    def value(self, h, y, w=None):
+        """See :meth:`Loss.value`."""
+        eps = _eps(h.dtype)
+        logh = np.log(np.clip(h, eps, 1.0))
+        return _weighted_mean(-np.einsum("ij,ij->i", y, logh), w, h.shape[0])
+
+    def grad(self, h, y, w=None, out=None):
+        """See :meth:`Loss.grad`."""
+        eps = _eps(h.dtype)
+        inside = (h >= eps) & (h <= 1.0)
+        g = np.divide(-y, np.clip(h, eps, 1.0), out=out)
+        g *= inside
+        return _scale_rows(g, w, 1.0 / h.shape[0])
+
+    def value_from_logits(self, a, y, w=None):
+        """See :meth:`Loss.value_from_logits`."""
+        m = a.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(a - m).sum(axis=1)) + m[:, 0]
+        per = lse * y.sum(axis=1) - np.einsum("ij,ij->i", y, a)
+        return _weighted_mean(per, w, a.shape[0])
+
+    def grad_from_logits(self, a, h, y, w=None, out=None):
+        """(h - y) / n, rows scaled by w. See :meth:`Loss.grad_from_logits`."""
+        g = np.subtract(h, y, out=out)
+        return _scale_rows(g, w, 1.0 / a.shape[0])
+
+
+class BinaryCrossEntropy(Loss):
+    """Binary cross-entropy for binary and multi-label targets in {0, 1}.
+
+    J = -(1/(n k)) sum_ij w_i [y_ij log h_ij + (1 - y_ij) log(1 - h_ij)],
+    dJ/dh = w_i (h - y) / (n k h (1 - h)).
+    Fused with sigmoid: dJ/da = w_i (h - y) / (n k) and
+    J = (1/(n k)) sum w_i [max(a, 0) - a y + log(1 + e^{-|a|})].
+    """
+
+    name = "binary_cross_entropy"
+    task = "classification"
+    fused_activation = "sigmoid"
+
+    def value(self, h, y, w=None):
+        """See :meth:`Loss.value`."""
+        eps = _eps(h.dtype)
+        hc = np.clip(h, eps, 1 - eps)
+        per = -(y * np.log(hc) + (1 - y) * np.log1p(-hc)).sum(axis=1)
+        return _weighted_mean(per, w, h.size)
+
+    def grad(self, h, y, w=None, out=None):
+        """See :meth:`Loss.grad`."""
+        eps = _eps(h.dtype)
+        hc = np.clip(h, eps, 1 - eps)
+        g = np.subtract(hc, y, out=out)
+        g /= hc * (1 - hc)
+        g *= (h >= eps) & (h <= 1 - eps)
+        return _scale_rows(g, w, 1.0 / h.size)
+
+    def value_from_logits(self, a, y, w=None):
+        """See :meth:`Loss.value_from_logits`."""
+        per = (np.maximum(a, 0) - a * y + np.log1p(np.exp(-np.abs(a)))).sum(axis=1)
+        return _weighted_mean(per, w, a.size)
+
+    def grad_from_logits(self, a, h, y, w=None, out=None):
+        """(h - y) / (n k), rows scaled by w. See :meth:`Loss.grad_from_logits`."""
+        g = np.subtract(h, y, out=out)
+        return _scale_rows(g, w, 1.0 / a.size)
+
+
+class MeanSquaredError(Loss):
+    """Mean squared error: J = (1/(n k)) sum w_i (h - y)^2, dJ/dh = 2 w_i (h - y) / (n k)."""
+
+    name = "mse"
+
+    def value(self, h, y, w=None):
+        """See :meth:`Loss.value`."""
+        r = h - y
+        return _weighted_mean(np.einsum("ij,ij->i", r, r), w, h.size)
+
+    def grad(self, h, y, w=None, out=None):
+        """See :meth:`Loss.grad`."""
+        g = np.subtract(h, y, out=out)
+        return _scale_rows(g, w, 2.0 / h.size)
+
+
+class MeanAbsoluteError(Loss):
+    """Mean absolute error: J = (1/(n k)) sum w_i |h - y|, dJ/dh = w_i sign(h - y) / (n k)."""
+
+    name = "mae"
+
+    def value(self, h, y, w=None):
+        """See :meth:`Loss.value`."""
+        return _weighted_mean(np.abs(h - y).sum(axis=1), w, h.size)
+
+    def grad(self, h, y, w=None, out=None):
+        """See :meth:`Loss.grad`."""
+        g = np.subtract(h, y, out=out)
+        np.sign(g, out=g)
+        return _scale_rows(g, w, 1.0 / h.size)
+
+
+class Huber(Loss):
+    """Huber loss with threshold delta (default 1), mean over all elements.
+
+    With r = h - y: l(r) = r^2 / 2 if |r| <= delta else delta (|r| - delta / 2);
+    dJ/dh = w_i clip(r, -delta, delta) / (n k).
+
+    Parameters
+    ----------
+    delta : float, default 1.0
+    """
+
+    name = "huber"
+
+    def __init__(self, delta=1.0):
+        if not delta > 0:
+            raise SpecError(f"huber delta must be > 0, got {delta!r}")
+        self.delta = float(delta)
+
+    def value(self, h, y, w=None):
+        """See :meth:`Loss.value`."""
+        r = np.abs(h - y)
+        d = self.delta
+        per = np.where(r <= d, 0.5 * r * r, d * (r - 0.5 * d)).sum(axis=1)
+        return _weighted_mean(per, w, h.size)
+
+    def grad(self, h, y, w=None, out=None):
+        """See :meth:`Loss.grad`."""
+        g = np.subtract(h, y, out=out)
+        np.clip(g, -self.delta, self.delta, out=g)
+        return _scale_rows(g, w, 1.0 / h.size)
+
+    def get_config(self):
+        """Return ``{"delta": delta}``."""
+        return {"delta": self.delta}
+
+
+REGISTRY = Registry("loss", Loss, aliases={
+    "cross_entropy": "neg_log_likelihood",
+    "nll": "neg_log_likelihood",
+    "categorical_crossentropy": "neg_log_likelihood",
+    "bce": "binary_cross_entropy",
+    "binary_crossentropy": "binary_cross_entropy",
+    "mean_squared_error": "mse",
+    "squared_error": "mse",
+    "mean_absolute_error": "mae",
+})
+register = REGISTRY.register
+names = REGISTRY.names
+
+for _cls in (NegLogLikelihood, BinaryCrossEntropy, MeanSquaredError, MeanAbsoluteError, Huber):
+    register(_cls)
+
+
+def get(identifier):
+    """Return a :class:`Loss` for a name, a config dict or an instance.
+
+    Parameters
+    ----------
+    identifier : str, dict or Loss
+        A registered name or alias, ``{"name": ..., **params}``, or an
+        instance (returned unchanged).
+
+    Returns
+    -------
+    Loss
+
+    Raises
+    ------
+    SpecError
+        For an unknown name (the message lists the valid ones) or bad
+        parameters.
+    """
+    return REGISTRY.get(identifier)

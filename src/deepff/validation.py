@@ -1,0 +1,183 @@
+"""Checks on user data, run once at the API boundary, never on the hot path.
+
+Each check raises :class:`~deepff.errors.InputError` (a ValueError) with a
+message that names the argument and what is wrong with it, instead of a
+numpy traceback from deep inside the engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["check_X", "check_targets", "check_sample_weight", "check_dtype"]
+
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def check_dtype(dtype):
+    """Return the numpy dtype for "float32"/"float64" (or their numpy types).
+
+    Parameters
+    ----------
+    dtype : str or numpy dtype
+
+    Returns
+    -------
+    numpy.dtype
+
+    Raises
+    ------
+    InputError
+        For any other dtype.
+    """
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise InputError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
+def _as_numeric(arr, name):
+    try:
+        a = np.asarray(arr)
+    except Exception as exc:  # ragged lists and the like
+        raise InputError(f"{name} could not be converted to an array: {exc}") from None
+    if a.dtype == object or a.dtype.kind in "USV":
+        try:
+            a = a.astype(np.float64)
+        except (TypeError, ValueError):
+            raise InputError(f"{name} must be numeric; it holds non-numeric values") from None
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"{name} must be numeric, got dtype {a.dtype}")
+    return a
+
+
+def check_X(X, dtype, n_features=None, name="X"):
+    """Validate a design matrix and cast it to ``dtype``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    dtype : numpy dtype
+        The network's dtype; X is cast once (a no-op when it matches).
+    n_features : int, optional
+        Required number of columns.
+    name : str
+        Name used in error messages.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features), C-contiguous, of ``dtype``
+
+    Raises
+    ------
+    InputError
+        If X is not 2-D, is empty, holds NaN/inf or non-numeric values, or
+        has the wrong number of columns.
+    """
+    a = _as_numeric(X, name)
+    if a.ndim != 2:
+        raise InputError(
+            f"{name} must be 2-D (n_samples, n_features), got an array of shape {a.shape}; "
+            "reshape a single feature with X.reshape(-1, 1) or a single sample with X.reshape(1, -1)"
+        )
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise InputError(f"{name} is empty (shape {a.shape}); it needs at least one sample and one feature")
+    if n_features is not None and a.shape[1] != n_features:
+        raise InputError(f"{name} has {a.shape[1]} features, but the network expects {n_features}")
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if not np.isfinite(a).all():
+        raise InputError(f"{name} contains NaN or infinity")
+    return a
+
+
+def check_targets(y, n_samples, n_outputs, task, multi_label, dtype, name="y"):
+    """Validate targets and return them as an (n_samples, n_outputs) array.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Class labels 0..n_outputs-1 (categorical), 0/1 indicators
+        (binary/multi-label), or real values (regression).
+    n_samples : int
+        Number of rows X has.
+    n_outputs : int
+        Width of the network's output layer.
+    task : {"classification", "regression"}
+    multi_label : bool
+        True for binary cross-entropy targets (independent 0/1 outputs).
+    dtype : numpy dtype
+    name : str
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_outputs) and ``dtype``
+        One-hot rows for categorical labels.
+
+    Raises
+    ------
+    InputError
+        For a sample count that differs from X, NaN/inf, labels out of range
+        or a column count that does not match the output layer.
+    """
+    a = _as_numeric(y, name)
+    if a.ndim == 0 or a.ndim > 2:
+        raise InputError(f"{name} must be 1-D or 2-D, got shape {a.shape}")
+    if a.shape[0] != n_samples:
+        raise InputError(f"X has {n_samples} samples but {name} has {a.shape[0]}; they must match")
+    if not np.isfinite(a).all():
+        raise InputError(f"{name} contains NaN or infinity")
+    if task == "classification" and not multi_label and (a.ndim == 1 or a.shape[1] == 1) \
+            and n_outputs > 1:
+        labels = a.reshape(-1)
+        as_int = labels.astype(np.int64)
+        if (as_int != labels).any():
+            raise InputError(f"{name} holds non-integer class labels; expected integers 0..{n_outputs - 1}")
+        bad = (as_int < 0) | (as_int >= n_outputs)
+        if bad.any():
+            raise InputError(
+                f"{name} holds class label {as_int[bad][0]} out of range: the output layer has "
+                f"{n_outputs} units, so labels must be in 0..{n_outputs - 1}"
+            )
+        onehot = np.zeros((n_samples, n_outputs), dtype=dtype)
+        onehot[np.arange(n_samples), as_int] = 1
+        return onehot
+    if a.ndim == 1:
+        a = a.reshape(-1, 1)
+    if a.shape[1] != n_outputs:
+        raise InputError(f"{name} has {a.shape[1]} columns but the output layer has {n_outputs} units")
+    if multi_label and ((a < 0) | (a > 1)).any():
+        raise InputError(f"{name} must hold values in [0, 1] for binary cross-entropy")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def check_sample_weight(w, n_samples, dtype):
+    """Validate sample weights.
+
+    Parameters
+    ----------
+    w : array-like of shape (n_samples,) or None
+    n_samples : int
+    dtype : numpy dtype
+
+    Returns
+    -------
+    ndarray of shape (n_samples,) or None
+
+    Raises
+    ------
+    InputError
+        For a wrong length, negative or non-finite weights.
+    """
+    if w is None:
+        return None
+    a = _as_numeric(w, "sample_weight").astype(dtype).reshape(-1)
+    if a.shape[0] != n_samples:
+        raise InputError(f"sample_weight has {a.shape[0]} entries but X has {n_samples} samples")
+    if not np.isfinite(a).all() or (a < 0).any():
+        raise InputError("sample_weight must be finite and non-negative")
+    return np.ascontiguousarray(a)
