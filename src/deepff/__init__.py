@@ -2,9 +2,24 @@
 
 Forward sweep a^l = h^{l-1} W^l + b^l, h^l = f^l(a^l); backward sweep from
 g^l = dJ/da^l. Rows are samples; W^l is (n_{l-1}, n_l).
+
+The main entry points:
+
+* :class:`Network` (modern API: ``fit``, ``predict``, ``evaluate``) and
+  :class:`Net` (the classic ``forward``/``loss``/``backward`` API), both on
+  the engine :class:`FeedForward`;
+* :class:`Dense` layers, :mod:`deepff.activations`, :mod:`deepff.losses`,
+  :mod:`deepff.initializers`;
+* :mod:`deepff.optimizers`, :mod:`deepff.schedules`,
+  :mod:`deepff.regularizers` and :class:`Trainer` for the learning algorithm;
+* :func:`gradcheck`, :func:`save`, :func:`load`.
 """
 
-from .errors import (
+__version__ = "0.1.0"
+
+from . import activations, initializers, losses, optimizers, regularizers, schedules  # noqa: E402
+from .classic import Net  # noqa: E402
+from .errors import (  # noqa: E402
     DatasetError,
     DeepffError,
     DivergenceError,
@@ -12,23 +27,42 @@ from .errors import (
     ModelFileError,
     SpecError,
 )
-from .gradcheck import gradcheck, gradcheck_report
-from .layers import Dense, InputLayer
-from .network import FeedForward
-
-__version__ = "0.1.0"
+from .gradcheck import gradcheck, gradcheck_report  # noqa: E402
+from .io import load, load_checkpoint, save, save_checkpoint  # noqa: E402
+from .layers import Dense, InputLayer  # noqa: E402
+from .model import Network  # noqa: E402
+from .network import FeedForward  # noqa: E402
+from .regularizers import Penalty  # noqa: E402
+from .training import Callback, EarlyStopping, History, Trainer  # noqa: E402
 
 __all__ = [
-    "DatasetError",
-    "DeepffError",
-    "DivergenceError",
-    "InputError",
-    "ModelFileError",
-    "SpecError",
+    "__version__",
+    "activations",
+    "initializers",
+    "losses",
+    "optimizers",
+    "regularizers",
+    "schedules",
+    "Net",
+    "Network",
+    "FeedForward",
     "Dense",
     "InputLayer",
-    "FeedForward",
+    "Trainer",
+    "History",
+    "Callback",
+    "EarlyStopping",
+    "Penalty",
     "gradcheck",
     "gradcheck_report",
-    "__version__",
+    "save",
+    "load",
+    "save_checkpoint",
+    "load_checkpoint",
+    "DeepffError",
+    "SpecError",
+    "InputError",
+    "ModelFileError",
+    "DatasetError",
+    "DivergenceError",
 ]

@@ -1,0 +1,741 @@
+"""The ``deepff`` command: train, evaluate, predict, summary, gradcheck, datasets.
+
+Every error a user can cause prints one line on stderr and exits with
+status 2 (no traceback unless ``--debug``). Ctrl-C during training stops
+after the current step, writes a final checkpoint when one was asked for,
+and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from .errors import DeepffError, InputError, SpecError
+from .training import Callback
+
+__all__ = ["main", "build_parser"]
+
+PROG = "deepff"
+DEFAULTS = {
+    # the classic architecture on the bundled 8x8 digits: a few seconds
+    "digits": {"hidden": [128, 64], "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 30},
+    "mnist": {"hidden": [256, 128], "optimizer": "adam", "lr": 1e-3, "batch_size": 128, "epochs": 10},
+    "other": {"hidden": [64, 32], "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 50},
+}
+OUTPUT_ACTIVATION = {"neg_log_likelihood": "softmax", "binary_cross_entropy": "sigmoid"}
+
+
+class UsageError(DeepffError, ValueError):
+    """A bad command line (unknown flag, bad value)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one line and exit status 2."""
+
+    def error(self, message):
+        exc = UsageError(message)
+        exc.prog = self.prog
+        raise exc
+
+
+# ------------------------------------------------------------- flag parsing
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _non_negative_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return v
+
+
+def _positive_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def _fraction(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return v
+
+
+def _hidden(text):
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers like 256,128, got {text!r}") from None
+    if any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(
+            f"every hidden layer needs at least one unit, got {text!r}")
+    return sizes
+
+
+def build_parser():
+    """Return the argparse parser of the ``deepff`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    parser = _Parser(prog=PROG, description="Deep feedforward networks on numpy.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    def common_data(p):
+        p.add_argument("--dataset", default=None,
+                       help="digits (default), mnist, or a .csv/.tsv/.npz/.npy file")
+        p.add_argument("--data-dir", default=None, help="folder holding an existing MNIST copy")
+        p.add_argument("--target", default=None, help="target column of a CSV (name or index)")
+        p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    t = sub.add_parser("train", help="train a network and save it")
+    common_data(t)
+    t.add_argument("--config", help="YAML/JSON/TOML file with layers and a training section")
+    t.add_argument("--task", choices=["classification", "regression"])
+    t.add_argument("--hidden", type=_hidden, help="hidden layer widths, e.g. 256,128")
+    t.add_argument("--activation", help="activation of the hidden layers (default relu)")
+    t.add_argument("--loss", help="output loss (default: neg_log_likelihood or mse by task)")
+    t.add_argument("--optimizer", help="sgd, adam, adamw, rmsprop, adagrad, lbfgs")
+    t.add_argument("--lr", type=_positive_float, help="learning rate")
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--epochs", type=_positive_int)
+    t.add_argument("--seed", type=_non_negative_int, default=None)
+    t.add_argument("--validation-split", type=_fraction, default=None)
+    t.add_argument("--test-fraction", type=_fraction, default=0.2,
+                   help="held-out share of a dataset without an official split (default 0.2)")
+    t.add_argument("--dtype", choices=["float32", "float64"], default=None)
+    t.add_argument("--output", help="where to save the trained model (.npz)")
+    t.add_argument("--history", help="write per-epoch records to FILE.json or FILE.csv")
+    t.add_argument("--plot", help="learning curves to FILE.png (+ confusion matrix / decision boundary)")
+    t.add_argument("--checkpoint", help="write a resumable checkpoint to this file after every epoch")
+    t.add_argument("--resume", help="continue from a checkpoint written by --checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+    e = sub.add_parser("evaluate", help="metrics of a saved model on a dataset")
+    common_data(e)
+    e.add_argument("--model", required=True)
+    e.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("predict", help="predict with a saved model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--input", required=True, help="CSV (features, optional header) or .npy")
+    p.add_argument("--output", help="CSV or .npy (default: CSV on stdout)")
+    p.add_argument("--proba", action="store_true", help="class probabilities instead of labels")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    s = sub.add_parser("summary", help="layer table with the shapes of W, b, a and h")
+    s.add_argument("--config", help="config file with the layers")
+    s.add_argument("--model", help="or a saved model")
+    s.add_argument("--batch-size", type=_positive_int, default=32)
+    s.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    g = sub.add_parser("gradcheck", help="check backprop against finite differences")
+    g.add_argument("--config", required=True)
+    g.add_argument("--samples", type=_positive_int, default=8)
+    g.add_argument("--seed", type=_non_negative_int, default=0)
+    g.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    d = sub.add_parser("datasets", help="list the available datasets and where they are cached")
+    d.add_argument("--data-dir", default=None)
+    d.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+# ---------------------------------------------------------------- printing
+class _Reporter(Callback):
+    """Progress bar (terminals only) and one line per epoch, unless quiet."""
+
+    def __init__(self, quiet, n_samples, epochs):
+        self.quiet = quiet
+        self.n_samples = n_samples
+        self.epochs = epochs
+        self.bar = None
+        self.tty = sys.stdout.isatty()
+
+    def on_epoch_begin(self, trainer, epoch):
+        if self.quiet or not self.tty:
+            return
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.n_samples, unit="samples", leave=False, dynamic_ncols=True,
+                        desc=f"epoch {epoch + 1}/{self.epochs}", file=sys.stdout)
+        self._t0 = time.perf_counter()
+        self._batches = 0
+
+    def on_batch_end(self, trainer, step, batch_size, loss):
+        if self.bar is None:
+            return
+        self.bar.update(batch_size)
+        self._batches += 1
+        if self._batches % 20 == 0:
+            self.bar.set_postfix(loss=f"{loss:.4f}")
+
+    def on_epoch_end(self, trainer, record):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.quiet:
+            return
+        parts = [f"epoch {record['epoch']:>3}/{self.epochs}", f"loss {record['loss']:.4f}"]
+        for key in ("accuracy", "val_loss", "val_accuracy"):
+            if record.get(key) is not None:
+                parts.append(f"{key} {record[key]:.4f}")
+        rate = self.n_samples / record["seconds"] if record["seconds"] > 0 else float("inf")
+        parts.append(f"{record['seconds']:.2f}s ({rate:,.0f} samples/s)")
+        print("  ".join(parts), flush=True)
+
+    def on_train_end(self, trainer):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class _Checkpointer(Callback):
+    """Writes a checkpoint atomically after every epoch (and on Ctrl-C)."""
+
+    def __init__(self, path, extra):
+        self.path, self.extra = path, extra
+
+    def on_epoch_end(self, trainer, record):
+        from .io import save_checkpoint
+
+        save_checkpoint(trainer, self.path, self.extra)
+
+
+def _table(rows):
+    widths = [max(len(str(r[c])) for r in rows) for c in range(len(rows[0]))]
+    return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+
+
+# ----------------------------------------------------------------- datasets
+def _load(args, seed=0, test_fraction=0.2):
+    from .datasets import load_dataset
+
+    name = args.dataset or "digits"
+    target = args.target
+    if target is not None and target.lstrip("-").isdigit():
+        target = int(target)
+    return load_dataset(name, data_dir=args.data_dir, target=target, test_fraction=test_fraction, seed=seed)
+
+
+def _encode(y, classes):
+    index = {c: i for i, c in enumerate(classes)}
+    try:
+        return np.array([index[v] for v in y.tolist()], dtype=np.int64)
+    except KeyError as exc:
+        raise InputError(f"the data holds class {exc.args[0]!r}, unknown to the model "
+                         f"(its classes: {classes[:10]})") from None
+
+
+def _preprocess(X, preprocessing, dtype):
+    from .datasets import Standardizer
+
+    if not preprocessing:
+        return np.asarray(X, dtype=dtype)
+    return Standardizer.from_dict(preprocessing).transform(X, dtype=dtype)
+
+
+# -------------------------------------------------------------------- train
+def _architecture(args, n_features, n_outputs, task, base_spec):
+    """The classic spec from the config file and/or the flags."""
+    loss = args.loss or ("neg_log_likelihood" if task == "classification" else "mse")
+    if base_spec is not None and args.hidden is None:
+        spec = [dict(layer) for layer in base_spec]
+        spec[0]["n_features"] = n_features
+        if args.activation:
+            for layer in spec[1:-1]:
+                layer["activation"] = args.activation
+        if args.loss:
+            spec[-1]["loss_type"] = args.loss
+            spec[-1]["activation"] = OUTPUT_ACTIVATION.get(_canonical_loss(args.loss), "linear")
+        if spec[-1]["n_neurons"] != n_outputs:
+            raise SpecError(f"the config's output layer has {spec[-1]['n_neurons']} units but the data "
+                            f"needs {n_outputs}")
+        return spec
+    hidden = args.hidden
+    if hidden is None:
+        hidden = DEFAULTS[_kind(args)]["hidden"]
+    act = args.activation or "relu"
+    spec = [{"layer_type": "input", "n_features": n_features}]
+    spec += [{"layer_type": "fullyconn", "n_neurons": h, "activation": act} for h in hidden]
+    spec.append({"layer_type": "output", "n_neurons": n_outputs,
+                 "activation": OUTPUT_ACTIVATION.get(_canonical_loss(loss), "linear"), "loss_type": loss})
+    return spec
+
+
+def _canonical_loss(name):
+    from . import losses
+
+    return losses.REGISTRY.canonical(name)
+
+
+def _kind(args):
+    name = (args.dataset or "digits").lower()
+    return name if name in ("digits", "mnist") else "other"
+
+
+def _write_history(records, path):
+    from .io import atomic_write
+
+    keys = []
+    for r in records:
+        keys += [k for k in r if k not in keys]
+    if path.lower().endswith(".csv"):
+        def write(fh):
+            import io
+
+            text = io.StringIO()
+            w = csv.DictWriter(text, fieldnames=keys)
+            w.writeheader()
+            w.writerows(records)
+            fh.write(text.getvalue().encode("utf-8"))
+    elif path.lower().endswith(".json"):
+        def write(fh):
+            fh.write(json.dumps(records, indent=2).encode("utf-8"))
+    else:
+        raise UsageError(f"--history must end in .json or .csv, got {path!r}")
+    atomic_write(path, write)
+
+
+def _check_output_path(path, flag, exts):
+    if path is None:
+        return
+    if not path.lower().endswith(exts):
+        raise UsageError(f"{flag} must end in {' or '.join(exts)}, got {path!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{flag}: folder {folder!r} does not exist")
+
+
+def cmd_train(args):
+    """Run ``deepff train``."""
+    from .datasets import Standardizer, encode_labels
+    from .io import load_checkpoint, save
+    from .model import Network
+    from .spec import load_config
+
+    _check_output_path(args.output, "--output", (".npz",))
+    _check_output_path(args.history, "--history", (".json", ".csv"))
+    _check_output_path(args.plot, "--plot", (".png",))
+    _check_output_path(args.checkpoint, "--checkpoint", (".npz",))
+    cfg = load_config(args.config) if args.config else {"layers": None, "training": {}, "dtype": None,
+                                                         "seed": None}
+    training = dict(cfg["training"])
+    seed = args.seed if args.seed is not None else (cfg["seed"] if cfg["seed"] is not None else 0)
+    dtype = args.dtype or cfg["dtype"] or "float32"
+
+    data = _load(args, seed=seed, test_fraction=args.test_fraction)
+    task = args.task or data.task
+    classes = None
+    y_train, y_test = data.y_train, data.y_test
+    if task == "classification":
+        codes, classes = encode_labels(np.concatenate([np.asarray(y_train), np.asarray(y_test)]))
+        y_train, y_test = codes[:len(y_train)], codes[len(y_train):]
+        classes = classes.tolist()
+        n_outputs = len(classes)
+        if n_outputs < 2:
+            raise InputError("classification needs at least two classes in the target column")
+    else:
+        try:
+            y_train = np.asarray(y_train, dtype=np.float64)
+            y_test = np.asarray(y_test, dtype=np.float64)
+        except ValueError:
+            raise InputError("regression needs a numeric target column; use --task classification "
+                             "for labels") from None
+        n_outputs = 1 if y_train.ndim == 1 else y_train.shape[1]
+
+    if data.name == "mnist":
+        scaler = Standardizer.from_dict({"mean": [0.0] * data.n_features, "scale": [1.0] * data.n_features})
+    else:
+        scaler = Standardizer().fit(data.X_train)
+    X_train = scaler.transform(data.X_train, dtype=dtype)
+    X_test = scaler.transform(data.X_test, dtype=dtype) if len(data.X_test) else None
+
+    resume_state, net = None, None
+    if args.resume:
+        net, resume_state, _ = load_checkpoint(args.resume)
+        if net.n_features != X_train.shape[1]:
+            raise InputError(f"the checkpoint's network expects {net.n_features} features, "
+                             f"the data has {X_train.shape[1]}")
+    else:
+        spec = _architecture(args, X_train.shape[1], n_outputs, task, cfg["layers"])
+        net = Network.from_spec(spec, dtype=dtype, seed=seed)
+
+    defaults = DEFAULTS[_kind(args)]
+    opt = training.get("optimizer", defaults["optimizer"])
+    if args.optimizer:
+        opt = args.optimizer
+    if isinstance(opt, str):
+        opt = {"name": opt}
+    opt = dict(opt)
+    if args.lr is not None:
+        opt["lr"] = args.lr
+    elif "lr" not in opt and opt["name"].lower() in ("adam", "adamw"):
+        opt["lr"] = defaults["lr"]
+    epochs = args.epochs or training.get("epochs", defaults["epochs"])
+    batch_size = args.batch_size or training.get("batch_size", defaults["batch_size"])
+    val_split = args.validation_split if args.validation_split is not None \
+        else training.get("validation_split", 0.0)
+    train_cfg = {**training, "optimizer": opt, "epochs": epochs, "batch_size": batch_size,
+                 "validation_split": val_split}
+
+    callbacks = [_Reporter(args.quiet, int(round(X_train.shape[0] * (1 - val_split))), epochs)]
+    extra = {"dataset": data.name, "task": task, "classes": classes, "preprocessing": scaler.to_dict(),
+             "training": train_cfg}
+    if args.checkpoint:
+        callbacks.append(_Checkpointer(args.checkpoint, extra))
+    if not args.quiet:
+        kinds = f"{X_train.shape[0]} training samples, {X_train.shape[1]} features"
+        print(f"deepff: {data.name} ({task}; {kinds}); network "
+              f"{'-'.join(str(n) for n in [net.n_features] + [layer.units for layer in net.layers])}, "
+              f"{opt['name']} lr={opt.get('lr', 'default')}, batch {batch_size}, {epochs} epochs")
+    validation = None
+    if X_test is not None and not val_split:
+        validation = (X_test, y_test)  # reported per epoch as val_*: the held-out test split
+    history = net.fit(
+        X_train, y_train, epochs=epochs, batch_size=batch_size, optimizer=opt,
+        schedule=training.get("schedule"), regularization=training.get("regularization"),
+        clip_norm=training.get("clip_norm"), validation_data=validation, validation_split=val_split,
+        early_stopping=training.get("early_stopping"), class_weight=training.get("class_weight"),
+        shuffle=training.get("shuffle", True), callbacks=callbacks, resume_state=resume_state)
+    interrupted = history.interrupted
+    if interrupted and args.checkpoint:
+        from .io import save_checkpoint
+
+        save_checkpoint(net.trainer_, args.checkpoint, extra)
+
+    results = {}
+    if X_test is not None:
+        if task == "classification":
+            from .metrics import classification_report
+
+            rep = classification_report(y_test, net.predict(X_test), n_outputs)
+            results = {"test_accuracy": rep["accuracy"], "test_macro_f1": rep["macro_f1"]}
+        else:
+            from .metrics import regression_report
+
+            rep = regression_report(y_test, net.predict(X_test))
+            results = {"test_" + k: v for k, v in rep.items()}
+    last = history.records[-1] if history.records else {}
+    rows = [("metric", "value"), ("epochs", str(net.trainer_.epoch)),
+            ("final training loss", f"{last.get('loss', float('nan')):.4f}")]
+    rows += [(k.replace("_", " "), f"{v:.4f}") for k, v in results.items()]
+    rows.append(("training time", f"{sum(r['seconds'] for r in history.records):.1f}s"))
+    print(_table(rows))
+    if "test_accuracy" in results:
+        print(f"test accuracy: {100 * results['test_accuracy']:.2f}%")
+
+    output = args.output if args.output is not None else f"deepff-{_slug(data.name)}.npz"
+    save(net, output, preprocessing=scaler.to_dict(), classes=classes, training=train_cfg,
+         metadata={"dataset": data.name, "task": task, "feature_names": list(data.feature_names),
+                   "target_name": data.target_name, "seed": seed, "test_fraction": args.test_fraction,
+                   "results": results})
+    print(f"model saved to {output}")
+    if args.history:
+        _write_history(history.records, args.history)
+    if args.plot:
+        _plots(args.plot, history.records, net, task, classes, X_test, y_test, data, scaler)
+    return 130 if interrupted else 0
+
+
+def _slug(name):
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in os.path.splitext(os.path.basename(name))[0])
+
+
+def _plots(path, records, net, task, classes, X_test, y_test, data, scaler):
+    from . import plots
+
+    plots.plot_history(records, path, title=f"deepff on {data.name}")
+    stem = path[:-4]
+    if task == "classification" and X_test is not None:
+        from .metrics import confusion_matrix
+
+        cm = confusion_matrix(y_test, net.predict(X_test), len(classes))
+        plots.plot_confusion_matrix(cm, classes, stem + "-confusion.png")
+    if data.n_features == 2:
+        X = data.X_test if len(data.X_test) else data.X_train
+        y = y_test if len(data.X_test) else None
+        plots.plot_decision_boundary(lambda Z: net.predict(scaler.transform(Z, dtype=net.dtype)),
+                                     X, y, stem + "-boundary.png", task=task)
+
+
+# ----------------------------------------------------------------- evaluate
+def cmd_evaluate(args):
+    """Run ``deepff evaluate``."""
+    from .io import load
+    from .metrics import classification_report, regression_report
+
+    net = load(args.model)
+    meta = net.metadata or {}
+    name = args.dataset or meta.get("dataset") or "digits"
+    args.dataset = name
+    same = name == meta.get("dataset")
+    data = _load(args, seed=meta.get("seed", 0) if same else 0,
+                 test_fraction=meta.get("test_fraction", 0.2) if same else 0.0)
+    X = data.X_test if len(data.X_test) else data.X_train
+    y = data.y_test if len(data.X_test) else data.y_train
+    if X.shape[1] != net.n_features:
+        raise InputError(f"the data has {X.shape[1]} features, but the model expects {net.n_features}")
+    Xp = _preprocess(X, net.preprocessing, net.dtype)
+    if net.task == "classification":
+        classes = net.classes or list(range(net.n_outputs))
+        yc = _encode(np.asarray(y), classes)
+        rep = classification_report(yc, net.predict(Xp), len(classes))
+        rep["classes"] = classes
+    else:
+        rep = regression_report(np.asarray(y, dtype=np.float64), net.predict(Xp))
+    rep["n_samples"] = int(X.shape[0])
+    rep["dataset"] = data.name
+    if args.json:
+        print(json.dumps(rep))
+        return 0
+    print(f"{data.name}: {rep['n_samples']} samples")
+    if net.task == "classification":
+        rows = [("class", "precision", "recall", "f1", "support")]
+        for i, c in enumerate(rep["classes"]):
+            rows.append((str(c), f"{rep['precision'][i]:.4f}", f"{rep['recall'][i]:.4f}",
+                         f"{rep['f1'][i]:.4f}", str(rep["support"][i])))
+        print(_table(rows))
+        print("confusion matrix (rows: true class, columns: predicted):")
+        print(_table([[str(c) for c in rep["classes"]]] + [[str(v) for v in row]
+                                                             for row in rep["confusion_matrix"]]))
+        print(f"accuracy: {100 * rep['accuracy']:.2f}%")
+    else:
+        print(_table([("metric", "value")] + [(k, f"{rep[k]:.6g}") for k in ("mse", "mae", "r2")]))
+    return 0
+
+
+# ------------------------------------------------------------------ predict
+def _read_features(path, n_features):
+    ext = os.path.splitext(path)[1].lower()
+    if not os.path.isfile(path):
+        raise InputError(f"input file not found: {path}")
+    if ext == ".npy":
+        try:
+            X = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise InputError(f"cannot read {path}: {exc}") from None
+    elif ext in (".csv", ".tsv", ".txt"):
+        with open(path, newline="", encoding="utf-8") as fh:
+            text = fh.read()
+        if not text.strip():
+            raise InputError(f"{path} is empty")
+        try:
+            dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
+            delim = dialect.delimiter
+        except csv.Error:
+            delim = ","
+        rows = [r for r in csv.reader(text.splitlines(), delimiter=delim) if r]
+        if rows and not _numeric_row(rows[0]):
+            rows = rows[1:]  # header
+        X = []
+        for i, row in enumerate(rows, start=1):
+            try:
+                X.append([float(v) for v in row])
+            except ValueError:
+                bad = next(v for v in row if not _is_float(v))
+                raise InputError(f"{path}: row {i} holds the non-numeric value {bad!r}") from None
+        if len({len(r) for r in X}) > 1:
+            raise InputError(f"{path}: rows have different numbers of columns")
+        X = np.array(X, dtype=np.float64)
+    else:
+        raise InputError(f"--input must be a .csv, .tsv, .txt or .npy file, got {path!r}")
+    if X.ndim == 1:
+        X = X.reshape(1, -1)
+    if X.ndim != 2:
+        raise InputError(f"{path}: expected a 2-D array of features, got shape {X.shape}")
+    if X.shape[1] != n_features:
+        raise InputError(f"{path} has {X.shape[1]} features per row, but the model expects {n_features}")
+    if not np.isfinite(X.astype(np.float64)).all():
+        raise InputError(f"{path} contains NaN or infinity")
+    return X
+
+
+def _is_float(v):
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
+def _numeric_row(row):
+    return all(_is_float(v) for v in row)
+
+
+def cmd_predict(args):
+    """Run ``deepff predict``."""
+    from .io import atomic_write, load
+
+    net = load(args.model)
+    if args.output is not None:
+        _check_output_path(args.output, "--output", (".csv", ".npy"))
+    X = _read_features(args.input, net.n_features)
+    Xp = _preprocess(X, net.preprocessing, net.dtype)
+    if args.proba:
+        if net.task != "classification":
+            raise UsageError("--proba needs a classification model")
+        out = net.predict_proba(Xp)
+        header = [f"p_{c}" for c in (net.classes or range(net.n_outputs))]
+    else:
+        out = net.predict(Xp)
+        if net.task == "classification" and net.classes and out.ndim == 1:
+            out = np.asarray(net.classes, dtype=object)[out]
+        header = ["prediction"] if out.ndim == 1 else [f"y{i}" for i in range(out.shape[1])]
+    if args.output and args.output.lower().endswith(".npy"):
+        arr = out
+        if arr.dtype == object:
+            try:
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError):
+                arr = arr.astype(str)
+        atomic_write(args.output, lambda fh: np.save(fh, arr, allow_pickle=False))
+        return 0
+    lines = [",".join(header)]
+    rows = out.reshape(len(out), -1)
+    lines += [",".join(_fmt(v) for v in row) for row in rows]
+    text = "\n".join(lines) + "\n"
+    if args.output:
+        atomic_write(args.output, lambda fh: fh.write(text.encode("utf-8")))
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _fmt(v):
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    return str(v)
+
+
+# ---------------------------------------------------------- summary, others
+def cmd_summary(args):
+    """Run ``deepff summary``."""
+    from .io import load
+    from .model import Network
+
+    if args.model:
+        net = load(args.model)
+    elif args.config:
+        net, _ = Network.from_config(args.config)
+    else:
+        raise UsageError("summary: give --config FILE or --model FILE")
+    print(net.summary(batch_size=args.batch_size))
+    return 0
+
+
+def cmd_gradcheck(args):
+    """Run ``deepff gradcheck``."""
+    from .gradcheck import gradcheck_report
+    from .model import Network
+
+    net, training = Network.from_config(args.config, dtype="float64", seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    X = rng.normal(size=(args.samples, net.n_features))
+    k = net.n_outputs
+    if net.task == "classification" and not net.multi_label:
+        y = rng.integers(0, k, size=args.samples)
+    elif net.multi_label:
+        y = rng.integers(0, 2, size=(args.samples, k))
+    else:
+        y = rng.normal(size=(args.samples, k))
+    penalty = None
+    if training.get("regularization"):
+        from .spec import parse_regularization
+
+        penalty = parse_regularization(training["regularization"])
+    report = gradcheck_report(net, X, y, penalty=penalty)
+    worst_by_layer = {}
+    for name, err in report.items():
+        layer = name.split(".")[0]
+        worst_by_layer[layer] = max(worst_by_layer.get(layer, 0.0), err)
+    rows = [("layer", "worst relative error", "status")]
+    for layer, err in worst_by_layer.items():
+        rows.append((layer, f"{err:.3e}", "ok" if err < 1e-6 else "FAIL"))
+    print(_table(rows))
+    worst = max(report.values())
+    print(f"worst relative error: {worst:.3e} ({'pass' if worst < 1e-6 else 'FAIL'}, threshold 1e-6)")
+    return 0 if worst < 1e-6 else 1
+
+
+def cmd_datasets(args):
+    """Run ``deepff datasets``."""
+    from .datasets import list_datasets
+
+    rows = [("name", "description", "location")]
+    for d in list_datasets(args.data_dir):
+        rows.append((d["name"], d.get("description", ""), d.get("location", "")))
+    print(_table(rows))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "summary": cmd_summary, "gradcheck": cmd_gradcheck, "datasets": cmd_datasets}
+
+
+def main(argv=None):
+    """Entry point of the ``deepff`` command.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Defaults to ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        Exit status: 0 success, 1 failed check, 2 user error, 130 interrupted.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            args = build_parser().parse_args(["train"] + argv)
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except (DeepffError, ValueError, OSError) as exc:
+        if debug:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, OSError) and exc.filename:
+            message = f"{exc.strerror or exc}: {exc.filename}"
+        print(f"{getattr(exc, 'prog', PROG)}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

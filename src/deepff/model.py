@@ -1,0 +1,248 @@
+"""The modern API: a :class:`Network` that can fit, predict and evaluate.
+
+>>> import numpy as np, deepff
+>>> X = np.random.default_rng(0).normal(size=(100, 4)); y = (X[:, 0] > 0).astype(int)
+>>> net = deepff.Network([deepff.Dense(8, "relu"), deepff.Dense(2, "softmax")],
+...                      loss="neg_log_likelihood", seed=0)
+>>> history = net.fit(X, y, epochs=5, batch_size=16, optimizer="sgd", lr=0.1)
+>>> net.predict(X).shape
+(100,)
+
+It is the engine (:class:`~deepff.network.FeedForward`) plus the loop
+(:class:`~deepff.training.Trainer`); both stay usable on their own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import optimizers as _optimizers
+from .network import FeedForward
+from .spec import network_spec, parse_config, parse_layers
+from .training import Trainer, class_weights
+
+__all__ = ["Network"]
+
+
+class Network(FeedForward):
+    """A feedforward network with ``fit``, ``predict`` and ``evaluate``.
+
+    Parameters
+    ----------
+    layers : list of Dense
+        Hidden layers then the output layer; input widths are inferred.
+    loss : str, dict or Loss, default "mse"
+    n_features : int, optional
+        Input width; inferred from the data by the first ``fit`` otherwise.
+    dtype : {"float32", "float64"}, default "float32"
+    seed : int, optional
+        Fixes initialisation, shuffling, validation split and dropout.
+
+    Attributes
+    ----------
+    history_ : History
+        Records of the last ``fit``.
+    trainer_ : Trainer
+        The trainer of the last ``fit`` (its optimizer state lives on, so
+        ``fit(..., warm_start=True)`` continues it).
+    """
+
+    @classmethod
+    def from_spec(cls, spec, dtype="float32", seed=None):
+        """Build a network from a classic spec (list of layer dicts).
+
+        Parameters
+        ----------
+        spec : list of dict
+            See :mod:`deepff.spec`.
+        dtype : {"float32", "float64"}
+        seed : int, optional
+
+        Returns
+        -------
+        Network
+        """
+        n_features, layers, loss = parse_layers(spec)
+        return cls(layers, loss=loss, n_features=n_features, dtype=dtype, seed=seed)
+
+    @classmethod
+    def from_config(cls, config, dtype=None, seed=None):
+        """Build a network from a config mapping or file; return it with its training section.
+
+        Parameters
+        ----------
+        config : dict, list or path
+            A config mapping, a classic layer list, or a JSON/YAML/TOML path.
+        dtype : str, optional
+            Overrides the config's dtype.
+        seed : int, optional
+            Overrides the config's seed.
+
+        Returns
+        -------
+        network : Network
+        training : dict
+            The validated training section (keyword arguments for
+            :meth:`fit`, see :meth:`fit_kwargs`).
+        """
+        from .spec import load_config
+
+        cfg = parse_config(config) if isinstance(config, (dict, list, tuple)) else load_config(config)
+        net = cls.from_spec(cfg["layers"], dtype=dtype or cfg["dtype"] or "float32",
+                            seed=seed if seed is not None else cfg["seed"])
+        return net, cfg["training"]
+
+    def spec(self):
+        """Return the architecture as a classic spec (JSON-compatible list of dicts)."""
+        self._require_built()
+        return network_spec(self.n_features, self.layers, self.loss)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y, *, epochs=10, batch_size=32, optimizer="sgd", lr=None, schedule=None,
+            regularization=None, clip_norm=None, validation_data=None, validation_split=0.0,
+            early_stopping=None, sample_weight=None, class_weight=None, shuffle=True,
+            callbacks=None, warm_start=False, resume_state=None):
+        """Train the network with mini-batch gradient descent.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels 0..k-1 or one-hot rows (neg_log_likelihood), 0/1
+            indicators (binary_cross_entropy) or real targets.
+        epochs : int, default 10
+        batch_size : int, default 32
+            The last, shorter batch of an epoch is used, not dropped.
+        optimizer : str, dict or Optimizer, default "sgd"
+        lr : float, optional
+            Learning rate; overrides the optimizer's.
+        schedule : str, dict or Schedule, optional
+        regularization : dict or Penalty, optional
+            ``{"l1": ..., "l2": ...}`` or ``{"elastic_net": a, "l1_ratio": r}``.
+        clip_norm : float, optional
+        validation_data : tuple (X_val, y_val), optional
+        validation_split : float, default 0.0
+            Fraction of (X, y) held out, chosen with the network's seed;
+            ignored when validation_data is given.
+        early_stopping : dict, EarlyStopping or True, optional
+        sample_weight : array-like of shape (n_samples,), optional
+        class_weight : "balanced" or dict, optional
+            Multiplies the sample weights (categorical targets only).
+        shuffle : bool, default True
+        callbacks : list of Callback, optional
+        warm_start : bool, default False
+            Keep the previous fit's trainer (optimizer state, counters) and
+            train ``epochs`` more epochs.
+        resume_state : dict, optional
+            A :meth:`Trainer.state_dict` to continue from (checkpoints).
+
+        Returns
+        -------
+        History
+        """
+        X = np.asarray(X) if not hasattr(X, "dtype") else X
+        if not self.built:
+            from .validation import check_X
+
+            X = check_X(X, self.dtype)
+            self.build(X.shape[1])
+        X = self.prepare_inputs(X)
+        Y = self.prepare_targets(y, X.shape[0])
+        w = self.prepare_sample_weight(sample_weight, X.shape[0])
+        if class_weight is not None and self.task == "classification" and not self.multi_label:
+            cw = class_weights(Y.argmax(axis=1), class_weight, self.n_outputs).astype(self.dtype)
+            w = cw if w is None else w * cw
+        val = None
+        if validation_data is not None:
+            Xv = self.prepare_inputs(validation_data[0])
+            val = (Xv, self.prepare_targets(validation_data[1], Xv.shape[0]))
+        elif validation_split:
+            if not 0 < validation_split < 1:
+                from .errors import InputError
+
+                raise InputError(f"validation_split must be in [0, 1), got {validation_split!r}")
+            rng = np.random.default_rng(np.random.SeedSequence(self.seed).spawn(4)[3])
+            order = rng.permutation(X.shape[0])
+            n_val = max(1, int(round(validation_split * X.shape[0])))
+            vi, ti = np.sort(order[:n_val]), np.sort(order[n_val:])
+            val = (X[vi], Y[vi])
+            X, Y = X[ti], Y[ti]
+            w = None if w is None else w[ti]
+        if warm_start and getattr(self, "trainer_", None) is not None:
+            trainer = self.trainer_
+            trainer.epochs = trainer.epoch + int(epochs)
+            trainer.batch_size = int(batch_size)
+            trainer.stop_requested = False
+        else:
+            opt = _optimizers.get(optimizer)
+            if lr is not None:
+                opt.lr = float(lr)
+            trainer = Trainer(self, optimizer=opt, schedule=schedule, penalty=regularization,
+                              clip_norm=clip_norm, epochs=epochs, batch_size=batch_size,
+                              shuffle=shuffle, early_stopping=early_stopping, callbacks=callbacks)
+            if resume_state is not None:
+                trainer.load_state_dict(resume_state)
+        self.trainer_ = trainer
+        self.history_ = trainer.fit(X, Y, w, val)
+        return self.history_
+
+    # ------------------------------------------------------------- evaluate
+    def evaluate(self, X, y, sample_weight=None):
+        """Loss and a task metric on (X, y), in evaluation mode.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        dict
+            "loss" and, for classification, "accuracy"; for regression
+            "mse", "mae" and "r2" (averaged over outputs).
+        """
+        self._require_built()
+        X = self.prepare_inputs(X)
+        Y = self.prepare_targets(y, X.shape[0])
+        w = self.prepare_sample_weight(sample_weight, X.shape[0])
+        trainer = Trainer(self)
+        out = trainer.evaluate_prepared(X, Y, w)
+        if self.task == "regression":
+            h = self.predict_output(X).astype(np.float64)
+            r = h - Y
+            out["mse"] = float(np.mean(r * r))
+            out["mae"] = float(np.mean(np.abs(r)))
+            ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+            ss_res = (r * r).sum(axis=0)
+            r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 0.0)
+            out["r2"] = float(r2.mean())
+        return out
+
+    def summary(self, batch_size=1):
+        """Return a text table of the layers and the shapes of W, b, a and h.
+
+        Parameters
+        ----------
+        batch_size : int, default 1
+            The n in the (n, n_l) shapes of a and h.
+
+        Returns
+        -------
+        str
+        """
+        self._require_built()
+        rows = [("layer", "activation", "W", "b", "a, h", "params")]
+        rows.append(("0 input", "-", "-", "-", f"({batch_size}, {self.n_features})", "0"))
+        for i, layer in enumerate(self.layers, start=1):
+            n_p = layer.W.size + sum(getattr(layer, k).size for k in ("b", "gamma", "beta")
+                                     if getattr(layer, k) is not None)
+            extra = (" +bn" if layer.batch_norm else "") + (f" +drop{layer.dropout:g}" if layer.dropout else "")
+            rows.append((f"{i} dense{extra}", layer.activation.name, str(layer.W.shape),
+                         str(layer.b.shape) if layer.b is not None else "-",
+                         f"({batch_size}, {layer.units})", str(n_p)))
+        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+        lines = ["  ".join(cell.ljust(wd) for cell, wd in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.append(f"total parameters: {self.n_params()}  (loss: {self.loss.name}, dtype: {self.dtype})")
+        return "\n".join(lines)

@@ -1,0 +1,556 @@
+"""Learning-rate schedules.
+
+A schedule sets the optimizer's learning rate before each optimizer step.
+The training loop calls, for the step number ``step`` (0-based, counted
+over the whole run) inside epoch ``epoch`` (0-based)::
+
+    optimizer.lr = schedule.lr(base_lr, step, epoch)
+    optimizer.step(theta, grad)
+
+and, after every epoch, ``schedule.epoch_end(epoch, train_loss)`` (only
+``plateau`` uses it). ``base_lr`` is the learning rate the user asked for.
+
+============  ==================================================================
+name          lr for step ``s`` in epoch ``e``
+============  ==================================================================
+constant      base
+step          base * gamma ** (e // step_size)
+exponential   base * gamma ** e
+cosine        linear warm-up, then min_lr + (base - min_lr) (1 + cos(pi p)) / 2
+invscaling    base / (t + 1) ** power_t,  t = s (or samples seen, see below)
+plateau       base, divided by ``factor`` whenever the training loss stalls
+============  ==================================================================
+
+``adaptive`` (scikit-learn's name) is an alias of ``plateau``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from .errors import ModelFileError, SpecError
+from .registry import Registry
+
+__all__ = [
+    "Schedule",
+    "Constant",
+    "StepDecay",
+    "ExponentialDecay",
+    "Cosine",
+    "InvScaling",
+    "Plateau",
+    "get",
+    "register",
+    "names",
+]
+
+
+def _real(owner, param, value, low, low_open=False):
+    """Return ``value`` as a float after checking it is finite and >= (>) ``low``.
+
+    Parameters
+    ----------
+    owner, param : str
+        Names for the message.
+    value : object
+    low : float
+    low_open : bool
+        Whether ``low`` itself is excluded.
+
+    Returns
+    -------
+    float
+    """
+    bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+    if not bad:
+        bad = value <= low if low_open else value < low
+    if bad:
+        raise SpecError(f"{owner} schedule {param} must be {'>' if low_open else '>='} {low:g}, got {value!r}")
+    return float(value)
+
+
+def _int(owner, param, value, low):
+    """Return ``value`` as an int after checking ``value >= low``.
+
+    Parameters
+    ----------
+    owner, param : str
+        Names for the message.
+    value : object
+    low : int
+
+    Returns
+    -------
+    int
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise SpecError(f"{owner} schedule {param} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+class Schedule:
+    """Base class: maps (base_lr, step, epoch) to a learning rate.
+
+    Subclasses without internal state only implement :meth:`lr` and
+    :meth:`get_config`.
+    """
+
+    name = "schedule"
+
+    def lr(self, base_lr, step, epoch):
+        """Return the learning rate for one optimizer step.
+
+        Parameters
+        ----------
+        base_lr : float
+            The learning rate the user asked for.
+        step : int
+            Number of optimizer steps taken so far over the whole run
+            (0 for the first step).
+        epoch : int
+            Current epoch, 0-based.
+
+        Returns
+        -------
+        float
+        """
+        raise NotImplementedError
+
+    def epoch_end(self, epoch, train_loss):
+        """Observe the end of an epoch (no-op except for ``plateau``).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch that just ended, 0-based.
+        train_loss : float
+            Its mean training loss.
+
+        Returns
+        -------
+        None
+        """
+
+    def get_config(self):
+        """Return the constructor arguments.
+
+        Returns
+        -------
+        dict
+            ``type(self)(**config)`` builds an equivalent schedule.
+        """
+        return {}
+
+    def _state(self):
+        """Internal state as a dict of python scalars (none by default)."""
+        return {}
+
+    def _set_state(self, state):
+        """Restore what :meth:`_state` returned."""
+
+    def state_dict(self):
+        """Return the name, the configuration and any internal state.
+
+        Returns
+        -------
+        dict
+            Flat dict with str keys and python scalar (or None) values.
+        """
+        return {"name": self.name, **self.get_config(), **self._state()}
+
+    def load_state_dict(self, state):
+        """Restore a dict made by :meth:`state_dict`.
+
+        Parameters
+        ----------
+        state : dict
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ModelFileError
+            If the dict belongs to another schedule or lacks keys.
+        """
+        if state.get("name") != self.name:
+            raise ModelFileError(f"schedule state is for {state.get('name')!r}, not {self.name!r}")
+        try:
+            config = {k: state[k] for k in self.get_config()}
+            inner = {k: state[k] for k in self._state()}
+        except KeyError as exc:
+            raise ModelFileError(f"{self.name} schedule state lacks key {exc.args[0]!r}") from None
+        type(self).__init__(self, **config)
+        self._set_state(inner)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Constant(Schedule):
+    """lr = base_lr at every step."""
+
+    name = "constant"
+
+    def lr(self, base_lr, step, epoch):
+        """See :meth:`Schedule.lr`."""
+        return float(base_lr)
+
+
+class StepDecay(Schedule):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs.
+
+    lr = base_lr * gamma ** (epoch // step_size), as PyTorch's ``StepLR``
+    stepped once per epoch.
+
+    Parameters
+    ----------
+    step_size : int, default 10
+        Epochs between decays, >= 1.
+    gamma : float, default 0.1
+        Multiplicative factor, > 0.
+    """
+
+    name = "step"
+
+    def __init__(self, step_size=10, gamma=0.1):
+        self.step_size = _int(self.name, "step_size", step_size, 1)
+        self.gamma = _real(self.name, "gamma", gamma, 0.0, low_open=True)
+
+    def lr(self, base_lr, step, epoch):
+        """See :meth:`Schedule.lr`."""
+        return float(base_lr) * self.gamma ** (epoch // self.step_size)
+
+    def get_config(self):
+        """Return ``{"step_size": ..., "gamma": ...}``."""
+        return {"step_size": self.step_size, "gamma": self.gamma}
+
+
+class ExponentialDecay(Schedule):
+    """Multiply the learning rate by ``gamma`` every epoch.
+
+    lr = base_lr * gamma ** epoch, as PyTorch's ``ExponentialLR`` stepped
+    once per epoch.
+
+    Parameters
+    ----------
+    gamma : float, default 0.95
+        Multiplicative factor per epoch, > 0.
+    """
+
+    name = "exponential"
+
+    def __init__(self, gamma=0.95):
+        self.gamma = _real(self.name, "gamma", gamma, 0.0, low_open=True)
+
+    def lr(self, base_lr, step, epoch):
+        """See :meth:`Schedule.lr`."""
+        return float(base_lr) * self.gamma**epoch
+
+    def get_config(self):
+        """Return ``{"gamma": ...}``."""
+        return {"gamma": self.gamma}
+
+
+class Cosine(Schedule):
+    """Linear warm-up followed by cosine annealing, per optimizer step.
+
+    With W = ``warmup_steps``, T = ``total_steps``, b = ``base_lr``,
+    lr0 = ``warmup_start`` and step s (0-based)::
+
+        s < W:        lr = lr0 + (b - lr0) * s / W
+        W <= s < T:   p  = (s - W) / (T - W)
+                      lr = min_lr + (b - min_lr) * (1 + cos(pi * p)) / 2
+        s >= T:       lr = min_lr
+
+    So the first step after warm-up uses b exactly and the curve reaches
+    min_lr at step T. With the default ``warmup_start=0`` the very first
+    step (s = 0) of a warm-up has lr = 0. Without warm-up (W = 0) this is
+    PyTorch's ``CosineAnnealingLR(T_max=T, eta_min=min_lr)`` stepped per
+    batch, held at min_lr after T.
+
+    Parameters
+    ----------
+    total_steps : int or None, default None
+        T, the step at which min_lr is reached, >= 1. It usually equals
+        epochs * batches per epoch; if None, the training loop must set
+        the attribute ``total_steps`` before the first call to :meth:`lr`.
+    warmup_steps : int, default 0
+        W, length of the linear warm-up, 0 <= W <= T.
+    min_lr : float, default 0.0
+        Final learning rate, >= 0.
+    warmup_start : float, default 0.0
+        Learning rate at step 0 of the warm-up, >= 0.
+    """
+
+    name = "cosine"
+
+    def __init__(self, total_steps=None, warmup_steps=0, min_lr=0.0, warmup_start=0.0):
+        self.total_steps = None if total_steps is None else _int(self.name, "total_steps", total_steps, 1)
+        self.warmup_steps = _int(self.name, "warmup_steps", warmup_steps, 0)
+        if self.total_steps is not None and self.warmup_steps > self.total_steps:
+            raise SpecError(
+                f"cosine schedule warmup_steps must be <= total_steps ({self.total_steps}), "
+                f"got {warmup_steps!r}"
+            )
+        self.min_lr = _real(self.name, "min_lr", min_lr, 0.0)
+        self.warmup_start = _real(self.name, "warmup_start", warmup_start, 0.0)
+
+    def lr(self, base_lr, step, epoch):
+        """See :meth:`Schedule.lr`."""
+        total, warm = self.total_steps, self.warmup_steps
+        if total is None:
+            raise SpecError("cosine schedule needs total_steps (an integer >= 1)")
+        base = float(base_lr)
+        if step < warm:
+            return self.warmup_start + (base - self.warmup_start) * step / warm
+        if step >= total:
+            return self.min_lr
+        p = (step - warm) / (total - warm)
+        return self.min_lr + (base - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+    def get_config(self):
+        """Return the constructor arguments."""
+        return {
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "min_lr": self.min_lr,
+            "warmup_start": self.warmup_start,
+        }
+
+
+class InvScaling(Schedule):
+    """Inverse scaling, lr = base_lr / (t + 1) ** power_t.
+
+    What t counts is chosen by ``per``:
+
+    ``"step"`` (default)
+        t = step, the number of optimizer steps already taken; the rate
+        falls at every step.
+    ``"sample"``
+        t = step * batch_size, the samples seen before this step when all
+        batches are full (exact when ``batch_size`` divides the training
+        set size; otherwise the short last batch of each epoch is counted
+        as full).
+    ``"epoch"``
+        t = epoch * n_samples, the samples seen before this epoch; the
+        rate is constant within an epoch. This is exactly scikit-learn's
+        ``learning_rate="invscaling"`` for ``MLPClassifier``/``MLPRegressor``
+        with ``solver="sgd"``, which updates the rate only at the end of
+        each epoch with t = samples seen so far (so the whole first epoch
+        uses base_lr).
+
+    Parameters
+    ----------
+    power_t : float, default 0.5
+        Exponent, >= 0.
+    per : {"step", "sample", "epoch"}, default "step"
+        What t counts (see above).
+    batch_size : int or None, default None
+        Needed (>= 1) when ``per="sample"``.
+    n_samples : int or None, default None
+        Training set size, needed (>= 1) when ``per="epoch"``.
+    """
+
+    name = "invscaling"
+    PER = ("step", "sample", "epoch")
+
+    def __init__(self, power_t=0.5, per="step", batch_size=None, n_samples=None):
+        self.power_t = _real(self.name, "power_t", power_t, 0.0)
+        if per not in self.PER:
+            raise SpecError(
+                f"invscaling schedule per must be one of {', '.join(map(repr, self.PER))}, got {per!r}"
+            )
+        self.per = per
+        self.batch_size = None if batch_size is None else _int(self.name, "batch_size", batch_size, 1)
+        self.n_samples = None if n_samples is None else _int(self.name, "n_samples", n_samples, 1)
+        if per == "sample" and self.batch_size is None:
+            raise SpecError("invscaling schedule per='sample' needs batch_size (an integer >= 1)")
+        if per == "epoch" and self.n_samples is None:
+            raise SpecError("invscaling schedule per='epoch' needs n_samples (an integer >= 1)")
+
+    def lr(self, base_lr, step, epoch):
+        """See :meth:`Schedule.lr`."""
+        if self.per == "step":
+            t = step
+        elif self.per == "sample":
+            t = step * self.batch_size
+        else:
+            t = epoch * self.n_samples
+        return float(base_lr) / (t + 1) ** self.power_t
+
+    def get_config(self):
+        """Return the constructor arguments."""
+        return {
+            "power_t": self.power_t,
+            "per": self.per,
+            "batch_size": self.batch_size,
+            "n_samples": self.n_samples,
+        }
+
+
+class Plateau(Schedule):
+    """Divide the learning rate when the training loss stops improving.
+
+    scikit-learn's ``learning_rate="adaptive"``. After every epoch with
+    training loss L (``best`` starts undefined, ``bad`` at 0)::
+
+        if best is undefined or L <= best - tol:  bad = 0       (improved)
+        else:                                     bad = bad + 1  (also when L is NaN)
+        if L < best (or best undefined):          best = L
+        if bad >= n_iter_no_change:
+            bad = 0
+            if lr > min_lr: lr = max(lr / factor, min_lr)
+            else:           exhausted = True
+
+    where lr = base_lr * scale and ``scale`` (initially 1) holds the
+    reductions. So with the default ``n_iter_no_change=2`` the rate is
+    divided by 5 each time two consecutive epochs fail to lower the best
+    loss by at least ``tol`` -- the behaviour scikit-learn documents.
+
+    Parameters
+    ----------
+    factor : float, default 5.0
+        Divisor applied at each reduction, > 1.
+    tol : float, default 1e-4
+        Minimum decrease of the loss that counts as an improvement, >= 0.
+    n_iter_no_change : int, default 2
+        Consecutive non-improving epochs that trigger a reduction, >= 1.
+    min_lr : float, default 1e-6
+        Floor: the rate is never divided below it, and once it is there
+        further stalls only set :attr:`exhausted`.
+
+    Attributes
+    ----------
+    exhausted : bool
+        True once a reduction was due while the rate was already at
+        ``min_lr`` (scikit-learn stops training at this point; the
+        training loop may do the same).
+
+    Notes
+    -----
+    scikit-learn's code counts the same way but reduces when the count
+    *exceeds* ``n_iter_no_change`` (default 10, i.e. after 11 bad epochs,
+    not the two its documentation mentions), so ``MLPClassifier(
+    learning_rate="adaptive", n_iter_no_change=k)`` corresponds to
+    ``n_iter_no_change=k + 1`` here. scikit-learn also divides whenever
+    lr > 1e-6 (possibly landing below 1e-6) and stops training instead of
+    holding the rate; here the rate is clamped at ``min_lr``.
+    """
+
+    name = "plateau"
+
+    def __init__(self, factor=5.0, tol=1e-4, n_iter_no_change=2, min_lr=1e-6):
+        self.factor = _real(self.name, "factor", factor, 1.0, low_open=True)
+        self.tol = _real(self.name, "tol", tol, 0.0)
+        self.n_iter_no_change = _int(self.name, "n_iter_no_change", n_iter_no_change, 1)
+        self.min_lr = _real(self.name, "min_lr", min_lr, 0.0)
+        self.scale = 1.0
+        self.best_loss = None
+        self.bad_epochs = 0
+        self.exhausted = False
+        self.n_reductions = 0
+        self._last_base = None
+
+    def lr(self, base_lr, step, epoch):
+        """See :meth:`Schedule.lr`."""
+        base = float(base_lr)
+        self._last_base = base
+        lr = base * self.scale
+        if self.n_reductions:
+            lr = max(lr, min(self.min_lr, base))
+        return lr
+
+    def epoch_end(self, epoch, train_loss):
+        """Update the stall counter and reduce the rate if it is due.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch that just ended, 0-based (unused).
+        train_loss : float
+            Its mean training loss.
+
+        Returns
+        -------
+        None
+        """
+        loss = float(train_loss)
+        finite = not math.isnan(loss)
+        if finite and (self.best_loss is None or loss <= self.best_loss - self.tol):
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        if finite and (self.best_loss is None or loss < self.best_loss):
+            self.best_loss = loss
+        if self.bad_epochs >= self.n_iter_no_change:
+            self.bad_epochs = 0
+            current = None if self._last_base is None else self._last_base * self.scale
+            if current is not None and current <= self.min_lr:
+                self.exhausted = True
+            else:
+                self.scale /= self.factor
+                self.n_reductions += 1
+
+    def get_config(self):
+        """Return the constructor arguments."""
+        return {
+            "factor": self.factor,
+            "tol": self.tol,
+            "n_iter_no_change": self.n_iter_no_change,
+            "min_lr": self.min_lr,
+        }
+
+    def _state(self):
+        return {
+            "scale": self.scale,
+            "best_loss": self.best_loss,
+            "bad_epochs": self.bad_epochs,
+            "exhausted": self.exhausted,
+            "n_reductions": self.n_reductions,
+            "last_base_lr": self._last_base,
+        }
+
+    def _set_state(self, state):
+        self.scale = float(state["scale"])
+        self.best_loss = None if state["best_loss"] is None else float(state["best_loss"])
+        self.bad_epochs = int(state["bad_epochs"])
+        self.exhausted = bool(state["exhausted"])
+        self.n_reductions = int(state["n_reductions"])
+        self._last_base = None if state["last_base_lr"] is None else float(state["last_base_lr"])
+
+
+REGISTRY = Registry(
+    "schedule",
+    Schedule,
+    aliases={"adaptive": "plateau", "reduce_on_plateau": "plateau", "cosine_annealing": "cosine"},
+)
+register = REGISTRY.register
+names = REGISTRY.names
+
+for _cls in (Constant, StepDecay, ExponentialDecay, Cosine, InvScaling, Plateau):
+    register(_cls)
+
+
+def get(identifier):
+    """Return a :class:`Schedule` for a name, a config dict or an instance.
+
+    Parameters
+    ----------
+    identifier : str, dict or Schedule
+        ``"constant"``, ``{"name": "step", "step_size": 5}``, or an
+        instance (returned unchanged).
+
+    Returns
+    -------
+    Schedule
+
+    Raises
+    ------
+    SpecError
+        For an unknown name (the valid ones are listed) or bad parameters.
+    """
+    return REGISTRY.get(identifier)

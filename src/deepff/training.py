@@ -1,0 +1,543 @@
+"""The training loop: mini-batches, shuffling, schedules, callbacks, history.
+
+One epoch, for a network ``net`` and an optimizer ``opt``::
+
+    order = shuffle_rng.permutation(n)                 # a new order every epoch
+    for each slice of ``batch_size`` indices (the last one may be shorter):
+        x, y = X[idx], Y[idx]                          # contiguous gather
+        net.forward(x, training=True)                  # a^l, h^l for every layer
+        J = loss(h^L, y) + penalty(W)                  # must stay finite
+        net.backward(y)                                # dJ/dtheta into net.params.grad
+        penalty.add_grad(...); clip_grad_norm(...)     # optional
+        opt.lr = schedule(...)                         # optional
+        opt.step(theta, grad)                          # the only place weights change
+        apply_max_norm(...)                            # optional
+
+The architecture (:mod:`deepff.network`) knows nothing of this loop, and
+the optimizers (:mod:`deepff.optimizers`) know nothing of layers.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+
+import numpy as np
+
+from . import optimizers as _optimizers
+from . import schedules as _schedules
+from .errors import DivergenceError, InputError, SpecError
+from .regularizers import Penalty, apply_max_norm, clip_grad_norm
+
+__all__ = ["History", "Callback", "EarlyStopping", "Trainer", "class_weights"]
+
+
+class History:
+    """Per-epoch records of a training run.
+
+    Attributes
+    ----------
+    records : list of dict
+        One dict per epoch with "epoch" (1-based), "loss" (mean training
+        loss over the epoch's mini-batches, penalty included), "accuracy"
+        (classification), "val_loss" / "val_accuracy" (with validation
+        data), "lr" and "seconds" (wall time of the epoch).
+    interrupted : bool
+        True when training stopped early on Ctrl-C.
+    stopped_early : bool
+        True when early stopping ended the run.
+    """
+
+    def __init__(self, records=None):
+        self.records = list(records or [])
+        self.interrupted = False
+        self.stopped_early = False
+
+    def __getitem__(self, key):
+        """Return the list of values of ``key`` over the epochs."""
+        return [r.get(key) for r in self.records]
+
+    def __len__(self):
+        return len(self.records)
+
+    def __repr__(self):
+        return f"History(epochs={len(self.records)})"
+
+
+class Callback:
+    """Hooks called by :class:`Trainer`; override the ones you need."""
+
+    def on_train_begin(self, trainer):
+        """Called once before the first epoch."""
+
+    def on_epoch_begin(self, trainer, epoch):
+        """Called before each epoch (``epoch`` is 0-based)."""
+
+    def on_batch_end(self, trainer, step, batch_size, loss):
+        """Called after each optimizer step."""
+
+    def on_epoch_end(self, trainer, record):
+        """Called after each epoch with its history record."""
+
+    def on_train_end(self, trainer):
+        """Called once when training ends (also on Ctrl-C and early stop)."""
+
+
+class EarlyStopping:
+    """Stop when a monitored quantity stops improving.
+
+    Parameters
+    ----------
+    monitor : {"val_loss", "val_accuracy", "loss"}, default "val_loss"
+    patience : int, default 5
+        Epochs without an improvement larger than ``min_delta`` before
+        stopping.
+    min_delta : float, default 0.0
+    restore_best : bool, default True
+        Put back the weights of the best epoch when stopping (and at the
+        end of training).
+    """
+
+    def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, restore_best=True):
+        from .spec import parse_early_stopping
+
+        cfg = parse_early_stopping({"monitor": monitor, "patience": patience,
+                                    "min_delta": min_delta, "restore_best": restore_best})
+        self.monitor, self.patience = cfg["monitor"], cfg["patience"]
+        self.min_delta, self.restore_best = float(cfg["min_delta"]), cfg["restore_best"]
+        self.best = None
+        self.best_epoch = None
+        self.wait = 0
+        self.best_theta = None
+        self.best_buffers = None
+
+    def _better(self, value):
+        if self.best is None:
+            return True
+        if self.monitor.endswith("accuracy"):
+            return value > self.best + self.min_delta
+        return value < self.best - self.min_delta
+
+    def update(self, record, network):
+        """Record an epoch; return True when training should stop.
+
+        Parameters
+        ----------
+        record : dict
+            The epoch's history record.
+        network : FeedForward
+
+        Returns
+        -------
+        bool
+        """
+        value = record.get(self.monitor)
+        if value is None:
+            raise InputError(f"early stopping monitors {self.monitor!r}, which this run does not "
+                             "compute; give validation data or a validation_split, or monitor 'loss'")
+        if self._better(value):
+            self.best, self.best_epoch, self.wait = value, record["epoch"], 0
+            if self.restore_best:
+                self.best_theta = network.params.theta.copy()
+                self.best_buffers = {k: v.copy() for k, v in network.buffers().items()}
+            return False
+        self.wait += 1
+        return self.wait >= self.patience
+
+    def restore(self, network):
+        """Copy the best weights back into ``network`` (if kept)."""
+        if self.restore_best and self.best_theta is not None:
+            network.params.theta[...] = self.best_theta
+            for k, v in network.buffers().items():
+                v[...] = self.best_buffers[k]
+
+    def get_config(self):
+        """Return the constructor arguments."""
+        return {"monitor": self.monitor, "patience": self.patience,
+                "min_delta": self.min_delta, "restore_best": self.restore_best}
+
+    def state_dict(self):
+        """Return the state needed to resume (scalars and arrays)."""
+        state = {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+        if self.best_theta is not None:
+            state["best_theta"] = self.best_theta
+            for k, v in self.best_buffers.items():
+                state["best_buffer." + k] = v
+        return state
+
+    def load_state_dict(self, state):
+        """Restore :meth:`state_dict`'s output."""
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], int(state["wait"])
+        self.best_theta = state.get("best_theta")
+        self.best_buffers = {k[len("best_buffer."):]: v for k, v in state.items()
+                             if k.startswith("best_buffer.")}
+
+
+def class_weights(labels, class_weight, n_classes):
+    """Per-sample weights from a class-weight setting.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_samples,)
+        Integer class labels 0..n_classes-1.
+    class_weight : "balanced", dict or None
+        "balanced" gives class c the weight n_samples / (n_classes * n_c),
+        as scikit-learn defines it; a dict maps class index to weight.
+    n_classes : int
+
+    Returns
+    -------
+    ndarray of shape (n_samples,) or None
+    """
+    if class_weight is None:
+        return None
+    labels = np.asarray(labels, dtype=np.int64)
+    if class_weight == "balanced":
+        counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+        per_class = np.where(counts > 0, labels.size / (n_classes * np.maximum(counts, 1)), 0.0)
+    elif isinstance(class_weight, dict):
+        per_class = np.ones(n_classes)
+        for c, wt in class_weight.items():
+            if not (isinstance(c, (int, np.integer)) and 0 <= c < n_classes):
+                raise InputError(f"class_weight names class {c!r}; valid classes are 0..{n_classes - 1}")
+            per_class[int(c)] = float(wt)
+    else:
+        raise InputError(f"class_weight must be 'balanced', a dict or None, got {class_weight!r}")
+    return per_class[labels]
+
+
+class _InterruptFlag:
+    """Turns the first Ctrl-C into a request to stop after the current step."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    """Mini-batch training of a :class:`~deepff.network.FeedForward`.
+
+    Parameters
+    ----------
+    network : FeedForward
+        A built network (its dtype decides the dtype of the data).
+    optimizer : str, dict or Optimizer, default "sgd"
+        See :mod:`deepff.optimizers`; ``"lbfgs"`` trains full-batch.
+    schedule : str, dict or Schedule, optional
+        Learning-rate schedule (see :mod:`deepff.schedules`).
+    penalty : Penalty or dict, optional
+        Weight penalty (L1/L2/elastic net).
+    clip_norm : float, optional
+        Clip the global gradient norm to this value before each step.
+    epochs : int, default 10
+    batch_size : int, default 32
+    shuffle : bool, default True
+    early_stopping : EarlyStopping or dict, optional
+    callbacks : list of Callback, optional
+
+    Attributes
+    ----------
+    epoch : int
+        Epochs completed so far.
+    step : int
+        Optimizer steps taken so far.
+    history : History
+    """
+
+    def __init__(self, network, optimizer="sgd", schedule=None, penalty=None, clip_norm=None,
+                 epochs=10, batch_size=32, shuffle=True, early_stopping=None, callbacks=None):
+        from .spec import parse_regularization
+
+        self.network = network
+        self.optimizer = _optimizers.get(optimizer)
+        self.schedule = None if schedule is None else _schedules.get(schedule)
+        if penalty is not None and not isinstance(penalty, Penalty):
+            penalty = parse_regularization(penalty)
+        self.penalty = penalty if penalty is not None and penalty.active else None
+        if clip_norm is not None and not (isinstance(clip_norm, (int, float)) and clip_norm > 0):
+            raise SpecError(f"clip_norm must be a positive number or None, got {clip_norm!r}")
+        self.clip_norm = clip_norm
+        for name, v in (("epochs", epochs), ("batch_size", batch_size)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise SpecError(f"{name} must be a positive integer, got {v!r}")
+        self.epochs, self.batch_size, self.shuffle = int(epochs), int(batch_size), bool(shuffle)
+        if isinstance(early_stopping, dict) or early_stopping is True:
+            from .spec import parse_early_stopping
+
+            early_stopping = EarlyStopping(**parse_early_stopping(early_stopping))
+        self.early_stopping = early_stopping
+        self.callbacks = list(callbacks or [])
+        self.base_lr = float(getattr(self.optimizer, "lr", 0.0) or 0.0)
+        self.epoch = 0
+        self.step = 0
+        self.history = History()
+        self.stop_requested = False
+
+    # --------------------------------------------------------------- helpers
+    def _has_max_norm(self):
+        return any(layer.max_norm is not None for layer in self.network.layers)
+
+    def evaluate_prepared(self, X, Y, w=None, chunk=8192):
+        """Loss (penalty excluded) and accuracy of prepared data in evaluation mode.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+        Y : ndarray of shape (n_samples, n_outputs)
+        w : ndarray of shape (n_samples,), optional
+        chunk : int
+
+        Returns
+        -------
+        dict
+            "loss", and "accuracy" for classification.
+        """
+        net = self.network
+        n = X.shape[0]
+        total, correct = 0.0, 0.0
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            yb = Y[start:stop]
+            wb = None if w is None else w[start:stop]
+            h = net.forward(X[start:stop], training=False)
+            total += net.loss_value(yb, wb) * (stop - start)
+            if net.task == "classification":
+                correct += _n_correct(h, yb, net.multi_label)
+        out = {"loss": total / n}
+        if net.task == "classification":
+            out["accuracy"] = correct / n
+        return out
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, Y, sample_weight=None, validation_data=None):
+        """Train on prepared arrays until ``epochs`` epochs are done.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Already validated and of the network's dtype
+            (``network.prepare_inputs``).
+        Y : ndarray of shape (n_samples, n_outputs)
+            Prepared targets (``network.prepare_targets``).
+        sample_weight : ndarray of shape (n_samples,), optional
+        validation_data : tuple (X_val, Y_val) or (X_val, Y_val, w_val), optional
+            Prepared validation arrays, evaluated after every epoch.
+
+        Returns
+        -------
+        History
+
+        Raises
+        ------
+        DivergenceError
+            When the loss stops being finite.
+        """
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        try:
+            with _InterruptFlag() as flag:
+                self._flag = flag
+                if getattr(self.optimizer, "full_batch", False):
+                    self._fit_full_batch(X, Y, sample_weight, validation_data)
+                else:
+                    self._fit_minibatch(X, Y, sample_weight, validation_data)
+        finally:
+            if self.early_stopping is not None:
+                self.early_stopping.restore(self.network)
+            for cb in self.callbacks:
+                cb.on_train_end(self)
+        return self.history
+
+    def _fit_minibatch(self, X, Y, w, validation_data):
+        net, opt = self.network, self.optimizer
+        theta, grad = net.params.theta, net.params.grad
+        n, bs = X.shape[0], min(self.batch_size, X.shape[0])
+        xb = np.empty((bs, X.shape[1]), dtype=X.dtype)
+        yb = np.empty((bs, Y.shape[1]), dtype=Y.dtype)
+        wb = None if w is None else np.empty(bs, dtype=w.dtype)
+        max_norm = self._has_max_norm()
+        classification = net.task == "classification"
+        while self.epoch < self.epochs:
+            epoch = self.epoch
+            for cb in self.callbacks:
+                cb.on_epoch_begin(self, epoch)
+            t0 = time.perf_counter()
+            snapshot = theta.copy()
+            order = net.shuffle_rng.permutation(n) if self.shuffle else np.arange(n)
+            loss_sum, correct, seen = 0.0, 0.0, 0
+            for start in range(0, n, bs):
+                idx = order[start:start + bs]
+                m = idx.shape[0]
+                x, y = xb[:m], yb[:m]
+                np.take(X, idx, axis=0, out=x)               # contiguous mini-batch
+                np.take(Y, idx, axis=0, out=y)
+                wm = None if w is None else np.take(w, idx, out=wb[:m])
+                h = net.forward(x, training=True)
+                J = net.loss_value(y, wm)
+                if self.penalty is not None:
+                    J += self.penalty.value(net.params)
+                if not math.isfinite(J):
+                    self._diverged(J, epoch, snapshot)
+                net.backward(y, wm)
+                if self.penalty is not None:
+                    self.penalty.add_grad(net.params)
+                if self.clip_norm is not None:
+                    clip_grad_norm(grad, self.clip_norm)
+                if self.schedule is not None:
+                    opt.lr = self.schedule.lr(self.base_lr, self.step, epoch)
+                opt.step(theta, grad)
+                if max_norm:
+                    apply_max_norm(net.layers)
+                self.step += 1
+                loss_sum += J * m
+                seen += m
+                if classification:
+                    correct += _n_correct(h, y, net.multi_label)
+                for cb in self.callbacks:
+                    cb.on_batch_end(self, self.step, m, J)
+                if self._flag.requested:
+                    break
+            record = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1)}
+            if classification:
+                record["accuracy"] = correct / max(seen, 1)
+            if self._flag.requested and seen < n:
+                self.history.interrupted = True
+                self.stop_requested = True
+                return
+            self._end_epoch(record, epoch, t0, validation_data)
+            if self.stop_requested or self._flag.requested:
+                self.history.interrupted = self._flag.requested
+                return
+
+    def _end_epoch(self, record, epoch, t0, validation_data):
+        net = self.network
+        if validation_data is not None:
+            val = self.evaluate_prepared(*validation_data)
+            record.update({"val_" + k: v for k, v in val.items()})
+        record["lr"] = float(getattr(self.optimizer, "lr", float("nan")))
+        record["seconds"] = time.perf_counter() - t0
+        if self.schedule is not None:
+            self.schedule.epoch_end(epoch, record["loss"])
+        self.epoch += 1
+        self.history.records.append(record)
+        if self.early_stopping is not None and self.early_stopping.update(record, net):
+            self.history.stopped_early = True
+            self.stop_requested = True
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, record)
+
+    def _diverged(self, J, epoch, snapshot):
+        theta = self.network.params.theta
+        if not np.isfinite(theta).all():
+            theta[...] = snapshot
+            kept = f"the weights from the start of epoch {epoch + 1} were restored"
+        else:
+            kept = "the last (finite) weights were kept"
+        lr = getattr(self.optimizer, "lr", None)
+        hint = f" (it is {lr:g})" if isinstance(lr, (int, float)) else ""
+        raise DivergenceError(
+            f"training diverged: the loss became {J} at epoch {epoch + 1}, step {self.step + 1}; "
+            f"{kept}. Try a lower learning rate{hint}, gradient clipping or standardised inputs."
+        )
+
+    def _fit_full_batch(self, X, Y, w, validation_data):
+        net = self.network
+        theta, grad = net.params.theta, net.params.grad
+        t0 = time.perf_counter()
+        losses_seen = []
+
+        def fun(theta64):
+            theta[...] = theta64
+            net.forward(X, training=True)
+            J = net.loss_value(Y, w)
+            if self.penalty is not None:
+                J += self.penalty.value(net.params)
+            if not math.isfinite(J):
+                raise DivergenceError(f"training diverged: L-BFGS reached a non-finite loss ({J})")
+            net.backward(Y, w)
+            if self.penalty is not None:
+                self.penalty.add_grad(net.params)
+            losses_seen.append(J)
+            return J, grad.astype(np.float64)
+
+        result, n_iter, _ = self.optimizer.minimize(fun, theta.astype(np.float64))
+        theta[...] = result
+        record = {"epoch": self.epoch + n_iter, "loss": float(fun(result)[0])}
+        if net.task == "classification":
+            record["accuracy"] = self.evaluate_prepared(X, Y, w).get("accuracy")
+        self.epoch += n_iter - 1
+        self._end_epoch(record, self.epoch, t0, validation_data)
+        self.step += n_iter
+
+    # ------------------------------------------------------------ checkpoint
+    def state_dict(self):
+        """Everything needed to continue this run exactly.
+
+        Returns
+        -------
+        dict
+            Nested dict of scalars, strings and arrays: weights, buffers,
+            optimizer, schedule and early-stopping state, generator states,
+            counters and the history.
+        """
+        net = self.network
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "base_lr": self.base_lr,
+            "theta": net.params.theta.copy(),
+            "buffers": {k: v.copy() for k, v in net.buffers().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": None if self.schedule is None else self.schedule.state_dict(),
+            "early_stopping": None if self.early_stopping is None else self.early_stopping.state_dict(),
+            "shuffle_rng": net.shuffle_rng.bit_generator.state,
+            "dropout_rng": net.dropout_rng.bit_generator.state,
+            "history": [dict(r) for r in self.history.records],
+        }
+
+    def load_state_dict(self, state):
+        """Restore :meth:`state_dict`'s output into this trainer and its network.
+
+        Parameters
+        ----------
+        state : dict
+        """
+        net = self.network
+        net.params.theta[...] = state["theta"]
+        for k, v in net.buffers().items():
+            v[...] = state["buffers"][k]
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule is not None and state.get("schedule") is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        if self.early_stopping is not None and state.get("early_stopping") is not None:
+            self.early_stopping.load_state_dict(state["early_stopping"])
+        net.shuffle_rng.bit_generator.state = state["shuffle_rng"]
+        net.dropout_rng.bit_generator.state = state["dropout_rng"]
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.base_lr = float(state["base_lr"])
+        self.history = History(state["history"])
+
+
+def _n_correct(h, y, multi_label):
+    """Number of correctly classified rows of a batch (float)."""
+    if multi_label:
+        return float(((h >= 0.5) == (y >= 0.5)).all(axis=1).sum())
+    if h.shape[1] == 1:
+        return float(((h[:, 0] >= 0.5) == (y[:, 0] >= 0.5)).sum())
+    return float((h.argmax(axis=1) == y.argmax(axis=1)).sum())

@@ -1,0 +1,216 @@
+"""Losses: values against hand formulas, gradients against differences,
+sample weights, Huber's delta, fused (from-logits) paths, registry."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.special import expit, log_softmax
+
+from deepff import Dense, FeedForward, losses
+from deepff.errors import SpecError
+
+LOSSES = ["neg_log_likelihood", "mse", "mae", "huber", "binary_cross_entropy"]
+
+
+def _data(loss, n=5, k=3, seed=0):
+    """Outputs h and targets y that suit ``loss`` (probabilities for NLL/BCE)."""
+    rng = np.random.default_rng(seed)
+    if loss == "neg_log_likelihood":
+        h = expit(rng.normal(size=(n, k)))
+        h /= h.sum(axis=1, keepdims=True)
+        y = np.eye(k)[rng.integers(0, k, size=n)]
+    elif loss == "binary_cross_entropy":
+        h = expit(rng.normal(size=(n, k)))
+        y = rng.integers(0, 2, size=(n, k)).astype(float)
+    else:
+        h = rng.normal(size=(n, k))
+        y = rng.normal(size=(n, k))
+    return h, y
+
+
+def test_hand_computed_values():
+    h = np.array([[0.5, 0.2, 0.3], [0.1, 0.6, 0.3]])
+    y = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    nll = losses.get("neg_log_likelihood").value(h, y)
+    assert nll == pytest.approx(-(math.log(0.5) + math.log(0.3)) / 2, rel=1e-14)
+
+    hr = np.array([[1.0, 2.0], [0.0, -1.0]])
+    yr = np.array([[0.0, 0.0], [0.5, 1.0]])
+    # residuals 1, 2, -0.5, -2 over n k = 4 elements
+    assert losses.get("mse").value(hr, yr) == pytest.approx((1 + 4 + 0.25 + 4) / 4, rel=1e-14)
+    assert losses.get("mae").value(hr, yr) == pytest.approx((1 + 2 + 0.5 + 2) / 4, rel=1e-14)
+    # huber delta 1: 0.5, 1*(2-0.5), 0.125, 1.5
+    assert losses.get("huber").value(hr, yr) == pytest.approx((0.5 + 1.5 + 0.125 + 1.5) / 4, rel=1e-14)
+
+    hb = np.array([[0.9, 0.2], [0.4, 0.7]])
+    yb = np.array([[1.0, 0.0], [1.0, 0.0]])
+    bce = -(math.log(0.9) + math.log(0.8) + math.log(0.4) + math.log(0.3)) / 4
+    assert losses.get("binary_cross_entropy").value(hb, yb) == pytest.approx(bce, rel=1e-14)
+
+
+def test_nll_with_probability_targets():
+    h = np.array([[0.25, 0.75]])
+    y = np.array([[0.4, 0.6]])
+    expected = -(0.4 * math.log(0.25) + 0.6 * math.log(0.75))
+    assert losses.get("nll").value(h, y) == pytest.approx(expected, rel=1e-14)
+
+
+@pytest.mark.parametrize("delta, r, per", [(1.0, 0.5, 0.125), (1.0, 3.0, 2.5), (0.5, 0.4, 0.08),
+                                           (0.5, 2.0, 0.875), (2.0, -3.0, 4.0), (2.0, 1.0, 0.5)])
+def test_huber_delta(delta, r, per):
+    loss = losses.get({"name": "huber", "delta": delta})
+    assert loss.delta == delta
+    h, y = np.array([[r]]), np.array([[0.0]])
+    assert loss.value(h, y) == pytest.approx(per, rel=1e-14)
+    assert loss.grad(h, y)[0, 0] == pytest.approx(float(np.clip(r, -delta, delta)), rel=1e-14)
+
+
+@pytest.mark.parametrize("delta", [0, -1.0])
+def test_huber_rejects_non_positive_delta(delta):
+    with pytest.raises(SpecError, match="delta"):
+        losses.get({"name": "huber", "delta": delta})
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_grad_matches_central_difference(name):
+    h, y = _data(name)
+    loss = losses.get(name)
+    g = loss.grad(h, y)
+    eps = 1e-6
+    num = np.empty_like(h)
+    for idx in np.ndindex(*h.shape):
+        hp, hm = h.copy(), h.copy()
+        hp[idx] += eps
+        hm[idx] -= eps
+        num[idx] = (loss.value(hp, y) - loss.value(hm, y)) / (2 * eps)
+    np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_grad_matches_closed_form(name):
+    h, y = _data(name)
+    n, k = h.shape
+    closed = {
+        "neg_log_likelihood": -y / h / n,
+        "mse": 2 * (h - y) / (n * k),
+        "mae": np.sign(h - y) / (n * k),
+        "huber": np.clip(h - y, -1, 1) / (n * k),
+        "binary_cross_entropy": (h - y) / (h * (1 - h)) / (n * k),
+    }[name]
+    np.testing.assert_allclose(losses.get(name).grad(h, y), closed, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_sample_weights_scale_per_sample_terms(name):
+    h, y = _data(name)
+    n = h.shape[0]
+    loss = losses.get(name)
+    per = np.array([loss.value(h[i:i + 1], y[i:i + 1]) for i in range(n)])  # each a mean over 1 row
+    w = np.array([0.0, 1.0, 2.0, 0.5, 3.0])
+    # J_w = (1/n) sum_i w_i l_i: the denominator stays n, weights are not renormalised
+    assert loss.value(h, y, w) == pytest.approx(float(np.dot(w, per)) / n, rel=1e-12)
+    assert loss.value(h, y, np.full(n, 2.0)) == pytest.approx(2 * loss.value(h, y), rel=1e-13)
+    assert loss.value(h, y, np.ones(n)) == pytest.approx(loss.value(h, y), rel=1e-14)
+    g, gw = loss.grad(h, y), loss.grad(h, y, w)
+    np.testing.assert_allclose(gw, g * w[:, None], rtol=1e-13, atol=1e-16)
+    assert not gw[0].any()  # zero weight, zero gradient
+
+
+def test_grad_out_argument():
+    h, y = _data("mse")
+    out = np.empty_like(h)
+    r = losses.get("mse").grad(h, y, out=out)
+    assert r is out
+    np.testing.assert_allclose(out, 2 * (h - y) / h.size)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nll_general_path_clips_and_stays_consistent(dtype):
+    """h = 0 for the true class: a finite value and a zero gradient at the clip."""
+    h = np.array([[0.0, 1.0], [0.5, 0.5]], dtype=dtype)
+    y = np.array([[1.0, 0.0], [1.0, 0.0]], dtype=dtype)
+    loss = losses.get("neg_log_likelihood")
+    eps = 1e-15 if dtype == np.float64 else 1e-7
+    assert loss.value(h, y) == pytest.approx((-math.log(eps) - math.log(0.5)) / 2, rel=1e-6)
+    g = loss.grad(h, y)
+    assert np.isfinite(g).all() and g[0, 0] == 0.0
+    assert g[1, 0] == pytest.approx(-1 / (0.5 * 2), rel=1e-6)
+
+
+def test_nll_from_logits_equals_general_path_and_logsumexp():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(6, 4))
+    y = np.eye(4)[rng.integers(0, 4, size=6)]
+    w = rng.uniform(0.5, 2.0, size=6)
+    loss = losses.get("neg_log_likelihood")
+    h = np.exp(log_softmax(a, axis=1))
+    assert loss.value_from_logits(a, y, w) == pytest.approx(loss.value(h, y, w), rel=1e-12)
+    expected = -np.dot(w, (y * log_softmax(a, axis=1)).sum(axis=1)) / 6
+    assert loss.value_from_logits(a, y, w) == pytest.approx(expected, rel=1e-13)
+    np.testing.assert_allclose(loss.grad_from_logits(a, h, y, w), (h - y) * w[:, None] / 6, rtol=1e-14)
+
+
+def test_nll_from_logits_is_finite_for_huge_logits():
+    a = np.array([[800.0, -800.0, 0.0], [-900.0, 900.0, 1.0]])
+    y = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        v = losses.get("neg_log_likelihood").value_from_logits(a, y)
+    assert v == pytest.approx((1600.0 + 1800.0) / 2, rel=1e-14)
+
+
+def test_bce_from_logits_equals_general_path_and_is_finite_for_huge_logits():
+    rng = np.random.default_rng(6)
+    a = rng.normal(scale=3.0, size=(5, 3))
+    y = rng.integers(0, 2, size=(5, 3)).astype(float)
+    loss = losses.get("binary_cross_entropy")
+    h = expit(a)
+    assert loss.value_from_logits(a, y) == pytest.approx(loss.value(h, y), rel=1e-10)
+    np.testing.assert_allclose(loss.grad_from_logits(a, h, y), (h - y) / a.size, rtol=1e-14)
+    big = np.array([[1000.0, -1000.0]])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        v = loss.value_from_logits(big, np.array([[0.0, 1.0]]))
+    assert v == pytest.approx(1000.0, rel=1e-14)  # (1000 + 1000) / 2
+
+
+def test_integer_labels_equal_one_hot_through_the_network():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(8, 4))
+    labels = rng.integers(0, 3, size=8)
+    net = FeedForward([Dense(5, "tanh"), Dense(3, "softmax")], loss="neg_log_likelihood",
+                      n_features=4, dtype="float64", seed=0)
+    Y_lab = net.prepare_targets(labels, 8)
+    Y_hot = net.prepare_targets(np.eye(3)[labels], 8)
+    np.testing.assert_array_equal(Y_lab, Y_hot)
+    np.testing.assert_array_equal(net.prepare_targets(labels.reshape(-1, 1), 8), Y_hot)
+    Xp = net.prepare_inputs(X)
+    for fused in (True, False):
+        net.allow_fused = fused
+        h = net.forward(Xp).copy()
+        expected = -np.mean(np.log(h[np.arange(8), labels]))
+        assert net.loss_value(Y_lab) == pytest.approx(expected, rel=1e-12)
+        assert net.loss_value(Y_hot) == net.loss_value(Y_lab)
+
+
+@pytest.mark.parametrize("alias, name", [("nll", "neg_log_likelihood"), ("cross_entropy", "neg_log_likelihood"),
+                                         ("bce", "binary_cross_entropy"), ("MSE", "mse"),
+                                         ("mean_absolute_error", "mae"), ("huber", "huber")])
+def test_aliases(alias, name):
+    assert losses.get(alias).name == name
+
+
+def test_tasks_and_fused_pairs():
+    assert losses.get("neg_log_likelihood").fused_activation == "softmax"
+    assert losses.get("binary_cross_entropy").fused_activation == "sigmoid"
+    for name in ("mse", "mae", "huber"):
+        loss = losses.get(name)
+        assert loss.task == "regression" and loss.fused_activation is None
+        with pytest.raises(NotImplementedError):
+            loss.value_from_logits(np.zeros((1, 1)), np.zeros((1, 1)))
+
+
+def test_unknown_loss_lists_choices():
+    with pytest.raises(SpecError) as exc:
+        losses.get("hinge")
+    msg = str(exc.value)
+    assert "hinge" in msg and "'neg_log_likelihood'" in msg and "'mse'" in msg
