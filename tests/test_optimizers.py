@@ -28,9 +28,9 @@ N_STEPS = 5
 
 
 # ------------------------------------------------------------------------ references
-def ref_sgd(theta0, c, steps, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+def ref_sgd(theta0, c, target, steps, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
     out = []
-    for th, ci, mi in zip(theta0, c, M):
+    for th, ci, mi in zip(theta0, c, target, strict=True):
         buf = None
         for _ in range(steps):
             g = ci * (th - mi)
@@ -46,10 +46,10 @@ def ref_sgd(theta0, c, steps, lr, momentum=0.0, dampening=0.0, nesterov=False, w
     return out
 
 
-def ref_adagrad(theta0, c, steps, lr=0.01, lr_decay=0.0, weight_decay=0.0,
+def ref_adagrad(theta0, c, target, steps, lr=0.01, lr_decay=0.0, weight_decay=0.0,
                 initial_accumulator_value=0.0, eps=1e-10):
     out = []
-    for th, ci, mi in zip(theta0, c, M):
+    for th, ci, mi in zip(theta0, c, target, strict=True):
         s = initial_accumulator_value
         for t in range(1, steps + 1):
             g = ci * (th - mi) + weight_decay * th
@@ -60,10 +60,10 @@ def ref_adagrad(theta0, c, steps, lr=0.01, lr_decay=0.0, weight_decay=0.0,
     return out
 
 
-def ref_rmsprop(theta0, c, steps, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0,
+def ref_rmsprop(theta0, c, target, steps, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0,
                 momentum=0.0, centered=False):
     out = []
-    for th, ci, mi in zip(theta0, c, M):
+    for th, ci, mi in zip(theta0, c, target, strict=True):
         v = 0.0
         gave = 0.0
         b = 0.0
@@ -83,11 +83,11 @@ def ref_rmsprop(theta0, c, steps, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.
     return out
 
 
-def ref_adam(theta0, c, steps, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+def ref_adam(theta0, c, target, steps, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
              amsgrad=False, decoupled=False):
     b1, b2 = betas
     out = []
-    for th, ci, mi in zip(theta0, c, M):
+    for th, ci, mi in zip(theta0, c, target, strict=True):
         m = 0.0
         v = 0.0
         vmax = 0.0
@@ -110,8 +110,9 @@ def ref_adam(theta0, c, steps, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_dec
     return out
 
 
-def ref_adamw(theta0, c, steps, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False):
-    return ref_adam(theta0, c, steps, lr, betas, eps, weight_decay, amsgrad, decoupled=True)
+def ref_adamw(theta0, c, target, steps, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01,
+              amsgrad=False):
+    return ref_adam(theta0, c, target, steps, lr, betas, eps, weight_decay, amsgrad, decoupled=True)
 
 
 REFS = {"sgd": ref_sgd, "adagrad": ref_adagrad, "rmsprop": ref_rmsprop, "adam": ref_adam, "adamw": ref_adamw}
@@ -166,7 +167,7 @@ def test_matches_scalar_reference(case):
     name, kw = case
     opt = optimizers.get({"name": name, **kw})
     theta = run(opt, np.array(THETA0), N_STEPS)
-    expected = REFS[name](THETA0, C, N_STEPS, **kw)
+    expected = REFS[name](THETA0, C, M, N_STEPS, **kw)
     assert_allclose(theta, expected, rtol=1e-12, atol=0)
     assert opt.t == N_STEPS
 
@@ -207,7 +208,7 @@ def test_lr_is_read_at_every_step():
         opt.lr = lr
         opt.step(theta, gradient(theta))
     expected = []
-    for th, ci, mi in zip(THETA0, C, M):
+    for th, ci, mi in zip(THETA0, C, M, strict=True):
         buf = None
         for lr in lrs:
             g = ci * (th - mi)

@@ -376,7 +376,7 @@ def cmd_train(args):
         n_outputs = 1 if y_train.ndim == 1 else y_train.shape[1]
 
     if data.name == "mnist":
-        scaler = Standardizer.from_dict({"mean": [0.0] * data.n_features, "scale": [1.0] * data.n_features})
+        scaler = Standardizer.from_dict({"mean": [0.0] * data.n_features, "std": [1.0] * data.n_features})
     else:
         scaler = Standardizer().fit(data.X_train)
     X_train = scaler.transform(data.X_train, dtype=dtype)
@@ -407,6 +407,8 @@ def cmd_train(args):
     batch_size = args.batch_size or training.get("batch_size", defaults["batch_size"])
     val_split = args.validation_split if args.validation_split is not None \
         else training.get("validation_split", 0.0)
+    if training.get("early_stopping") and not val_split:
+        val_split = 0.1  # early stopping must never look at the test split
     train_cfg = {**training, "optimizer": opt, "epochs": epochs, "batch_size": batch_size,
                  "validation_split": val_split}
 

@@ -66,7 +66,8 @@ def _real(owner, param, value, low, low_open=False):
     if not bad:
         bad = value <= low if low_open else value < low
     if bad:
-        raise SpecError(f"{owner} schedule {param} must be {'>' if low_open else '>='} {low:g}, got {value!r}")
+        relation = ">" if low_open else ">="
+        raise SpecError(f"{owner} schedule {param} must be {relation} {low:g}, got {value!r}")
     return float(value)
 
 

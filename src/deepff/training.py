@@ -373,6 +373,8 @@ class Trainer:
         wb = None if w is None else np.empty(bs, dtype=w.dtype)
         max_norm = self._has_max_norm()
         classification = net.task == "classification"
+        if self.schedule is not None and getattr(self.schedule, "total_steps", 0) is None:
+            self.schedule.total_steps = self.epochs * -(-n // bs)   # e.g. cosine: anneal over the run
         while self.epoch < self.epochs:
             epoch = self.epoch
             for cb in self.callbacks:

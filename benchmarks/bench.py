@@ -1,0 +1,323 @@
+"""deepff against PyTorch (eager, CPU) and scikit-learn, interleaved in one run.
+
+Usage::
+
+    python benchmarks/bench.py                   # full suite, table on stdout
+    python benchmarks/bench.py --json out.json   # also write the results as JSON
+    python benchmarks/bench.py --quick           # tiny sizes: proves the script works
+
+Every workload is run by each available implementation in turn (A B C A B C
+...) for ``--rounds`` rounds after one warm-up round, and the table reports
+medians and deepff/peer ratios (below 1 means deepff is faster). The
+"gemm floor" is the time numpy's BLAS needs for just the matrix products of
+one epoch of the same network (3 forward, 3 weight-gradient and 2
+input-gradient products per step): no engine can train faster than that.
+
+Workloads: MNIST 784-256-128-10 (SGD lr 0.1 and Adam lr 1e-3) at batch 32,
+128 and 512; the wide 784-2048-2048-10 at batch 256 (SGD); inference over
+the 10,000 test images; ``import deepff`` time; peak RSS of one MNIST
+training epoch in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
+
+
+# ------------------------------------------------------------------- data
+def load_data(quick):
+    """Return (X_train, y_train, X_test, y_test) as float32 in [0, 1] / int64."""
+    if quick or not MNIST.exists():
+        rng = np.random.default_rng(0)
+        n, d = (512, 784) if quick else (60000, 784)
+        X = rng.random((n, d), dtype=np.float32)
+        y = rng.integers(0, 10, n)
+        return X, y, X[:256].copy(), y[:256].copy()
+    from deepff.datasets import load_mnist
+
+    Xtr, ytr, Xte, yte = load_mnist(str(MNIST))
+    return (Xtr.astype(np.float32) / 255, ytr, Xte.astype(np.float32) / 255, yte)
+
+
+# -------------------------------------------------------------- runners
+class DeepffRunner:
+    """One deepff network trained epoch by epoch."""
+
+    name = "deepff"
+
+    def __init__(self, sizes, optimizer, lr, batch, X, y):
+        import deepff
+
+        layers = [deepff.Dense(n, "relu") for n in sizes[1:-1]] + [deepff.Dense(sizes[-1], "softmax")]
+        self.net = deepff.Network(layers, loss="neg_log_likelihood", n_features=sizes[0], seed=0)
+        self.X = self.net.prepare_inputs(X)
+        self.Y = self.net.prepare_targets(y, X.shape[0])
+        self.trainer = deepff.Trainer(self.net, optimizer={"name": optimizer, "lr": lr},
+                                      epochs=1, batch_size=batch)
+        self.trainer.epochs = 0
+
+    def epoch(self):
+        self.trainer.epochs = self.trainer.epoch + 1
+        self.trainer.fit(self.X, self.Y)
+
+    def infer(self, X):
+        return self.net.predict_output(X)
+
+
+class TorchRunner:
+    """The same network in PyTorch eager mode, its fastest optimizer setting."""
+
+    name = "torch"
+
+    def __init__(self, sizes, optimizer, lr, batch, X, y):
+        import torch
+
+        torch.manual_seed(0)
+        mods = []
+        for i in range(len(sizes) - 1):
+            mods.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+            if i < len(sizes) - 2:
+                mods.append(torch.nn.ReLU())
+        self.torch = torch
+        self.model = torch.nn.Sequential(*mods)
+        if optimizer == "adam":
+            self.opt = torch.optim.Adam(self.model.parameters(), lr=lr, fused=True)
+        else:
+            self.opt = torch.optim.SGD(self.model.parameters(), lr=lr)
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.X = torch.from_numpy(X)
+        self.y = torch.from_numpy(y.astype(np.int64))
+        self.batch = batch
+        self.gen = torch.Generator().manual_seed(0)
+
+    def epoch(self):
+        torch = self.torch
+        n = self.X.shape[0]
+        order = torch.randperm(n, generator=self.gen)
+        for start in range(0, n, self.batch):
+            idx = order[start:start + self.batch]
+            xb, yb = self.X[idx], self.y[idx]
+            self.opt.zero_grad(set_to_none=True)
+            out = self.model(xb)
+            loss = self.loss(out, yb)
+            loss.backward()
+            self.opt.step()
+
+    def infer(self, X):
+        with self.torch.inference_mode():
+            return self.torch.softmax(self.model(self.torch.from_numpy(X)), dim=1).numpy()
+
+
+class SklearnRunner:
+    """scikit-learn's MLPClassifier, one epoch per partial_fit call."""
+
+    name = "sklearn"
+
+    def __init__(self, sizes, optimizer, lr, batch, X, y):
+        from sklearn.neural_network import MLPClassifier
+
+        self.model = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), solver=optimizer,
+                                   learning_rate_init=lr, batch_size=batch, momentum=0.0,
+                                   alpha=0.0, random_state=0)
+        self.X, self.y = X, y
+        self.classes = np.arange(sizes[-1])
+
+    def epoch(self):
+        self.model.partial_fit(self.X, self.y, classes=self.classes)
+
+    def infer(self, X):
+        return self.model.predict_proba(X)
+
+
+def gemm_floor(sizes, batch, n, dtype=np.float32):
+    """Seconds numpy's BLAS needs for the matrix products of one epoch."""
+    rng = np.random.default_rng(0)
+    Ws = [rng.standard_normal((sizes[i], sizes[i + 1]), dtype=dtype) for i in range(len(sizes) - 1)]
+    dWs = [np.empty_like(W) for W in Ws]
+    x = rng.standard_normal((batch, sizes[0]), dtype=dtype)
+    hs = [x] + [np.empty((batch, s), dtype) for s in sizes[1:]]
+    gs = [np.empty((batch, s), dtype) for s in sizes]
+    steps = -(-n // batch)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        for i, W in enumerate(Ws):                      # forward: a = h W
+            np.matmul(hs[i], W, out=hs[i + 1])
+        gs[-1][...] = hs[-1]
+        for i in range(len(Ws) - 1, -1, -1):             # backward
+            np.matmul(hs[i].T, gs[i + 1], out=dWs[i])   # dW = h^T g
+            if i > 0:
+                np.matmul(gs[i + 1], Ws[i].T, out=gs[i])  # g W^T
+    return time.perf_counter() - t0
+
+
+def available(name):
+    try:
+        __import__(name)
+        return True
+    except Exception:
+        return False
+
+
+RUNNERS = [DeepffRunner, TorchRunner, SklearnRunner]
+
+
+def run_training(label, sizes, optimizer, lr, batch, data, rounds, peers):
+    """Interleave one epoch per implementation per round; return medians (s)."""
+    X, y = data
+    runners = [R(sizes, optimizer, lr, batch, X, y) for R in RUNNERS if R.name in peers]
+    times = {r.name: [] for r in runners}
+    for rnd in range(rounds + 1):
+        for r in runners:
+            t0 = time.perf_counter()
+            r.epoch()
+            dt = time.perf_counter() - t0
+            if rnd > 0:  # round 0 warms up caches, workspaces and thread pools
+                times[r.name].append(dt)
+    floor = statistics.median(gemm_floor(sizes, batch, X.shape[0]) for _ in range(max(1, rounds)))
+    result = {"workload": label, "floor": floor}
+    result.update({name: statistics.median(v) for name, v in times.items()})
+    return result
+
+
+def run_inference(data, test, rounds, peers, sizes):
+    X, y = data
+    runners = [R(sizes, "sgd", 0.1, 128, X[:1024], y[:1024]) for R in RUNNERS if R.name in peers]
+    for r in runners:
+        r.epoch()
+    times = {r.name: [] for r in runners}
+    for rnd in range(rounds + 1):
+        for r in runners:
+            t0 = time.perf_counter()
+            r.infer(test)
+            dt = time.perf_counter() - t0
+            if rnd > 0:
+                times[r.name].append(dt)
+    result = {"workload": f"inference {test.shape[0]} images", "floor": None}
+    result.update({name: statistics.median(v) for name, v in times.items()})
+    return result
+
+
+def import_time(rounds):
+    """Median wall time of ``python -c 'import deepff'`` minus bare interpreter start."""
+    def run(code):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        return time.perf_counter() - t0
+
+    base = statistics.median(run("pass") for _ in range(rounds))
+    full = statistics.median(run("import deepff") for _ in range(rounds))
+    return {"workload": "import deepff (s)", "deepff": full - base, "floor": None}
+
+
+_RSS_SCRIPT = r"""
+import sys, numpy as np
+sys.path.insert(0, {bench!r})
+import bench
+data = bench.load_data({quick})
+r = [R for R in bench.RUNNERS if R.name == {name!r}][0]([784, 256, 128, 10], "adam", 1e-3, 128, data[0], data[1])
+r.epoch()
+# VmHWM, not ru_maxrss: the latter survives exec and would report the parent's peak
+print([line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0])
+"""
+
+
+def peak_rss(peers, quick):
+    """Peak resident memory (MiB) of one MNIST epoch in a fresh process."""
+    result = {"workload": "peak RSS, MNIST epoch (MiB)", "floor": None}
+    for name in peers:
+        code = _RSS_SCRIPT.format(bench=str(Path(__file__).parent), quick=quick, name=name)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        result[name] = int(out.stdout.strip().splitlines()[-1]) / 1024
+    return result
+
+
+def blas_info():
+    try:
+        from threadpoolctl import threadpool_info
+
+        info = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        return [{k: i.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+                for i in info]
+    except Exception as exc:  # threadpoolctl missing
+        return [{"error": str(exc)}]
+
+
+def format_table(results, peers):
+    head = ["workload"] + peers + ["gemm floor"] + [f"deepff/{p}" for p in peers if p != "deepff"]
+    head += ["deepff/floor"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        cells = [r["workload"]]
+        for p in peers:
+            cells.append(f"{r[p]:.3f}" if r.get(p) is not None else "-")
+        cells.append(f"{r['floor']:.3f}" if r.get("floor") else "-")
+        for p in peers:
+            if p == "deepff":
+                continue
+            ok = r.get(p) and r.get("deepff")
+            cells.append(f"{r['deepff'] / r[p]:.2f}" if ok else "-")
+        cells.append(f"{r['deepff'] / r['floor']:.2f}" if r.get("floor") and r.get("deepff") else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """Run the suite and print the table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, one round (for tests)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--json", help="write results to this JSON file")
+    ap.add_argument("--only", help="comma-separated workload filter (substring match)")
+    ap.add_argument("--no-rss", action="store_true", help="skip the peak-memory subprocesses")
+    args = ap.parse_args(argv)
+    rounds = 1 if args.quick else args.rounds
+    peers = ["deepff"] + [p for p in ("torch", "sklearn") if available(p)]
+    Xtr, ytr, Xte, yte = load_data(args.quick)
+    data = (Xtr, ytr)
+    mnist = [784, 256, 128, 10]
+    wide = [784, 2048, 2048, 10] if not args.quick else [784, 64, 64, 10]
+    workloads = []
+    for batch in (32, 128, 512):
+        workloads.append((f"epoch sgd b{batch}", mnist, "sgd", 0.1, batch))
+        workloads.append((f"epoch adam b{batch}", mnist, "adam", 1e-3, batch))
+    workloads.append(("epoch wide sgd b256", wide, "sgd", 0.1, 256))
+    results = []
+    for label, sizes, opt, lr, batch in workloads:
+        if args.only and not any(s in label for s in args.only.split(",")):
+            continue
+        wl_peers = [p for p in peers if not (p == "sklearn" and "wide" in label)]
+        r = run_training(label, sizes, opt, lr, batch, data, rounds, wl_peers)
+        results.append(r)
+        print(format_table([r], peers).splitlines()[-1], flush=True)
+    if not args.only or "infer" in args.only:
+        results.append(run_inference(data, Xte, rounds * 4, peers, mnist))
+    if not args.only or "import" in args.only:
+        results.append(import_time(3 if args.quick else 7))
+    if not args.no_rss and (not args.only or "rss" in args.only):
+        results.append(peak_rss(peers, args.quick))
+    report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                          "numpy": np.__version__, "blas": blas_info()},
+              "rounds": rounds, "results": results}
+    print()
+    print(f"machine: {os.cpu_count()} cpus, numpy {np.__version__}, BLAS {report['machine']['blas']}")
+    print(f"medians of {rounds} interleaved rounds, seconds per epoch unless stated")
+    print(format_table(results, peers))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Backprop against central finite differences (deepff.gradcheck), float64.
+
+The main sweep is every activation x every loss x 1, 2, 3 hidden layers x
+fused / general chain rule, with the same activation in every layer
+(hidden and output). Biases start non-zero so that no ReLU pre-activation
+sits exactly on the kink.
+"""
+
+import copy
+
+import numpy as np
+import pytest
+
+import deepff
+from deepff import Dense, FeedForward, gradcheck, gradcheck_report
+from deepff.errors import InputError
+from deepff.regularizers import Penalty, elastic_net
+
+ACTIVATIONS = ["linear", "relu", "leaky_relu", "elu", "selu", "softplus", "sigmoid", "tanh", "gelu",
+               "silu", "softmax"]
+LOSSES = ["neg_log_likelihood", "mse", "mae", "huber", "binary_cross_entropy"]
+N_FEATURES, WIDTH, N_OUT, N_SAMPLES = 4, 5, 3, 6
+BIAS = {"name": "normal", "std": 0.5}
+TOL = 1e-6
+
+
+def _X():
+    return np.random.default_rng(0).normal(size=(N_SAMPLES, N_FEATURES))
+
+
+def _y(loss):
+    rng = np.random.default_rng(1)
+    if loss == "neg_log_likelihood":
+        return rng.integers(0, N_OUT, size=N_SAMPLES)                   # class labels
+    if loss == "binary_cross_entropy":
+        return rng.integers(0, 2, size=(N_SAMPLES, N_OUT)).astype(float)  # 0/1 matrix
+    return rng.normal(size=(N_SAMPLES, N_OUT))                           # regression targets
+
+
+def _net(act, loss, hidden, seed=0, **layer_kw):
+    layers = [Dense(WIDTH, act, bias_init=BIAS, **layer_kw) for _ in range(hidden)]
+    layers.append(Dense(N_OUT, act, bias_init=BIAS))
+    return FeedForward(layers, loss=loss, n_features=N_FEATURES, dtype="float64", seed=seed)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "chain"])
+@pytest.mark.parametrize("hidden", [1, 2, 3], ids=lambda d: f"depth{d}")
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_gradcheck_every_activation_loss_depth(act, loss, hidden, fused):
+    net = _net(act, loss, hidden)
+    net.allow_fused = fused
+    expect_fused = fused and (act, loss) in {("softmax", "neg_log_likelihood"),
+                                             ("sigmoid", "binary_cross_entropy")}
+    assert net.fused == expect_fused
+    err = gradcheck(net, _X(), _y(loss))
+    assert err < TOL
+
+
+def test_sweep_size():
+    """11 activations x 5 losses x 3 depths x 2 paths = 330 checks above."""
+    assert len(ACTIVATIONS) * len(LOSSES) * 3 * 2 == 330
+
+
+@pytest.mark.parametrize("act, loss", [("softmax", "neg_log_likelihood"), ("sigmoid", "binary_cross_entropy"),
+                                       ("tanh", "mse"), ("relu", "huber")])
+@pytest.mark.parametrize("fused", [True, False])
+def test_gradcheck_with_sample_weights(act, loss, fused):
+    net = _net(act, loss, 2)
+    net.allow_fused = fused
+    w = np.random.default_rng(2).uniform(0.0, 3.0, size=N_SAMPLES)
+    assert gradcheck(net, _X(), _y(loss), sample_weight=w) < TOL
+
+
+@pytest.mark.parametrize("penalty", [Penalty(l1=0.01), Penalty(l2=0.1), elastic_net(0.05, 0.3),
+                                     Penalty(l1=0.02, l2=0.05)], ids=["l1", "l2", "elastic_net", "l1+l2"])
+@pytest.mark.parametrize("act, loss", [("softmax", "neg_log_likelihood"), ("elu", "mse")])
+def test_gradcheck_with_penalty(penalty, act, loss):
+    net = _net(act, loss, 2)
+    report = gradcheck_report(net, _X(), _y(loss), penalty=penalty)
+    assert max(report.values()) < TOL
+    # the penalty really is part of what was checked: the gradient differs without it
+    net.forward(net.prepare_inputs(_X()), training=True)
+    Y = net.prepare_targets(_y(loss), N_SAMPLES)
+    net.backward(Y)
+    g0 = net.params.grad.copy()
+    penalty.add_grad(net.params)
+    assert not np.allclose(net.params.grad, g0)
+
+
+@pytest.mark.parametrize("act, loss", [("relu", "neg_log_likelihood"), ("tanh", "mse"),
+                                       ("sigmoid", "binary_cross_entropy"), ("gelu", "huber")])
+@pytest.mark.parametrize("fused", [True, False])
+def test_gradcheck_batch_norm_training_mode(act, loss, fused):
+    layers = [Dense(WIDTH, act, batch_norm=True), Dense(WIDTH, act, batch_norm=True, bias_init=BIAS),
+              Dense(N_OUT, "softmax" if loss == "neg_log_likelihood" else act, bias_init=BIAS)]
+    net = FeedForward(layers, loss=loss, n_features=N_FEATURES, dtype="float64", seed=0)
+    net.allow_fused = fused
+    # move gamma and beta off their initial 1 and 0 so their gradients are generic
+    rng = np.random.default_rng(3)
+    for layer in layers[:2]:
+        layer.gamma[...] = rng.uniform(0.5, 1.5, size=layer.gamma.shape)
+        layer.beta[...] = rng.normal(scale=0.3, size=layer.beta.shape)
+    report = gradcheck_report(net, _X(), _y(loss), training=True)
+    assert {"layer1.gamma", "layer1.beta", "layer2.gamma", "layer2.beta"} <= set(report)
+    assert "layer1.b" not in report
+    assert max(report.values()) < TOL
+
+
+def test_gradcheck_batch_norm_evaluation_mode():
+    layers = [Dense(WIDTH, "tanh", batch_norm=True), Dense(N_OUT, "softmax")]
+    net = FeedForward(layers, loss="nll", n_features=N_FEATURES, dtype="float64", seed=0)
+    layers[0].running_mean[...] = 0.3
+    layers[0].running_var[...] = 2.0
+    assert gradcheck(net, _X(), _y("neg_log_likelihood"), training=False) < TOL
+
+
+@pytest.mark.parametrize("act, loss", [("relu", "neg_log_likelihood"), ("sigmoid", "mse"),
+                                       ("selu", "binary_cross_entropy")])
+def test_gradcheck_with_dropout(act, loss):
+    layers = [Dense(WIDTH, act, bias_init=BIAS, dropout=0.4), Dense(WIDTH, act, bias_init=BIAS, dropout=0.2),
+              Dense(N_OUT, "softmax" if loss == "neg_log_likelihood" else act, bias_init=BIAS)]
+    net = FeedForward(layers, loss=loss, n_features=N_FEATURES, dtype="float64", seed=0)
+    X, y = _X(), _y(loss)
+    assert gradcheck(net, X, y) < TOL
+    # masks really are applied and really are replayed: with a free-running generator
+    # the difference quotients would mix different masks and the check would fail
+    Xp = net.prepare_inputs(X)
+    net.forward(Xp, training=True)
+    assert (layers[0]._workspace(N_SAMPLES).mask == 0).any()
+
+
+def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
+    """The check can fail: a tanh whose backward uses 1 - h instead of 1 - h^2."""
+    net = _net("tanh", "mse", 2)
+    assert gradcheck(net, _X(), _y("mse")) < TOL
+    monkeypatch.setattr(deepff.activations.Tanh, "backward",
+                        lambda self, a, h, g, out=None: np.multiply(g, 1 - h, out=out))
+    assert gradcheck(net, _X(), _y("mse")) > 1e-3
+
+
+def test_gradcheck_detects_a_missing_bias_gradient(monkeypatch):
+    net = _net("sigmoid", "mse", 1)
+    original = Dense.backward_linear
+
+    def no_bias(self, g_z, input_grad=True):
+        out = original(self, g_z, input_grad)
+        self.db[...] = 0
+        return out
+
+    monkeypatch.setattr(Dense, "backward_linear", no_bias)
+    report = gradcheck_report(net, _X(), _y("mse"))
+    assert report["layer1.b"] > 0.5 and report["layer1.W"] < TOL
+
+
+def test_report_names_every_parameter_array():
+    net = _net("tanh", "mse", 2)
+    report = gradcheck_report(net, _X(), _y("mse"))
+    assert list(report) == ["layer1.W", "layer1.b", "layer2.W", "layer2.b", "layer3.W", "layer3.b"]
+    assert gradcheck(net, _X(), _y("mse")) == max(report.values())
+
+
+def test_gradcheck_leaves_the_network_unchanged():
+    layers = [Dense(WIDTH, "relu", batch_norm=True), Dense(WIDTH, "relu", dropout=0.3, bias_init=BIAS),
+              Dense(N_OUT, "softmax")]
+    net = FeedForward(layers, loss="nll", n_features=N_FEATURES, dtype="float64", seed=0)
+    theta = net.get_weights()
+    buffers = copy.deepcopy(net.buffers())
+    rng_state = copy.deepcopy(net.dropout_rng.bit_generator.state)
+    gradcheck(net, _X(), _y("neg_log_likelihood"))
+    np.testing.assert_array_equal(net.params.theta, theta)
+    for k, v in net.buffers().items():
+        np.testing.assert_array_equal(v, buffers[k])
+    assert net.dropout_rng.bit_generator.state == rng_state
+
+
+def test_gradcheck_refuses_float32():
+    net = FeedForward([Dense(N_OUT, "tanh")], loss="mse", n_features=N_FEATURES, seed=0)
+    with pytest.raises(InputError, match="float64"):
+        gradcheck(net, _X(), _y("mse"))
