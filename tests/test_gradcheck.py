@@ -123,11 +123,14 @@ def test_gradcheck_with_dropout(act, loss):
     net = FeedForward(layers, loss=loss, n_features=N_FEATURES, dtype="float64", seed=0)
     X, y = _X(), _y(loss)
     assert gradcheck(net, X, y) < TOL
-    # masks really are applied and really are replayed: with a free-running generator
-    # the difference quotients would mix different masks and the check would fail
-    Xp = net.prepare_inputs(X)
+    # the masks are live: two training passes without replaying the generator give
+    # different losses, so the check above only passes because the masks were held fixed
+    Xp, Y = net.prepare_inputs(X), net.prepare_targets(y, N_SAMPLES)
     net.forward(Xp, training=True)
     assert (layers[0]._workspace(N_SAMPLES).mask == 0).any()
+    j1 = net.loss_value(Y)
+    net.forward(Xp, training=True)
+    assert net.loss_value(Y) != j1
 
 
 def test_gradcheck_detects_a_wrong_gradient(monkeypatch):

@@ -81,8 +81,9 @@ def test_aliases(alias, name):
     assert initializers.get(alias).name == name
 
 
-@pytest.mark.parametrize("act, init", [("relu", "he_normal"), ("leaky_relu", "he_normal"), ("elu", "he_normal"),
-                                       ("gelu", "he_normal"), ("silu", "he_normal"), ("selu", "lecun_normal"),
+@pytest.mark.parametrize("act, init", [("relu", "he_normal"), ("leaky_relu", "he_normal"),
+                                       ("elu", "he_normal"), ("gelu", "he_normal"), ("silu", "he_normal"),
+                                       ("selu", "lecun_normal"),
                                        ("tanh", "glorot_uniform"), ("sigmoid", "glorot_uniform"),
                                        ("softmax", "glorot_uniform"), ("linear", "glorot_uniform")])
 def test_default_for_activation(act, init):

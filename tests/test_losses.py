@@ -192,7 +192,8 @@ def test_integer_labels_equal_one_hot_through_the_network():
         assert net.loss_value(Y_hot) == net.loss_value(Y_lab)
 
 
-@pytest.mark.parametrize("alias, name", [("nll", "neg_log_likelihood"), ("cross_entropy", "neg_log_likelihood"),
+@pytest.mark.parametrize("alias, name", [("nll", "neg_log_likelihood"),
+                                         ("cross_entropy", "neg_log_likelihood"),
                                          ("bce", "binary_cross_entropy"), ("MSE", "mse"),
                                          ("mean_absolute_error", "mae"), ("huber", "huber")])
 def test_aliases(alias, name):

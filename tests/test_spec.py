@@ -213,7 +213,8 @@ def test_parse_config_defaults_and_validation():
 
 @pytest.mark.parametrize("section, key", [
     ({"epochs": 0}, "epochs"), ({"epochs": 2.5}, "epochs"), ({"batch_size": -1}, "batch_size"),
-    ({"shuffle": "yes"}, "shuffle"), ({"optimizer": "sgdd"}, "optimizer"), ({"schedule": "linear-ish"}, "schedule"),
+    ({"shuffle": "yes"}, "shuffle"), ({"optimizer": "sgdd"}, "optimizer"),
+    ({"schedule": "linear-ish"}, "schedule"),
     ({"clip_norm": 0}, "clip_norm"), ({"validation_split": 1.0}, "validation_split"),
     ({"class_weight": "auto"}, "class_weight"), ({"epoch": 3}, "epoch"),
     ({"regularization": {"l3": 1}}, "l3"), ({"early_stopping": {"patience": 0}}, "patience"),

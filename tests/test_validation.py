@@ -78,9 +78,6 @@ def test_ragged_X_predict_and_classic():
         Net(layers=SPEC).forward(_ragged())
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Network.fit calls np.asarray(X) before validating, so a ragged "
-                   "X raises numpy's bare ValueError ('setting an array element with a sequence') instead of "
-                   "an InputError naming X (model.py, first line of fit)")
 def test_ragged_X_fit():
     with pytest.raises(InputError, match="X could not be converted"):
         _clf().fit(_ragged(), _y(), epochs=1)

@@ -1,6 +1,7 @@
 """Model files and checkpoints: one ``.npz`` file, a JSON header, no pickle.
 
-File layout (format version 1), a zip archive as written by ``numpy.savez``:
+File layout (format version 1): a zip archive of ``.npy`` members, readable
+by ``numpy.load(path, allow_pickle=False)``:
 
 ``header.npy``
     uint8 array holding UTF-8 JSON: ``{"format": "deepff-model"`` (or
@@ -8,7 +9,7 @@ File layout (format version 1), a zip archive as written by ``numpy.savez``:
     ``"spec"`` (the classic layer list), ``"dtype"``, ``"seed"``,
     ``"arrays"`` (name -> shape and dtype of every other member), and the
     optional ``"preprocessing"``, ``"classes"``, ``"task"``, ``"training"``
-    and ``"metadata"`` entries; a checkpoint adds ``"state"``.
+    and ``"metadata"`` entries; a checkpoint adds ``"state"`` and ``"extra"``.
 ``theta.npy``
     The flat parameter vector (see :mod:`deepff.params`).
 ``buffer.<layer>.<name>.npy``
@@ -18,17 +19,20 @@ File layout (format version 1), a zip archive as written by ``numpy.savez``:
 
 Reading never unpickles: each member's ``.npy`` header is parsed and
 checked (numeric dtype, size consistent with the archive) before its bytes
-are turned into an array, so an object array is rejected unread. Writing is
-atomic: a temporary file in the target's folder is written, flushed,
-fsync'ed and renamed over the target, so a crash or a full disk leaves the
-previous file intact.
+are turned into an array, so an object array is rejected unread; the
+architecture is checked against the stored parameter count before any
+weight is allocated. Writing is atomic: a temporary file in the target's
+folder is written, flushed, fsync'ed and renamed over the target, so a
+crash or a full disk leaves the previous file intact.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
+import stat
 import tempfile
 import zipfile
 
@@ -42,24 +46,48 @@ FORMAT_VERSION = 1
 _MODEL, _CHECKPOINT = "deepff-model", "deepff-checkpoint"
 _ALLOWED_KINDS = "fiub"
 _MAX_HEADER = 64 * 1024 * 1024
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed: the same model gives the same bytes
+_MAX_DEFLATE_RATIO = 1100  # deflate cannot exceed about 1032:1; more means a lie or a bomb
 
 
 # ------------------------------------------------------------------ writing
+def _new_file_mode(path):
+    """Permissions for the file replacing ``path``: its own, or 0666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path, write):
     """Write a file atomically: temp file in the same folder, fsync, rename.
 
     Parameters
     ----------
     path : str or path-like
-        Target; replaced only once the new content is fully on disk.
+        Target; replaced only once the new content is fully on disk. Its
+        permissions are kept (a new file gets 0666 less the umask).
     write : callable
         ``write(fileobj)`` writes the content to a binary file object.
+
+    Raises
+    ------
+    OSError
+        (or whatever ``write`` raises) with the target untouched and the
+        temporary file removed.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
+            try:
+                os.fchmod(fh.fileno(), mode)
+            except (AttributeError, OSError):  # pragma: no cover - Windows
+                pass
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
@@ -80,21 +108,39 @@ def atomic_write(path, write):
         pass
 
 
+def _json_default(obj):
+    """JSON encoding of numpy scalars and arrays met in headers."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray) and not obj.dtype.hasobject:
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON-compatible")
+
+
 def _write_archive(path, header, arrays):
+    for name, arr in arrays.items():
+        if not isinstance(arr, np.ndarray) or arr.dtype.hasobject or arr.dtype.kind not in _ALLOWED_KINDS:
+            raise ModelFileError(f"cannot save array {name!r}: only numeric arrays can be stored")
     header = dict(header)
     header["arrays"] = {k: {"shape": list(v.shape), "dtype": v.dtype.str} for k, v in arrays.items()}
-    blob = np.frombuffer(json.dumps(header, allow_nan=True).encode("utf-8"), dtype=np.uint8)
-    members = {"header": blob, **arrays}
+    text = json.dumps(header, allow_nan=True, default=_json_default)
+    members = [("header", np.frombuffer(text.encode("utf-8"), dtype=np.uint8))] + list(arrays.items())
 
     def write(fh):
-        np.savez(fh, **members)
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, arr in members:
+                info = zipfile.ZipInfo(name + ".npy", date_time=_ZIP_DATE)
+                info.compress_type = zipfile.ZIP_STORED
+                info.external_attr = 0o644 << 16
+                with zf.open(info, "w", force_zip64=arr.nbytes > 2 ** 30) as out:
+                    np.lib.format.write_array(out, arr, allow_pickle=False)
 
     atomic_write(path, write)
 
 
 def _network_of(model):
     net = getattr(model, "network", model)  # classic Net holds its engine
-    if not hasattr(net, "params") or net.params is None:
+    if getattr(net, "params", None) is None or not hasattr(net, "buffers"):
         raise ModelFileError("only a built deepff network can be saved (fit it or call build() first)")
     return net
 
@@ -113,6 +159,11 @@ def _base_header(net, kind):
     }
 
 
+def _attribute(model, net, name):
+    value = getattr(model, name, None)
+    return value if value is not None else getattr(net, name, None)
+
+
 def save(model, path, preprocessing=None, classes=None, training=None, metadata=None):
     """Save a network (and what travels with it) to one ``.npz`` file, atomically.
 
@@ -126,30 +177,50 @@ def save(model, path, preprocessing=None, classes=None, training=None, metadata=
     classes : list, optional
         Class labels in output order. Defaults to ``model.classes``.
     training : dict, optional
-        The training configuration, for the record.
+        The training configuration, for the record. Defaults to
+        ``model.training_config``.
     metadata : dict, optional
-        Anything else JSON-compatible.
+        Anything else JSON-compatible. Defaults to ``model.metadata``.
+
+    Raises
+    ------
+    ModelFileError
+        For an unbuilt network or header values that are not JSON-compatible.
+    OSError
+        When the file cannot be written (the previous file, if any, is kept).
     """
     net = _network_of(model)
     header = _base_header(net, _MODEL)
-    header.update({
-        "task": net.task,
-        "preprocessing": preprocessing if preprocessing is not None else getattr(net, "preprocessing", None),
-        "classes": classes if classes is not None else getattr(net, "classes", None),
-        "training": training,
-        "metadata": metadata if metadata is not None else getattr(net, "metadata", None),
-    })
+    given = {"preprocessing": preprocessing, "classes": classes, "training": training, "metadata": metadata}
+    attr = {"preprocessing": "preprocessing", "classes": "classes", "training": "training_config",
+            "metadata": "metadata"}
+    header["task"] = net.task
+    for key, value in given.items():
+        header[key] = value if value is not None else _attribute(model, net, attr[key])
     arrays = {"theta": net.params.theta}
     arrays.update({"buffer." + k: v for k, v in net.buffers().items()})
     try:
         _write_archive(path, header, arrays)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, DeepffError):
+            raise
         raise ModelFileError(f"cannot save: header values must be JSON-compatible ({exc})") from None
 
 
 # ------------------------------------------------------------------ reading
-def _read_member(zf, info):
+def _read_member(zf, info, archive_size):
     """Parse one .npy member without ever unpickling; return the array."""
+    name = info.filename
+    if info.compress_type == zipfile.ZIP_STORED:
+        if info.file_size != info.compress_size:
+            raise ModelFileError(f"member {name!r} has inconsistent sizes")
+    elif info.compress_type == zipfile.ZIP_DEFLATED:
+        if info.file_size > _MAX_DEFLATE_RATIO * max(info.compress_size, 1):
+            raise ModelFileError(f"member {name!r} claims an impossible compression ratio")
+    else:
+        raise ModelFileError(f"member {name!r} uses an unsupported compression method")
+    if info.compress_size > archive_size:
+        raise ModelFileError(f"member {name!r} is larger than the file holding it")
     with zf.open(info) as fh:
         version = np.lib.format.read_magic(fh)
         if version == (1, 0):
@@ -157,19 +228,20 @@ def _read_member(zf, info):
         elif version in ((2, 0), (3, 0)):
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
         else:
-            raise ModelFileError(f"member {info.filename!r} has an unsupported .npy version {version}")
+            raise ModelFileError(f"member {name!r} has an unsupported .npy version {version}")
         if dtype.hasobject or dtype.kind not in _ALLOWED_KINDS:
-            raise ModelFileError(f"member {info.filename!r} has dtype {dtype}; only numeric arrays are "
+            raise ModelFileError(f"member {name!r} has dtype {dtype}; only numeric arrays are "
                                  "allowed (object arrays would need pickle, which deepff never loads)")
-        count = math.prod(shape)
-        nbytes = count * dtype.itemsize
+        if any(d < 0 for d in shape):
+            raise ModelFileError(f"member {name!r} declares a negative dimension {shape}")
+        nbytes = math.prod(shape) * dtype.itemsize
         header_len = fh.tell()
         if header_len + nbytes != info.file_size:
-            raise ModelFileError(f"member {info.filename!r} is truncated or inconsistent "
+            raise ModelFileError(f"member {name!r} is truncated or inconsistent "
                                  f"(declares {nbytes} bytes of data, holds {info.file_size - header_len})")
         data = fh.read(nbytes)
-        if len(data) != nbytes:
-            raise ModelFileError(f"member {info.filename!r} is truncated")
+        if len(data) != nbytes or fh.read(1):  # reading to the end also checks the CRC
+            raise ModelFileError(f"member {name!r} is truncated")
         return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
 
 
@@ -177,14 +249,17 @@ def _read_archive(path, expected_format):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ModelFileError(f"{path!r}: no such file")
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path!r} is a folder, not a deepff file")
     try:
+        archive_size = os.path.getsize(path)
         with zipfile.ZipFile(path) as zf:
             infos = {i.filename: i for i in zf.infolist()}
             if "header.npy" not in infos:
                 raise ModelFileError(f"{path!r} is not a deepff file (no header)")
             if infos["header.npy"].file_size > _MAX_HEADER:
                 raise ModelFileError(f"{path!r}: header too large")
-            blob = _read_member(zf, infos["header.npy"])
+            blob = _read_member(zf, infos["header.npy"], archive_size)
             if blob.dtype != np.uint8 or blob.ndim != 1:
                 raise ModelFileError(f"{path!r}: malformed header")
             header = json.loads(blob.tobytes().decode("utf-8"))
@@ -206,9 +281,9 @@ def _read_archive(path, expected_format):
             arrays = {}
             for name, meta in declared.items():
                 member = infos.get(name + ".npy")
-                if member is None:
+                if member is None or name == "header":
                     raise ModelFileError(f"{path!r}: array {name!r} is missing")
-                arr = _read_member(zf, member)
+                arr = _read_member(zf, member, archive_size)
                 if not isinstance(meta, dict) or list(arr.shape) != meta.get("shape") \
                         or arr.dtype.str != meta.get("dtype"):
                     raise ModelFileError(f"{path!r}: array {name!r} does not match its declared "
@@ -222,34 +297,63 @@ def _read_archive(path, expected_format):
         if isinstance(exc, ModelFileError):
             raise
         raise ModelFileError(f"{path!r}: {exc}") from None
+    except PermissionError as exc:
+        raise ModelFileError(f"{path!r}: cannot read ({exc.strerror or exc})") from None
     except Exception as exc:  # zip, zlib, json, unicode, numpy header errors
         raise ModelFileError(f"{path!r} is not a valid deepff file (corrupted or truncated): "
                              f"{type(exc).__name__}: {exc}") from None
 
 
+def _n_params(spec):
+    """Validate a stored spec and count its parameters, allocating nothing."""
+    from .spec import parse_layers
+
+    n_features, layers, _ = parse_layers(spec)
+    widths = [n_features] + [layer.units for layer in layers]
+    return sum(math.prod(shape) for i, layer in enumerate(layers)
+               for _, shape, _ in layer.param_specs(widths[i]))
+
+
 def _build(header, arrays, path):
     from .model import Network
 
+    dtype = header.get("dtype")
+    if dtype not in ("float32", "float64"):
+        raise ModelFileError(f"{path!r}: stored dtype {dtype!r} is not 'float32' or 'float64'")
+    theta = arrays.get("theta")
+    if theta is None or theta.ndim != 1 or theta.dtype != np.dtype(dtype):
+        raise ModelFileError(
+            f"{path!r}: the parameter vector does not match the architecture (expected a 1-D "
+            f"{dtype} array, found {None if theta is None else f'{theta.shape} {theta.dtype}'})")
     try:
-        net = Network.from_spec(header["spec"], dtype=header["dtype"], seed=header.get("seed"))
+        expected = _n_params(header.get("spec"))
     except DeepffError as exc:
         raise ModelFileError(f"{path!r}: the stored architecture is invalid: {exc}") from None
     except Exception as exc:
         raise ModelFileError(f"{path!r}: the stored architecture is malformed: {exc}") from None
-    theta = arrays.get("theta")
-    if theta is None or theta.shape != net.params.theta.shape or theta.dtype != net.dtype:
+    if theta.size != expected:
         raise ModelFileError(
             f"{path!r}: the parameter vector does not match the architecture (expected "
-            f"{net.params.theta.shape} {net.dtype}, found "
-            f"{None if theta is None else theta.shape} {None if theta is None else theta.dtype})")
+            f"{expected} {dtype} values, found {theta.size})")
     if not np.isfinite(theta).all():
         raise ModelFileError(f"{path!r}: the parameters contain NaN or infinity")
+    try:
+        net = Network.from_spec(header["spec"], dtype=dtype, seed=header.get("seed"))
+    except DeepffError as exc:
+        raise ModelFileError(f"{path!r}: the stored architecture is invalid: {exc}") from None
+    except Exception as exc:
+        raise ModelFileError(f"{path!r}: the stored architecture is malformed: {exc}") from None
     net.params.theta[...] = theta
     for name, buf in net.buffers().items():
         stored = arrays.get("buffer." + name)
         if stored is None or stored.shape != buf.shape or stored.dtype != buf.dtype:
             raise ModelFileError(f"{path!r}: buffer {name!r} is missing or does not match the architecture")
+        if not np.isfinite(stored).all():
+            raise ModelFileError(f"{path!r}: buffer {name!r} contains NaN or infinity")
         buf[...] = stored
+    unknown = {k for k in arrays if k.startswith("buffer.")} - {"buffer." + k for k in net.buffers()}
+    if unknown:
+        raise ModelFileError(f"{path!r}: array {sorted(unknown)[0]!r} belongs to no layer")
     return net
 
 
@@ -285,7 +389,10 @@ def load(path):
 def _flatten(state, prefix, arrays):
     """Split a nested state dict into JSON parts and arrays ("state.a.b")."""
     if isinstance(state, np.ndarray):
-        arrays["state." + prefix] = np.ascontiguousarray(state)
+        key = "state." + prefix
+        if key in arrays:
+            raise ModelFileError(f"cannot save checkpoint: two state arrays share the name {prefix!r}")
+        arrays[key] = np.array(state, copy=True, order="C")
         return {"__array__": prefix}
     if isinstance(state, dict):
         return {str(k): _flatten(v, f"{prefix}.{k}" if prefix else str(k), arrays) for k, v in state.items()}
@@ -300,14 +407,16 @@ def _flatten(state, prefix, arrays):
 def _unflatten(obj, arrays):
     if isinstance(obj, dict):
         if set(obj) == {"__array__"}:
-            key = "state." + obj["__array__"]
+            key = "state." + str(obj["__array__"])
             if key not in arrays:
                 raise ModelFileError(f"checkpoint array {key!r} is missing")
-            return arrays[key]
+            return arrays[key].copy()
         if set(obj) == {"__list__", "__tuple__"}:
             items = [_unflatten(v, arrays) for v in obj["__list__"]]
             return tuple(items) if obj["__tuple__"] else items
         return {k: _unflatten(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unflatten(v, arrays) for v in obj]
     return obj
 
 
@@ -321,6 +430,13 @@ def save_checkpoint(trainer, path, extra=None):
     extra : dict, optional
         JSON-compatible data to keep beside it (dataset name, preprocessing,
         the training configuration, ...).
+
+    Raises
+    ------
+    ModelFileError
+        For state or extra values that are not JSON-compatible.
+    OSError
+        When the file cannot be written (the previous checkpoint is kept).
     """
     net = trainer.network
     header = _base_header(net, _CHECKPOINT)
@@ -331,7 +447,72 @@ def save_checkpoint(trainer, path, extra=None):
     state.pop("buffers")
     header["state"] = _flatten(state, "", arrays)
     header["extra"] = extra
-    _write_archive(path, header, arrays)
+    try:
+        _write_archive(path, header, arrays)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, DeepffError):
+            raise
+        raise ModelFileError(f"cannot save checkpoint: values must be JSON-compatible ({exc})") from None
+
+
+def _non_negative_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+
+
+def _check_state(state, net):
+    """Check a checkpoint's trainer state before anyone relies on it.
+
+    Raises ModelFileError (or lets any other exception out, which the
+    caller turns into one).
+    """
+    from . import optimizers, schedules
+
+    if not isinstance(state, dict):
+        raise ModelFileError("the trainer state is not a mapping")
+    for key in ("epoch", "step"):
+        if not _non_negative_int(state.get(key)):
+            raise ModelFileError(f"{key!r} must be a non-negative integer, got {state.get(key)!r}")
+    base_lr = state.get("base_lr")
+    if isinstance(base_lr, bool) or not isinstance(base_lr, numbers.Real) or not math.isfinite(base_lr):
+        raise ModelFileError(f"'base_lr' must be a finite number, got {base_lr!r}")
+    history = state.get("history")
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        raise ModelFileError("'history' must be a list of per-epoch records")
+    for key in ("shuffle_rng", "dropout_rng"):
+        probe = np.random.Generator(np.random.PCG64())
+        probe.bit_generator.state = state[key]
+    shape = net.params.theta.shape
+    opt_state = state.get("optimizer")
+    if not isinstance(opt_state, dict) or not isinstance(opt_state.get("name"), str):
+        raise ModelFileError("the optimizer state is missing or has no name")
+    opt = optimizers.get(opt_state["name"])
+    opt.load_state_dict(opt_state)
+    for key, arr in opt.state.items():
+        if arr.shape != shape or not np.isfinite(arr).all():
+            raise ModelFileError(f"optimizer array {key!r} does not match the parameters")
+    sched = state.get("schedule")
+    if sched is not None:
+        if not isinstance(sched, dict) or not isinstance(sched.get("name"), str):
+            raise ModelFileError("the schedule state has no name")
+        schedules.get(sched["name"]).load_state_dict(sched)
+    es = state.get("early_stopping")
+    if es is not None:
+        if not isinstance(es, dict) or not _non_negative_int(es.get("wait")) \
+                or not {"best", "best_epoch"} <= set(es):
+            raise ModelFileError("the early-stopping state is malformed")
+        buffers = net.buffers()
+        for key, value in es.items():
+            if key == "best_theta":
+                want = shape
+            elif key.startswith("best_buffer."):
+                buf = buffers.get(key[len("best_buffer."):])
+                if buf is None:
+                    raise ModelFileError(f"early-stopping array {key!r} belongs to no layer")
+                want = buf.shape
+            else:
+                continue
+            if not isinstance(value, np.ndarray) or value.shape != want or value.dtype != net.dtype:
+                raise ModelFileError(f"early-stopping array {key!r} does not match the network")
 
 
 def load_checkpoint(path):
@@ -348,16 +529,23 @@ def load_checkpoint(path):
     state : dict
         For :meth:`Trainer.load_state_dict` (weights included).
     extra : dict or None
+
+    Raises
+    ------
+    ModelFileError
+        As :func:`load`, and for a trainer state that is incomplete or does
+        not match the network.
     """
     header, arrays = _read_archive(path, _CHECKPOINT)
     net = _build(header, arrays, os.fspath(path))
     try:
-        state = _unflatten(header["state"], arrays)
+        state = _unflatten(header.get("state"), arrays)
+        _check_state(state, net)
         state["theta"] = net.params.theta.copy()
         state["buffers"] = {k: v.copy() for k, v in net.buffers().items()}
-    except ModelFileError:
-        raise
-    except Exception as exc:
+    except ModelFileError as exc:
         raise ModelFileError(f"{os.fspath(path)!r}: malformed checkpoint state: {exc}") from None
+    except Exception as exc:
+        raise ModelFileError(f"{os.fspath(path)!r}: malformed checkpoint state: "
+                             f"{type(exc).__name__}: {exc}") from None
     return net, state, header.get("extra")
-

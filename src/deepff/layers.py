@@ -63,6 +63,7 @@ class _Workspace:
 
     def __init__(self, n, n_in, units, dtype, dropout, batch_norm):
         e = np.empty
+        self.n = n
         self.a = e((n, units), dtype)
         self.h = e((n, units), dtype)
         self.g = e((n, units), dtype)  # dJ/da, then dJ/dz
@@ -132,6 +133,7 @@ class Dense:
         self.running_mean = self.running_var = None
         self.a = self.h = self.h_in = None
         self._ws = {}
+        self._last_ws = None
         self._bn_cache = None
 
     # ------------------------------------------------------------------ build
@@ -174,6 +176,7 @@ class Dense:
             self.running_mean = np.zeros((1, self.units), dtype=self.dtype)
             self.running_var = np.ones((1, self.units), dtype=self.dtype)
         self._ws = {}
+        self._last_ws = None
 
     def initialize(self, rng):
         """Draw the initial parameters from ``rng`` (in place).
@@ -197,12 +200,16 @@ class Dense:
         return self.W
 
     def _workspace(self, n):
+        ws = self._last_ws
+        if ws is not None and ws.n == n:  # the common case: same batch size as last time
+            return ws
         ws = self._ws.get(n)
         if ws is None:
             if len(self._ws) >= _MAX_WORKSPACES:
                 self._ws.clear()
             ws = self._ws[n] = _Workspace(n, self.n_in, self.units, self.dtype,
                                           self.dropout > 0, self.batch_norm)
+        self._last_ws = ws
         return ws
 
     # ---------------------------------------------------------------- forward
@@ -327,7 +334,7 @@ class Dense:
         """
         np.matmul(self.h_in.T, g_z, out=self.dW)                # dW = (h^{l-1})^T g
         if not self.batch_norm:
-            np.sum(g_z, axis=0, keepdims=True, out=self.db)     # db = sum_rows(g)
+            np.add.reduce(g_z, axis=0, keepdims=True, out=self.db)  # db = sum_rows(g)
         if not input_grad:
             return None
         ws = self._workspace(g_z.shape[0])

@@ -191,7 +191,11 @@ class NegLogLikelihood(Loss):
     def value_from_logits(self, a, y, w=None):
         """See :meth:`Loss.value_from_logits`."""
         m = a.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(a - m).sum(axis=1)) + m[:, 0]
+        z = np.subtract(a, m)
+        np.exp(z, out=z)
+        lse = np.log(np.add.reduce(z, axis=1)) + m[:, 0]     # log sum_j e^{a_ij}, no overflow
+        if w is None:                                        # sum_i (lse_i sum_j y_ij - y_i . a_i)
+            return float(np.dot(lse, np.add.reduce(y, axis=1)) - np.vdot(y, a)) / a.shape[0]
         per = lse * y.sum(axis=1) - np.einsum("ij,ij->i", y, a)
         return _weighted_mean(per, w, a.shape[0])
 

@@ -20,6 +20,7 @@ from . import optimizers as _optimizers
 from .network import FeedForward
 from .spec import network_spec, parse_config, parse_layers
 from .training import Trainer, class_weights
+from .validation import check_X
 
 __all__ = ["Network"]
 
@@ -140,10 +141,7 @@ class Network(FeedForward):
         -------
         History
         """
-        X = np.asarray(X) if not hasattr(X, "dtype") else X
         if not self.built:
-            from .validation import check_X
-
             X = check_X(X, self.dtype)
             self.build(X.shape[1])
         X = self.prepare_inputs(X)

@@ -68,6 +68,9 @@ class FeedForward:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Dense):
                 raise SpecError(f"layer {i} must be a deepff.Dense, got {type(layer).__name__}")
+        if layers[-1].dropout:
+            raise SpecError("the output layer cannot have dropout (it would make the loss and its "
+                            "gradient disagree); put dropout on the hidden layers")
         self.layers = layers
         self.loss = losses.get(loss)
         self.dtype = check_dtype(dtype)

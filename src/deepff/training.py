@@ -373,6 +373,7 @@ class Trainer:
         wb = None if w is None else np.empty(bs, dtype=w.dtype)
         max_norm = self._has_max_norm()
         classification = net.task == "classification"
+        snapshot = None
         if self.schedule is not None and getattr(self.schedule, "total_steps", 0) is None:
             self.schedule.total_steps = self.epochs * -(-n // bs)   # e.g. cosine: anneal over the run
         while self.epoch < self.epochs:
@@ -380,7 +381,8 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, epoch)
             t0 = time.perf_counter()
-            snapshot = theta.copy()
+            if snapshot is None or np.isfinite(theta).all():
+                snapshot = theta.copy()          # the last weights known to be finite
             order = net.shuffle_rng.permutation(n) if self.shuffle else np.arange(n)
             loss_sum, correct, seen = 0.0, 0.0, 0
             for start in range(0, n, bs):
@@ -448,7 +450,7 @@ class Trainer:
         theta = self.network.params.theta
         if not np.isfinite(theta).all():
             theta[...] = snapshot
-            kept = f"the weights from the start of epoch {epoch + 1} were restored"
+            kept = "the last finite weights (from the start of an epoch) were restored"
         else:
             kept = "the last (finite) weights were kept"
         lr = getattr(self.optimizer, "lr", None)

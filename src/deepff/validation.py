@@ -32,11 +32,13 @@ def check_dtype(dtype):
     InputError
         For any other dtype.
     """
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+    dt = None
+    if dtype is not None:
+        try:
+            dt = np.dtype(dtype)
+        except (TypeError, ValueError):
+            dt = None
+    if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise InputError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     return dt
 

@@ -1,0 +1,361 @@
+"""The training loop: batching, history, validation, early stopping, class
+weights, divergence, determinism, and a real problem."""
+
+import math
+
+import numpy as np
+import pytest
+
+import deepff
+from deepff import Callback, Dense, DivergenceError, EarlyStopping, InputError, Network, SpecError, Trainer
+from deepff.training import class_weights
+
+
+def _blobs(n=60, d=4, k=3, seed=0):
+    """A separable k-class problem: class means far apart."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    centers = rng.normal(scale=3.0, size=(k, d))
+    return centers[y] + rng.normal(size=(n, d)), y
+
+
+def _clf(seed=0, dropout=0.0, dtype="float32", hidden=8):
+    return Network([Dense(hidden, "relu", dropout=dropout), Dense(3, "softmax")], loss="nll", seed=seed,
+                   dtype=dtype)
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.events = []
+        self.batches = []
+        self.thetas = []
+        self.grad_norms = []
+
+    def on_train_begin(self, trainer):
+        self.events.append("train_begin")
+
+    def on_epoch_begin(self, trainer, epoch):
+        self.events.append(f"epoch_begin {epoch}")
+
+    def on_batch_end(self, trainer, step, batch_size, loss):
+        self.batches.append((step, batch_size, loss))
+        self.grad_norms.append(float(np.linalg.norm(trainer.network.params.grad)))
+
+    def on_epoch_end(self, trainer, record):
+        self.events.append(f"epoch_end {record['epoch']}")
+        self.thetas.append(trainer.network.params.theta.copy())
+
+    def on_train_end(self, trainer):
+        self.events.append("train_end")
+
+
+# ------------------------------------------------------------------ batching
+def test_last_partial_batch_is_used():
+    X, y = _blobs(n=10)
+    rec = Recorder()
+    net = _clf()
+    history = net.fit(X, y, epochs=2, batch_size=4, callbacks=[rec])
+    assert net.trainer_.step == 6                       # 3 steps per epoch: 4 + 4 + 2
+    assert [b[1] for b in rec.batches] == [4, 4, 2, 4, 4, 2]
+    assert [b[0] for b in rec.batches] == [1, 2, 3, 4, 5, 6]
+    # the epoch loss is the sample-weighted mean of its batch losses
+    first = rec.batches[:3]
+    assert history["loss"][0] == pytest.approx(sum(m * J for _, m, J in first) / 10, rel=1e-6)
+    assert rec.events == ["train_begin", "epoch_begin 0", "epoch_end 1", "epoch_begin 1", "epoch_end 2",
+                          "train_end"]
+
+
+def test_batch_larger_than_data_is_one_full_batch():
+    X, y = _blobs(n=10)
+    net = _clf()
+    net.fit(X, y, epochs=3, batch_size=64)
+    assert net.trainer_.step == 3
+
+
+def test_every_sample_is_seen_once_per_epoch():
+    """With a zero learning rate the epoch loss is the full-data training loss."""
+    X, y = _blobs(n=10)
+    net = _clf(dtype="float64")
+    history = net.fit(X, y, epochs=2, batch_size=3, optimizer="sgd", lr=0.0)
+    full = net.evaluate(X, y)["loss"]
+    assert history["loss"] == pytest.approx([full, full], rel=1e-12)
+
+
+# ------------------------------------------------------------------- history
+def test_history_records():
+    X, y = _blobs(n=40)
+    Xv, yv = _blobs(n=20, seed=1)
+    net = _clf()
+    history = net.fit(X, y, epochs=4, batch_size=8, optimizer="sgd", lr=0.05, validation_data=(Xv, yv))
+    assert len(history) == 4 and history is net.history_
+    assert history["epoch"] == [1, 2, 3, 4]
+    for r in history.records:
+        assert {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"} <= set(r)
+        assert r["seconds"] >= 0 and 0 <= r["accuracy"] <= 1 and math.isfinite(r["val_loss"])
+        assert r["lr"] == pytest.approx(0.05)
+    # the last val_loss is the loss of the final weights on the validation data
+    ev = net.evaluate(Xv, yv)
+    assert history["val_loss"][-1] == pytest.approx(ev["loss"], rel=1e-5)
+    assert history["val_accuracy"][-1] == pytest.approx(ev["accuracy"])
+    assert history["loss"][-1] < history["loss"][0]
+    assert not history.stopped_early and not history.interrupted
+
+
+def test_regression_history_has_no_accuracy():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    net = Network([Dense(1)], loss="mse", seed=0)
+    history = net.fit(X, y, epochs=2, batch_size=10)
+    assert "accuracy" not in history.records[0]
+    ev = net.evaluate(X, y)
+    assert {"loss", "mse", "mae", "r2"} <= set(ev)
+
+
+def test_validation_split():
+    X, y = _blobs(n=50)
+    net = _clf()
+    history = net.fit(X, y, epochs=2, batch_size=8, validation_split=0.2)
+    assert net.trainer_.step == 2 * math.ceil(40 / 8)     # 10 samples held out
+    assert all(math.isfinite(v) for v in history["val_loss"])
+    again = _clf()
+    again.fit(X, y, epochs=2, batch_size=8, validation_split=0.2)
+    np.testing.assert_array_equal(again.get_weights(), net.get_weights())
+    assert again.history_["val_loss"] == history["val_loss"]
+
+
+@pytest.mark.parametrize("split", [1.0, -0.1, 1.5])
+def test_bad_validation_split(split):
+    X, y = _blobs(n=20)
+    with pytest.raises(InputError, match="validation_split"):
+        _clf().fit(X, y, epochs=1, validation_split=split)
+
+
+# ------------------------------------------------------------ early stopping
+def _overfitting_problem():
+    """Random labels: training loss falls, validation loss soon rises."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 10))
+    y = rng.integers(0, 3, size=40)
+    Xv = rng.normal(size=(40, 10))
+    yv = rng.integers(0, 3, size=40)
+    return X, y, Xv, yv
+
+
+def test_early_stopping_restores_the_best_epoch():
+    X, y, Xv, yv = _overfitting_problem()
+    rec = Recorder()
+    net = Network([Dense(64, "relu"), Dense(3, "softmax")], loss="nll", seed=0, dtype="float64")
+    history = net.fit(X, y, epochs=200, batch_size=8, optimizer="adam", lr=0.01, validation_data=(Xv, yv),
+                      early_stopping={"patience": 3}, callbacks=[rec])
+    val = history["val_loss"]
+    best = int(np.argmin(val))
+    assert history.stopped_early
+    assert len(val) == best + 1 + 3                       # stopped after 3 epochs without improvement
+    assert len(val) < 200 and best < len(val) - 1
+    np.testing.assert_array_equal(net.get_weights(), rec.thetas[best])
+    assert not np.array_equal(net.get_weights(), rec.thetas[-1])
+    assert net.evaluate(Xv, yv)["loss"] == pytest.approx(val[best], rel=1e-12)
+
+
+def test_early_stopping_without_restore_keeps_the_last_weights():
+    X, y, Xv, yv = _overfitting_problem()
+    rec = Recorder()
+    net = Network([Dense(64, "relu"), Dense(3, "softmax")], loss="nll", seed=0, dtype="float64")
+    net.fit(X, y, epochs=200, batch_size=8, optimizer="adam", lr=0.01, validation_data=(Xv, yv),
+            early_stopping=EarlyStopping(patience=3, restore_best=False), callbacks=[rec])
+    np.testing.assert_array_equal(net.get_weights(), rec.thetas[-1])
+
+
+def test_early_stopping_min_delta_and_monitor_loss():
+    X, y = _blobs(n=30)
+    net = _clf()
+    history = net.fit(X, y, epochs=50, batch_size=10, optimizer="sgd", lr=0.01,
+                      early_stopping={"monitor": "loss", "patience": 2, "min_delta": 10.0})
+    assert history.stopped_early and len(history) == 3    # nothing improves by 10
+
+
+def test_early_stopping_needs_validation_data():
+    X, y = _blobs(n=20)
+    with pytest.raises(InputError, match="val_loss"):
+        _clf().fit(X, y, epochs=2, early_stopping=True)
+
+
+# ------------------------------------------------------------- class weights
+def test_balanced_class_weights_formula():
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 0])
+    w = class_weights(labels, "balanced", 3)
+    counts = np.array([7, 2, 3])
+    np.testing.assert_allclose(w, (12 / (3 * counts))[labels], rtol=1e-15)
+    np.testing.assert_allclose(np.bincount(labels, weights=w), [4, 4, 4])   # every class weighs n / k
+
+
+def test_balanced_class_weights_match_sklearn():
+    cw = pytest.importorskip("sklearn.utils.class_weight")
+    labels = np.random.default_rng(0).choice(4, p=[0.6, 0.25, 0.1, 0.05], size=200)
+    expected = cw.compute_class_weight("balanced", classes=np.arange(4), y=labels)
+    np.testing.assert_allclose(class_weights(labels, "balanced", 4), expected[labels], rtol=1e-14)
+
+
+def test_class_weight_dict_and_errors():
+    labels = np.array([0, 1, 2, 1])
+    np.testing.assert_array_equal(class_weights(labels, {1: 5.0}, 3), [1.0, 5.0, 1.0, 5.0])
+    assert class_weights(labels, None, 3) is None
+    with pytest.raises(InputError, match="class 3"):
+        class_weights(labels, {3: 2.0}, 3)
+    with pytest.raises(InputError, match="balanced"):
+        class_weights(labels, "auto", 3)
+
+
+def test_class_weight_in_fit_equals_the_sample_weights():
+    X, y = _blobs(n=30)
+    y[:20] = 0                                           # imbalanced
+    a = _clf(dtype="float64")
+    a.fit(X, y, epochs=3, batch_size=8, class_weight="balanced")
+    b = _clf(dtype="float64")
+    b.fit(X, y, epochs=3, batch_size=8, sample_weight=class_weights(y, "balanced", 3))
+    np.testing.assert_array_equal(a.get_weights(), b.get_weights())
+    c = _clf(dtype="float64")
+    c.fit(X, y, epochs=3, batch_size=8)
+    assert not np.array_equal(a.get_weights(), c.get_weights())
+
+
+# ---------------------------------------------------------------- divergence
+def test_divergence_raises_with_a_helpful_message_and_finite_weights():
+    X, y = _blobs(n=64, d=5)
+    X = X * 1e6
+    net = Network([Dense(8, "relu"), Dense(3, "softmax")], loss="nll", seed=0)
+    with np.errstate(all="ignore"), pytest.raises(DivergenceError) as exc:
+        net.fit(X, y, epochs=5, batch_size=16, optimizer="sgd", lr=1e3)
+    msg = str(exc.value)
+    assert "epoch 1" in msg and "step" in msg and "lower learning rate" in msg
+    assert isinstance(exc.value, FloatingPointError) and isinstance(exc.value, deepff.DeepffError)
+    assert np.isfinite(net.get_weights()).all()
+
+
+def test_divergence_at_an_epoch_boundary_leaves_finite_weights():
+    X = np.random.default_rng(0).normal(size=(32, 5)) * 1e6
+    y = (X[:, 0] > 0).astype(int)
+    net = Network([Dense(8, "relu"), Dense(8, "relu"), Dense(2, "softmax")], loss="nll", seed=9)
+    with np.errstate(all="ignore"), pytest.raises(DivergenceError):
+        net.fit(X, y, epochs=10, batch_size=32, optimizer="sgd", lr=1e3)   # one step per epoch
+    assert np.isfinite(net.get_weights()).all()
+
+
+# --------------------------------------------------------------- determinism
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_same_seed_bit_identical_after_fit(dropout):
+    X, y = _blobs(n=50)
+    runs = []
+    for seed in (5, 5, 6):
+        net = _clf(seed=seed, dropout=dropout)
+        net.fit(X, y, epochs=3, batch_size=8, optimizer="adam", lr=0.01)
+        runs.append(net.get_weights())
+    assert np.array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+def test_dropout_changes_the_trajectory():
+    X, y = _blobs(n=50)
+    a, b = _clf(seed=5), _clf(seed=5, dropout=0.3)
+    a.fit(X, y, epochs=2, batch_size=8)
+    b.fit(X, y, epochs=2, batch_size=8)
+    assert not np.array_equal(a.get_weights(), b.get_weights())
+
+
+def test_dtypes_after_fit():
+    X, y = _blobs(n=20)
+    n32 = _clf()
+    n32.fit(X.astype(np.int64), y, epochs=1)
+    assert n32.dtype == np.float32 and n32.get_weights().dtype == np.float32
+    n64 = _clf(dtype="float64")
+    n64.fit(X.astype(np.float32), y, epochs=1)
+    assert n64.get_weights().dtype == np.float64 and n64.predict_output(X).dtype == np.float64
+
+
+def test_resume_from_state_dict_is_bit_identical():
+    X, y = _blobs(n=30)
+    straight = _clf(seed=2, dropout=0.2)
+    straight.fit(X, y, epochs=4, batch_size=8, optimizer="adam", lr=0.01)
+    first = _clf(seed=2, dropout=0.2)
+    first.fit(X, y, epochs=2, batch_size=8, optimizer="adam", lr=0.01)
+    state = first.trainer_.state_dict()
+    resumed = _clf(seed=99, dropout=0.2)
+    resumed.build(4)
+    resumed.fit(X, y, epochs=4, batch_size=8, optimizer="adam", lr=0.01, resume_state=state)
+    np.testing.assert_array_equal(resumed.get_weights(), straight.get_weights())
+    assert resumed.history_["loss"] == straight.history_["loss"]
+
+
+def test_warm_start_continues_the_same_trainer():
+    X, y = _blobs(n=20)
+    net = _clf()
+    net.fit(X, y, epochs=2, batch_size=10, optimizer="adam")
+    trainer = net.trainer_
+    net.fit(X, y, epochs=3, batch_size=10, warm_start=True)
+    assert net.trainer_ is trainer and trainer.epoch == 5 and trainer.step == 10
+    assert net.trainer_.optimizer.t == 10
+
+
+# ------------------------------------------------------- penalties, clipping
+def test_l2_regularization_shrinks_weights():
+    X, y = _blobs(n=60)
+    plain, reg = _clf(dtype="float64"), _clf(dtype="float64")
+    plain.fit(X, y, epochs=20, batch_size=10, optimizer="sgd", lr=0.05)
+    history = reg.fit(X, y, epochs=20, batch_size=10, optimizer="sgd", lr=0.05, regularization={"l2": 0.5})
+    w_plain = np.concatenate([layer.W.ravel() for layer in plain.layers])
+    w_reg = np.concatenate([layer.W.ravel() for layer in reg.layers])
+    assert np.linalg.norm(w_reg) < 0.8 * np.linalg.norm(w_plain)
+    # the reported loss includes the penalty: it exceeds the plain data loss
+    assert history["loss"][-1] > reg.evaluate(X, y)["loss"]
+
+
+def test_clip_norm_bounds_every_step():
+    X, y = _blobs(n=40)
+    X = X * 10
+    rec = Recorder()
+    net = _clf(dtype="float64")
+    net.fit(X, y, epochs=2, batch_size=8, optimizer="sgd", lr=0.01, clip_norm=0.5, callbacks=[rec])
+    assert max(rec.grad_norms) <= 0.5 + 1e-9
+    assert max(rec.grad_norms) > 0.49                     # clipping was active
+
+
+def test_trainer_rejects_bad_settings():
+    net = _clf()
+    net.build(4)
+    for kw in ({"epochs": 0}, {"batch_size": 0}, {"batch_size": 2.5}, {"clip_norm": -1.0}):
+        with pytest.raises(SpecError):
+            Trainer(net, **kw)
+
+
+def test_trainer_used_directly():
+    X, y = _blobs(n=24)
+    net = _clf(dtype="float64")
+    net.build(4)
+    Xp, Y = net.prepare_inputs(X), net.prepare_targets(y, 24)
+    trainer = Trainer(net, optimizer={"name": "sgd", "lr": 0.1}, epochs=3, batch_size=5)
+    history = trainer.fit(Xp, Y)
+    assert trainer.step == 3 * 5 and trainer.epoch == 3 and len(history) == 3
+
+
+# ------------------------------------------------------------- real problem
+def test_digits_reaches_a_sensible_accuracy():
+    datasets = pytest.importorskip("sklearn.datasets")
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    X, y = datasets.load_digits(return_X_y=True)
+    X = X / 16.0
+    Xtr, Xte, ytr, yte = model_selection.train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    net = Network([Dense(64, "relu"), Dense(32, "relu"), Dense(10, "softmax")], loss="nll", seed=0)
+    history = net.fit(Xtr, ytr, epochs=15, batch_size=32, optimizer="adam", lr=1e-3)
+    accuracy = float(np.mean(net.predict(Xte) == yte))
+    assert accuracy >= 0.9, accuracy
+    assert history["loss"][-1] < 0.3 * history["loss"][0]
+    assert net.evaluate(Xte, yte)["accuracy"] == pytest.approx(accuracy)
+
+
+def test_synthetic_separable_problem_with_sgd():
+    X, y = _blobs(n=300, d=5, k=3, seed=3)
+    Xte, yte = X[240:], y[240:]
+    net = Network([Dense(16, "relu"), Dense(16, "relu"), Dense(3, "softmax")], loss="nll", seed=1)
+    net.fit(X[:240], y[:240], epochs=20, batch_size=16, optimizer="sgd", lr=0.05)
+    assert np.mean(net.predict(Xte) == yte) >= 0.95
