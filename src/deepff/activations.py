@@ -26,7 +26,6 @@ import math
 
 import numpy as np
 
-from .errors import SpecError
 from .registry import Registry
 
 __all__ = [

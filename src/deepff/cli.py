@@ -226,11 +226,13 @@ class _Checkpointer(Callback):
 
     def __init__(self, path, extra):
         self.path, self.extra = path, extra
+        self.saved_epoch = None
 
     def on_epoch_end(self, trainer, record):
         from .io import save_checkpoint
 
         save_checkpoint(trainer, self.path, self.extra)
+        self.saved_epoch = trainer.epoch
 
 
 def _table(rows):
@@ -338,6 +340,16 @@ def _check_output_path(path, flag, exts):
         raise UsageError(f"{flag}: folder {folder!r} does not exist")
 
 
+def _check_names(args):
+    """Fail fast (before loading any data) on unknown optimizer/activation/loss names."""
+    from . import activations, losses, optimizers
+
+    for value, registry in ((args.optimizer, optimizers.REGISTRY), (args.activation, activations.REGISTRY),
+                            (args.loss, losses.REGISTRY)):
+        if value is not None:
+            registry.canonical(value)
+
+
 def cmd_train(args):
     """Run ``deepff train``."""
     from .datasets import Standardizer, encode_labels
@@ -345,6 +357,7 @@ def cmd_train(args):
     from .model import Network
     from .spec import load_config
 
+    _check_names(args)
     _check_output_path(args.output, "--output", (".npz",))
     _check_output_path(args.history, "--history", (".json", ".csv"))
     _check_output_path(args.plot, "--plot", (".png",))
@@ -425,6 +438,8 @@ def cmd_train(args):
     validation = None
     if X_test is not None and not val_split:
         validation = (X_test, y_test)  # reported per epoch as val_*: the held-out test split
+        if not args.quiet:
+            print(f"deepff: val_* metrics are measured on the held-out test split ({X_test.shape[0]} samples)")
     history = net.fit(
         X_train, y_train, epochs=epochs, batch_size=batch_size, optimizer=opt,
         schedule=training.get("schedule"), regularization=training.get("regularization"),
@@ -432,10 +447,17 @@ def cmd_train(args):
         early_stopping=training.get("early_stopping"), class_weight=training.get("class_weight"),
         shuffle=training.get("shuffle", True), callbacks=callbacks, resume_state=resume_state)
     interrupted = history.interrupted
-    if interrupted and args.checkpoint:
-        from .io import save_checkpoint
+    if interrupted:
+        note = f"{PROG}: interrupted after {net.trainer_.epoch} complete epoch(s)"
+        checkpointer = next((cb for cb in callbacks if isinstance(cb, _Checkpointer)), None)
+        if checkpointer is not None:
+            if checkpointer.saved_epoch is None:  # stopped inside the first epoch
+                from .io import save_checkpoint
 
-        save_checkpoint(net.trainer_, args.checkpoint, extra)
+                save_checkpoint(net.trainer_, args.checkpoint, extra)
+            # else: keep the checkpoint of the last complete epoch (an exact resume point)
+            note += f"; resume with --resume {args.checkpoint}"
+        print(note, file=sys.stderr, flush=True)
 
     results = {}
     if X_test is not None:
@@ -460,36 +482,55 @@ def cmd_train(args):
 
     output = args.output if args.output is not None else f"deepff-{_slug(data.name)}.npz"
     save(net, output, preprocessing=scaler.to_dict(), classes=classes, training=train_cfg,
-         metadata={"dataset": data.name, "task": task, "feature_names": list(data.feature_names),
+         metadata={"dataset": data.name, "dataset_source": _source(args.dataset), "task": task, "feature_names": list(data.feature_names),
                    "target_name": data.target_name, "seed": seed, "test_fraction": args.test_fraction,
                    "results": results})
     print(f"model saved to {output}")
     if args.history:
         _write_history(history.records, args.history)
     if args.plot:
-        _plots(args.plot, history.records, net, task, classes, X_test, y_test, data, scaler)
+        _plots(args.plot, history.records, net, task, classes, X_test, y_test, data, scaler,
+               val_label="test" if validation is not None else "validation", y_train=y_train)
     return 130 if interrupted else 0
+
+
+def _source(dataset):
+    """How ``evaluate`` finds the training data again: a built-in name or an absolute path."""
+    from .datasets import DATASETS
+
+    name = dataset or "digits"
+    return name.lower() if name.lower() in DATASETS else os.path.abspath(os.path.expanduser(name))
 
 
 def _slug(name):
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in os.path.splitext(os.path.basename(name))[0])
 
 
-def _plots(path, records, net, task, classes, X_test, y_test, data, scaler):
+def _plots(path, records, net, task, classes, X_test, y_test, data, scaler, val_label="validation",
+           y_train=None):
     from . import plots
 
-    plots.plot_history(records, path, title=f"deepff on {data.name}")
+    plots.plot_history(records, path, title=f"deepff on {data.name}", val_label=val_label)
     stem = path[:-4]
     if task == "classification" and X_test is not None:
         from .metrics import confusion_matrix
 
         cm = confusion_matrix(y_test, net.predict(X_test), len(classes))
-        plots.plot_confusion_matrix(cm, classes, stem + "-confusion.png")
+        plots.plot_confusion_matrix(cm, classes, stem + "-confusion.png",
+                                    title=f"Confusion matrix ({data.name}, test set)")
     if data.n_features == 2:
-        X = data.X_test if len(data.X_test) else data.X_train
-        y = y_test if len(data.X_test) else None
+        on_test = len(data.X_test) > 0
+        X = data.X_test if on_test else data.X_train
+        y = y_test if on_test else y_train
+        which = "test set" if on_test else "training set"
+        if task == "classification":
+            title = f"Decision regions on {data.name} (dots: {which})"
+        else:
+            title = f"Predicted {data.target_name} on {data.name} (dots: {which})"
         plots.plot_decision_boundary(lambda Z: net.predict(scaler.transform(Z, dtype=net.dtype)),
-                                     X, y, stem + "-boundary.png", task=task)
+                                     X, y, stem + "-boundary.png", task=task, title=title,
+                                     class_names=classes, feature_names=list(data.feature_names),
+                                     target_name=data.target_name)
 
 
 # ----------------------------------------------------------------- evaluate
@@ -499,14 +540,19 @@ def cmd_evaluate(args):
     from .metrics import classification_report, regression_report
 
     net = load(args.model)
-    meta = net.metadata or {}
-    name = args.dataset or meta.get("dataset") or "digits"
-    args.dataset = name
-    same = name == meta.get("dataset")
-    data = _load(args, seed=meta.get("seed", 0) if same else 0,
-                 test_fraction=meta.get("test_fraction", 0.2) if same else 0.0)
-    X = data.X_test if len(data.X_test) else data.X_train
-    y = data.y_test if len(data.X_test) else data.y_train
+    meta = net.metadata if isinstance(net.metadata, dict) else {}
+    name = args.dataset or meta.get("dataset_source") or meta.get("dataset") or "digits"
+    args.dataset = str(name)
+    # The data set the model was trained on (same built-in name, or a file of the same name):
+    # re-create its train/test split and score the held-out part only.
+    same = meta.get("dataset") is not None and \
+        os.path.basename(str(name)).lower() == str(meta.get("dataset")).lower()
+    seed = meta.get("seed", 0) if same else 0
+    test_fraction = meta.get("test_fraction", 0.2) if same else 0.0
+    data = _load(args, seed=seed, test_fraction=test_fraction)
+    on_test = len(data.X_test) > 0
+    X = data.X_test if on_test else data.X_train
+    y = data.y_test if on_test else data.y_train
     if X.shape[1] != net.n_features:
         raise InputError(f"the data has {X.shape[1]} features, but the model expects {net.n_features}")
     Xp = _preprocess(X, net.preprocessing, net.dtype)
@@ -519,10 +565,16 @@ def cmd_evaluate(args):
         rep = regression_report(np.asarray(y, dtype=np.float64), net.predict(Xp))
     rep["n_samples"] = int(X.shape[0])
     rep["dataset"] = data.name
+    rep["split"] = "test" if on_test else "all"
     if args.json:
         print(json.dumps(rep))
         return 0
-    print(f"{data.name}: {rep['n_samples']} samples")
+    if on_test:
+        where = "the held-out test split" + (f" (test fraction {test_fraction:g}, seed {seed})"
+                                             if data.name != "mnist" else " (official)")
+    else:
+        where = "all samples"
+    print(f"{data.name}: {rep['n_samples']} samples, {where}")
     if net.task == "classification":
         rows = [("class", "precision", "recall", "f1", "support")]
         for i, c in enumerate(rep["classes"]):

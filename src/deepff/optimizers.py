@@ -48,6 +48,7 @@ import numbers
 
 import numpy as np
 
+from . import _kernels
 from .errors import ModelFileError, SpecError
 from .registry import Registry
 
@@ -678,6 +679,8 @@ class Adam(Optimizer):
 
     name = "adam"
     decoupled = False
+    #: use the fused numba kernel of :mod:`deepff._kernels` when available
+    use_kernel = True
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
@@ -698,6 +701,13 @@ class Adam(Optimizer):
     def _update(self, theta, grad):
         b1, b2, t = self.beta1, self.beta2, self.t
         m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
+        kernel = _kernels.adam_kernel() if self.use_kernel else None
+        if kernel is not None:  # the same arithmetic in one fused pass (optional numba)
+            vmax = self.state["max_exp_avg_sq"] if self.amsgrad else v
+            kernel(theta, grad, m, v, vmax, b1, b2, self.lr / (1.0 - b1**t), 1.0 / math.sqrt(1.0 - b2**t),
+                   self.eps, self.weight_decay, 1.0 - self.lr * self.weight_decay, self.amsgrad,
+                   self.decoupled)
+            return
         tmp = self._tmp
         if self.decoupled:
             # AdamW: theta = theta * (1 - lr * weight_decay); d = g

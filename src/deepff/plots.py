@@ -1,14 +1,17 @@
 """Headless matplotlib figures: learning curves, confusion matrix, decision boundary.
 
 matplotlib is imported (with the non-interactive Agg backend) only when a
-plot is made, so ``import deepff`` does not pay for it.
+plot is made, so ``import deepff`` does not pay for it. Every function
+writes one PNG atomically and closes its figure.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["plot_history", "plot_confusion_matrix", "plot_decision_boundary"]
+__all__ = ["plot_history", "plot_confusion_matrix", "plot_decision_boundary", "class_colors"]
 
 
 def _pyplot():
@@ -26,8 +29,47 @@ def _save(fig, path):
     atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"))
 
 
-def plot_history(records, path, title="Learning curves"):
-    """Plot training/validation loss and metric per epoch to a PNG.
+def _series(records, key):
+    """The values of ``key`` per record, NaN where absent (None is not plottable)."""
+    out = []
+    for r in records:
+        v = r.get(key)
+        out.append(float(v) if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                   else math.nan)
+    return out
+
+
+def _has(records, key):
+    return any(not math.isnan(v) for v in _series(records, key))
+
+
+def class_colors(n_classes):
+    """The RGBA colours used for classes 0..n_classes-1 in every deepff plot.
+
+    Parameters
+    ----------
+    n_classes : int
+
+    Returns
+    -------
+    list of tuple
+        tab10 for up to 10 classes, tab20 for up to 20, evenly spaced
+        ``turbo`` colours beyond.
+    """
+    import matplotlib
+
+    if n_classes <= 10:
+        cmap = matplotlib.colormaps["tab10"]
+        return [cmap(i) for i in range(n_classes)]
+    if n_classes <= 20:
+        cmap = matplotlib.colormaps["tab20"]
+        return [cmap(i) for i in range(n_classes)]
+    cmap = matplotlib.colormaps["turbo"]
+    return [cmap(x) for x in np.linspace(0.05, 0.95, n_classes)]
+
+
+def plot_history(records, path, title="Learning curves", val_label="validation"):
+    """Plot training/validation loss and accuracy per epoch to a PNG.
 
     Parameters
     ----------
@@ -36,31 +78,34 @@ def plot_history(records, path, title="Learning curves"):
         "accuracy", "val_accuracy").
     path : str or path-like
     title : str
+    val_label : str, default "validation"
+        Legend entry of the ``val_*`` curves (e.g. "test" when they were
+        measured on the held-out test split).
     """
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     epochs = [r["epoch"] for r in records]
-    has_acc = any(r.get("accuracy") is not None for r in records)
+    has_acc = _has(records, "accuracy") or _has(records, "val_accuracy")
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 4))
     axes = np.atleast_1d(axes)
-    ax = axes[0]
-    ax.plot(epochs, [r["loss"] for r in records], "o-", label="training")
-    if any(r.get("val_loss") is not None for r in records):
-        ax.plot(epochs, [r.get("val_loss") for r in records], "s--", label="validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title("Loss")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    panels = [("loss", "Loss", "loss")]
     if has_acc:
-        ax = axes[1]
-        ax.plot(epochs, [r.get("accuracy") for r in records], "o-", label="training")
-        if any(r.get("val_accuracy") is not None for r in records):
-            ax.plot(epochs, [r.get("val_accuracy") for r in records], "s--", label="validation")
+        panels.append(("accuracy", "Accuracy", "accuracy"))
+    for ax, (key, name, ylabel) in zip(axes, panels):
+        marker = "o" if len(epochs) <= 40 else None
+        if _has(records, key):
+            ax.plot(epochs, _series(records, key), "-", marker=marker, color="tab:blue", label="training")
+        if _has(records, "val_" + key):
+            ax.plot(epochs, _series(records, "val_" + key), "--", marker="s" if marker else None,
+                    color="tab:orange", label=val_label)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("accuracy")
-        ax.set_title("Accuracy")
+        ax.set_ylabel(ylabel)
+        ax.set_title(name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
     _save(fig, path)
@@ -83,11 +128,13 @@ def plot_confusion_matrix(cm, class_names, path, title="Confusion matrix (test s
     k = cm.shape[0]
     size = max(4.0, 0.55 * k + 2)
     fig, ax = plt.subplots(figsize=(size, size))
-    im = ax.imshow(cm, cmap="Blues")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    im = ax.imshow(cm, cmap="Blues", vmin=0)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="samples")
     ticks = np.arange(k)
-    ax.set_xticks(ticks, [str(c) for c in class_names], rotation=45 if k > 10 else 0)
-    ax.set_yticks(ticks, [str(c) for c in class_names])
+    names = [str(c) for c in class_names]
+    long_names = k > 10 or max((len(n) for n in names), default=0) > 3
+    ax.set_xticks(ticks, names, rotation=45 if long_names else 0, ha="right" if long_names else "center")
+    ax.set_yticks(ticks, names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     if k <= 30:
@@ -102,37 +149,99 @@ def plot_confusion_matrix(cm, class_names, path, title="Confusion matrix (test s
     plt.close(fig)
 
 
-def plot_decision_boundary(predict, X, y, path, task="classification", title="Decision boundary"):
+def plot_decision_boundary(predict, X, y, path, task="classification", title=None, class_names=None,
+                           feature_names=None, target_name=None, resolution=300):
     """Colour the plane by the model's prediction and scatter the data (2 features).
+
+    For classification the background shows the predicted class in a pale
+    version of the same colour its samples are drawn with, thin black lines
+    mark the boundaries, and a legend names the classes. For regression
+    background and points share one colour scale (a point that blends into
+    its background is predicted well).
 
     Parameters
     ----------
     predict : callable
-        Maps an (m, 2) array in the units of ``X`` to (m,) labels or values.
+        Maps an (m, 2) array in the units of ``X`` to (m,) labels 0..k-1
+        (classification) or values (regression).
     X : ndarray of shape (n_samples, 2)
-    y : ndarray of shape (n_samples,)
+    y : ndarray of shape (n_samples,), optional
+        Class codes 0..k-1 or target values of the scattered samples; None
+        draws them uncoloured.
     path : str or path-like
     task : {"classification", "regression"}
-    title : str
+    title : str, optional
+    class_names : list, optional
+        Name of each class code (sets k; default: the codes seen).
+    feature_names : (str, str), optional
+        Axis labels (default "feature 1", "feature 2").
+    target_name : str, optional
+        Colour-bar label for regression.
+    resolution : int, default 300
+        Grid points per axis.
     """
+    from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
+    from matplotlib.lines import Line2D
+
     plt = _pyplot()
     X = np.asarray(X, dtype=np.float64)
-    pad = 0.1 * (X.max(axis=0) - X.min(axis=0) + 1e-9)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"plot_decision_boundary needs X of shape (n, 2), got {X.shape}")
+    span = X.max(axis=0) - X.min(axis=0)
+    pad = 0.08 * np.where(span > 0, span, 1.0)
     lo, hi = X.min(axis=0) - pad, X.max(axis=0) + pad
-    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 300), np.linspace(lo[1], hi[1], 300))
-    z = np.asarray(predict(np.c_[gx.ravel(), gy.ravel()])).reshape(gx.shape)
-    fig, ax = plt.subplots(figsize=(6, 5))
-    cmap = "tab10" if task == "classification" else "viridis"
-    ax.contourf(gx, gy, z, levels=50 if task == "regression" else np.arange(z.max() + 2) - 0.5,
-                cmap=cmap, alpha=0.35)
-    sc = ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, edgecolors="k", linewidths=0.4, s=18,
-                    vmin=0 if task == "classification" else None,
-                    vmax=9 if task == "classification" else None)
-    if task == "regression":
-        fig.colorbar(sc, ax=ax)
-    ax.set_xlabel("feature 1")
-    ax.set_ylabel("feature 2")
-    ax.set_title(title)
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
+    z = np.asarray(predict(np.c_[gx.ravel(), gy.ravel()]))
+    z = z.reshape(z.shape[0], -1)[:, 0].reshape(gx.shape) if z.ndim > 1 else z.reshape(gx.shape)
+    fig, ax = plt.subplots(figsize=(6.8, 5))
+    extent = (lo[0], hi[0], lo[1], hi[1])
+    if task == "classification":
+        z = z.astype(np.int64)
+        seen = [int(z.max())] + ([int(np.max(y))] if y is not None and len(y) else [])
+        k = len(class_names) if class_names is not None else max(seen) + 1
+        names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(k)]
+        colors = class_colors(k)
+        cmap = ListedColormap(colors)
+        norm = BoundaryNorm(np.arange(k + 1) - 0.5, k)
+        ax.imshow(z, extent=extent, origin="lower", cmap=cmap, norm=norm, alpha=0.3, aspect="auto",
+                  interpolation="nearest")
+        if k > 1 and np.unique(z).size > 1:
+            ax.contour(gx, gy, z, levels=np.arange(k - 1) + 0.5, colors="k", linewidths=0.7, alpha=0.6)
+        if y is not None:
+            ax.scatter(X[:, 0], X[:, 1], c=np.asarray(y, dtype=np.int64), cmap=cmap, norm=norm,
+                       edgecolors="k", linewidths=0.5, s=24, zorder=3)
+        else:
+            ax.scatter(X[:, 0], X[:, 1], c="k", s=10, zorder=3)
+        handles = [Line2D([], [], marker="o", linestyle="", markerfacecolor=colors[i], markeredgecolor="k",
+                          markersize=7, label=names[i]) for i in range(k)]
+        ax.legend(handles=handles, title="class", loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0.0, frameon=False)
+        default_title = "Decision regions (background: predicted class)"
+    else:
+        z = z.astype(np.float64)
+        values = [z]
+        if y is not None and len(y):
+            values.append(np.asarray(y, dtype=np.float64).ravel())
+        vmin = min(float(np.min(v)) for v in values)
+        vmax = max(float(np.max(v)) for v in values)
+        if vmax <= vmin:
+            vmin, vmax = vmin - 0.5, vmax + 0.5
+        norm = Normalize(vmin=vmin, vmax=vmax)
+        im = ax.imshow(z, extent=extent, origin="lower", cmap="viridis", norm=norm, alpha=0.85,
+                       aspect="auto", interpolation="bilinear")
+        if y is not None:
+            ax.scatter(X[:, 0], X[:, 1], c=np.asarray(y, dtype=np.float64).ravel(), cmap="viridis", norm=norm,
+                       edgecolors="w", linewidths=0.7, s=26, zorder=3)
+        else:
+            ax.scatter(X[:, 0], X[:, 1], c="k", s=10, zorder=3)
+        fig.colorbar(im, ax=ax, label=target_name or "target")
+        default_title = "Prediction (background) and true values (dots)"
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    fx, fy = (list(feature_names) + ["", ""])[:2] if feature_names is not None else ("", "")
+    ax.set_xlabel(fx or "feature 1")
+    ax.set_ylabel(fy or "feature 2")
+    ax.set_title(title or default_title)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
