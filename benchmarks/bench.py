@@ -48,7 +48,10 @@ def load_data(quick):
     from deepff.datasets import load_mnist
 
     Xtr, ytr, Xte, yte = load_mnist(str(MNIST))
-    return (Xtr.astype(np.float32) / 255, ytr, Xte.astype(np.float32) / 255, yte)
+    Xtr, Xte = Xtr.astype(np.float32), Xte.astype(np.float32)
+    Xtr /= 255  # in place: no second float32 copy of the training set
+    Xte /= 255
+    return Xtr, ytr, Xte, yte
 
 
 # -------------------------------------------------------------- runners

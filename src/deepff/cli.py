@@ -591,7 +591,13 @@ def cmd_evaluate(args):
 
 
 # ------------------------------------------------------------------ predict
-def _read_features(path, n_features):
+def _read_features(path, n_features, feature_names=None):
+    """Read the feature matrix of ``deepff predict`` from a CSV/TSV/TXT or .npy file.
+
+    A CSV whose header names every feature the model was trained on (e.g.
+    the training file itself, target column included) has those columns
+    picked by name; otherwise every column is a feature, in order.
+    """
     ext = os.path.splitext(path)[1].lower()
     if not os.path.isfile(path):
         raise InputError(f"input file not found: {path}")
@@ -599,36 +605,56 @@ def _read_features(path, n_features):
         try:
             X = np.load(path, allow_pickle=False)
         except Exception as exc:
-            raise InputError(f"cannot read {path}: {exc}") from None
+            raise InputError(f"cannot read {path} as a .npy array: {' '.join(str(exc).split())}") from None
+        if X.dtype.kind not in "biuf":
+            raise InputError(f"{path} must hold numbers, got an array of dtype {X.dtype}")
+        if X.ndim == 1:
+            X = X.reshape(-1, 1) if n_features == 1 else X.reshape(1, -1)
     elif ext in (".csv", ".tsv", ".txt"):
-        with open(path, newline="", encoding="utf-8") as fh:
-            text = fh.read()
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                text = fh.read()
+        except UnicodeDecodeError:
+            raise InputError(f"{path} is not valid UTF-8 text") from None
         if not text.strip():
             raise InputError(f"{path} is empty")
+        if ext == ".tsv":
+            delim = "\t"
+        else:
+            try:
+                delim = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|").delimiter
+            except csv.Error:
+                delim = ","
         try:
-            dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
-            delim = dialect.delimiter
-        except csv.Error:
-            delim = ","
-        rows = [r for r in csv.reader(text.splitlines(), delimiter=delim) if r]
+            rows = [[c.strip() for c in r] for r in csv.reader(text.splitlines(), delimiter=delim)
+                    if r and any(c.strip() for c in r)]
+        except csv.Error as exc:
+            raise InputError(f"cannot parse {path}: {exc}") from None
+        first_line = 1
         if rows and not _numeric_row(rows[0]):
-            rows = rows[1:]  # header
+            header, rows, first_line = rows[0], rows[1:], 2
+            if feature_names and set(feature_names) <= set(header):
+                cols = [header.index(nm) for nm in feature_names]
+                rows = [[r[c] if c < len(r) else "" for c in cols] for r in rows]
+        if not rows:
+            raise InputError(f"{path} holds no data rows")
         X = []
-        for i, row in enumerate(rows, start=1):
+        for i, row in enumerate(rows, start=first_line):
             try:
                 X.append([float(v) for v in row])
             except ValueError:
                 bad = next(v for v in row if not _is_float(v))
-                raise InputError(f"{path}: row {i} holds the non-numeric value {bad!r}") from None
+                raise InputError(f"{path}: data row {i - first_line + 1} holds the non-numeric value {bad!r}"
+                                 ) from None
         if len({len(r) for r in X}) > 1:
             raise InputError(f"{path}: rows have different numbers of columns")
         X = np.array(X, dtype=np.float64)
     else:
         raise InputError(f"--input must be a .csv, .tsv, .txt or .npy file, got {path!r}")
-    if X.ndim == 1:
-        X = X.reshape(1, -1)
     if X.ndim != 2:
         raise InputError(f"{path}: expected a 2-D array of features, got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise InputError(f"{path} holds no samples")
     if X.shape[1] != n_features:
         raise InputError(f"{path} has {X.shape[1]} features per row, but the model expects {n_features}")
     if not np.isfinite(X.astype(np.float64)).all():
@@ -655,7 +681,9 @@ def cmd_predict(args):
     net = load(args.model)
     if args.output is not None:
         _check_output_path(args.output, "--output", (".csv", ".npy"))
-    X = _read_features(args.input, net.n_features)
+    meta = net.metadata if isinstance(net.metadata, dict) else {}
+    names = meta.get("feature_names") if isinstance(meta.get("feature_names"), list) else None
+    X = _read_features(args.input, net.n_features, names)
     Xp = _preprocess(X, net.preprocessing, net.dtype)
     if args.proba:
         if net.task != "classification":
@@ -669,10 +697,9 @@ def cmd_predict(args):
         header = ["prediction"] if out.ndim == 1 else [f"y{i}" for i in range(out.shape[1])]
     if args.output and args.output.lower().endswith(".npy"):
         arr = out
-        if arr.dtype == object:
-            try:
-                arr = arr.astype(np.float64)
-            except (TypeError, ValueError):
+        if arr.dtype == object:  # class labels: int64, float64 or str as the labels are
+            arr = np.asarray(arr.tolist())
+            if arr.dtype.kind not in "biufU":
                 arr = arr.astype(str)
         atomic_write(args.output, lambda fh: np.save(fh, arr, allow_pickle=False))
         return 0
@@ -774,9 +801,11 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
+        # No subcommand (``deepff`` or ``deepff --epochs 5``) means train.
+        first = next((a for a in argv if a != "--debug"), None)
+        if first is None or (first.startswith("-") and first not in ("-h", "--help")):
+            argv = ["train"] + [a for a in argv if a != "--debug"] + (["--debug"] if debug else [])
         args = build_parser().parse_args(argv)
-        if args.command is None:
-            args = build_parser().parse_args(["train"] + argv)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -434,7 +434,8 @@ class Trainer:
         if validation_data is not None:
             val = self.evaluate_prepared(*validation_data)
             record.update({"val_" + k: v for k, v in val.items()})
-        record["lr"] = float(getattr(self.optimizer, "lr", float("nan")))
+        lr = getattr(self.optimizer, "lr", None)
+        record["lr"] = None if lr is None else float(lr)  # L-BFGS has no learning rate
         record["seconds"] = time.perf_counter() - t0
         if self.schedule is not None:
             self.schedule.epoch_end(epoch, record["loss"])

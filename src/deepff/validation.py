@@ -92,9 +92,15 @@ def check_X(X, dtype, n_features=None, name="X"):
     if n_features is not None and a.shape[1] != n_features:
         raise InputError(f"{name} has {a.shape[1]} features, but the network expects {n_features}")
     a = np.ascontiguousarray(a, dtype=dtype)
-    if not np.isfinite(a).all():
+    if not _all_finite(a):
         raise InputError(f"{name} contains NaN or infinity")
     return a
+
+
+def _all_finite(a, chunk_elements=1 << 20):
+    """np.isfinite(a).all(), in row chunks so no full-size boolean temporary is made."""
+    rows = max(1, chunk_elements // max(1, a.shape[1]))
+    return all(np.isfinite(a[i:i + rows]).all() for i in range(0, a.shape[0], rows))
 
 
 def check_targets(y, n_samples, n_outputs, task, multi_label, dtype, name="y"):
