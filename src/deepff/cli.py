@@ -582,8 +582,9 @@ def cmd_evaluate(args):
                          f"{rep['f1'][i]:.4f}", str(rep["support"][i])))
         print(_table(rows))
         print("confusion matrix (rows: true class, columns: predicted):")
-        print(_table([[str(c) for c in rep["classes"]]] + [[str(v) for v in row]
-                                                             for row in rep["confusion_matrix"]]))
+        names = [str(c) for c in rep["classes"]]
+        print(_table([["true\\pred"] + names] + [[names[i]] + [str(v) for v in row]
+                                                  for i, row in enumerate(rep["confusion_matrix"])]))
         print(f"accuracy: {100 * rep['accuracy']:.2f}%")
     else:
         print(_table([("metric", "value")] + [(k, f"{rep[k]:.6g}") for k in ("mse", "mae", "r2")]))

@@ -288,8 +288,15 @@ class Trainer:
         self.step = 0
         self.history = History()
         self.stop_requested = False
+        # position inside the current epoch, so that a run stopped mid-epoch resumes exactly
+        self._order, self._pos, self._partial = None, 0, [0.0, 0.0, 0]
+        self._flag = _InterruptFlag()
 
     # --------------------------------------------------------------- helpers
+    def request_stop(self):
+        """Stop after the current optimizer step (what Ctrl-C does); the run can be resumed."""
+        self._flag.requested = True
+
     def _has_max_norm(self):
         return any(layer.max_norm is not None for layer in self.network.layers)
 
@@ -383,9 +390,12 @@ class Trainer:
             t0 = time.perf_counter()
             if snapshot is None or np.isfinite(theta).all():
                 snapshot = theta.copy()          # the last weights known to be finite
-            order = net.shuffle_rng.permutation(n) if self.shuffle else np.arange(n)
-            loss_sum, correct, seen = 0.0, 0.0, 0
-            for start in range(0, n, bs):
+            if self._order is None or self._order.shape[0] != n:   # a fresh epoch
+                self._order = net.shuffle_rng.permutation(n) if self.shuffle else np.arange(n)
+                self._pos, self._partial = 0, [0.0, 0.0, 0]
+            order = self._order                  # (or the rest of an interrupted one)
+            loss_sum, correct, seen = self._partial
+            for start in range(self._pos, n, bs):
                 idx = order[start:start + bs]
                 m = idx.shape[0]
                 x, y = xb[:m], yb[:m]
@@ -413,17 +423,19 @@ class Trainer:
                 seen += m
                 if classification:
                     correct += _n_correct(h, y, net.multi_label)
+                self._pos, self._partial = start + m, [loss_sum, correct, seen]
                 for cb in self.callbacks:
                     cb.on_batch_end(self, self.step, m, J)
                 if self._flag.requested:
                     break
-            record = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1)}
-            if classification:
-                record["accuracy"] = correct / max(seen, 1)
-            if self._flag.requested and seen < n:
+            if self._pos < n:                    # Ctrl-C mid-epoch: state_dict() can resume here
                 self.history.interrupted = True
                 self.stop_requested = True
                 return
+            self._order = None
+            record = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1)}
+            if classification:
+                record["accuracy"] = correct / max(seen, 1)
             self._end_epoch(record, epoch, t0, validation_data)
             if self.stop_requested or self._flag.requested:
                 self.history.interrupted = self._flag.requested
@@ -514,6 +526,9 @@ class Trainer:
             "shuffle_rng": net.shuffle_rng.bit_generator.state,
             "dropout_rng": net.dropout_rng.bit_generator.state,
             "history": [dict(r) for r in self.history.records],
+            "epoch_order": None if self._order is None else self._order.copy(),
+            "epoch_position": self._pos,
+            "epoch_partial": list(self._partial),
         }
 
     def load_state_dict(self, state):
@@ -537,6 +552,11 @@ class Trainer:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.base_lr = float(state["base_lr"])
         self.history = History(state["history"])
+        order = state.get("epoch_order")
+        self._order = None if order is None else np.asarray(order, dtype=np.int64)
+        self._pos = int(state.get("epoch_position", 0))
+        partial = state.get("epoch_partial") or [0.0, 0.0, 0]
+        self._partial = [float(partial[0]), float(partial[1]), int(partial[2])]
 
 
 def _n_correct(h, y, multi_label):
