@@ -1,0 +1,30 @@
+"""Benchmarks are not tests: this only proves the suite runs end to end on tiny sizes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_suite_runs_in_quick_mode(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--json", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    names = [r["workload"] for r in report["results"]]
+    for b in (32, 128, 512):
+        assert f"epoch sgd b{b}" in names and f"epoch adam b{b}" in names
+    assert "epoch wide sgd b256" in names
+    assert any(n.startswith("inference") for n in names)
+    assert "import deepff (s)" in names
+    epochs = [r for r in report["results"] if r["workload"].startswith("epoch")]
+    assert all(r["deepff"] > 0 and r["floor"] > 0 for r in epochs)
+    rss = [r for r in report["results"] if r["workload"].startswith("peak RSS")][0]
+    assert rss["deepff"] > 10  # MiB: a real measurement of a real process
+    assert report["machine"]["blas"], "threadpoolctl should report the BLAS in use"
+    assert "| workload |" in proc.stdout  # the table is printed
