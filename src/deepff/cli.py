@@ -226,13 +226,11 @@ class _Checkpointer(Callback):
 
     def __init__(self, path, extra):
         self.path, self.extra = path, extra
-        self.saved_epoch = None
 
     def on_epoch_end(self, trainer, record):
         from .io import save_checkpoint
 
         save_checkpoint(trainer, self.path, self.extra)
-        self.saved_epoch = trainer.epoch
 
 
 def _table(rows):
@@ -451,11 +449,10 @@ def cmd_train(args):
         note = f"{PROG}: interrupted after {net.trainer_.epoch} complete epoch(s)"
         checkpointer = next((cb for cb in callbacks if isinstance(cb, _Checkpointer)), None)
         if checkpointer is not None:
-            if checkpointer.saved_epoch is None:  # stopped inside the first epoch
-                from .io import save_checkpoint
+            from .io import save_checkpoint
 
-                save_checkpoint(net.trainer_, args.checkpoint, extra)
-            # else: keep the checkpoint of the last complete epoch (an exact resume point)
+            # the trainer state holds the position inside the interrupted epoch: an exact resume point
+            save_checkpoint(net.trainer_, args.checkpoint, extra)
             note += f"; resume with --resume {args.checkpoint}"
         print(note, file=sys.stderr, flush=True)
 
@@ -482,7 +479,8 @@ def cmd_train(args):
 
     output = args.output if args.output is not None else f"deepff-{_slug(data.name)}.npz"
     save(net, output, preprocessing=scaler.to_dict(), classes=classes, training=train_cfg,
-         metadata={"dataset": data.name, "dataset_source": _source(args.dataset), "task": task, "feature_names": list(data.feature_names),
+         metadata={"dataset": data.name, "dataset_source": _source(args.dataset), "task": task,
+                   "feature_names": list(data.feature_names),
                    "target_name": data.target_name, "seed": seed, "test_fraction": args.test_fraction,
                    "results": results})
     print(f"model saved to {output}")
@@ -549,6 +547,10 @@ def cmd_evaluate(args):
         os.path.basename(str(name)).lower() == str(meta.get("dataset")).lower()
     seed = meta.get("seed", 0) if same else 0
     test_fraction = meta.get("test_fraction", 0.2) if same else 0.0
+    from .datasets import DATASETS
+
+    if args.target is None and same and str(name).lower() not in DATASETS and meta.get("target_name"):
+        args.target = str(meta["target_name"])  # the training file's target column, by name
     data = _load(args, seed=seed, test_fraction=test_fraction)
     on_test = len(data.X_test) > 0
     X = data.X_test if on_test else data.X_train
@@ -632,7 +634,7 @@ def _read_features(path, n_features, feature_names=None):
         except csv.Error as exc:
             raise InputError(f"cannot parse {path}: {exc}") from None
         first_line = 1
-        if rows and not _numeric_row(rows[0]):
+        if rows and _is_header(rows[0]):
             header, rows, first_line = rows[0], rows[1:], 2
             if feature_names and set(feature_names) <= set(header):
                 cols = [header.index(nm) for nm in feature_names]
@@ -671,8 +673,11 @@ def _is_float(v):
         return False
 
 
-def _numeric_row(row):
-    return all(_is_float(v) for v in row)
+def _is_header(row):
+    """A first CSV row is a header when none of its cells is a number (a data row with one bad
+    cell is reported, not skipped), or when it is 0, 1, ..., d-1 (pandas' header for a
+    DataFrame of a numpy array)."""
+    return not any(_is_float(v) for v in row) or row == [str(i) for i in range(len(row))]
 
 
 def cmd_predict(args):
@@ -811,6 +816,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. ``deepff predict ... | head``: the reader left, nothing to report
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        except OSError:
+            pass
+        return 141
     except (DeepffError, ValueError, OSError) as exc:
         if debug:
             raise

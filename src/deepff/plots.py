@@ -126,7 +126,7 @@ def plot_confusion_matrix(cm, class_names, path, title="Confusion matrix (test s
     plt = _pyplot()
     cm = np.asarray(cm)
     k = cm.shape[0]
-    size = max(4.0, 0.55 * k + 2)
+    size = min(max(4.0, 0.55 * k + 2), 14.0)
     fig, ax = plt.subplots(figsize=(size, size))
     im = ax.imshow(cm, cmap="Blues", vmin=0)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="samples")

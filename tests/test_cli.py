@@ -1,0 +1,654 @@
+"""The ``deepff`` command, end to end.
+
+Most tests call :func:`deepff.cli.main` in-process (fast, output through
+capsys); a few run ``python -m deepff.cli`` in a subprocess to prove the real
+exit status, stderr and Ctrl-C handling.
+"""
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("matplotlib")
+
+from deepff import cli  # noqa: E402
+from deepff.datasets import Standardizer, load_digits_dataset  # noqa: E402
+from deepff.errors import DeepffError  # noqa: E402
+from deepff.io import load, load_checkpoint  # noqa: E402
+
+MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------ helpers
+def run(capsys, *argv):
+    """Run the command in-process; return (status, stdout, stderr)."""
+    rc = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def run_quiet(*argv):
+    """Like run() without capsys (for module-scoped fixtures)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main([str(a) for a in argv])
+    assert rc == 0, err.getvalue()
+    return out.getvalue()
+
+
+def run_subprocess(*argv, cwd, timeout=60):
+    return subprocess.run([sys.executable, "-m", "deepff.cli", *map(str, argv)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def table_value(text, name):
+    """The value of row ``name`` in the final results table of ``deepff train``."""
+    m = re.search(rf"^{re.escape(name)}\s+(\S+)$", text, flags=re.M)
+    assert m, f"no row {name!r} in:\n{text}"
+    return m.group(1)
+
+
+def check_png(path):
+    """A valid PNG of a real figure: signature, > 10 kB, many colours, not blank."""
+    import matplotlib.image
+
+    data = Path(path).read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    assert len(data) > 10_000
+    rgb = matplotlib.image.imread(path)[..., :3]
+    assert rgb.shape[0] > 200 and rgb.shape[1] > 200
+    assert rgb.var() > 1e-3
+    assert len(np.unique((rgb.reshape(-1, 3) * 255).astype(np.uint8), axis=0)) > 20
+    return rgb
+
+
+def write_csv(path, header, rows, delimiter=","):
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, delimiter=delimiter)
+        if header:
+            w.writerow(header)
+        w.writerows(rows)
+
+
+def pets_rows(n=200, seed=0):
+    """Two numeric features and a string class: 'cat' (light, short) or 'dog'."""
+    rng = np.random.default_rng(seed)
+    weight = rng.uniform(2, 40, n)
+    height = rng.uniform(20, 80, n)
+    animal = np.where(weight / 40 + height / 80 > 1.0, "dog", "cat")
+    return [[f"{w:.3f}", f"{h:.3f}", a] for w, h, a in zip(weight, height, animal)]
+
+
+def expected_predictions(model_path, X):
+    net = load(model_path)
+    Xp = Standardizer.from_dict(net.preprocessing).transform(X, dtype=net.dtype)
+    return net, net.predict(Xp), net.predict_proba(Xp)
+
+
+# ----------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """One training run on digits (default architecture 64-128-64-10, 2 epochs)."""
+    d = tmp_path_factory.mktemp("digits")
+    out = run_quiet("train", "--epochs", 2, "--output", d / "digits.npz", "--history", d / "h.json",
+                    "--plot", d / "curves.png", "--quiet")
+    return {"dir": d, "model": d / "digits.npz", "stdout": out}
+
+
+@pytest.fixture(scope="module")
+def pets(tmp_path_factory):
+    """A ';'-separated CSV with string labels, and a model trained on it."""
+    d = tmp_path_factory.mktemp("pets")
+    write_csv(d / "pets.csv", ["weight", "height", "animal"], pets_rows(), delimiter=";")
+    out = run_quiet("train", "--dataset", d / "pets.csv", "--epochs", 2, "--hidden", 8, "--lr", 0.05,
+                    "--output", d / "pets.npz", "--plot", d / "pets.png", "--quiet")
+    return {"dir": d, "csv": d / "pets.csv", "model": d / "pets.npz", "stdout": out}
+
+
+# ------------------------------------------------------------------- train
+def test_train_digits_saves_model(digits_run):
+    out = digits_run["stdout"]
+    net = load(digits_run["model"])
+    assert net.n_features == 64 and net.n_outputs == 10
+    assert [layer.units for layer in net.layers] == [128, 64, 10]
+    assert net.classes == list(range(10))
+    assert net.metadata["dataset"] == "digits"
+    assert net.metadata["seed"] == 0 and net.metadata["test_fraction"] == 0.2
+    assert len(net.preprocessing["mean"]) == 64
+    assert table_value(out, "epochs") == "2"
+    assert "model saved to" in out
+    assert re.search(r"test accuracy: \d+\.\d\d%", out)
+
+
+def test_evaluate_reports_the_accuracy_train_printed(digits_run, capsys):
+    train_acc = float(table_value(digits_run["stdout"], "test accuracy"))
+    rc, out, err = run(capsys, "evaluate", "--model", digits_run["model"], "--json")
+    assert rc == 0 and err == ""
+    rep = json.loads(out)
+    assert rep["split"] == "test" and rep["n_samples"] == 359  # 20% of 1797
+    assert round(rep["accuracy"], 4) == pytest.approx(train_acc, abs=1e-12)
+    assert rep["accuracy"] == pytest.approx(load(digits_run["model"]).metadata["results"]["test_accuracy"])
+    assert len(rep["precision"]) == len(rep["recall"]) == len(rep["f1"]) == 10
+    assert np.asarray(rep["confusion_matrix"]).shape == (10, 10)
+    assert sum(rep["support"]) == rep["n_samples"]
+
+    rc, out, _ = run(capsys, "evaluate", "--model", digits_run["model"], "--dataset", "digits")
+    assert rc == 0
+    assert f"accuracy: {100 * train_acc:.2f}%" in out
+    assert "precision" in out and "recall" in out and "f1" in out
+    assert "confusion matrix" in out and "true\\pred" in out
+
+
+@pytest.mark.parametrize("ext", ["json", "csv"])
+def test_history_file_has_one_record_per_epoch(tmp_path, monkeypatch, capsys, ext):
+    monkeypatch.chdir(tmp_path)
+    rc, _, _ = run(capsys, "train", "--epochs", 3, "--hidden", 16, "--history", f"h.{ext}", "--quiet")
+    assert rc == 0
+    assert Path("deepff-digits.npz").is_file()  # the default output name
+    if ext == "json":
+        records = json.loads(Path("h.json").read_text())
+    else:
+        with open("h.csv", newline="") as fh:
+            records = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in records] == [1, 2, 3]
+    for r in records:
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
+            assert float(r[key]) >= 0 and np.isfinite(float(r[key]))
+
+
+def test_per_epoch_lines_and_no_bar_off_a_terminal(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = run(capsys, "train", "--epochs", 2, "--hidden", 16)
+    assert rc == 0 and err == ""
+    assert "\r" not in out  # no progress bar when stdout is not a terminal
+    epoch_lines = [ln for ln in out.splitlines() if ln.startswith("epoch ")]
+    assert len(epoch_lines) == 2
+    assert "loss" in epoch_lines[0] and "val_accuracy" in epoch_lines[0] and "samples/s" in epoch_lines[0]
+    assert "metric" in out and "training time" in out
+
+    rc, out, _ = run(capsys, "train", "--epochs", 2, "--hidden", 16, "--quiet")
+    assert rc == 0
+    assert not [ln for ln in out.splitlines() if ln.startswith("epoch ")]
+    assert "test accuracy" in out  # the final table is still printed
+
+
+def test_progress_bar_on_a_terminal(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    rc, out, _ = run(capsys, "train", "--epochs", 1, "--hidden", 16)
+    assert rc == 0
+    assert "\r" in out and "epoch 1/1" in out and "samples/s" in out and "loss=" in out
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    rc, out, _ = run(capsys, "train", "--epochs", 1, "--hidden", 16, "--quiet")
+    assert rc == 0 and "\r" not in out
+
+
+def test_no_subcommand_means_train(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rc, out, _ = run(capsys, "--epochs", 1, "--hidden", 8, "--quiet", "--output", "m.npz")
+    assert rc == 0 and Path("m.npz").is_file()
+
+
+def test_resume_from_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rc, _, _ = run(capsys, "train", "--epochs", 2, "--hidden", 8, "--checkpoint", "ck.npz", "--quiet")
+    assert rc == 0
+    _, state, extra = load_checkpoint("ck.npz")
+    assert state["epoch"] == 2 and extra["dataset"] == "digits"
+    rc, _, _ = run(capsys, "train", "--epochs", 3, "--hidden", 8, "--resume", "ck.npz", "--history", "h.json",
+                   "--quiet")
+    assert rc == 0
+    assert [r["epoch"] for r in json.loads(Path("h.json").read_text())] == [1, 2, 3]
+
+
+# ----------------------------------------------------------------- predict
+@pytest.fixture(scope="module")
+def digits_inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inputs")
+    X = load_digits_dataset()[0][:25]
+    write_csv(d / "x.csv", None, X.tolist())
+    write_csv(d / "x_header.csv", [f"pixel_{i // 8}_{i % 8}" for i in range(64)], X.tolist())
+    write_csv(d / "x_pandas.csv", [str(i) for i in range(64)], X.tolist())  # DataFrame(X).to_csv(index=False)
+    np.save(d / "x.npy", X)
+    return d, X
+
+
+@pytest.mark.parametrize("source", ["x.csv", "x_header.csv", "x_pandas.csv", "x.npy"])
+@pytest.mark.parametrize("proba", [False, True])
+def test_predict_to_stdout(digits_run, digits_inputs, capsys, source, proba):
+    d, X = digits_inputs
+    _, labels, probabilities = expected_predictions(digits_run["model"], X)
+    rc, out, err = run(capsys, "predict", "--model", digits_run["model"], "--input", d / source,
+                       *(["--proba"] if proba else []))
+    assert rc == 0 and err == ""
+    rows = list(csv.reader(io.StringIO(out)))
+    if proba:
+        assert rows[0] == [f"p_{i}" for i in range(10)]
+        P = np.array(rows[1:], dtype=np.float64)
+        assert P.shape == (25, 10)
+        np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(P, probabilities, rtol=1e-6, atol=1e-7)  # same standardisation
+    else:
+        assert rows[0] == ["prediction"]
+        np.testing.assert_array_equal([int(r[0]) for r in rows[1:]], labels)
+
+
+@pytest.mark.parametrize("ext", ["csv", "npy"])
+@pytest.mark.parametrize("proba", [False, True])
+def test_predict_to_file(digits_run, digits_inputs, tmp_path, monkeypatch, capsys, ext, proba):
+    monkeypatch.chdir(tmp_path)
+    d, X = digits_inputs
+    _, labels, probabilities = expected_predictions(digits_run["model"], X)
+    rc, out, _ = run(capsys, "predict", "--model", digits_run["model"], "--input", d / "x.npy",
+                     "--output", f"out.{ext}", *(["--proba"] if proba else []))
+    assert rc == 0 and out == ""
+    if ext == "npy":
+        got = np.load(f"out.{ext}", allow_pickle=False)
+    else:
+        got = np.loadtxt(f"out.{ext}", delimiter=",", skiprows=1, ndmin=2 if proba else 1)
+    if proba:
+        assert got.shape == (25, 10)
+        np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(got, probabilities, rtol=1e-6, atol=1e-7)
+    else:
+        np.testing.assert_array_equal(got, labels)
+        if ext == "npy":
+            assert got.dtype.kind == "i"
+
+
+def test_string_labels_round_trip(pets, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    net = load(pets["model"])
+    assert net.classes == ["cat", "dog"]
+    assert net.metadata["feature_names"] == ["weight", "height"] and net.metadata["target_name"] == "animal"
+    rows = pets_rows(10, seed=5)
+    write_csv("new.csv", None, [r[:2] for r in rows])
+    rc, out, _ = run(capsys, "predict", "--model", pets["model"], "--input", "new.csv")
+    assert rc == 0
+    got = out.split()
+    assert got[0] == "prediction" and len(got) == 11 and set(got[1:]) <= {"cat", "dog"}
+    X = np.array([r[:2] for r in rows], dtype=np.float64)
+    _, codes, _ = expected_predictions(pets["model"], X)
+    assert got[1:] == [net.classes[c] for c in codes]
+
+    # the training file itself (header, ';', target column included): columns picked by name
+    rc, out, _ = run(capsys, "predict", "--model", pets["model"], "--input", pets["csv"], "--output", "p.npy")
+    assert rc == 0
+    labels = np.load("p.npy", allow_pickle=False)
+    assert labels.dtype.kind == "U" and len(labels) == 200 and set(labels) <= {"cat", "dog"}
+
+    rc, out, _ = run(capsys, "predict", "--model", pets["model"], "--input", "new.csv", "--proba")
+    assert out.splitlines()[0] == "p_cat,p_dog"
+
+    rc, out, _ = run(capsys, "evaluate", "--model", pets["model"])  # finds pets.csv from the model
+    assert rc == 0
+    assert "pets.csv: 40 samples, the held-out test split" in out
+    assert re.search(r"^cat\s", out, flags=re.M) and re.search(r"^dog\s", out, flags=re.M)
+
+
+def test_regression_csv(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = np.clip(np.round(8 + 3 * X[:, 0] - 2 * X[:, 1]), 0, 20).astype(int)  # integers: looks like classes
+    # the target is the second column, so it must be named
+    write_csv("reg.csv", ["a", "score", "b", "c"], [[str(x[0]), str(t), str(x[1]), str(x[2])]
+                                                    for x, t in zip(X, y)])
+
+    rc, out, _ = run(capsys, "train", "--dataset", "reg.csv", "--target", "score", "--epochs", 1,
+                     "--hidden", 8, "--output", "cls.npz")
+    assert rc == 0 and "(classification;" in out  # what the inference alone would do
+
+    rc, out, _ = run(capsys, "train", "--dataset", "reg.csv", "--target", "score", "--task", "regression",
+                     "--epochs", 30, "--hidden", 16, "--lr", 0.01, "--output", "reg.npz")
+    assert rc == 0 and "(regression;" in out
+    for row in ("test mse", "test mae", "test r2"):
+        assert np.isfinite(float(table_value(out, row)))
+    net = load("reg.npz")
+    assert net.task == "regression" and net.classes is None and net.n_outputs == 1
+
+    rc, out, _ = run(capsys, "evaluate", "--model", "reg.npz", "--dataset", "reg.csv", "--target", "score",
+                     "--json")
+    rep = json.loads(out)
+    assert set(rep) >= {"mse", "mae", "r2"}
+    assert rep["mse"] > 0 and rep["mae"] > 0 and rep["r2"] > 0.5
+    stored = net.metadata["results"]  # what train printed: evaluate re-creates the same test split
+    assert rep["n_samples"] == 40
+    for key in ("mse", "mae", "r2"):
+        assert rep[key] == pytest.approx(stored["test_" + key], rel=1e-9)
+
+    rc, out, _ = run(capsys, "evaluate", "--model", "reg.npz")  # file and target column from the model
+    assert "reg.csv: 40 samples, the held-out test split" in out
+    assert re.search(r"^mse\s", out, flags=re.M) and re.search(r"^r2\s", out, flags=re.M)
+
+    write_csv("feat.csv", ["a", "b", "c"], X[:5].tolist())
+    rc, out, _ = run(capsys, "predict", "--model", "reg.npz", "--input", "feat.csv")
+    values = np.array(out.split()[1:], dtype=np.float64)
+    assert values.shape == (5,) and np.isfinite(values).all()
+
+
+# ------------------------------------------------------------ config files
+CONFIG = {
+    "layers": [
+        {"layer_type": "input", "n_features": 64},
+        {"layer_type": "fullyconn", "n_neurons": 16, "activation": "tanh"},
+        {"layer_type": "output", "n_neurons": 10, "activation": "softmax", "loss_type": "neg_log_likelihood"},
+    ],
+    "training": {"epochs": 4, "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.005}},
+    "seed": 3,
+}
+
+
+def write_config(path, cfg=CONFIG):
+    path = Path(path)
+    if path.suffix == ".json":
+        path.write_text(json.dumps(cfg))
+    elif path.suffix == ".yaml":
+        import yaml
+
+        path.write_text(yaml.safe_dump(cfg))
+    else:  # TOML by hand: arrays of inline tables
+        layers = ",\n  ".join("{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in layer.items()) + "}"
+                              for layer in cfg["layers"])
+        tr = cfg["training"]
+        opt = tr["optimizer"]
+        path.write_text(f"seed = {cfg['seed']}\nlayers = [\n  {layers}\n]\n\n[training]\n"
+                        f"epochs = {tr['epochs']}\nbatch_size = {tr['batch_size']}\n"
+                        f"optimizer = {{name = \"{opt['name']}\", lr = {opt['lr']}}}\n")
+    return path
+
+
+@pytest.mark.parametrize("ext", ["yaml", "json", "toml"])
+def test_config_file_with_flag_overrides(tmp_path, monkeypatch, capsys, ext):
+    monkeypatch.chdir(tmp_path)
+    write_config(f"net.{ext}")
+    rc, out, _ = run(capsys, "train", "--config", f"net.{ext}", "--epochs", 2, "--lr", 0.01,
+                     "--history", "h.json", "--output", "m.npz")
+    assert rc == 0
+    assert len(json.loads(Path("h.json").read_text())) == 2  # --epochs beat training.epochs
+    assert "network 64-16-10" in out and "adam lr=0.01" in out and "batch 64" in out
+    net = load("m.npz")
+    assert net.layers[0].activation.name == "tanh"
+    assert net.metadata["seed"] == 3  # the config's seed
+
+
+def test_config_file_alone(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_config("net.yaml")
+    rc, out, _ = run(capsys, "train", "--config", "net.yaml", "--history", "h.csv", "--activation", "relu",
+                     "--quiet", "--output", "m.npz")
+    assert rc == 0
+    assert len(Path("h.csv").read_text().strip().splitlines()) == 1 + 4  # training.epochs
+    assert load("m.npz").layers[0].activation.name == "relu"
+
+
+# ------------------------------------------------ summary, gradcheck, datasets
+def test_summary_of_a_config(tmp_path, capsys):
+    cfg = json.loads(json.dumps(CONFIG))
+    cfg["layers"][1]["n_neurons"] = 128
+    path = write_config(tmp_path / "net.json", cfg)
+    rc, out, _ = run(capsys, "summary", "--config", path, "--batch-size", 7)
+    assert rc == 0
+    assert "(64, 128)" in out and "(128, 10)" in out and "(1, 128)" in out
+    assert "(7, 64)" in out and "(7, 128)" in out and "(7, 10)" in out
+    assert "tanh" in out and "softmax" in out
+    assert "total parameters: 9610" in out  # 64*128 + 128 + 128*10 + 10
+
+
+def test_summary_of_a_model(digits_run, capsys):
+    rc, out, _ = run(capsys, "summary", "--model", digits_run["model"])
+    assert rc == 0
+    assert "(64, 128)" in out and "(128, 64)" in out and "(64, 10)" in out and "(32, 128)" in out
+    assert "total parameters: 17226" in out  # 8320 + 8256 + 650
+
+
+def test_gradcheck_on_a_config(tmp_path, capsys):
+    path = write_config(tmp_path / "net.toml")
+    rc, out, _ = run(capsys, "gradcheck", "--config", path)
+    assert rc == 0
+    assert re.search(r"^layer1\s+\S+e-\d+\s+ok$", out, flags=re.M)
+    assert re.search(r"^layer2\s+\S+e-\d+\s+ok$", out, flags=re.M)
+    assert "worst relative error" in out and "pass" in out
+
+
+def test_datasets_lists_digits_and_mnist(tmp_path, capsys):
+    rc, out, _ = run(capsys, "datasets", "--data-dir", tmp_path)
+    assert rc == 0
+    assert re.search(r"^digits\s", out, flags=re.M) and re.search(r"^mnist\s", out, flags=re.M)
+    assert str(tmp_path) in out
+
+
+@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"no MNIST copy in {MNIST_DIR}")
+def test_train_on_mnist(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rc, out, _ = run(capsys, "train", "--dataset", "mnist", "--data-dir", MNIST_DIR, "--epochs", 1,
+                     "--hidden", 32, "--quiet")
+    assert rc == 0
+    assert "mnist" in out and float(table_value(out, "test accuracy")) > 0.85
+    net = load("deepff-mnist.npz")
+    assert net.n_features == 784 and [layer.units for layer in net.layers] == [32, 10]
+    assert net.training_config["batch_size"] == 128 and net.training_config["optimizer"]["lr"] == 1e-3
+
+
+# ------------------------------------------------------------------- plots
+def test_plots_of_a_classification_run(digits_run):
+    d = digits_run["dir"]
+    check_png(d / "curves.png")
+    check_png(d / "curves-confusion.png")
+    assert not (d / "curves-boundary.png").exists()  # 64 features: no decision boundary
+
+
+def test_plots_of_a_two_feature_run(pets):
+    d = pets["dir"]
+    for name in ("pets.png", "pets-confusion.png", "pets-boundary.png"):
+        check_png(d / name)
+
+
+def test_plots_of_a_two_feature_regression(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, size=(150, 2))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 1]
+    write_csv("wave.csv", ["u", "v", "y"], [[*map(str, x), str(t)] for x, t in zip(X, y)])
+    rc, _, _ = run(capsys, "train", "--dataset", "wave.csv", "--epochs", 2, "--hidden", 8, "--plot",
+                   "wave.png", "--quiet")
+    assert rc == 0
+    check_png("wave.png")
+    check_png("wave-boundary.png")
+    assert not Path("wave-confusion.png").exists()
+
+
+# ------------------------------------------------------------ user errors
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory, digits_run):
+    """A folder of broken inputs; returns the format fields of ERROR_CASES."""
+    d = tmp_path_factory.mktemp("bad")
+    write_csv(d / "ok.csv", ["a", "b", "label"], [["1", "2", "x"], ["3", "4", "y"], ["5", "6", "x"]])
+    (d / "binary.csv").write_bytes(b"\xff\xfe\x00\x81 not text \x00\x9c" * 20)
+    (d / "empty.csv").write_text("")
+    write_csv(d / "ragged.csv", ["a", "b", "label"], [["1", "2", "0"], ["3", "1"], ["5", "6", "1"]])
+    write_csv(d / "nonnum.csv", ["a", "b", "label"], [["1", "2", "0"], ["3", "abc", "1"], ["5", "6", "1"]])
+    write_csv(d / "nan.csv", ["a", "b", "label"], [["1", "2", "0"], ["nan", "4", "1"], ["5", "6", "1"]])
+    write_csv(d / "three.csv", None, [["1", "2", "3"]])
+    write_csv(d / "x_nan.csv", None, [["0"] * 63 + ["nan"]])
+    write_csv(d / "x_text.csv", None, [["0"] * 63 + ["seven"], ["0"] * 64])
+    np.save(d / "x_strings.npy", np.array([["a"] * 64]))
+    (d / "broken.json").write_text('{"layers": [')
+    (d / "broken.yaml").write_text("layers: [\n  - {layer_type: input\n")
+    (d / "broken.toml").write_text("layers = [[[\n")
+    (d / "unknown_key.yaml").write_text("layers: []\nlearning_rate: 3\n")
+    (d / "bad_layer.json").write_text(json.dumps({"layers": [{"layer_type": "input", "n_features": 64},
+                                                             {"layer_type": "output", "n_neurons": 0,
+                                                              "activation": "softmax",
+                                                              "loss_type": "nll"}]}))
+    layers = CONFIG["layers"]
+    (d / "bad_optimizer.json").write_text(json.dumps({"layers": layers, "training": {"optimizer": "adamm"}}))
+    bad_act = json.loads(json.dumps(layers))
+    bad_act[1]["activation"] = "rellu"
+    (d / "bad_activation.json").write_text(json.dumps({"layers": bad_act}))
+    bad_loss = json.loads(json.dumps(layers))
+    bad_loss[2]["loss_type"] = "hinge_squared"
+    (d / "bad_loss.json").write_text(json.dumps({"layers": bad_loss}))
+    wrong_out = json.loads(json.dumps(layers))
+    wrong_out[2]["n_neurons"] = 3
+    (d / "wrong_outputs.json").write_text(json.dumps({"layers": wrong_out}))
+    (d / "net.ini").write_text("[layers]\n")
+    (d / "corrupt.npz").write_bytes(b"PK\x03\x04 this is not really a zip file" * 10)
+    good = digits_run["model"].read_bytes()
+    (d / "truncated.npz").write_bytes(good[: len(good) // 2])
+    return {"d": d, "model": digits_run["model"]}
+
+
+ERROR_CASES = {
+    # files
+    "missing-data-file": "train --dataset {d}/missing.csv",
+    "unreadable-csv": "train --dataset {d}/binary.csv",
+    "empty-csv": "train --dataset {d}/empty.csv",
+    "ragged-csv": "train --dataset {d}/ragged.csv",
+    "non-numeric-feature": "train --dataset {d}/nonnum.csv",
+    "nan-feature": "train --dataset {d}/nan.csv",
+    "unknown-target-name": "train --dataset {d}/ok.csv --target nope",
+    "target-index-out-of-range": "train --dataset {d}/ok.csv --target 7",
+    "target-on-builtin": "train --target 3",
+    "unknown-dataset": "train --dataset imagenet",
+    "missing-mnist-dir": "train --dataset mnist --data-dir {d}/no_such_dir",
+    "regression-on-strings": "train --dataset {d}/ok.csv --task regression",
+    # flags
+    "epochs-negative": "train --epochs -3",
+    "epochs-zero": "train --epochs 0",
+    "epochs-not-int": "train --epochs three",
+    "hidden-zero": "train --hidden 0,5",
+    "hidden-garbage": "train --hidden 12,x",
+    "lr-negative": "train --lr -0.1",
+    "lr-nan": "train --lr nan",
+    "batch-size-zero": "train --batch-size 0",
+    "validation-split-one": "train --validation-split 1",
+    "seed-negative": "train --seed -1",
+    "task-unknown": "train --task clustering",
+    "unknown-flag": "train --bogus 3",
+    "unknown-command": "fly --to moon",
+    "history-extension": "train --history {d}/h.txt",
+    "output-folder-missing": "train --output {d}/no/such/m.npz",
+    "plot-extension": "train --plot {d}/p.jpg",
+    "unknown-optimizer": "train --optimizer adamm",
+    "unknown-activation": "train --activation rellu",
+    "unknown-loss": "train --loss hinge_squared",
+    # config files
+    "config-missing": "train --config {d}/missing.yaml",
+    "config-broken-json": "train --config {d}/broken.json",
+    "config-broken-yaml": "train --config {d}/broken.yaml",
+    "config-broken-toml": "train --config {d}/broken.toml",
+    "config-unknown-key": "train --config {d}/unknown_key.yaml",
+    "config-bad-layer": "train --config {d}/bad_layer.json",
+    "config-extension": "train --config {d}/net.ini",
+    "config-unknown-optimizer": "train --config {d}/bad_optimizer.json",
+    "config-unknown-activation": "train --config {d}/bad_activation.json",
+    "config-unknown-loss": "train --config {d}/bad_loss.json",
+    "config-output-width": "train --config {d}/wrong_outputs.json",
+    "summary-bad-config": "summary --config {d}/bad_activation.json",
+    "gradcheck-broken-config": "gradcheck --config {d}/broken.json",
+    "summary-nothing": "summary",
+    # model files
+    "model-missing": "evaluate --model {d}/missing.npz",
+    "model-corrupt-evaluate": "evaluate --model {d}/corrupt.npz",
+    "model-corrupt-predict": "predict --model {d}/corrupt.npz --input {d}/three.csv",
+    "model-truncated": "summary --model {d}/truncated.npz",
+    "model-not-a-model": "evaluate --model {d}/ok.csv",
+    # predict inputs
+    "predict-wrong-feature-count": "predict --model {model} --input {d}/three.csv",
+    "predict-nan-input": "predict --model {model} --input {d}/x_nan.csv",
+    "predict-non-numeric-input": "predict --model {model} --input {d}/x_text.csv",
+    "predict-string-npy": "predict --model {model} --input {d}/x_strings.npy",
+    "predict-missing-input": "predict --model {model} --input {d}/missing.csv",
+    "predict-bad-extension": "predict --model {model} --input {d}/net.ini",
+    "predict-output-extension": "predict --model {model} --input {d}/three.csv --output {d}/o.txt",
+    "evaluate-wrong-feature-count": "evaluate --model {model} --dataset {d}/ok.csv",
+}
+
+
+@pytest.mark.parametrize("args", ERROR_CASES.values(), ids=ERROR_CASES.keys())
+def test_user_error_one_line_status_2(bad, capsys, args):
+    rc, out, err = run(capsys, *args.format(**bad).split())
+    assert rc == 2
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].strip(), err
+    assert lines[0].startswith("deepff") and "error:" in lines[0]
+    assert "Traceback" not in err + out
+
+
+def test_debug_raises_in_process(bad):
+    with pytest.raises(DeepffError, match="not found"):
+        cli.main(["--debug", "train", "--dataset", str(bad["d"] / "missing.csv")])
+    with pytest.raises(DeepffError, match="epochs"):
+        cli.main(["train", "--epochs", "-3", "--debug"])
+
+
+@pytest.mark.parametrize("args", ["train --epochs -3", "train --dataset {d}/nonnum.csv",
+                                  "evaluate --model {d}/corrupt.npz",
+                                  "predict --model {model} --input {d}/three.csv"])
+def test_user_error_in_a_real_process(bad, tmp_path, args):
+    argv = args.format(**bad).split()
+    proc = run_subprocess(*argv, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.splitlines()) == 1 and "error:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    debug = run_subprocess(*argv, "--debug", cwd=tmp_path)
+    assert debug.returncode not in (0, 2)
+    assert "Traceback (most recent call last)" in debug.stderr
+
+
+def test_success_in_a_real_process(tmp_path):
+    proc = run_subprocess("datasets", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "" and "mnist" in proc.stdout
+
+
+# ------------------------------------------------------------------ Ctrl-C
+@pytest.mark.skipif(os.name != "posix", reason="SIGINT delivery to a child needs POSIX")
+def test_ctrl_c_stops_with_a_checkpoint(tmp_path):
+    ckpt = tmp_path / "ck.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "deepff.cli", "train", "--epochs", "3000", "--hidden", "8",
+                             "--checkpoint", str(ckpt), "--output", str(tmp_path / "m.npz"),
+                             "--history", str(tmp_path / "h.json")],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not ckpt.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "interrupted after" in err and "--resume" in err
+    net, state, extra = load_checkpoint(ckpt)
+    done = state["epoch"]
+    assert 1 <= done < 3000 and len(state["history"]) == done
+    assert net.n_features == 64 and extra["dataset"] == "digits"
+    records = json.loads((tmp_path / "h.json").read_text())
+    assert len(records) == done  # the run stopped early and said so
+    assert load(tmp_path / "m.npz").n_features == 64  # the model is still saved
+    assert "model saved to" in out
+
+    # and the run continues from the final checkpoint (mid-epoch or not)
+    proc = run_subprocess("train", "--epochs", done + 1, "--hidden", 8, "--resume", ckpt, "--history",
+                          tmp_path / "h2.json", "--output", tmp_path / "m2.npz", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["epoch"] for r in json.loads((tmp_path / "h2.json").read_text())] == list(range(1, done + 2))
