@@ -32,6 +32,7 @@ import math
 
 import numpy as np
 
+from .errors import SpecError
 from .registry import Registry
 
 __all__ = [
@@ -51,6 +52,15 @@ __all__ = [
     "names",
     "default_for",
 ]
+
+
+def _finite(owner, key, value, non_negative=False):
+    """Check an initializer parameter: a finite real number (>= 0 if asked)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or (non_negative and value < 0):
+        kind = "a finite number >= 0" if non_negative else "a finite number"
+        raise SpecError(f"initializer {owner!r}: {key} must be {kind}, got {value!r}")
+    return float(value)
 
 
 class Initializer:
@@ -165,7 +175,8 @@ class Normal(Initializer):
     name = "normal"
 
     def __init__(self, std=0.01, mean=0.0):
-        self.std, self.mean = float(std), float(mean)
+        self.std = _finite(self.name, "std", std, non_negative=True)
+        self.mean = _finite(self.name, "mean", mean)
 
     def sample(self, rng, shape, fan_in, fan_out):
         """See :meth:`Initializer.sample`."""
@@ -187,7 +198,7 @@ class Uniform(Initializer):
     name = "uniform"
 
     def __init__(self, limit=0.05):
-        self.limit = float(limit)
+        self.limit = _finite(self.name, "limit", limit, non_negative=True)
 
     def sample(self, rng, shape, fan_in, fan_out):
         """See :meth:`Initializer.sample`."""
@@ -209,7 +220,7 @@ class Constant(Initializer):
     name = "constant"
 
     def __init__(self, value=0.0):
-        self.value = float(value)
+        self.value = _finite(self.name, "value", value)
 
     def sample(self, rng, shape, fan_in, fan_out):
         """See :meth:`Initializer.sample`."""

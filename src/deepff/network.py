@@ -33,6 +33,7 @@ from .validation import check_dtype, check_sample_weight, check_targets, check_X
 __all__ = ["FeedForward"]
 
 _PREDICT_CHUNK = 8192
+_MAX_PARAMS = 2**33  # 32 GiB of float32: far beyond what a CPU MLP can train
 
 
 class FeedForward:
@@ -137,7 +138,14 @@ class FeedForward:
             for name, shape, kind in layer.param_specs(widths[i]):
                 specs.append((f"layer{i + 1}.{name}", shape, kind))
                 owners.append(i)
-        self.params = ParamBuffer(specs, self.dtype)
+        total = sum(int(np.prod(shape, dtype=object)) for _, shape, _ in specs)
+        if total > _MAX_PARAMS:
+            raise SpecError(f"the network would have {total} parameters, more than the "
+                            f"{_MAX_PARAMS} deepff allows; use fewer or narrower layers")
+        try:
+            self.params = ParamBuffer(specs, self.dtype)
+        except MemoryError:
+            raise SpecError(f"not enough memory for the {total} parameters of this network") from None
         for i, layer in enumerate(self.layers):
             idx = [k for k, o in enumerate(owners) if o == i]
             layer.bind(widths[i], [self.params.param(k) for k in idx],

@@ -117,5 +117,7 @@ class Registry:
         cls = self.classes[self.canonical(identifier)]
         try:
             return cls(**params)
-        except TypeError as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
+            if isinstance(exc, SpecError):
+                raise
             raise SpecError(f"bad parameters for {self.kind} {identifier!r}: {exc}") from None

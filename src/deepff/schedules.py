@@ -27,8 +27,8 @@ plateau       base, divided by ``factor`` whenever the training loss stalls
 from __future__ import annotations
 
 import math
-import numbers
 
+from .checks import count, real
 from .errors import ModelFileError, SpecError
 from .registry import Registry
 
@@ -47,47 +47,13 @@ __all__ = [
 
 
 def _real(owner, param, value, low, low_open=False):
-    """Return ``value`` as a float after checking it is finite and >= (>) ``low``.
-
-    Parameters
-    ----------
-    owner, param : str
-        Names for the message.
-    value : object
-    low : float
-    low_open : bool
-        Whether ``low`` itself is excluded.
-
-    Returns
-    -------
-    float
-    """
-    bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
-    if not bad:
-        bad = value <= low if low_open else value < low
-    if bad:
-        relation = ">" if low_open else ">="
-        raise SpecError(f"{owner} schedule {param} must be {relation} {low:g}, got {value!r}")
-    return float(value)
+    """A finite float >= (>) ``low``; see :func:`deepff.checks.real`."""
+    return real(f"{owner} schedule", param, value, low=low, low_open=low_open)
 
 
 def _int(owner, param, value, low):
-    """Return ``value`` as an int after checking ``value >= low``.
-
-    Parameters
-    ----------
-    owner, param : str
-        Names for the message.
-    value : object
-    low : int
-
-    Returns
-    -------
-    int
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise SpecError(f"{owner} schedule {param} must be an integer >= {low}, got {value!r}")
-    return int(value)
+    """An int >= ``low``; see :func:`deepff.checks.count`."""
+    return count(f"{owner} schedule", param, value, low)
 
 
 class Schedule:

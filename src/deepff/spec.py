@@ -118,7 +118,7 @@ def parse_layers(spec):
                             f"('input' comes first, 'output' last)")
         unknown = set(entry) - _KEYS[lt]
         if unknown:
-            raise SpecError(f"{where}: unknown key {sorted(unknown)[0]!r}; valid keys: {choices(_KEYS[lt])}")
+            raise SpecError(f"{where}: unknown key {sorted(unknown, key=str)[0]!r}; valid keys: {choices(_KEYS[lt])}")
         for key in _REQUIRED[lt]:
             if key not in entry:
                 raise SpecError(f"{where}: missing key {key!r}")
@@ -259,7 +259,7 @@ def parse_config(config):
         raise SpecError(f"a config must be a mapping with a 'layers' list, got {type(config).__name__}")
     unknown = set(config) - _TOP_KEYS
     if unknown:
-        raise SpecError(f"config: unknown key {sorted(unknown)[0]!r}; valid keys: {choices(_TOP_KEYS)}")
+        raise SpecError(f"config: unknown key {sorted(unknown, key=str)[0]!r}; valid keys: {choices(_TOP_KEYS)}")
     if "layers" not in config:
         raise SpecError("config: missing key 'layers' (the list of layer dicts)")
     parse_layers(config["layers"])  # validate now, build later
@@ -334,7 +334,7 @@ def parse_training(section):
         raise SpecError(f"{s}: must be a mapping, got {type(section).__name__}")
     unknown = set(section) - set(TRAINING_KEYS)
     if unknown:
-        raise SpecError(f"{s}: unknown key {sorted(unknown)[0]!r}; valid keys: {choices(TRAINING_KEYS)}")
+        raise SpecError(f"{s}: unknown key {sorted(unknown, key=str)[0]!r}; valid keys: {choices(TRAINING_KEYS)}")
     out = dict(section)
     if "epochs" in out:
         _check_number(s, "epochs", out["epochs"], lo=1, integer=True)
@@ -384,7 +384,7 @@ def parse_regularization(reg):
         raise SpecError(f"{s}: must be a mapping like {{l1: 0.0, l2: 1e-4}}, got {reg!r}")
     unknown = set(reg) - _REG_KEYS
     if unknown:
-        raise SpecError(f"{s}: unknown key {sorted(unknown)[0]!r}; valid keys: {choices(_REG_KEYS)}")
+        raise SpecError(f"{s}: unknown key {sorted(unknown, key=str)[0]!r}; valid keys: {choices(_REG_KEYS)}")
     for key in reg:
         _check_number(s, key, reg[key], lo=0, hi=1 if key == "l1_ratio" else None)
     if "elastic_net" in reg:
@@ -422,7 +422,7 @@ def parse_early_stopping(es):
         raise SpecError(f"{s}: must be a mapping or true, got {es!r}")
     unknown = set(es) - _ES_KEYS
     if unknown:
-        raise SpecError(f"{s}: unknown key {sorted(unknown)[0]!r}; valid keys: {choices(_ES_KEYS)}")
+        raise SpecError(f"{s}: unknown key {sorted(unknown, key=str)[0]!r}; valid keys: {choices(_ES_KEYS)}")
     out = {"patience": 5, "min_delta": 0.0, "restore_best": True, "monitor": "val_loss", **es}
     _check_number(s, "patience", out["patience"], lo=1, integer=True)
     _check_number(s, "min_delta", out["min_delta"], lo=0)

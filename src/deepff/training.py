@@ -37,6 +37,11 @@ __all__ = ["History", "Callback", "EarlyStopping", "Trainer", "class_weights"]
 class History:
     """Per-epoch records of a training run.
 
+    Parameters
+    ----------
+    records : list of dict, optional
+        Records to start from (a resumed run's history).
+
     Attributes
     ----------
     records : list of dict
@@ -70,19 +75,56 @@ class Callback:
     """Hooks called by :class:`Trainer`; override the ones you need."""
 
     def on_train_begin(self, trainer):
-        """Called once before the first epoch."""
+        """Called once before the first epoch.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the loop.
+        """
 
     def on_epoch_begin(self, trainer, epoch):
-        """Called before each epoch (``epoch`` is 0-based)."""
+        """Called before each epoch.
+
+        Parameters
+        ----------
+        trainer : Trainer
+        epoch : int
+            The epoch about to run, 0-based.
+        """
 
     def on_batch_end(self, trainer, step, batch_size, loss):
-        """Called after each optimizer step."""
+        """Called after each optimizer step.
+
+        Parameters
+        ----------
+        trainer : Trainer
+        step : int
+            Optimizer steps taken so far (1 after the first).
+        batch_size : int
+            Samples in the batch just used (the last one of an epoch may be
+            shorter).
+        loss : float
+            The batch's loss J (penalty included).
+        """
 
     def on_epoch_end(self, trainer, record):
-        """Called after each epoch with its history record."""
+        """Called after each epoch with its history record.
+
+        Parameters
+        ----------
+        trainer : Trainer
+        record : dict
+            The epoch's record (see :class:`History`).
+        """
 
     def on_train_end(self, trainer):
-        """Called once when training ends (also on Ctrl-C and early stop)."""
+        """Called once when training ends (also on Ctrl-C and early stop).
+
+        Parameters
+        ----------
+        trainer : Trainer
+        """
 
 
 class EarlyStopping:
@@ -147,7 +189,14 @@ class EarlyStopping:
         return self.wait >= self.patience
 
     def restore(self, network):
-        """Copy the best weights back into ``network`` (if kept)."""
+        """Copy the best weights back into ``network`` (if kept).
+
+        Parameters
+        ----------
+        network : FeedForward
+            The network being trained; its weights and batch-norm buffers
+            are overwritten in place.
+        """
         if self.restore_best and self.best_theta is not None:
             network.params.theta[...] = self.best_theta
             for k, v in network.buffers().items():
@@ -168,7 +217,13 @@ class EarlyStopping:
         return state
 
     def load_state_dict(self, state):
-        """Restore :meth:`state_dict`'s output."""
+        """Restore :meth:`state_dict`'s output.
+
+        Parameters
+        ----------
+        state : dict
+            As returned by :meth:`state_dict`.
+        """
         self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], int(state["wait"])
         self.best_theta = state.get("best_theta")
         self.best_buffers = {k[len("best_buffer."):]: v for k, v in state.items()
@@ -365,7 +420,8 @@ class Trainer:
                 else:
                     self._fit_minibatch(X, Y, sample_weight, validation_data)
         finally:
-            if self.early_stopping is not None:
+            # an interrupted run keeps its current weights, so that it can be resumed
+            if self.early_stopping is not None and not self.history.interrupted:
                 self.early_stopping.restore(self.network)
             for cb in self.callbacks:
                 cb.on_train_end(self)
@@ -383,7 +439,7 @@ class Trainer:
         snapshot = None
         if self.schedule is not None and getattr(self.schedule, "total_steps", 0) is None:
             self.schedule.total_steps = self.epochs * -(-n // bs)   # e.g. cosine: anneal over the run
-        while self.epoch < self.epochs:
+        while self.epoch < self.epochs and not self.history.stopped_early:
             epoch = self.epoch
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, epoch)
@@ -526,6 +582,7 @@ class Trainer:
             "shuffle_rng": net.shuffle_rng.bit_generator.state,
             "dropout_rng": net.dropout_rng.bit_generator.state,
             "history": [dict(r) for r in self.history.records],
+            "stopped_early": self.history.stopped_early,
             "epoch_order": None if self._order is None else self._order.copy(),
             "epoch_position": self._pos,
             "epoch_partial": list(self._partial),
@@ -552,6 +609,7 @@ class Trainer:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.base_lr = float(state["base_lr"])
         self.history = History(state["history"])
+        self.history.stopped_early = bool(state.get("stopped_early", False))
         order = state.get("epoch_order")
         self._order = None if order is None else np.asarray(order, dtype=np.int64)
         self._pos = int(state.get("epoch_position", 0))

@@ -1,0 +1,100 @@
+"""Validation of numeric hyperparameters, shared by optimizers and schedules.
+
+Each check returns the value converted (float, bool or int) or raises
+:class:`~deepff.errors.SpecError` naming the owner, the parameter and the
+valid range.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .errors import SpecError
+
+__all__ = ["real", "flag", "count"]
+
+
+
+
+def real(owner, param, value, low=None, high=None, low_open=False, high_open=False):
+    """Return ``value`` as a float after checking it lies in a range.
+
+    Parameters
+    ----------
+    owner : str
+        Name of the optimizer, for the message.
+    param : str
+        Name of the hyperparameter, for the message.
+    value : object
+    low, high : float or None
+        Bounds (None: unbounded).
+    low_open, high_open : bool
+        Whether the bound itself is excluded.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    SpecError
+        If ``value`` is not a finite real number in range.
+    """
+    lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
+    hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+    if low is not None and high is not None:
+        valid = f"in {lo}, {hi}"
+    elif low is not None:
+        valid = f"{'>' if low_open else '>='} {low:g}"
+    else:
+        valid = "a finite number"
+    bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+    if not bad:
+        v = float(value)
+        bad = (
+            (low is not None and (v <= low if low_open else v < low))
+            or (high is not None and (v >= high if high_open else v > high))
+        )
+    if bad:
+        raise SpecError(f"{owner} {param} must be {valid}, got {value!r}")
+    return float(value)
+
+
+def flag(owner, param, value):
+    """Return ``value`` if it is a bool, else raise :class:`SpecError`.
+
+    Parameters
+    ----------
+    owner, param : str
+        Names for the message.
+    value : object
+
+    Returns
+    -------
+    bool
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise SpecError(f"{owner} {param} must be true or false, got {value!r}")
+    return bool(value)
+
+
+def count(owner, param, value, low):
+    """Return ``value`` as an int after checking ``value >= low``.
+
+    Parameters
+    ----------
+    owner, param : str
+        Names for the message.
+    value : object
+    low : int
+
+    Returns
+    -------
+    int
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise SpecError(f"{owner} {param} must be an integer >= {low}, got {value!r}")
+    return int(value)
