@@ -10,7 +10,7 @@ Usage::
 
     python examples/digits.py [--epochs 30] [--outdir DIR] [--quick]
 
-``--quick`` (or ``DEEPFF_EXAMPLES_QUICK=1``) trains for 3 epochs.
+``--quick`` (or ``DEEPFF_EXAMPLES_QUICK=1``) trains for 2 epochs.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--outdir", default=".", help="folder for the two PNG files")
-    parser.add_argument("--quick", action="store_true", help="3 epochs (for tests)")
+    parser.add_argument("--quick", action="store_true", help="2 epochs (for tests)")
     args = parser.parse_args(argv)
+    Path(args.outdir).mkdir(parents=True, exist_ok=True)
     quick = args.quick or os.environ.get("DEEPFF_EXAMPLES_QUICK") == "1"
-    epochs = 3 if quick else args.epochs
+    epochs = 2 if quick else args.epochs
 
     data = load_dataset("digits", test_fraction=0.2, seed=0)
     scaler = Standardizer().fit(data.X_train)

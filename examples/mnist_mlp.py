@@ -14,7 +14,7 @@ Usage::
 ``--data-dir`` defaults to ``../shared/datasets/mnist`` next to the project
 when that folder exists, else to deepff's cache folder (downloading the
 files there if needed). ``--quick`` (or ``DEEPFF_EXAMPLES_QUICK=1``) trains
-one epoch on 5,000 images and tests on 1,000 (for the test suite).
+one epoch on 2,000 images and tests on 500 (for the test suite).
 """
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--outdir", default=".", help="folder for mnist_history.png")
     parser.add_argument("--output", default=None, help="save the trained model to this .npz")
-    parser.add_argument("--quick", action="store_true", help="1 epoch on a 5000-image subset")
+    parser.add_argument("--quick", action="store_true", help="1 epoch on a 2000-image subset")
     args = parser.parse_args(argv)
+    Path(args.outdir).mkdir(parents=True, exist_ok=True)
     quick = args.quick or os.environ.get("DEEPFF_EXAMPLES_QUICK") == "1"
 
     data_dir = args.data_dir
@@ -66,7 +67,7 @@ def main(argv=None):
         data_dir = SHARED_MNIST
     X_train, y_train, X_test, y_test = load_mnist(data_dir=data_dir)
     if quick:
-        X_train, y_train, X_test, y_test = X_train[:5000], y_train[:5000], X_test[:1000], y_test[:1000]
+        X_train, y_train, X_test, y_test = X_train[:2000], y_train[:2000], X_test[:500], y_test[:500]
     X_train = X_train.astype(np.float32) / np.float32(255)   # pixels 0..255 -> [0, 1]
     X_test = X_test.astype(np.float32) / np.float32(255)
 

@@ -48,6 +48,7 @@ def main(argv=None):
     parser.add_argument("--outdir", default=".", help="folder for toy_regression.png")
     parser.add_argument("--quick", action="store_true", help="20 steps (for tests)")
     args = parser.parse_args(argv)
+    Path(args.outdir).mkdir(parents=True, exist_ok=True)
     quick = args.quick or os.environ.get("DEEPFF_EXAMPLES_QUICK") == "1"
     steps = 20 if quick else args.steps
 

@@ -7,15 +7,15 @@ Conventions for code blocks (also stated in docs/index.md, "About these pages"):
   fresh temporary folder (``MPLBACKEND=Agg``);
 * ```` ```bash ```` blocks run too: each line is a ``deepff ...`` command
   (an optional ``$ `` prompt is ignored; a trailing ``\\`` continues the
-  line), executed as ``python -m deepff.cli ...`` in the page's folder and
-  expected to exit with status 0. A bash block holding ``pip install`` (the
-  README's set-up commands) is never run; any other non-``deepff`` command
-  must be marked ``<!-- skip -->``;
+  line), run through ``deepff.cli.main`` (the console script's entry
+  point) in the page's folder, and expected to exit with status 0. A bash
+  block holding ``pip install`` (the README's set-up commands) is never
+  run; any other non-``deepff`` command must be marked ``<!-- skip -->``;
 * ```` ```console ```` blocks show a command *with its output*; they are
   illustrative and never run;
 * a block right after ``<!-- file: NAME -->`` (any language: yaml, json,
   toml, csv) is written to NAME in the page's folder, for later blocks;
-* a block right after ``<!-- skip -->`` is not run;
+* a block right after ``<!-- skip -->`` (or ``<!-- skip: why -->``) is not run;
 * every fence names its language (``text`` for plain output), so nothing
   that looks like code escapes the run by accident.
 
@@ -25,6 +25,8 @@ write the CSV file a later ``deepff predict`` reads.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shlex
@@ -40,10 +42,10 @@ DOCS = ROOT / "docs"
 SRC = ROOT / "src" / "deepff"
 
 #: The number of blocks run must not fall below this (blocks cannot vanish silently).
-MIN_EXECUTED_BLOCKS = 60
+MIN_EXECUTED_BLOCKS = 75
 
 _FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\s]*)[^`]*$")
-_MARKER = re.compile(r"^\s*<!--\s*(?P<kind>skip|file:\s*(?P<name>[\w./-]+))\s*-->\s*$")
+_MARKER = re.compile(r"^\s*<!--\s*(?P<kind>skip(?:\s*:[^>]*)?|file:\s*(?P<name>[\w./-]+))\s*-->\s*$")
 _SHELL = {"bash", "sh", "shell"}
 _PYTHON = {"python", "py", "python3"}
 
@@ -81,7 +83,7 @@ def _shell_commands(code):
         if not current and line.startswith("$ "):
             line = line[2:].strip()
         if line.endswith("\\"):
-            current += line[:-1] + " "
+            current += line[:-1].rstrip() + " "
             continue
         commands.append(current + line)
         current = ""
@@ -118,7 +120,7 @@ def parse_blocks(page, text=None):
         if not lang:
             raise AssertionError(f"{block.where}: code fence without a language; "
                                  "label it (python, bash, console, yaml, text, ...)")
-        if marker and marker["kind"] == "skip":
+        if marker and marker["kind"].startswith("skip"):
             block.action = "skip"
         elif marker:
             name = marker["name"]
@@ -147,8 +149,19 @@ def _pages():
     return [p for p in pages if p.is_file()]
 
 
+def _parse_all(pages):
+    """Parse every page; a page that breaks the conventions fails its own test, not the collection."""
+    blocks, errors = {}, {}
+    for page in pages:
+        try:
+            blocks[page] = parse_blocks(page)
+        except AssertionError as exc:
+            blocks[page], errors[page] = [], str(exc)
+    return blocks, errors
+
+
 PAGES = _pages()
-BLOCKS = {page: parse_blocks(page) for page in PAGES}
+BLOCKS, PARSE_ERRORS = _parse_all(PAGES)
 RUN_ACTIONS = ("python", "shell", "file")
 EXECUTED = sum(b.action in RUN_ACTIONS for blocks in BLOCKS.values() for b in blocks)
 RUNNABLE_PAGES = [p for p in PAGES if any(b.action in RUN_ACTIONS for b in BLOCKS[p])]
@@ -156,6 +169,12 @@ RUNNABLE_PAGES = [p for p in PAGES if any(b.action in RUN_ACTIONS for b in BLOCK
 
 def _page_id(page):
     return _rel(page)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_page_follows_the_block_conventions(page):
+    """Every fence names a language; bash blocks run only `deepff` (or are marked skip)."""
+    assert page not in PARSE_ERRORS, PARSE_ERRORS.get(page)
 
 
 @pytest.fixture
@@ -173,15 +192,26 @@ def isolated_registries():
         r.aliases.update(aliases)
 
 
-def _run_shell(block, cwd):
-    env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0")
+def _run_shell(block):
+    """Run each `deepff ...` line of a bash block through the command's entry point.
+
+    ``deepff.cli.main`` is called in-process (the same code the console
+    script runs, without paying for a new interpreter per command); output
+    is captured and shown when a command fails.
+    """
+    from deepff.cli import main
+
     for cmd in _shell_commands(block.code):
-        argv = shlex.split(cmd)
-        proc = subprocess.run([sys.executable, "-m", "deepff.cli", *argv[1:]], cwd=cwd, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, (
-            f"{block.where}: `{cmd}` exited with status {proc.returncode}\n"
-            f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+        argv = shlex.split(cmd)[1:]
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = main(argv)
+            except SystemExit as exc:  # --help and argparse exits
+                status = exc.code
+        assert status in (0, None), (
+            f"{block.where}: `{cmd}` exited with status {status}\n"
+            f"--- stdout\n{out.getvalue()}\n--- stderr\n{err.getvalue()}")
 
 
 @pytest.mark.parametrize("page", RUNNABLE_PAGES, ids=_page_id)
@@ -210,7 +240,7 @@ def test_code_blocks_run(page, tmp_path, monkeypatch, isolated_registries, recor
                 except Exception as exc:
                     raise AssertionError(f"{block.where}: python block failed: {exc!r}") from exc
             elif block.action == "shell":
-                _run_shell(block, tmp_path)
+                _run_shell(block)
             else:
                 continue
             ran += 1
@@ -235,7 +265,7 @@ def test_executed_block_count(executed, record_property):
 def test_block_parser_conventions():
     """The collector itself: markers, prompts, continuations, pip install, languages."""
     text = (
-        "```python\nx = 1\n```\n\n<!-- skip -->\n```python\nraise SystemExit\n```\n\n"
+        "```python\nx = 1\n```\n\n<!-- skip: needs a GPU -->\n```python\nraise SystemExit\n```\n\n"
         "```bash\n$ deepff datasets \\\n    --data-dir here\n```\n\n"
         "```bash\npython -m pip install -e .\n```\n\n"
         "```console\n$ deepff summary\noutput\n```\n\n"
@@ -249,21 +279,28 @@ def test_block_parser_conventions():
 
 
 def test_math_page_code_map_matches_the_source():
-    """Each line of code the math page quotes exists verbatim in the file it names."""
+    """Each line of code the math page quotes exists verbatim in the function it names."""
+    import importlib
+    import inspect
+
     text = (DOCS / "math.md").read_text(encoding="utf-8")
     start = text.index("<!-- code-map -->")
     rows = [ln for ln in text[start:].splitlines()[1:] if ln.startswith("|")]
     checked = 0
     for row in rows[2:]:  # skip the header and the |---| rule
         cells = [c.strip() for c in row.strip("|").split("|")]
-        file_cell, code_cell = cells[1], cells[3]
-        fname = re.search(r"`([\w]+\.py)`", file_cell) or re.search(r"\[`?([\w]+\.py)", file_cell)
-        code = re.search(r"`(.+)`", code_cell)
-        assert fname and code, f"malformed code-map row: {row}"
-        source = (SRC / fname.group(1)).read_text(encoding="utf-8")
-        normalized = " ".join(source.split())
-        assert " ".join(code.group(1).split()) in normalized, (
-            f"math.md quotes `{code.group(1)}` from {fname.group(1)}, which no longer holds it")
+        fname = re.search(r"`(\w+)\.py`", cells[1])
+        func = re.search(r"\[`([\w.]+)`\]", cells[2])
+        code = re.search(r"`(.+)`", cells[3])
+        assert fname and func and code, f"malformed code-map row: {row}"
+        module = importlib.import_module(f"deepff.{fname.group(1)}")
+        obj = module
+        for part in func.group(1).split("."):
+            obj = getattr(obj, part)
+        source = " ".join(inspect.getsource(obj).split())
+        assert " ".join(code.group(1).split()) in source, (
+            f"math.md quotes `{code.group(1)}` from {fname.group(1)}.py {func.group(1)}, "
+            "which no longer holds it")
         checked += 1
     assert checked >= 8
 
