@@ -17,8 +17,6 @@ from .errors import SpecError
 __all__ = ["real", "flag", "count"]
 
 
-
-
 def real(owner, param, value, low=None, high=None, low_open=False, high_open=False):
     """Return ``value`` as a float after checking it lies in a range.
 

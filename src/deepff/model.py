@@ -83,8 +83,9 @@ class Network(FeedForward):
         -------
         network : Network
         training : dict
-            The validated training section (keyword arguments for
-            :meth:`fit`, see :meth:`fit_kwargs`).
+            The validated training section; its keys are keyword arguments
+            of :meth:`fit`, so ``net.fit(X, y, **training)`` trains as the
+            config says.
         """
         from .spec import load_config
 
