@@ -1,7 +1,8 @@
 """Model files and checkpoints: one ``.npz`` file, a JSON header, no pickle.
 
-File layout (format version 1): a zip archive of ``.npy`` members, readable
-by ``numpy.load(path, allow_pickle=False)``:
+File layout (format version 1; docs/model-files.md has the details): a zip
+archive of uncompressed ``.npy`` members, readable by
+``numpy.load(path, allow_pickle=False)``:
 
 ``header.npy``
     uint8 array holding UTF-8 JSON: ``{"format": "deepff-model"`` (or
@@ -18,12 +19,14 @@ by ``numpy.load(path, allow_pickle=False)``:
     Checkpoints only: optimizer moments, early-stopping weights, ...
 
 Reading never unpickles: each member's ``.npy`` header is parsed and
-checked (numeric dtype, size consistent with the archive) before its bytes
-are turned into an array, so an object array is rejected unread; the
-architecture is checked against the stored parameter count before any
-weight is allocated. Writing is atomic: a temporary file in the target's
-folder is written, flushed, fsync'ed and renamed over the target, so a
-crash or a full disk leaves the previous file intact.
+checked (numeric dtype, size consistent with the archive, no compression,
+so nothing expands beyond the file's size) before its bytes are turned into
+an array, so an object array is rejected unread; the architecture is checked
+against the stored parameter count before any weight is allocated. Every
+problem raises :class:`~deepff.errors.ModelFileError`. Writing is atomic: a
+temporary file in the target's folder is written, flushed, fsync'ed and
+renamed over the target, so a crash or a full disk leaves the previous file
+intact.
 """
 
 from __future__ import annotations
@@ -47,18 +50,28 @@ _MODEL, _CHECKPOINT = "deepff-model", "deepff-checkpoint"
 _ALLOWED_KINDS = "fiub"
 _MAX_HEADER = 64 * 1024 * 1024
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed: the same model gives the same bytes
-_MAX_DEFLATE_RATIO = 1100  # deflate cannot exceed about 1032:1; more means a lie or a bomb
 
 
 # ------------------------------------------------------------------ writing
+def _umask():
+    try:  # Linux: read it without changing it (os.umask would, for every thread)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def _new_file_mode(path):
     """Permissions for the file replacing ``path``: its own, or 0666 less the umask."""
     try:
         return stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return 0o666 & ~_umask()
 
 
 def atomic_write(path, write):
@@ -211,16 +224,12 @@ def save(model, path, preprocessing=None, classes=None, training=None, metadata=
 def _read_member(zf, info, archive_size):
     """Parse one .npy member without ever unpickling; return the array."""
     name = info.filename
-    if info.compress_type == zipfile.ZIP_STORED:
-        if info.file_size != info.compress_size:
-            raise ModelFileError(f"member {name!r} has inconsistent sizes")
-    elif info.compress_type == zipfile.ZIP_DEFLATED:
-        if info.file_size > _MAX_DEFLATE_RATIO * max(info.compress_size, 1):
-            raise ModelFileError(f"member {name!r} claims an impossible compression ratio")
-    else:
-        raise ModelFileError(f"member {name!r} uses an unsupported compression method")
-    if info.compress_size > archive_size:
-        raise ModelFileError(f"member {name!r} is larger than the file holding it")
+    # deepff stores members uncompressed; refusing compression rules out
+    # decompression bombs: no member can expand beyond the file's own size
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ModelFileError(f"member {name!r} is compressed; deepff files store their arrays uncompressed")
+    if info.file_size != info.compress_size or info.file_size > archive_size:
+        raise ModelFileError(f"member {name!r} has inconsistent sizes")
     with zf.open(info) as fh:
         version = np.lib.format.read_magic(fh)
         if version == (1, 0):
@@ -294,9 +303,10 @@ def _read_archive(path, expected_format):
                 raise ModelFileError(f"{path!r}: unexpected member {sorted(extra)[0]!r}")
             return header, arrays
     except DeepffError as exc:
-        if isinstance(exc, ModelFileError):
+        message = str(exc)
+        if isinstance(exc, ModelFileError) and repr(path) in message:
             raise
-        raise ModelFileError(f"{path!r}: {exc}") from None
+        raise ModelFileError(f"{path!r}: {message}") from None
     except PermissionError as exc:
         raise ModelFileError(f"{path!r}: cannot read ({exc.strerror or exc})") from None
     except Exception as exc:  # zip, zlib, json, unicode, numpy header errors
@@ -440,11 +450,9 @@ def save_checkpoint(trainer, path, extra=None):
     """
     net = trainer.network
     header = _base_header(net, _CHECKPOINT)
-    arrays = {"theta": net.params.theta}
-    arrays.update({"buffer." + k: v for k, v in net.buffers().items()})
     state = trainer.state_dict()
-    state.pop("theta")
-    state.pop("buffers")
+    arrays = {"theta": np.asarray(state.pop("theta"), dtype=net.dtype)}
+    arrays.update({"buffer." + k: np.asarray(v, dtype=net.dtype) for k, v in state.pop("buffers").items()})
     header["state"] = _flatten(state, "", arrays)
     header["extra"] = extra
     try:
@@ -475,6 +483,8 @@ def _check_state(state, net):
     base_lr = state.get("base_lr")
     if isinstance(base_lr, bool) or not isinstance(base_lr, numbers.Real) or not math.isfinite(base_lr):
         raise ModelFileError(f"'base_lr' must be a finite number, got {base_lr!r}")
+    if not isinstance(state.get("stopped_early", False), bool):
+        raise ModelFileError(f"'stopped_early' must be true or false, got {state.get('stopped_early')!r}")
     history = state.get("history")
     if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
         raise ModelFileError("'history' must be a list of per-epoch records")
@@ -490,6 +500,18 @@ def _check_state(state, net):
     for key, arr in opt.state.items():
         if arr.shape != shape or not np.isfinite(arr).all():
             raise ModelFileError(f"optimizer array {key!r} does not match the parameters")
+    order = state.get("epoch_order")
+    if order is not None:
+        if not isinstance(order, np.ndarray) or order.ndim != 1 or order.dtype.kind not in "iu" \
+                or not np.array_equal(np.sort(order), np.arange(order.shape[0])):
+            raise ModelFileError("'epoch_order' must be a permutation of the sample indices")
+    position = state.get("epoch_position", 0)
+    if not _non_negative_int(position) or (order is not None and position > order.shape[0]):
+        raise ModelFileError(f"'epoch_position' is out of range: {position!r}")
+    partial = state.get("epoch_partial")
+    if partial is not None and (not isinstance(partial, list) or len(partial) != 3 or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in partial)):
+        raise ModelFileError("'epoch_partial' must be three finite numbers")
     sched = state.get("schedule")
     if sched is not None:
         if not isinstance(sched, dict) or not isinstance(sched.get("name"), str):

@@ -1,0 +1,452 @@
+"""Checkpoints: resuming after SIGKILL or Ctrl-C is bit-identical to never stopping."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+import deepff
+import deepff.cli as cli
+from deepff import Callback, ModelFileError, Network, Trainer
+from deepff.io import load_checkpoint, save_checkpoint
+
+SUBPROCESS_TIMEOUT = 180
+POLL_TIMEOUT = 120
+
+# ------------------------------------------------------------- helpers
+
+def _same_state(a, b, path="state"):
+    """Deep equality of two trainer states, arrays compared bit for bit."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray), path
+        assert a.dtype == b.dtype and np.array_equal(a, b), path
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), (path, sorted(a), sorted(b))
+        for k in a:
+            _same_state(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same_state(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and np.isnan(a):
+        assert isinstance(b, float) and np.isnan(b), path
+    else:
+        assert a == b and type(a) is type(b), (path, a, b)
+
+
+def _without_seconds(records):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+# ------------------------------------------------- CLI: SIGKILL and resume
+CLI_OPTIMIZERS = {
+    "sgd-momentum": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+    "adam": {"name": "adam", "lr": 0.002},
+}
+CLI_EPOCHS = 12
+
+
+def _write_config(folder, optimizer):
+    config = {
+        "layers": [
+            {"layer_type": "input", "n_features": 64},
+            {"layer_type": "fullyconn", "n_neurons": 64, "activation": "relu", "dropout": 0.2},
+            {"layer_type": "output", "n_neurons": 10, "activation": "softmax", "loss_type": "neg_log_likelihood"},
+        ],
+        "training": {"optimizer": optimizer, "batch_size": 32},
+    }
+    path = folder / "cfg.yaml"
+    path.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
+    return path
+
+
+def _train_cmd(cfg, *extra):
+    return [sys.executable, "-m", "deepff.cli", "train", "--config", str(cfg), "--dataset", "digits",
+            "--epochs", str(CLI_EPOCHS), "--seed", "0", "--quiet", "--batch-size", "8", *extra]
+
+
+def _checkpoint_epoch(path):
+    try:
+        return load_checkpoint(path)[1]["epoch"]
+    except ModelFileError:  # not written yet
+        return -1
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=SUBPROCESS_TIMEOUT)
+
+
+def _kill_after_second_checkpoint(cfg, ck, output, attempts=3):
+    """Train with ``--checkpoint ck``, SIGKILL the run once ``ck`` reaches epoch 2; return ck's epoch.
+
+    A run that a busy machine lets finish before the kill lands is started again.
+    """
+    cmd, cwd = _train_cmd(cfg, "--checkpoint", str(ck), "--output", str(output)), ck.parent
+    for _ in range(attempts):
+        for path in (ck, output):
+            if path.exists():
+                path.unlink()
+        victim = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + POLL_TIMEOUT
+            while _checkpoint_epoch(ck) < 2 and victim.poll() is None:
+                assert time.monotonic() < deadline, "no second checkpoint in time"
+                time.sleep(0.002)
+            if victim.poll() is None:
+                os.kill(victim.pid, signal.SIGKILL)
+            _, err = victim.communicate(timeout=SUBPROCESS_TIMEOUT)
+        finally:
+            _stop(victim)
+        assert victim.returncode in (0, -signal.SIGKILL), err
+        killed_at = _checkpoint_epoch(ck)
+        if victim.returncode == -signal.SIGKILL and 2 <= killed_at < CLI_EPOCHS:
+            assert not output.exists()
+            return killed_at
+    pytest.fail(f"the run always ended before the kill landed ({attempts} attempts)")
+
+
+@pytest.mark.parametrize("optimizer", sorted(CLI_OPTIMIZERS))
+def test_sigkill_then_resume_is_bit_identical(tmp_path, optimizer):
+    cfg = _write_config(tmp_path, CLI_OPTIMIZERS[optimizer])
+    ck, full_ck = tmp_path / "ck.npz", tmp_path / "full-ck.npz"
+    full = subprocess.Popen(_train_cmd(cfg, "--checkpoint", str(full_ck), "--output", str(tmp_path / "out.npz")),
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _kill_after_second_checkpoint(cfg, ck, tmp_path / "killed.npz")
+        _, err = full.communicate(timeout=SUBPROCESS_TIMEOUT)
+        assert full.returncode == 0, err
+    finally:
+        _stop(full)
+
+    resumed = subprocess.run(
+        _train_cmd(cfg, "--resume", str(ck), "--checkpoint", str(ck), "--output", str(tmp_path / "resumed.npz")),
+        cwd=tmp_path, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    assert resumed.returncode == 0, resumed.stderr
+
+    expected = deepff.load(tmp_path / "out.npz").params.theta
+    got = deepff.load(tmp_path / "resumed.npz").params.theta
+    assert got.dtype == expected.dtype
+    assert np.array_equal(got, expected)
+    # the whole trainer state agrees too: optimizer moments, generators, history
+    _, state_full, extra = load_checkpoint(full_ck)
+    _, state_resumed, _ = load_checkpoint(ck)
+    assert state_resumed["epoch"] == CLI_EPOCHS
+    state_full.pop("history")
+    history = state_resumed.pop("history")
+    assert len(history) == CLI_EPOCHS
+    _same_state(state_resumed, state_full)
+    assert extra["dataset"] == "digits"
+    assert extra["training"]["optimizer"]["name"] == CLI_OPTIMIZERS[optimizer]["name"]
+
+
+# ---------------------------------------------------- CLI: Ctrl-C (in process)
+def _run_cli(args, capsys):
+    rc = cli.main(args)
+    out = capsys.readouterr()
+    return rc, out
+
+
+def _interrupt_at(monkeypatch, step):
+    """Send a real SIGINT to this process right after optimizer step ``step``."""
+    original = cli._Reporter.on_batch_end
+
+    def on_batch_end(self, trainer, current, batch_size, loss):
+        original(self, trainer, current, batch_size, loss)
+        handler = signal.getsignal(signal.SIGINT)
+        if current == step and type(getattr(handler, "__self__", None)).__name__ == "_InterruptFlag":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(cli._Reporter, "on_batch_end", on_batch_end)
+
+
+# digits: 1437 training samples, batch 32 -> 45 steps per epoch
+@pytest.mark.parametrize(("step", "saved_epoch"), [(20, 0), (90, 2), (100, 2)],
+                         ids=["first-epoch", "at-epoch-end", "mid-epoch"])
+def test_ctrl_c_then_resume_is_bit_identical(tmp_path, capsys, monkeypatch, step, saved_epoch):
+    cfg = _write_config(tmp_path, CLI_OPTIMIZERS["adam"])
+    base = ["train", "--config", str(cfg), "--dataset", "digits", "--epochs", "4", "--seed", "0", "--quiet"]
+    ck = str(tmp_path / "ck.npz")
+    rc, _ = _run_cli(base + ["--output", str(tmp_path / "full.npz")], capsys)
+    assert rc == 0
+    _interrupt_at(monkeypatch, step)
+    rc, out = _run_cli(base + ["--checkpoint", ck, "--output", str(tmp_path / "stopped.npz")], capsys)
+    monkeypatch.undo()
+    assert rc == 130
+    assert (tmp_path / "stopped.npz").exists()  # the model is still saved
+    state = load_checkpoint(ck)[1]
+    assert state["epoch"] == saved_epoch  # complete epochs
+    assert state["step"] == step  # the checkpoint is the exact stop point
+    assert "interrupted" in out.err and "--resume" in out.err
+    rc, out = _run_cli(base + ["--resume", ck, "--checkpoint", ck, "--output", str(tmp_path / "resumed.npz")],
+                       capsys)
+    assert rc == 0, out.err
+    assert np.array_equal(deepff.load(tmp_path / "resumed.npz").params.theta,
+                          deepff.load(tmp_path / "full.npz").params.theta)
+
+
+def test_resume_with_another_optimizer_is_a_one_line_error(tmp_path, capsys):
+    cfg = _write_config(tmp_path, CLI_OPTIMIZERS["sgd-momentum"])
+    ck = str(tmp_path / "ck.npz")
+    base = ["train", "--config", str(cfg), "--dataset", "digits", "--seed", "0", "--quiet"]
+    rc, _ = _run_cli(base + ["--epochs", "1", "--checkpoint", ck, "--output", str(tmp_path / "a.npz")], capsys)
+    assert rc == 0
+    rc, out = _run_cli(base + ["--epochs", "2", "--optimizer", "adam", "--resume", ck,
+                               "--output", str(tmp_path / "b.npz")], capsys)
+    assert rc == 2
+    assert len(out.err.strip().splitlines()) == 1
+    assert "'sgd'" in out.err and "'adam'" in out.err
+
+
+# --------------------------------------------------------- the Python API
+SPEC = [
+    {"layer_type": "input", "n_features": 6},
+    {"layer_type": "fullyconn", "n_neurons": 16, "activation": "relu", "dropout": 0.3, "batch_norm": True},
+    {"layer_type": "fullyconn", "n_neurons": 8, "activation": "tanh", "dropout": 0.1},
+    {"layer_type": "output", "n_neurons": 3, "activation": "softmax", "loss_type": "neg_log_likelihood"},
+]
+API_CASES = {
+    "sgd-momentum-step-float64": ("float64", {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+                                  {"name": "step", "step_size": 2, "gamma": 0.5}),
+    "adam-cosine-float32": ("float32", {"name": "adam", "lr": 0.01}, {"name": "cosine", "total_steps": 200}),
+    "rmsprop-plateau-float64": ("float64", {"name": "rmsprop", "lr": 0.005},
+                                {"name": "plateau", "n_iter_no_change": 1, "tol": 0.05, "factor": 2.0}),
+}
+EARLY_STOPPING = {"patience": 2, "min_delta": 0.02, "monitor": "val_loss"}
+
+
+def _api_data(net):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(240, 6))
+    y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int) + (X[:, 2] > 0.5)
+    train = (net.prepare_inputs(X[:200]), net.prepare_targets(y[:200], 200))
+    val = (net.prepare_inputs(X[200:]), net.prepare_targets(y[200:], 40))
+    return train, val
+
+
+def _api_trainer(net, case, callbacks=(), restore_best=True):
+    _, optimizer, schedule = API_CASES[case]
+    return Trainer(net, optimizer=dict(optimizer), schedule=dict(schedule),
+                   early_stopping=dict(EARLY_STOPPING, restore_best=restore_best),
+                   epochs=40, batch_size=16, callbacks=list(callbacks))
+
+
+class _EveryEpoch(Callback):
+    """Checkpoint after every epoch to folder/ck-<epoch>.npz."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.states = {}
+
+    def on_epoch_end(self, trainer, record):
+        save_checkpoint(trainer, self.folder / f"ck-{trainer.epoch}.npz", extra={"epoch": trainer.epoch})
+        self.states[trainer.epoch] = trainer.state_dict()
+
+
+def _uninterrupted(folder, case, restore_best=True):
+    dtype = API_CASES[case][0]
+    net = Network.from_spec(SPEC, dtype=dtype, seed=11)
+    (X, Y), val = _api_data(net)
+    saver = _EveryEpoch(folder)
+    trainer = _api_trainer(net, case, [saver], restore_best)
+    history = trainer.fit(X, Y, None, val)
+    return net, trainer, history, saver
+
+
+def _resume(path, case, restore_best=True):
+    net, state, extra = load_checkpoint(path)
+    (X, Y), val = _api_data(net)
+    trainer = _api_trainer(net, case, restore_best=restore_best)
+    trainer.load_state_dict(state)
+    history = trainer.fit(X, Y, None, val)
+    return net, trainer, history, extra
+
+
+@pytest.mark.parametrize("case", sorted(API_CASES))
+def test_api_resume_from_every_checkpoint_is_bit_identical(tmp_path, case):
+    net, trainer, history, _ = _uninterrupted(tmp_path, case)
+    assert history.stopped_early and 3 <= trainer.epoch < 40, "early stopping should end this run"
+    for epoch in range(1, trainer.epoch):
+        net2, trainer2, history2, extra = _resume(tmp_path / f"ck-{epoch}.npz", case)
+        assert extra == {"epoch": epoch}
+        assert trainer2.epoch == trainer.epoch, epoch
+        assert history2.stopped_early
+        assert np.array_equal(net2.params.theta, net.params.theta), epoch
+        for name, buf in net.buffers().items():
+            assert np.array_equal(net2.buffers()[name], buf), (epoch, name)
+        assert _without_seconds(history2.records) == _without_seconds(history.records)
+        assert trainer2.optimizer.lr == trainer.optimizer.lr
+
+
+@pytest.mark.parametrize("case", sorted(API_CASES))
+def test_checkpoint_holds_the_exact_trainer_state(tmp_path, case):
+    _, _, _, saver = _uninterrupted(tmp_path, case)
+    for epoch, state in saver.states.items():
+        _, loaded, _ = load_checkpoint(tmp_path / f"ck-{epoch}.npz")
+        _same_state(loaded, state)
+
+
+@pytest.mark.parametrize("restore_best", [False, True])
+def test_api_resume_from_the_early_stopping_epoch_trains_no_more(tmp_path, restore_best):
+    """The checkpoint of the epoch where early stopping ended the run: resuming it is a no-op."""
+    case = "sgd-momentum-step-float64"
+    net, trainer, history, _ = _uninterrupted(tmp_path, case, restore_best=restore_best)
+    assert history.stopped_early
+    net2, trainer2, history2, _ = _resume(tmp_path / f"ck-{trainer.epoch}.npz", case, restore_best=restore_best)
+    assert trainer2.epoch == trainer.epoch
+    assert history2.stopped_early
+    assert np.array_equal(net2.params.theta, net.params.theta)
+
+
+class _StopAt(Callback):
+    """Ask the trainer to stop (as Ctrl-C does) right after optimizer step ``step``."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_batch_end(self, trainer, step, batch_size, loss):
+        if step == self.step:
+            trainer.request_stop()
+
+
+# 200 samples, batch 16 -> 13 steps per epoch
+@pytest.mark.parametrize(("stop_step", "restore_best"), [(5, True), (33, False), (33, True)],
+                         ids=["first-epoch", "mid-run", "mid-run-restore-best"])
+def test_api_stop_checkpoint_resume_is_bit_identical(tmp_path, stop_step, restore_best):
+    case = "adam-cosine-float32"
+    net, trainer, history, _ = _uninterrupted(tmp_path, case, restore_best)
+    stopped = Network.from_spec(SPEC, dtype=API_CASES[case][0], seed=11)
+    (X, Y), val = _api_data(stopped)
+    stopper = _api_trainer(stopped, case, [_StopAt(stop_step)], restore_best)
+    assert stopper.fit(X, Y, None, val).interrupted
+    assert stopper.step == stop_step
+    save_checkpoint(stopper, tmp_path / "stopped.npz")
+    net2, trainer2, history2, _ = _resume(tmp_path / "stopped.npz", case, restore_best)
+    assert trainer2.epoch == trainer.epoch
+    assert _without_seconds(history2.records) == _without_seconds(history.records)
+    assert np.array_equal(net2.params.theta, net.params.theta)
+
+
+# ------------------------------------------------- malformed checkpoints
+def _members(path):
+    with zipfile.ZipFile(path) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def _npy(arr):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _rewrite(src, dst, edit_header=None, arrays=None):
+    members = _members(src)
+    header = json.loads(np.load(io.BytesIO(members["header.npy"])).tobytes().decode("utf-8"))
+    if edit_header is not None:
+        edit_header(header)
+    for name, arr in (arrays or {}).items():
+        header["arrays"][name] = {"shape": list(arr.shape), "dtype": arr.dtype.str}
+        members[name + ".npy"] = _npy(arr)
+    members["header.npy"] = _npy(np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8))
+    with zipfile.ZipFile(dst, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ck")
+    net = Network.from_spec(SPEC, dtype="float32", seed=1)
+    (X, Y), val = _api_data(net)
+    trainer = _api_trainer(net, "adam-cosine-float32")
+    trainer.epochs = 2
+    trainer.fit(X, Y, None, val)
+    path = folder / "ck.npz"
+    save_checkpoint(trainer, path)
+    load_checkpoint(path)
+    return path
+
+
+def _state(key, value):
+    def edit(header):
+        header["state"][key] = value
+    return edit
+
+
+def _drop_state(key):
+    def edit(header):
+        del header["state"][key]
+    return edit
+
+
+def _optimizer_name(header):
+    header["state"]["optimizer"]["name"] = "nadam-2000"
+
+
+def _schedule_name(header):
+    header["state"]["schedule"]["name"] = "step"
+
+
+def _es_wait(header):
+    header["state"]["early_stopping"]["wait"] = -1
+
+
+def _rng_garbage(header):
+    header["state"]["shuffle_rng"]["state"] = {"state": "x", "inc": 3}
+
+
+def _header_state_not_dict(header):
+    header["state"] = [1, 2, 3]
+
+
+BAD_STATES = {
+    "state-not-a-dict": (_header_state_not_dict, None),
+    "epoch-missing": (_drop_state("epoch"), None),
+    "epoch-negative": (_state("epoch", -1), None),
+    "step-float": (_state("step", 2.5), None),
+    "base-lr-nan": (_state("base_lr", float("nan")), None),
+    "history-not-list": (_state("history", {"a": 1}), None),
+    "rng-garbage": (_rng_garbage, None),
+    "rng-missing": (_drop_state("dropout_rng"), None),
+    "optimizer-unknown": (_optimizer_name, None),
+    "optimizer-missing": (_drop_state("optimizer"), None),
+    "schedule-other": (_schedule_name, None),
+    "early-stopping-wait": (_es_wait, None),
+    "optimizer-array-shape": (None, {"state.optimizer.exp_avg": np.zeros(3, dtype=np.float32)}),
+    "best-theta-shape": (None, {"state.early_stopping.best_theta": np.zeros(5, dtype=np.float32)}),
+    "epoch-order-not-permutation": (_state("epoch_order", {"__array__": "epoch_order"}),
+                                    {"state.epoch_order": np.array([0, 0, 1], dtype=np.int64)}),
+    "epoch-order-float": (_state("epoch_order", {"__array__": "epoch_order"}),
+                          {"state.epoch_order": np.array([0.0, 1.0])}),
+    "epoch-order-missing": (_state("epoch_order", {"__array__": "epoch_order"}), None),
+    "epoch-position": (_state("epoch_position", -3), None),
+    "stopped-early-not-bool": (_state("stopped_early", "yes"), None),
+    "epoch-partial": (_state("epoch_partial", [1.0, "x", 2]), None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_STATES))
+def test_malformed_checkpoint_state_is_rejected(tmp_path, checkpoint, case):
+    edit, arrays = BAD_STATES[case]
+    bad = tmp_path / "bad.npz"
+    _rewrite(checkpoint, bad, edit, arrays)
+    with pytest.raises(ModelFileError, match="malformed checkpoint state") as info:
+        load_checkpoint(bad)
+    assert str(bad) in str(info.value)
+
+
+def test_rewritten_but_unchanged_checkpoint_still_loads(tmp_path, checkpoint):
+    _rewrite(checkpoint, tmp_path / "same.npz")
+    _, a, _ = load_checkpoint(checkpoint)
+    _, b, _ = load_checkpoint(tmp_path / "same.npz")
+    _same_state(a, b)

@@ -1,0 +1,636 @@
+"""Model files: bit-identical round trips, refusal of bad or hostile files, atomic writes."""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import pathlib
+import stat
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import numpy as np
+import pytest
+
+import deepff
+from deepff import ModelFileError, Network
+from deepff.datasets import Standardizer
+from deepff.io import FORMAT_VERSION, atomic_write
+
+SUBPROCESS_TIMEOUT = 120
+
+SPEC_CLASSIFIER = [
+    {"layer_type": "input", "n_features": 5},
+    {"layer_type": "fullyconn", "n_neurons": 8, "activation": "relu", "dropout": 0.25, "batch_norm": True},
+    {"layer_type": "fullyconn", "n_neurons": 6, "activation": "tanh", "dropout": 0.1},
+    {"layer_type": "output", "n_neurons": 3, "activation": "softmax", "loss_type": "neg_log_likelihood"},
+]
+SPEC_REGRESSOR = [
+    {"layer_type": "input", "n_features": 5},
+    {"layer_type": "fullyconn", "n_neurons": 7, "activation": "elu", "dropout": 0.2, "batch_norm": True},
+    {"layer_type": "output", "n_neurons": 2, "activation": "linear", "loss_type": "mse", "batch_norm": True},
+]
+
+
+def _data(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5))
+    labels = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)
+    targets = np.stack([X[:, 0] * 2 - X[:, 2], np.sin(X[:, 3])], axis=1)
+    return X, labels, targets
+
+
+def _trained(task, dtype):
+    """A small trained Network (batch-norm statistics and dropout in play)."""
+    X, labels, targets = _data()
+    spec = SPEC_CLASSIFIER if task == "classification" else SPEC_REGRESSOR
+    net = Network.from_spec(spec, dtype=dtype, seed=3)
+    net.fit(X, labels if task == "classification" else targets, epochs=3, batch_size=16,
+            optimizer={"name": "adam", "lr": 0.01})
+    assert any(np.any(b != 0) for b in net.buffers().values())
+    return net
+
+
+def _trained_classic(dtype):
+    """A classic deepff.Net after a few forward/backward steps."""
+    X, labels, _ = _data()
+    net = deepff.Net(layers=SPEC_CLASSIFIER, learning_rate=0.05, dtype=dtype, seed=5)
+    for _ in range(4):
+        net.forward(X)
+        net.backward(labels)
+    return net
+
+
+def _engine(model):
+    return getattr(model, "network", model)
+
+
+def _theta(model):
+    return _engine(model).params.theta
+
+
+# ------------------------------------------------------------ round trips
+MODELS = [(task, dtype) for task in ("classification", "regression") for dtype in ("float32", "float64")]
+MODELS += [("classic", "float32"), ("classic", "float64")]
+MODEL_IDS = [f"{t}-{d}" for t, d in MODELS]
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    """Every model saved, predicted on in this process, and reloaded in a fresh one."""
+    folder = tmp_path_factory.mktemp("models")
+    X_new = _data(n=50, seed=1)[0]
+    x_path = folder / "x.npy"
+    np.save(x_path, X_new)
+    models, paths, outputs = {}, {}, {}
+    for task, dtype in MODELS:
+        key = f"{task}-{dtype}"
+        model = _trained_classic(dtype) if task == "classic" else _trained(task, dtype)
+        models[key] = model
+        paths[key] = folder / f"{key}.npz"
+        outputs[key] = folder / f"{key}-fresh.npy"
+        deepff.save(model, paths[key])
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import deepff
+        X = np.load(sys.argv[1])
+        for model_path, out_path in zip(sys.argv[2::2], sys.argv[3::2]):
+            net = deepff.load(model_path)
+            np.save(out_path, net.predict_output(X))
+    """)
+    args = [str(x_path)]
+    for key in models:
+        args += [str(paths[key]), str(outputs[key])]
+    subprocess.run([sys.executable, "-c", script, *args], check=True, timeout=SUBPROCESS_TIMEOUT,
+                   capture_output=True)
+    return {"X": X_new, "models": models, "paths": paths, "fresh": outputs}
+
+
+@pytest.mark.parametrize("key", MODEL_IDS)
+def test_round_trip_same_process_bit_identical(saved_models, key):
+    model, X = saved_models["models"][key], saved_models["X"]
+    expected = _engine(model).predict_output(X)
+    loaded = deepff.load(saved_models["paths"][key])
+    assert isinstance(loaded, Network)
+    assert loaded.dtype == _engine(model).dtype
+    assert np.array_equal(loaded.params.theta, _theta(model))
+    for name, buf in _engine(model).buffers().items():
+        assert np.array_equal(loaded.buffers()[name], buf)
+    got = loaded.predict_output(X)
+    assert got.dtype == expected.dtype
+    assert np.array_equal(got, expected)
+    assert np.array_equal(loaded.predict(X), _engine(model).predict(X))
+
+
+@pytest.mark.parametrize("key", MODEL_IDS)
+def test_round_trip_fresh_process_bit_identical(saved_models, key):
+    model, X = saved_models["models"][key], saved_models["X"]
+    fresh = np.load(saved_models["fresh"][key], allow_pickle=False)
+    expected = _engine(model).predict_output(X)
+    assert fresh.dtype == expected.dtype
+    assert np.array_equal(fresh, expected)
+
+
+def test_architecture_survives_round_trip(saved_models):
+    original = saved_models["models"]["classification-float32"]
+    loaded = deepff.load(saved_models["paths"]["classification-float32"])
+    assert loaded.spec() == original.spec()
+    assert [layer.dropout for layer in loaded.layers] == [0.25, 0.1, 0.0]
+    assert [layer.batch_norm for layer in loaded.layers] == [True, False, False]
+    assert loaded.task == "classification"
+    assert loaded.seed == original.seed
+
+
+def test_classic_net_saved_from_its_engine_too(saved_models, tmp_path):
+    net = saved_models["models"]["classic-float64"]
+    deepff.save(net.network, tmp_path / "engine.npz")
+    a = (saved_models["paths"]["classic-float64"]).read_bytes()
+    assert (tmp_path / "engine.npz").read_bytes() == a
+
+
+def test_preprocessing_classes_training_and_metadata_travel(tmp_path):
+    X, labels, _ = _data()
+    scaler = Standardizer().fit(X)
+    net = _trained("classification", "float32")
+    meta = {"dataset": "toy", "nested": {"values": [1, 2.5, None, True], "unicode": "naïve ü"},
+            "results": {"test_accuracy": 0.8125}}
+    training = {"optimizer": {"name": "adam", "lr": 0.01}, "epochs": 3, "batch_size": 16}
+    path = tmp_path / "m.npz"
+    deepff.save(net, path, preprocessing=scaler.to_dict(), classes=["cat", "dog", "eel"],
+                training=training, metadata=meta)
+    loaded = deepff.load(path)
+    assert loaded.preprocessing == scaler.to_dict()
+    assert loaded.classes == ["cat", "dog", "eel"]
+    assert loaded.training_config == training
+    assert loaded.metadata == meta
+    # the statistics rebuild a standardiser that transforms bit-identically
+    again = Standardizer.from_dict(loaded.preprocessing)
+    assert np.array_equal(again.transform(X, dtype=np.float32), scaler.transform(X, dtype=np.float32))
+    # saving a loaded model without arguments keeps what travelled with it
+    deepff.save(loaded, tmp_path / "again.npz")
+    twice = deepff.load(tmp_path / "again.npz")
+    assert (twice.preprocessing, twice.classes, twice.training_config, twice.metadata) == \
+        (loaded.preprocessing, loaded.classes, loaded.training_config, loaded.metadata)
+    assert np.array_equal(twice.params.theta, net.params.theta)
+
+
+def test_numpy_scalars_in_metadata_are_stored_as_plain_json(tmp_path):
+    net = _trained("regression", "float64")
+    deepff.save(net, tmp_path / "m.npz", classes=np.arange(3).tolist(),
+                metadata={"n": np.int64(7), "x": np.float32(0.5), "v": np.array([1.0, 2.0])})
+    loaded = deepff.load(tmp_path / "m.npz")
+    assert loaded.metadata == {"n": 7, "x": 0.5, "v": [1.0, 2.0]}
+
+
+def test_absent_extras_load_as_none(tmp_path):
+    net = Network.from_spec(SPEC_REGRESSOR, seed=0)
+    deepff.save(net, tmp_path / "m.npz")
+    loaded = deepff.load(tmp_path / "m.npz")
+    assert (loaded.preprocessing, loaded.classes, loaded.training_config, loaded.metadata) == (None,) * 4
+
+
+def test_file_is_plain_numpy_and_json(tmp_path):
+    net = _trained("classification", "float64")
+    path = tmp_path / "m.npz"
+    deepff.save(net, path, classes=[0, 1, 2])
+    with np.load(path, allow_pickle=False) as npz:
+        assert sorted(npz.files) == ["buffer.layer1.running_mean", "buffer.layer1.running_var", "header", "theta"]
+        header = json.loads(npz["header"].tobytes().decode("utf-8"))
+        assert np.array_equal(npz["theta"], net.params.theta)
+    assert header["format"] == "deepff-model"
+    assert header["format_version"] == FORMAT_VERSION == 1
+    assert header["dtype"] == "float64"
+    assert header["spec"] == net.spec()
+    assert header["arrays"]["theta"] == {"shape": [net.n_params()], "dtype": "<f8"}
+    assert {"deepff_version", "seed", "task", "preprocessing", "classes", "training", "metadata"} <= set(header)
+    with zipfile.ZipFile(path) as zf:
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())
+
+
+def test_saving_is_deterministic(tmp_path):
+    net = _trained("classification", "float32")
+    deepff.save(net, tmp_path / "a.npz", metadata={"k": 1})
+    deepff.save(net, tmp_path / "b.npz", metadata={"k": 1})
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+def test_unbuilt_or_foreign_objects_are_refused(tmp_path):
+    unbuilt = Network([deepff.Dense(2, "softmax")], loss="neg_log_likelihood")
+    with pytest.raises(ModelFileError, match="built"):
+        deepff.save(unbuilt, tmp_path / "m.npz")
+    with pytest.raises(ModelFileError, match="built"):
+        deepff.save("not a network", tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_values_that_are_not_json_are_refused(tmp_path):
+    net = _trained("regression", "float32")
+    with pytest.raises(ModelFileError, match="JSON"):
+        deepff.save(net, tmp_path / "m.npz", metadata={"obj": object()})
+    assert os.listdir(tmp_path) == []
+
+
+# --------------------------------------------------------- crafted files
+def _npy(arr, allow_pickle=False):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, arr, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def _write_zip(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression=compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def _header_of(members):
+    return json.loads(np.load(io.BytesIO(members["header.npy"])).tobytes().decode("utf-8"))
+
+
+def _with_header(members, header):
+    out = dict(members)
+    out["header.npy"] = _npy(np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8))
+    return out
+
+
+def _replace_array(members, name, arr):
+    """Swap one member and keep the header's array table consistent with it."""
+    header = _header_of(members)
+    header["arrays"][name] = {"shape": list(arr.shape), "dtype": arr.dtype.str}
+    out = _with_header(members, header)
+    out[name + ".npy"] = _npy(arr)
+    return out
+
+
+@pytest.fixture()
+def good(tmp_path):
+    """A valid float32 model with batch-norm buffers, and its members."""
+    net = _trained("classification", "float32")
+    path = tmp_path / "good.npz"
+    deepff.save(net, path, classes=[0, 1, 2])
+    return path, _members(path)
+
+
+def _variant(tmp_path, build, good):
+    path, members = good
+    bad = tmp_path / "bad.npz"
+    result = build(path, members, bad)
+    if result is not None:
+        _write_zip(bad, result)
+    return bad
+
+
+def _flip_header(key, value):
+    def build(path, members, bad):
+        header = _header_of(members)
+        header[key] = value
+        return _with_header(members, header)
+    return build
+
+
+def _theta_variant(fn):
+    def build(path, members, bad):
+        theta = np.load(io.BytesIO(members["theta.npy"]))
+        return _replace_array(members, "theta", fn(theta))
+    return build
+
+
+def _drop_member(name):
+    def build(path, members, bad):
+        out = dict(members)
+        del out[name]
+        return out
+    return build
+
+
+def _raw(data):
+    def build(path, members, bad):
+        bad.write_bytes(data(path))
+    return build
+
+
+def _spec_variant(fn):
+    def build(path, members, bad):
+        header = _header_of(members)
+        fn(header["spec"])
+        return _with_header(members, header)
+    return build
+
+
+def _set_units(spec):
+    spec[1]["n_neurons"] = 0
+
+
+def _set_huge(spec):
+    spec[1]["n_neurons"] = 10 ** 12
+
+
+def _declared_lie(path, members, bad):
+    header = _header_of(members)
+    header["arrays"]["theta"]["shape"] = [1]
+    return _with_header(members, header)
+
+
+def _buffer_shape(path, members, bad):
+    return _replace_array(members, "buffer.layer1.running_mean", np.zeros((1, 3), dtype=np.float32))
+
+
+def _buffer_nan(path, members, bad):
+    return _replace_array(members, "buffer.layer1.running_var", np.full((1, 8), np.nan, dtype=np.float32))
+
+
+def _object_member(path, members, bad):
+    out = dict(members)
+    header = _header_of(members)
+    header["arrays"]["theta"] = {"shape": [2], "dtype": "|O"}
+    out = _with_header(out, header)
+    out["theta.npy"] = _npy(np.array([1, "two"], dtype=object), allow_pickle=True)
+    return out
+
+
+def _structured_member(path, members, bad):
+    arr = np.zeros(3, dtype=[("a", "<f4"), ("b", "<i4")])
+    return _replace_array(members, "theta", arr)
+
+
+def _extra_member(path, members, bad):
+    out = dict(members)
+    out["surprise.npy"] = _npy(np.zeros(3))
+    return out
+
+
+def _compressed(path, members, bad):
+    _write_zip(bad, members, compression=zipfile.ZIP_DEFLATED)
+
+
+def _header_not_json(path, members, bad):
+    out = dict(members)
+    out["header.npy"] = _npy(np.frombuffer(b"{not json", dtype=np.uint8))
+    return out
+
+
+def _header_not_uint8(path, members, bad):
+    out = dict(members)
+    out["header.npy"] = _npy(np.zeros(4, dtype=np.float64))
+    return out
+
+
+REJECTIONS = {
+    "truncated": (_raw(lambda p: p.read_bytes()[: len(p.read_bytes()) // 2]), "corrupted or truncated"),
+    "truncated-tail": (_raw(lambda p: p.read_bytes()[:-10]), "corrupted or truncated"),
+    "empty": (_raw(lambda p: b""), "not a valid deepff file"),
+    "not-a-zip": (_raw(lambda p: b"layer_type,n_neurons\ninput,4\n" * 20), "not a valid deepff file"),
+    "no-header": (_drop_member("header.npy"), "no header"),
+    "header-not-json": (_header_not_json, "not a valid deepff file"),
+    "header-not-uint8": (_header_not_uint8, "malformed header"),
+    "foreign-format": (_flip_header("format", "something-else"), "not a deepff model or checkpoint"),
+    "newer-version": (_flip_header("format_version", 999), "newer"),
+    "bad-version": (_flip_header("format_version", "1"), "bad format_version"),
+    "bad-dtype": (_flip_header("dtype", "float16"), "dtype"),
+    "theta-shape": (_theta_variant(lambda t: t[:-1]), "does not match the architecture"),
+    "theta-too-long": (_theta_variant(lambda t: np.concatenate([t, t[:1]])), "does not match the architecture"),
+    "theta-dtype": (_theta_variant(lambda t: t.astype(np.float64)), "does not match the architecture"),
+    "theta-2d": (_theta_variant(lambda t: t.reshape(1, -1)), "does not match the architecture"),
+    "theta-nan": (_theta_variant(lambda t: np.where(np.arange(t.size) == 3, np.nan, t).astype(t.dtype)), "NaN"),
+    "theta-missing": (_drop_member("theta.npy"), "missing"),
+    "declared-table-lies": (_declared_lie, "does not match its declared"),
+    "buffer-shape": (_buffer_shape, "buffer"),
+    "buffer-nan": (_buffer_nan, "NaN"),
+    "buffer-missing": (_drop_member("buffer.layer1.running_var.npy"), "missing"),
+    "object-member": (_object_member, "object arrays"),
+    "structured-member": (_structured_member, "only numeric"),
+    "extra-member": (_extra_member, "unexpected member"),
+    "compressed": (_compressed, "compressed"),
+    "invalid-spec": (_spec_variant(_set_units), "architecture is invalid"),
+    "huge-spec": (_spec_variant(_set_huge), "does not match the architecture"),
+    "spec-not-a-list": (_flip_header("spec", {"layers": 3}), "architecture is invalid"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REJECTIONS))
+def test_bad_files_are_rejected_with_a_clear_message(tmp_path, good, case):
+    build, message = REJECTIONS[case]
+    bad = _variant(tmp_path, build, good)
+    with pytest.raises(ModelFileError, match=message) as info:
+        deepff.load(bad)
+    assert str(bad) in str(info.value)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ModelFileError):
+        deepff.load_checkpoint(bad)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(ModelFileError, match="no such file"):
+        deepff.load(tmp_path / "nope.npz")
+    with pytest.raises(ModelFileError, match="no such file"):
+        deepff.load_checkpoint(tmp_path / "nope.npz")
+    with pytest.raises(ModelFileError, match="folder"):
+        deepff.load(tmp_path)
+
+
+def test_newer_format_message_says_upgrade(tmp_path, good):
+    bad = _variant(tmp_path, _flip_header("format_version", 999), good)
+    with pytest.raises(ModelFileError, match=r"format 999, newer than this deepff understands \(1\); upgrade"):
+        deepff.load(bad)
+
+
+def test_model_and_checkpoint_are_not_interchangeable(tmp_path, good):
+    path, _ = good
+    with pytest.raises(ModelFileError, match="not a checkpoint file"):
+        deepff.load_checkpoint(path)
+    net = _trained("regression", "float32")
+    deepff.save_checkpoint(net.trainer_, tmp_path / "ck.npz")
+    with pytest.raises(ModelFileError, match="not a model file"):
+        deepff.load(tmp_path / "ck.npz")
+
+
+def test_model_file_error_is_a_value_error():
+    assert issubclass(ModelFileError, ValueError)
+    assert issubclass(ModelFileError, deepff.DeepffError)
+
+
+# -------------------------------------------------------- no code execution
+class _Payload:
+    """Unpickling this object writes a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.write_text, (pathlib.Path(self.marker), "pwned"))
+
+
+def _evil_files(folder, marker, good_members):
+    """Files whose loading with pickle allowed would write ``marker``."""
+    payload = np.array([_Payload(marker), 1.0], dtype=object)
+    evil_npy = _npy(payload, allow_pickle=True)
+    header = _header_of(good_members)
+    files = {}
+    # 1. theta itself is the pickled object array, declared as such in the header
+    h = dict(header, arrays=dict(header["arrays"], theta={"shape": [2], "dtype": "|O"}))
+    m = _with_header(good_members, h)
+    m["theta.npy"] = evil_npy
+    files["theta"] = m
+    # 2. an extra, undeclared member
+    m = dict(good_members)
+    m["evil.npy"] = evil_npy
+    files["extra"] = m
+    # 3. an extra member declared in the array table
+    h = dict(header, arrays=dict(header["arrays"], evil={"shape": [2], "dtype": "|O"}))
+    m = _with_header(good_members, h)
+    m["evil.npy"] = evil_npy
+    files["declared"] = m
+    # 4. the header itself
+    m = dict(good_members)
+    m["header.npy"] = _npy(np.array([_Payload(marker)], dtype=object), allow_pickle=True)
+    files["header"] = m
+    # 5. theta declared numeric, payload object (header lies about the dtype)
+    m = dict(good_members)
+    m["theta.npy"] = evil_npy
+    files["lying-header"] = m
+    paths = {}
+    for name, members in files.items():
+        paths[name] = folder / f"evil-{name}.npz"
+        _write_zip(paths[name], members)
+    return paths
+
+
+def test_pickle_payload_is_live(tmp_path, good):
+    """Sanity check: numpy with allow_pickle=True really would run the payload."""
+    marker = tmp_path / "sanity-marker"
+    evil = _evil_files(tmp_path, marker, good[1])["theta"]
+    with np.load(evil, allow_pickle=True) as npz:
+        npz["theta"]
+    assert marker.read_text() == "pwned"
+
+
+@pytest.mark.parametrize("variant", ["theta", "extra", "declared", "header", "lying-header"])
+def test_pickled_objects_are_never_loaded(tmp_path, good, variant):
+    marker = tmp_path / "marker"
+    evil = _evil_files(tmp_path, marker, good[1])[variant]
+    with pytest.raises(ModelFileError):
+        deepff.load(evil)
+    with pytest.raises(ModelFileError):
+        deepff.load_checkpoint(evil)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_cli_refuses_pickled_objects(tmp_path, good, command):
+    marker = tmp_path / "marker"
+    evil = _evil_files(tmp_path, marker, good[1])["theta"]
+    np.save(tmp_path / "x.npy", _data(n=4)[0])
+    if command == "evaluate":
+        args = ["evaluate", "--model", str(evil)]
+    else:
+        args = ["predict", "--model", str(evil), "--input", str(tmp_path / "x.npy")]
+    proc = subprocess.run([sys.executable, "-m", "deepff.cli", *args], capture_output=True, text=True,
+                          timeout=SUBPROCESS_TIMEOUT, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "object arrays" in lines[0] and str(evil) in lines[0]
+    assert proc.stdout == ""
+    assert not marker.exists()
+
+
+# ------------------------------------------------------------ atomic writes
+def _temp_files(folder):
+    return [name for name in os.listdir(folder) if name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), OSError(errno.ENOSPC, "No space left on device"),
+                                   KeyboardInterrupt()], ids=["crash", "disk-full", "ctrl-c"])
+def test_failed_write_keeps_previous_file_and_leaves_no_temp(tmp_path, error):
+    target = tmp_path / "file.bin"
+    atomic_write(target, lambda fh: fh.write(b"previous content"))
+    assert target.read_bytes() == b"previous content"
+
+    def write_that_raises(fh):
+        fh.write(b"half of the new con")
+        fh.flush()
+        raise error
+
+    with pytest.raises(type(error)) as info:
+        atomic_write(target, write_that_raises)
+    if isinstance(error, OSError):
+        assert info.value.errno == errno.ENOSPC
+    assert target.read_bytes() == b"previous content"
+    assert _temp_files(tmp_path) == []
+    assert os.listdir(tmp_path) == ["file.bin"]
+
+
+def test_failed_first_write_creates_nothing(tmp_path):
+    def write_that_raises(fh):
+        fh.write(b"x")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError):
+        atomic_write(tmp_path / "new.bin", write_that_raises)
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_failing_midway_keeps_previous_model(tmp_path, monkeypatch):
+    first = _trained("classification", "float32")
+    path = tmp_path / "m.npz"
+    deepff.save(first, path)
+    before = path.read_bytes()
+    second = _trained("regression", "float64")
+    real = np.lib.format.write_array
+    calls = []
+
+    def write_array(fp, arr, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the header went out, the weights hit a full disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fp, arr, *args, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "write_array", write_array)
+    with pytest.raises(OSError) as info:
+        deepff.save(second, path)
+    monkeypatch.undo()
+    assert info.value.errno == errno.ENOSPC
+    assert path.read_bytes() == before
+    assert _temp_files(tmp_path) == []
+    X = _data()[0]
+    assert np.array_equal(deepff.load(path).predict_output(X), first.predict_output(X))
+
+
+def test_save_into_missing_folder_raises_os_error(tmp_path):
+    net = _trained("regression", "float32")
+    with pytest.raises(OSError):
+        deepff.save(net, tmp_path / "missing" / "m.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_new_file_honours_umask_and_existing_mode_is_kept(tmp_path):
+    umask = os.umask(0o027)
+    try:
+        atomic_write(tmp_path / "new.bin", lambda fh: fh.write(b"1"))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.bin").st_mode) == 0o640
+    os.chmod(tmp_path / "new.bin", 0o604)
+    atomic_write(tmp_path / "new.bin", lambda fh: fh.write(b"2"))
+    assert stat.S_IMODE(os.stat(tmp_path / "new.bin").st_mode) == 0o604
+    assert (tmp_path / "new.bin").read_bytes() == b"2"
+
+
+def test_save_replaces_an_existing_model(tmp_path):
+    path = tmp_path / "m.npz"
+    deepff.save(_trained("classification", "float32"), path)
+    second = _trained("regression", "float64")
+    deepff.save(second, path)
+    assert np.array_equal(deepff.load(path).params.theta, second.params.theta)
+    assert os.listdir(tmp_path) == ["m.npz"]
