@@ -340,3 +340,24 @@ def test_output_layer_dropout_is_rejected_or_consistent():
 def test_repr_mentions_layers_and_loss():
     r = repr(_net())
     assert "FeedForward" in r and "neg_log_likelihood" in r and "softmax" in r
+
+
+def test_pickle_and_deepcopy_keep_the_flat_buffer_views():
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(0)
+    net = FeedForward([Dense(5, "relu", batch_norm=True), Dense(3, "softmax")], loss="nll",
+                      n_features=4, seed=0)
+    X = rng.normal(size=(8, 4)).astype(np.float32)
+    net.forward(X, training=True)  # moves the batch-norm running statistics
+    for clone in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        for layer in clone.layers:
+            assert np.shares_memory(layer.W, clone.params.theta)
+            assert np.shares_memory(layer.dW, clone.params.grad)
+        np.testing.assert_array_equal(clone.params.theta, net.params.theta)
+        np.testing.assert_array_equal(clone.layers[0].running_mean, net.layers[0].running_mean)
+        assert np.array_equal(clone.predict_output(X), net.predict_output(X))
+        clone.params.theta[...] = 0  # an update through the buffer reaches the layers
+        assert not clone.layers[0].W.any()
+        assert net.layers[0].W.any()

@@ -260,7 +260,7 @@ class Sigmoid(Activation):
 
     def forward(self, a, out=None):
         """See :meth:`Activation.forward`."""
-        return _write(out, _sigmoid(a))
+        return _sigmoid(a, out=out)
 
     def backward(self, a, h, g, out=None):
         """dJ/da = g o h o (1 - h). See :meth:`Activation.backward`."""
@@ -336,9 +336,9 @@ class Softmax(Activation):
 
     def forward(self, a, out=None):
         """Stable softmax: subtract the row maximum first. See :meth:`Activation.forward`."""
-        out = np.subtract(a, a.max(axis=1, keepdims=True), out=out)
+        out = np.subtract(a, np.maximum.reduce(a, axis=1, keepdims=True), out=out)
         np.exp(out, out=out)
-        out /= out.sum(axis=1, keepdims=True)
+        out /= np.add.reduce(out, axis=1, keepdims=True)
         return out
 
     def backward(self, a, h, g, out=None):
@@ -357,10 +357,11 @@ def _write(out, value):
     return out
 
 
-def _sigmoid(a):
-    """Overflow-free logistic function of an array ``a`` (any shape)."""
-    e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+def _sigmoid(a, out=None):
+    """Overflow-free logistic function 1 / (1 + e^{-a}) of an array ``a`` (any shape)."""
+    from scipy.special import expit  # one stable ufunc; imported here to keep `import deepff` fast
+
+    return expit(a, out=out)
 
 
 def _phi_cdf(a):

@@ -340,6 +340,12 @@ class Dense:
         ws = self._workspace(g_z.shape[0])
         return np.matmul(g_z, self.W.T, out=ws.g_in)            # dJ/dh^{l-1} = g W^T
 
+    def __getstate__(self):
+        # workspaces and the last pass's arrays are scratch: never pickle them
+        state = dict(self.__dict__)
+        state.update(_ws={}, _last_ws=None, a=None, h=None, h_in=None, _bn_cache=None)
+        return state
+
     # ---------------------------------------------------------------- config
     def get_config(self):
         """Return the constructor arguments (JSON-compatible).

@@ -133,11 +133,10 @@ class FeedForward:
             raise SpecError(f"n_features must be a positive integer, got {n_features!r}")
         self.n_features = int(n_features)
         widths = [self.n_features] + [layer.units for layer in self.layers]
-        specs, owners = [], []
+        specs = []
         for i, layer in enumerate(self.layers):
             for name, shape, kind in layer.param_specs(widths[i]):
                 specs.append((f"layer{i + 1}.{name}", shape, kind))
-                owners.append(i)
         total = sum(int(np.prod(shape, dtype=object)) for _, shape, _ in specs)
         if total > _MAX_PARAMS:
             raise SpecError(f"the network would have {total} parameters, more than the "
@@ -146,12 +145,30 @@ class FeedForward:
             self.params = ParamBuffer(specs, self.dtype)
         except MemoryError:
             raise SpecError(f"not enough memory for the {total} parameters of this network") from None
-        for i, layer in enumerate(self.layers):
-            idx = [k for k, o in enumerate(owners) if o == i]
-            layer.bind(widths[i], [self.params.param(k) for k in idx],
-                       [self.params.gradient(k) for k in idx], self.dtype)
+        self._bind_views()
+        for layer in self.layers:
             layer.initialize(self._init_rng)
         return self
+
+    def _bind_views(self):
+        """Point every layer's W, b, dW, db at its slice of the flat buffers."""
+        widths = [self.n_features] + [layer.units for layer in self.layers]
+        k = 0
+        for i, layer in enumerate(self.layers):
+            kept = {name: arr.copy() for name, arr in layer.buffers().items() if arr is not None}
+            n = len(layer.param_specs(widths[i]))
+            layer.bind(widths[i], [self.params.param(j) for j in range(k, k + n)],
+                       [self.params.gradient(j) for j in range(k, k + n)], self.dtype)
+            for name, arr in layer.buffers().items():
+                if name in kept:
+                    arr[...] = kept[name]
+            k += n
+
+    def __setstate__(self, state):
+        # pickle and deepcopy copy theta and each W separately: re-make the views
+        self.__dict__.update(state)
+        if self.params is not None:
+            self._bind_views()
 
     def _require_built(self):
         if not self.built:

@@ -1,0 +1,559 @@
+"""deepff.sklearn: scikit-learn's estimator checks, parity with scikit-learn's own MLPs, the extras."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+import subprocess
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+import joblib  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+from numpy.testing import assert_allclose, assert_array_equal  # noqa: E402
+from sklearn import neural_network as skn  # noqa: E402
+from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import (  # noqa: E402
+    load_diabetes,
+    load_digits,
+    load_iris,
+    make_multilabel_classification,
+    make_regression,
+)
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.class_weight import compute_sample_weight  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+import deepff  # noqa: E402
+from deepff import sklearn as dsk  # noqa: E402
+from deepff.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+quiet = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+# ----------------------------------------------------------------------------
+# scikit-learn's own estimator checks: every one must pass, none is expected to fail
+# ----------------------------------------------------------------------------
+
+CHECKED = [
+    MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=200),
+    MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=100),
+    MLPClassifier(hidden_layer_sizes=(16, 8), activation=["tanh", "gelu"], solver="rmsprop",
+                  learning_rate_init=0.01, max_iter=200),
+    MLPRegressor(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=200),
+    MLPRegressor(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=0.01, max_iter=200),
+]
+
+
+@quiet
+@parametrize_with_checks(CHECKED)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+# ----------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------
+
+
+def _digits(n=400):
+    X, y = load_digits(return_X_y=True)
+    return StandardScaler().fit_transform(X[:n]), y[:n]
+
+
+def _fit_both(kind, X, y, fit="fit", **params):
+    ref_cls = getattr(skn, kind)
+    our_cls = getattr(dsk, kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = getattr(ref_cls(**params), fit)(X, y)
+        ours = getattr(our_cls(**params), fit)(X, y)
+    return ref, ours
+
+
+def _assert_same_fit(ref, ours, X, rtol=1e-9, atol=1e-12):
+    """deepff reproduces scikit-learn's fit: same epochs, weights, curves and predictions."""
+    assert ours.n_iter_ == ref.n_iter_
+    assert ours.t_ == ref.t_
+    assert ours.n_layers_ == ref.n_layers_
+    assert ours.n_outputs_ == ref.n_outputs_
+    assert ours.out_activation_ == ref.out_activation_
+    assert ours.n_features_in_ == ref.n_features_in_
+    for a, b in zip(ref.coefs_, ours.coefs_, strict=True):
+        assert a.shape == b.shape
+        assert_allclose(b, a, rtol=rtol, atol=atol)
+    for a, b in zip(ref.intercepts_, ours.intercepts_, strict=True):
+        assert a.shape == b.shape
+        assert_allclose(b, a, rtol=rtol, atol=atol)
+    assert_allclose(ours.loss_, ref.loss_, rtol=max(rtol, 1e-10))
+    if hasattr(ref, "loss_curve_"):
+        assert_allclose(ours.loss_curve_, ref.loss_curve_, rtol=max(rtol, 1e-10))
+        if ref.best_loss_ is None:
+            assert ours.best_loss_ is None
+        else:
+            assert_allclose(ours.best_loss_, ref.best_loss_, rtol=max(rtol, 1e-10))
+        if ref.validation_scores_ is None:
+            assert ours.validation_scores_ is None and ours.best_validation_score_ is None
+        else:
+            assert_allclose(ours.validation_scores_, ref.validation_scores_, rtol=1e-12)
+            assert_allclose(ours.best_validation_score_, ref.best_validation_score_, rtol=1e-12)
+    else:
+        assert not hasattr(ours, "loss_curve_")
+    assert_array_equal(ours.predict(X), ref.predict(X))
+    if hasattr(ref, "predict_proba"):
+        assert_array_equal(ours.classes_, ref.classes_)
+        assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=1e-7, atol=1e-10)
+        assert_allclose(ours.predict_log_proba(X), ref.predict_log_proba(X), rtol=1e-7, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------
+# parity with scikit-learn (float64)
+# ----------------------------------------------------------------------------
+
+CLASSIFIER_PARITY = {
+    "adam": {},
+    "sgd-nesterov": {"solver": "sgd", "learning_rate_init": 0.05},
+    "sgd-adaptive": {"solver": "sgd", "learning_rate": "adaptive", "nesterovs_momentum": False,
+                     "tol": 1e-2, "n_iter_no_change": 2, "learning_rate_init": 0.05},
+    "sgd-invscaling-logistic": {"solver": "sgd", "learning_rate": "invscaling", "learning_rate_init": 0.5,
+                                "activation": "logistic"},
+    "sgd-momentum-0": {"solver": "sgd", "momentum": 0.0, "activation": "identity", "learning_rate_init": 0.01},
+    "tanh-early-stopping": {"activation": "tanh", "early_stopping": True, "alpha": 1e-2},
+    "two-layers-no-shuffle": {"hidden_layer_sizes": (16, 8), "shuffle": False, "batch_size": 64},
+    "no-hidden-layer": {"hidden_layer_sizes": (), "batch_size": 50},
+    "converges-early": {"tol": 0.05, "n_iter_no_change": 1, "alpha": 0.0},
+}
+
+
+@pytest.mark.parametrize("params", CLASSIFIER_PARITY.values(), ids=CLASSIFIER_PARITY.keys())
+def test_classifier_matches_sklearn(params):
+    X, y = _digits()
+    ref, ours = _fit_both("MLPClassifier", X, y, **{"hidden_layer_sizes": (24,), "max_iter": 25,
+                                                     "random_state": 0, **params})
+    _assert_same_fit(ref, ours, X)
+    assert ours.score(X, y) == ref.score(X, y)
+
+
+def test_binary_multilabel_and_string_labels_match_sklearn():
+    X, y = _digits(300)
+    labels = np.array(["even", "odd"])[y % 2]
+    ref, ours = _fit_both("MLPClassifier", X, labels, hidden_layer_sizes=(16,), max_iter=20, random_state=1)
+    _assert_same_fit(ref, ours, X)
+    assert ours.out_activation_ == "logistic" and ours.predict(X).dtype == labels.dtype
+
+    Xm, Ym = make_multilabel_classification(n_samples=200, n_features=10, n_classes=4, random_state=0)
+    Xm = StandardScaler().fit_transform(Xm)
+    ref, ours = _fit_both("MLPClassifier", Xm, Ym, hidden_layer_sizes=(16,), max_iter=20, random_state=0,
+                          early_stopping=True)
+    _assert_same_fit(ref, ours, Xm)
+    assert ours.predict(Xm).shape == Ym.shape
+
+
+def test_sample_weight_and_partial_fit_and_warm_start_match_sklearn():
+    X, y = _digits(300)
+    w = np.random.default_rng(0).uniform(0.2, 3.0, size=len(y))
+    kw = {"hidden_layer_sizes": (16,), "max_iter": 15, "random_state": 3}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = skn.MLPClassifier(**kw, early_stopping=True).fit(X, y, sample_weight=w)
+        ours = MLPClassifier(**kw, early_stopping=True).fit(X, y, sample_weight=w)
+    _assert_same_fit(ref, ours, X)
+
+    ref, ours = skn.MLPClassifier(**kw), MLPClassifier(**kw)
+    for est in (ref, ours):
+        for start in range(0, 300, 100):
+            est.partial_fit(X[start:start + 100], y[start:start + 100], classes=np.arange(10))
+    _assert_same_fit(ref, ours, X)
+
+    ref, ours = skn.MLPClassifier(**kw, warm_start=True), MLPClassifier(**kw, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for est in (ref, ours):
+            est.fit(X, y).fit(X, y)
+    _assert_same_fit(ref, ours, X)
+
+
+REGRESSOR_PARITY = {
+    "adam": {},
+    "sgd-multi-output": {"solver": "sgd", "learning_rate_init": 0.01, "multi": True},
+    "poisson": {"loss": "poisson", "poisson": True},
+    "early-stopping-tanh": {"early_stopping": True, "activation": "tanh", "multi": True},
+    "adaptive": {"solver": "sgd", "learning_rate": "adaptive", "tol": 1e-1, "n_iter_no_change": 1,
+                 "learning_rate_init": 0.01},
+}
+
+
+@pytest.mark.parametrize("params", REGRESSOR_PARITY.values(), ids=REGRESSOR_PARITY.keys())
+def test_regressor_matches_sklearn(params):
+    params = dict(params)
+    multi, poisson = params.pop("multi", False), params.pop("poisson", False)
+    X, y = make_regression(n_samples=250, n_features=8, n_targets=3 if multi else 1, noise=5.0, random_state=0)
+    X = StandardScaler().fit_transform(X)
+    y = np.exp(y / y.std()) if poisson else y / y.std()
+    ref, ours = _fit_both("MLPRegressor", X, y, **{"hidden_layer_sizes": (20,), "max_iter": 30,
+                                                    "random_state": 0, **params})
+    _assert_same_fit(ref, ours, X)
+    assert_allclose(ours.score(X, y), ref.score(X, y), rtol=1e-12)
+
+
+def test_verbose_output_matches_sklearn(capsys):
+    X, y = _digits(200)
+    kw = {"hidden_layer_sizes": (8,), "solver": "sgd", "learning_rate": "adaptive", "tol": 0.5,
+          "n_iter_no_change": 1, "max_iter": 6, "random_state": 0, "verbose": True, "early_stopping": True}
+    outputs = []
+    for cls in (skn.MLPClassifier, MLPClassifier):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            cls(**kw).fit(X, y)
+        outputs.append(capsys.readouterr().out)
+    assert "Iteration 1, loss = " in outputs[1] and "Validation score: " in outputs[1]
+    assert "Setting learning rate to" in outputs[1]
+    assert outputs[1] == outputs[0]
+
+
+def test_lbfgs_matches_sklearn():
+    X, y = _digits(300)
+    ref, ours = _fit_both("MLPClassifier", X, y, solver="lbfgs", hidden_layer_sizes=(16,), max_iter=40,
+                          random_state=0)
+    assert ours.n_iter_ == ref.n_iter_
+    assert_allclose(ours.loss_, ref.loss_, rtol=1e-6)
+    assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-6)
+    assert not hasattr(ours, "loss_curve_") and ours.t_ == 0
+    X, y = load_diabetes(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
+    ref, ours = _fit_both("MLPRegressor", X, y, solver="lbfgs", hidden_layer_sizes=(8,), max_iter=30,
+                          random_state=0)
+    assert_allclose(ours.predict(X), ref.predict(X), atol=1e-6)
+
+
+def test_numba_and_numpy_paths_agree(monkeypatch):
+    X, y = _digits(200)
+    for params in ({"solver": "adam", "activation": "relu"}, {"solver": "sgd", "activation": "tanh"},
+                   {"solver": "sgd", "activation": "logistic", "nesterovs_momentum": False}):
+        kw = {"hidden_layer_sizes": (12,), "max_iter": 8, "random_state": 0, **params}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fast = MLPClassifier(**kw).fit(X, y)
+            with monkeypatch.context() as m:
+                m.setattr(dsk, "_KERNELS", dict.fromkeys(dsk._KERNEL_SOURCES))  # every kernel: None
+                slow = MLPClassifier(**kw).fit(X, y)
+        for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_, strict=True):
+            assert_array_equal(a, b)
+        assert fast.loss_curve_ == slow.loss_curve_
+
+
+def test_defaults_work_on_iris():
+    X, y = load_iris(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(StandardScaler().fit_transform(X), y, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        est = MLPClassifier(random_state=0).fit(Xtr, ytr)
+    assert est.hidden_layer_sizes == (100,) and est.coefs_[0].shape == (4, 100)
+    assert est.score(Xte, yte) > 0.9
+    assert len(est.loss_curve_) == est.n_iter_ == 200
+
+
+# ----------------------------------------------------------------------------
+# dtypes, data containers, fitted attributes
+# ----------------------------------------------------------------------------
+
+
+@quiet
+def test_float32_stays_float32():
+    X, y = _digits(200)
+    X32 = X.astype(np.float32)
+    est = MLPClassifier(hidden_layer_sizes=(16,), max_iter=10, random_state=0).fit(X32, y)
+    assert all(c.dtype == np.float32 for c in est.coefs_ + est.intercepts_)
+    assert est.predict_proba(X32).dtype == np.float32
+    est64 = MLPClassifier(hidden_layer_sizes=(16,), max_iter=10, random_state=0).fit(X, y)
+    assert_allclose(est.predict_proba(X32), est64.predict_proba(X), atol=1e-3)
+    ref = skn.MLPClassifier(hidden_layer_sizes=(16,), max_iter=10, random_state=0).fit(X32, y)
+    assert_allclose(est.coefs_[0], ref.coefs_[0], atol=1e-4)
+    forced = MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, dtype="float32").fit(X, y.astype(float))
+    assert forced.coefs_[0].dtype == np.float32
+    forced = MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, dtype=np.float64).fit(X32, y.astype(float))
+    assert forced.coefs_[0].dtype == np.float64
+
+
+@quiet
+def test_dataframe_feature_names_and_sparse_input():
+    pd = pytest.importorskip("pandas")
+    X, y = _digits(200)
+    df = pd.DataFrame(X, columns=[f"px{i}" for i in range(X.shape[1])])
+    est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(df, pd.Series(y))
+    assert_array_equal(est.feature_names_in_, df.columns)
+    with pytest.warns(UserWarning, match="feature names"):  # as scikit-learn warns
+        from_array = est.predict(df.to_numpy())
+    assert_array_equal(est.predict(df), from_array)
+    with pytest.raises(ValueError, match="feature names"):
+        est.predict(df.rename(columns={"px0": "other"}))
+
+    dense = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
+    for fmt in ("csr", "csc", "coo"):
+        Xs = sp.csr_matrix(X).asformat(fmt)
+        sparse = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(Xs, y)
+        assert_allclose(sparse.coefs_[0], dense.coefs_[0], rtol=1e-12)
+        assert_allclose(sparse.predict_proba(sp.csr_matrix(X)), dense.predict_proba(X), rtol=1e-12)
+
+
+@quiet
+def test_coefs_are_live_views_and_can_be_replaced():
+    X, y = _digits(200)
+    est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
+    ref = skn.MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
+    est.coefs_[1][...] = 0.0                 # in place, as one may do with scikit-learn
+    ref.coefs_[1][...] = 0.0
+    assert_allclose(est.predict_proba(X), ref.predict_proba(X), rtol=1e-9)
+    est.coefs_ = [c * 2 for c in ref.coefs_]  # replaced lists/arrays are picked up too
+    ref.coefs_ = [c * 2 for c in ref.coefs_]
+    est.intercepts_[1] = ref.intercepts_[1] + 1.0
+    ref.intercepts_[1] = ref.intercepts_[1] + 1.0
+    assert_allclose(est.predict_proba(X), ref.predict_proba(X), rtol=1e-9)
+
+
+@quiet
+def test_pickle_joblib_deepcopy_and_partial_fit_after_loading(tmp_path):
+    X, y = _digits(300)
+    est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0, batch_norm=True,
+                        dropout=0.1).fit(X, y)
+    blob = pickle.dumps(est)
+    assert len(blob) < 200_000  # no training workspaces in the pickle
+    for clone_ in (pickle.loads(blob), copy.deepcopy(est), _joblib_roundtrip(est, tmp_path)):
+        assert_array_equal(clone_.predict_proba(X), est.predict_proba(X))
+        clone_.coefs_[0][...] = 0.0          # still views into the rebuilt network's buffer
+        assert not np.allclose(clone_.predict_proba(X), est.predict_proba(X))
+
+    plain = MLPClassifier(hidden_layer_sizes=(8,), random_state=0)
+    plain.partial_fit(X, y, classes=np.arange(10))
+    again = pickle.loads(pickle.dumps(plain))
+    plain.partial_fit(X, y)
+    again.partial_fit(X, y)
+    assert_array_equal(again.coefs_[0], plain.coefs_[0])  # optimizer state survived
+
+
+def _joblib_roundtrip(est, tmp_path):
+    path = tmp_path / "mlp.joblib"
+    joblib.dump(est, path)
+    return joblib.load(path, mmap_mode="r")
+
+
+@quiet
+def test_predict_is_thread_safe():
+    X, y = _digits(400)
+    est = MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=0).fit(X, y)
+    expected = {n: est.predict_proba(X[:n]) for n in (7, 50, 400)}
+    errors = []
+
+    def work(n):
+        for _ in range(30):
+            if not np.array_equal(est.predict_proba(X[:n]), expected[n]):
+                errors.append(n)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in (7, 50, 400, 50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_convergence_warnings():
+    X, y = _digits(200)
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations \\(2\\)"):
+        MLPClassifier(hidden_layer_sizes=(8,), max_iter=2).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge"):
+        MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=2).fit(X, y.astype(float))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        MLPClassifier(hidden_layer_sizes=(8,), max_iter=500, tol=0.1, random_state=0).fit(X, y)
+
+
+def test_parameter_errors_are_sklearns():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = _digits(100)
+    for bad in ({"solver": "bogus"}, {"activation": "bogus"}, {"dropout": 1.5}, {"alpha": -1.0},
+                {"class_weight": "bogus"}, {"dtype": "float16"}, {"momentum": 2.0}):
+        with pytest.raises(InvalidParameterError):
+            MLPClassifier(**bad).fit(X, y)
+    with pytest.raises(ValueError, match="one activation per hidden layer"):
+        MLPClassifier(hidden_layer_sizes=(4, 4), activation=["relu"], max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="dropout"):
+        MLPClassifier(hidden_layer_sizes=(4,), dropout=[0.1, 0.2], max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="negative"):
+        MLPRegressor(loss="poisson", max_iter=1).fit(X, -np.ones(len(y)))
+    assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")
+    assert not hasattr(MLPRegressor(solver="lbfgs"), "partial_fit")
+    assert hasattr(MLPRegressor(solver="rmsprop"), "partial_fit")
+
+
+# ----------------------------------------------------------------------------
+# ecosystem: Pipeline, GridSearchCV, cross_val_score, clone
+# ----------------------------------------------------------------------------
+
+
+@quiet
+def test_pipeline_gridsearch_cross_val_score_clone():
+    X, y = load_iris(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(10,), max_iter=300, random_state=0))
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.85
+    search = GridSearchCV(pipe, {"mlpclassifier__alpha": [1e-4, 1e-1], "mlpclassifier__solver": ["adam", "lbfgs"]},
+                          cv=3, n_jobs=2).fit(X, y)
+    assert search.best_score_ > 0.85
+    twin = clone(search.best_estimator_)
+    assert twin.get_params()["mlpclassifier__alpha"] == search.best_params_["mlpclassifier__alpha"]
+    assert not hasattr(twin[-1], "coefs_")
+
+
+# The example of docs/sklearn.md, run with both imports: scikit-learn MLP code runs unchanged, same results.
+def _realistic_example(MLPClassifier):  # noqa: N803 - the class is the parameter
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import GridSearchCV, train_test_split
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+
+    clf = Pipeline([
+        ("scale", StandardScaler()),
+        ("mlp", MLPClassifier(hidden_layer_sizes=(100,), max_iter=300, early_stopping=True, random_state=1)),
+    ])
+    clf.fit(X_train, y_train)
+    labels = clf.predict(X_test)
+    proba = clf.predict_proba(X_test)
+    accuracy = clf.score(X_test, y_test)
+    curve = clf.named_steps["mlp"].loss_curve_
+    print(f"test accuracy {accuracy:.3f} after {len(curve)} epochs, final loss {curve[-1]:.4f}")
+
+    grid = GridSearchCV(
+        clf,
+        {"mlp__alpha": [1e-4, 1e-2], "mlp__hidden_layer_sizes": [(50,), (100,)]},
+        cv=3,
+        n_jobs=2,
+    )
+    grid.fit(X_train, y_train)
+    print("best:", grid.best_params_, f"cv accuracy {grid.best_score_:.3f}")
+    return labels, proba, accuracy, curve, grid.best_params_, grid.best_score_
+
+
+def test_realistic_sklearn_code_runs_unchanged():
+    ours = _realistic_example(MLPClassifier)
+    ref = _realistic_example(skn.MLPClassifier)
+    assert_array_equal(ours[0], ref[0])
+    assert_allclose(ours[1], ref[1], rtol=1e-7, atol=1e-10)
+    assert ours[2] == ref[2] and ours[2] > 0.9
+    assert_allclose(ours[3], ref[3], rtol=1e-10)
+    assert ours[4] == ref[4]
+    assert_allclose(ours[5], ref[5], rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------
+# deepff extras
+# ----------------------------------------------------------------------------
+
+
+@quiet
+def test_per_layer_activations_dropout_batch_norm():
+    X, y = _digits(400)
+    est = MLPClassifier(hidden_layer_sizes=(32, 16), activation=["gelu", "tanh"], dropout=[0.2, 0.0],
+                        learning_rate_init=0.01, max_iter=30, random_state=0).fit(X, y)
+    names = [layer.activation.name for layer in est._net.layers]
+    assert names == ["gelu", "tanh", "softmax"]
+    assert [layer.dropout for layer in est._net.layers] == [0.2, 0.0, 0.0]
+    assert_array_equal(est.predict_proba(X), est.predict_proba(X))  # no dropout at prediction
+    assert est.score(X, y) > 0.9
+    again = MLPClassifier(**est.get_params()).fit(X, y)  # dropout masks follow random_state
+    assert_array_equal(again.coefs_[0], est.coefs_[0])
+
+    bn = MLPClassifier(hidden_layer_sizes=(32,), batch_norm=True, learning_rate_init=0.01, max_iter=30,
+                       random_state=0).fit(X, y)
+    layer = bn._net.layers[0]
+    assert layer.batch_norm and np.shares_memory(bn.intercepts_[0], layer.beta)
+    assert bn.score(X, y) > 0.9
+
+
+@quiet
+def test_class_weight():
+    X, y = _digits(300)
+    kw = {"hidden_layer_sizes": (8,), "max_iter": 5, "random_state": 0}
+    balanced = MLPClassifier(**kw, class_weight="balanced").fit(X, y)
+    manual = MLPClassifier(**kw).fit(X, y, sample_weight=compute_sample_weight("balanced", y))
+    assert_array_equal(balanced.coefs_[0], manual.coefs_[0])
+    weights = {3: 5.0}
+    by_dict = MLPClassifier(**kw, class_weight=weights).fit(X, y)
+    manual = MLPClassifier(**kw).fit(X, y, sample_weight=np.where(y == 3, 5.0, 1.0))
+    assert_array_equal(by_dict.coefs_[0], manual.coefs_[0])
+    with pytest.raises(ValueError, match="balanced"):
+        MLPClassifier(**kw, class_weight="balanced").partial_fit(X, y, classes=np.arange(10))
+
+
+@quiet
+@pytest.mark.parametrize("solver", ["adamw", "rmsprop", "adagrad", {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+                                    "instance"])
+def test_deepff_solvers_and_schedules(solver):
+    X, y = _digits(300)
+    if solver == "instance":
+        solver = deepff.optimizers.Adam(lr=0.01)
+    est = MLPClassifier(hidden_layer_sizes=(16,), solver=solver, learning_rate_init=0.01, max_iter=30,
+                        random_state=0).fit(X, y)
+    assert est.score(X, y) > 0.85
+    if isinstance(solver, deepff.optimizers.Optimizer):
+        assert solver.t == 0  # the parameter itself is never trained
+    cosine = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", schedule="cosine", learning_rate_init=0.01,
+                          max_iter=10, tol=0, random_state=0).fit(X, y / 10.0)
+    assert cosine._optimizer.lr < 0.01 * 0.1
+    step = MLPRegressor(hidden_layer_sizes=(8,), schedule={"name": "step", "step_size": 2, "gamma": 0.5},
+                        max_iter=6, tol=0, random_state=0).fit(X, y / 10.0)
+    assert step._optimizer.lr == pytest.approx(0.001 * 0.5 ** 2)
+
+
+def test_poisson_loss_and_exp_activation_are_registered_and_correct():
+    dsk._register_parts()  # done at import; again here in case a test restored the registries since
+    assert deepff.losses.get("poisson").name == "poisson"
+    assert deepff.activations.get("exp").name == "exp"
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 3))
+    y = rng.poisson(2.0, size=(12, 2)).astype(float)
+    net = deepff.FeedForward([deepff.Dense(4, "tanh"), deepff.Dense(2, "exp")], loss="poisson", n_features=3,
+                             dtype="float64", seed=0)
+    assert net.fused
+    assert deepff.gradcheck(net, X, y) < 1e-6
+    net.allow_fused = False
+    assert deepff.gradcheck(net, X, y, sample_weight=rng.uniform(0.5, 2, 12)) < 1e-6
+    for loss, out in ((dsk._SkLogLoss(), "softmax"), (dsk._SkBinaryLogLoss(), "sigmoid"),
+                      (dsk._SkSquaredLoss(), "linear"), (dsk._SkPoissonLoss(), "exp")):
+        target = np.eye(3)[rng.integers(0, 3, 12)] if out == "softmax" else (y > 1).astype(float)
+        width = target.shape[1]
+        net = deepff.FeedForward([deepff.Dense(4, "tanh"), deepff.Dense(width, out)], loss=loss, n_features=3,
+                                 dtype="float64", seed=1)
+        assert net.fused and deepff.gradcheck(net, X, target, sample_weight=rng.uniform(0.5, 2, 12)) < 1e-6
+
+
+# ----------------------------------------------------------------------------
+# the benchmark script (quick mode only; no timing assertion)
+# ----------------------------------------------------------------------------
+
+
+def test_benchmark_quick_mode_runs():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_sklearn.py"), "--quick", "--json", "-"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert [r["dataset"] for r in payload["results"]] == ["digits", "iris", "breast_cancer", "wine", "diabetes"]
+    for r in payload["results"]:
+        assert r["deepff"]["score"] == r["sklearn"]["score"]  # the same algorithm on both sides
+        assert r["speedup_cpu"] > 0
+    assert payload["summary"]["quick"] is True
