@@ -455,9 +455,11 @@ class Trainer:
                 idx = order[start:start + bs]
                 m = idx.shape[0]
                 x, y = xb[:m], yb[:m]
-                np.take(X, idx, axis=0, out=x)               # contiguous mini-batch
-                np.take(Y, idx, axis=0, out=y)
-                wm = None if w is None else np.take(w, idx, out=wb[:m])
+                # contiguous mini-batch; mode="clip" because the default mode="raise" buffers
+                # `out` (an extra copy); the indices come from a permutation, so are valid
+                np.take(X, idx, axis=0, out=x, mode="clip")
+                np.take(Y, idx, axis=0, out=y, mode="clip")
+                wm = None if w is None else np.take(w, idx, out=wb[:m], mode="clip")
                 h = net.forward(x, training=True)
                 J = net.loss_value(y, wm)
                 if self.penalty is not None:
