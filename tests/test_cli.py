@@ -652,3 +652,14 @@ def test_ctrl_c_stops_with_a_checkpoint(tmp_path):
                           tmp_path / "h2.json", "--output", tmp_path / "m2.npz", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert [r["epoch"] for r in json.loads((tmp_path / "h2.json").read_text())] == list(range(1, done + 2))
+
+
+def test_diverging_run_reports_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(["train", "--optimizer", "sgd", "--lr", "1000", "--epochs", "2", "--quiet",
+                       "--output", str(tmp_path / "m.npz")])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert status == 2
+    assert len(lines) == 1, err  # no numpy RuntimeWarnings around the error
+    assert "diverged" in lines[0] and "epoch 1" in lines[0] and "lower learning rate" in lines[0]

@@ -413,7 +413,9 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_begin(self)
         try:
-            with _InterruptFlag() as flag:
+            # overflow shows up as a non-finite loss, reported once by DivergenceError,
+            # instead of a stream of numpy RuntimeWarnings
+            with _InterruptFlag() as flag, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 self._flag = flag
                 if getattr(self.optimizer, "full_batch", False):
                     self._fit_full_batch(X, Y, sample_weight, validation_data)
