@@ -360,3 +360,4 @@ def test_zz_every_property_ran_enough_examples():
         pytest.skip("no property test ran in this session")
     short = {name: n for name, n in ran.items() if n < EXAMPLES}
     assert not short, f"fewer than {EXAMPLES} examples: {short}"
+    print("hypothesis examples run:", ", ".join(f"{k}={v}" for k, v in ran.items()))
