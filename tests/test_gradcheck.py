@@ -17,8 +17,8 @@ from deepff.errors import InputError
 from deepff.regularizers import Penalty, elastic_net
 
 ACTIVATIONS = ["linear", "relu", "leaky_relu", "elu", "selu", "softplus", "sigmoid", "tanh", "gelu",
-               "silu", "softmax"]
-LOSSES = ["neg_log_likelihood", "mse", "mae", "huber", "binary_cross_entropy"]
+               "silu", "exp", "softmax"]
+LOSSES = ["neg_log_likelihood", "mse", "mae", "huber", "binary_cross_entropy", "poisson"]
 N_FEATURES, WIDTH, N_OUT, N_SAMPLES = 4, 5, 3, 6
 BIAS = {"name": "normal", "std": 0.5}
 TOL = 1e-6
@@ -34,6 +34,8 @@ def _y(loss):
         return rng.integers(0, N_OUT, size=N_SAMPLES)                   # class labels
     if loss == "binary_cross_entropy":
         return rng.integers(0, 2, size=(N_SAMPLES, N_OUT)).astype(float)  # 0/1 matrix
+    if loss == "poisson":
+        return rng.poisson(2.0, size=(N_SAMPLES, N_OUT)).astype(float)  # counts
     return rng.normal(size=(N_SAMPLES, N_OUT))                           # regression targets
 
 
@@ -51,15 +53,17 @@ def test_gradcheck_every_activation_loss_depth(act, loss, hidden, fused):
     net = _net(act, loss, hidden)
     net.allow_fused = fused
     expect_fused = fused and (act, loss) in {("softmax", "neg_log_likelihood"),
-                                             ("sigmoid", "binary_cross_entropy")}
+                                             ("sigmoid", "binary_cross_entropy"), ("exp", "poisson")}
     assert net.fused == expect_fused
     err = gradcheck(net, _X(), _y(loss))
     assert err < TOL
 
 
 def test_sweep_size():
-    """11 activations x 5 losses x 3 depths x 2 paths = 330 checks above."""
-    assert len(ACTIVATIONS) * len(LOSSES) * 3 * 2 == 330
+    """12 activations x 6 losses x 3 depths x 2 paths = 432 checks above, and none is left out."""
+    assert len(ACTIVATIONS) * len(LOSSES) * 3 * 2 == 432
+    assert set(ACTIVATIONS) == set(deepff.activations.REGISTRY.classes)
+    assert set(LOSSES) == set(deepff.losses.REGISTRY.classes)
 
 
 @pytest.mark.parametrize("act, loss", [("softmax", "neg_log_likelihood"), ("sigmoid", "binary_cross_entropy"),

@@ -521,7 +521,6 @@ def test_deepff_solvers_and_schedules(solver):
 
 
 def test_poisson_loss_and_exp_activation_are_registered_and_correct():
-    dsk._register_parts()  # done at import; again here in case a test restored the registries since
     assert deepff.losses.get("poisson").name == "poisson"
     assert deepff.activations.get("exp").name == "exp"
     rng = np.random.default_rng(0)

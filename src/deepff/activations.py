@@ -40,6 +40,7 @@ __all__ = [
     "Tanh",
     "GELU",
     "SiLU",
+    "Exp",
     "Softmax",
     "get",
     "register",
@@ -319,6 +320,24 @@ class SiLU(Activation):
         return np.multiply(g, s * (1 + a * (1 - s)), out=out)
 
 
+class Exp(Activation):
+    """Exponential: f(a) = e^a, f'(a) = h.
+
+    The canonical output for counts and rates: with the ``poisson`` loss the
+    pair is fused and dJ/da = (h - y) / (n k).
+    """
+
+    name = "exp"
+
+    def forward(self, a, out=None):
+        """h = e^a. See :meth:`Activation.forward`."""
+        return np.exp(a, out=out)
+
+    def backward(self, a, h, g, out=None):
+        """dJ/da = g o h. See :meth:`Activation.backward`."""
+        return np.multiply(g, h, out=out)
+
+
 class Softmax(Activation):
     """Row-wise softmax: h_j = e^{a_j} / sum_k e^{a_k}.
 
@@ -375,7 +394,7 @@ REGISTRY = Registry("activation", Activation, aliases={"identity": "linear", "lo
 register = REGISTRY.register
 names = REGISTRY.names
 
-for _cls in (Linear, ReLU, LeakyReLU, ELU, SELU, Softplus, Sigmoid, Tanh, GELU, SiLU, Softmax):
+for _cls in (Linear, ReLU, LeakyReLU, ELU, SELU, Softplus, Sigmoid, Tanh, GELU, SiLU, Exp, Softmax):
     register(_cls)
 
 

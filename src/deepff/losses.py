@@ -46,6 +46,7 @@ __all__ = [
     "MeanAbsoluteError",
     "Huber",
     "BinaryCrossEntropy",
+    "PoissonDeviance",
     "get",
     "register",
     "names",
@@ -313,6 +314,43 @@ class Huber(Loss):
         return {"delta": self.delta}
 
 
+class PoissonDeviance(Loss):
+    """Half Poisson deviance, for counts and rates y >= 0 with predictions h > 0.
+
+    J = (1/(n k)) sum_i w_i sum_j [y_ij log(y_ij / h_ij) - y_ij + h_ij] (the
+    term y log y is 0 for y = 0); dJ/dh = w_i (1 - y / h) / (n k).
+    Fused with ``exp`` (h = e^a): dJ/da = w_i (h - y) / (n k).
+    """
+
+    name = "poisson"
+    fused_activation = "exp"
+
+    def value(self, h, y, w=None):
+        """See :meth:`Loss.value` (h is clipped below at eps, as for the NLL)."""
+        from scipy.special import xlogy  # imported here to keep `import deepff` fast
+
+        hc = np.maximum(h, _eps(h.dtype))
+        per = (xlogy(y, y / hc) - y + hc).sum(axis=1)
+        return _weighted_mean(per, w, h.size)
+
+    def grad(self, h, y, w=None, out=None):
+        """See :meth:`Loss.grad` (zero where the clip is active)."""
+        eps = _eps(h.dtype)
+        g = np.divide(y, np.maximum(h, eps), out=out)
+        np.subtract(1, g, out=g)
+        g *= h >= eps
+        return _scale_rows(g, w, 1.0 / h.size)
+
+    def value_from_logits(self, a, y, w=None):
+        """See :meth:`Loss.value_from_logits`."""
+        return self.value(np.exp(a), y, w)
+
+    def grad_from_logits(self, a, h, y, w=None, out=None):
+        """(h - y) / (n k), rows scaled by w. See :meth:`Loss.grad_from_logits`."""
+        g = np.subtract(h, y, out=out)
+        return _scale_rows(g, w, 1.0 / h.size)
+
+
 REGISTRY = Registry("loss", Loss, aliases={
     "cross_entropy": "neg_log_likelihood",
     "nll": "neg_log_likelihood",
@@ -326,7 +364,7 @@ REGISTRY = Registry("loss", Loss, aliases={
 register = REGISTRY.register
 names = REGISTRY.names
 
-for _cls in (NegLogLikelihood, BinaryCrossEntropy, MeanSquaredError, MeanAbsoluteError, Huber):
+for _cls in (NegLogLikelihood, BinaryCrossEntropy, MeanSquaredError, MeanAbsoluteError, Huber, PoissonDeviance):
     register(_cls)
 
 

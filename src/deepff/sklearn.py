@@ -122,7 +122,7 @@ from . import schedules as _schedules
 from .layers import Dense
 from .network import FeedForward
 
-__all__ = ["MLPClassifier", "MLPRegressor", "PoissonDeviance", "Exp"]
+__all__ = ["MLPClassifier", "MLPRegressor"]
 
 _PREDICT_CHUNK = 4096
 _SKLEARN_ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
@@ -248,23 +248,6 @@ def _penalize_and_normalize(theta, grad, mask, alpha, sw_sum):
 # ============================================================================
 
 
-class Exp(_activations.Activation):
-    """Exponential output activation: f(a) = e^a, f'(a) = h.
-
-    The canonical link of the Poisson deviance (registered as ``"exp"``).
-    """
-
-    name = "exp"
-
-    def forward(self, a, out=None):
-        """h = e^a. See :meth:`deepff.activations.Activation.forward`."""
-        return np.exp(a, out=out)
-
-    def backward(self, a, h, g, out=None):
-        """dJ/da = g o h. See :meth:`deepff.activations.Activation.backward`."""
-        return np.multiply(g, h, out=out)
-
-
 class _Logistic(_activations.Sigmoid):
     """The sigmoid of :mod:`deepff.activations`, evaluated with scipy's ``expit``.
 
@@ -328,47 +311,6 @@ class _Softmax(_activations.Softmax):
         return out
 
 
-class PoissonDeviance(_losses.Loss):
-    """Half Poisson deviance with an exponential output (registered as ``"poisson"``).
-
-    J = (1/(n k)) sum_i w_i sum_j [y_ij log(y_ij / h_ij) - y_ij + h_ij] for
-    targets y >= 0 and predictions h = e^a > 0 (the term y log y is 0 for
-    y = 0). dJ/dh = w_i (1 - y / h) / (n k); fused with ``exp``:
-    dJ/da = w_i (h - y) / (n k).
-    """
-
-    name = "poisson"
-    task = "regression"
-    fused_activation = "exp"
-
-    def _denominator(self, h, w):
-        return h.size
-
-    def _per_sample(self, h, y):
-        return (xlogy(y, y / h) - y + h).sum(axis=1)
-
-    def value(self, h, y, w=None):
-        """See :meth:`deepff.losses.Loss.value`."""
-        per = self._per_sample(h, y)
-        total = float(per.sum()) if w is None else float(np.dot(w, per))
-        return total / self._denominator(h, w)
-
-    def grad(self, h, y, w=None, out=None):
-        """See :meth:`deepff.losses.Loss.grad`."""
-        g = np.divide(y, h, out=out)
-        np.subtract(1, g, out=g)
-        return _scale_rows(g, w, 1.0 / self._denominator(h, w))
-
-    def value_from_logits(self, a, y, w=None):
-        """See :meth:`deepff.losses.Loss.value_from_logits`."""
-        return self.value(np.exp(a), y, w)
-
-    def grad_from_logits(self, a, h, y, w=None, out=None):
-        """(h - y) / (n k), rows scaled by w. See :meth:`deepff.losses.Loss.grad_from_logits`."""
-        g = np.subtract(h, y, out=out)
-        return _scale_rows(g, w, 1.0 / self._denominator(h, w))
-
-
 def _scale_rows(g, w, scale):
     """g *= scale * w[:, None] in place (w may be None); returns g."""
     if w is None:
@@ -377,17 +319,6 @@ def _scale_rows(g, w, scale):
     else:
         g *= (scale * w)[:, None].astype(g.dtype, copy=False)
     return g
-
-
-def _register_parts():
-    """Register ``"exp"`` and ``"poisson"`` in deepff's registries unless a name is taken (idempotent)."""
-    if "exp" not in _activations.names():
-        _activations.register(Exp)
-    if "poisson" not in _losses.names():
-        _losses.register(PoissonDeviance)
-
-
-_register_parts()
 
 
 class _SkLoss(_losses.Loss):
@@ -655,7 +586,7 @@ def _canonical_activation(name):
     return _activations.REGISTRY.canonical(name)
 
 
-_FAST_ACTIVATIONS = {"sigmoid": _Logistic, "relu": _ReLU, "tanh": _Tanh, "softmax": _Softmax, "exp": Exp}
+_FAST_ACTIVATIONS = {"sigmoid": _Logistic, "relu": _ReLU, "tanh": _Tanh, "softmax": _Softmax, "exp": _activations.Exp}
 
 
 def _activation_object(name):
