@@ -185,3 +185,11 @@ def test_gradcheck_refuses_float32():
     net = FeedForward([Dense(N_OUT, "tanh")], loss="mse", n_features=N_FEATURES, seed=0)
     with pytest.raises(InputError, match="float64"):
         gradcheck(net, _X(), _y("mse"))
+
+
+def test_gradcheck_refuses_a_non_finite_loss():
+    # exp stacked three deep overflows for inputs of this size: nothing to check, say so
+    net = _net("exp", "mse", 2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        with pytest.raises(InputError, match="overflowed"):
+            gradcheck(net, _X() * 30, _y("mse"))

@@ -67,7 +67,10 @@ def gradcheck_report(network, X, y, sample_weight=None, penalty=None, training=T
     saved_buffers = copy.deepcopy(network.buffers())
     rng_state = copy.deepcopy(network.dropout_rng.bit_generator.state)
     try:
-        _objective(network, X, Y, w, penalty, training, rng_state)
+        J = _objective(network, X, Y, w, penalty, training, rng_state)
+        if not np.isfinite(J):
+            raise InputError(f"the loss is {J} at these weights and data, so there is no gradient to "
+                             "check (an output or activation overflowed); use smaller inputs or weights")
         network.backward(Y, w)
         if penalty is not None:
             penalty.add_grad(params)
