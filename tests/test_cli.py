@@ -663,3 +663,20 @@ def test_diverging_run_reports_one_line_and_exit_2(tmp_path, monkeypatch, capsys
     assert status == 2
     assert len(lines) == 1, err  # no numpy RuntimeWarnings around the error
     assert "diverged" in lines[0] and "epoch 1" in lines[0] and "lower learning rate" in lines[0]
+
+
+def test_poisson_regression_gets_an_exp_output(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = rng.poisson(np.exp(0.5 * X[:, 0] + 0.2))
+    path = tmp_path / "counts.csv"
+    np.savetxt(path, np.c_[X, y], delimiter=",", header="a,b,c,count", comments="", fmt="%.6g")
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(["train", "--dataset", str(path), "--target", "count", "--task", "regression",
+                       "--loss", "poisson", "--epochs", "5", "--quiet", "--output", str(tmp_path / "m.npz")])
+    assert status == 0, capsys.readouterr().err
+    from deepff import load
+
+    net = load(tmp_path / "m.npz")
+    assert net.output.activation.name == "exp" and net.loss.name == "poisson" and net.fused
+    assert (net.predict_output(np.zeros((2, 3))) > 0).all()

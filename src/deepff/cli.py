@@ -30,7 +30,7 @@ DEFAULTS = {
     "mnist": {"hidden": [256, 128], "optimizer": "adam", "lr": 1e-3, "batch_size": 128, "epochs": 10},
     "other": {"hidden": [64, 32], "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 50},
 }
-OUTPUT_ACTIVATION = {"neg_log_likelihood": "softmax", "binary_cross_entropy": "sigmoid"}
+OUTPUT_ACTIVATION = {"neg_log_likelihood": "softmax", "binary_cross_entropy": "sigmoid", "poisson": "exp"}
 
 
 class UsageError(DeepffError, ValueError):
