@@ -17,9 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import optimizers as _optimizers
+from .metrics import regression_report
 from .network import FeedForward
 from .spec import network_spec, parse_config, parse_layers
-from .training import Trainer, class_weights
+from .training import Trainer, class_weights, evaluate
 from .validation import check_X
 
 __all__ = ["Network"]
@@ -205,17 +206,10 @@ class Network(FeedForward):
         X = self.prepare_inputs(X)
         Y = self.prepare_targets(y, X.shape[0])
         w = self.prepare_sample_weight(sample_weight, X.shape[0])
-        trainer = Trainer(self)
-        out = trainer.evaluate_prepared(X, Y, w)
+        h = np.empty_like(Y) if self.task == "regression" else None
+        out = evaluate(self, X, Y, w, outputs=h)
         if self.task == "regression":
-            h = self.predict_output(X).astype(np.float64)
-            r = h - Y
-            out["mse"] = float(np.mean(r * r))
-            out["mae"] = float(np.mean(np.abs(r)))
-            ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
-            ss_res = (r * r).sum(axis=0)
-            r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 0.0)
-            out["r2"] = float(r2.mean())
+            out.update(regression_report(Y, h))
         return out
 
     def summary(self, batch_size=1):

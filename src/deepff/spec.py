@@ -69,13 +69,6 @@ def _positive_int(value, where, key):
     return int(value)
 
 
-def _resolve(getter, value, where, key):
-    try:
-        return getter(value)
-    except SpecError as exc:
-        raise SpecError(f"{where}: key {key!r}: {exc}") from None
-
-
 def parse_layers(spec):
     """Validate a classic spec and turn it into engine objects.
 
@@ -128,11 +121,11 @@ def parse_layers(spec):
                 _positive_int(entry["batch_size"], where, "batch_size")
             continue
         units = _positive_int(entry["n_neurons"], where, "n_neurons")
-        act = _resolve(activations.get, entry["activation"], where, "activation")
+        act = _named(where, "activation", entry["activation"], activations.get)
         kwargs = {}
         for key in ("init", "bias_init"):
             if key in entry:
-                kwargs[key] = _resolve(initializers.get, entry[key], where, key)
+                kwargs[key] = _named(where, key, entry[key], initializers.get)
         if "dropout" in entry:
             p = entry["dropout"]
             if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
@@ -149,7 +142,7 @@ def parse_layers(spec):
             kwargs["max_norm"] = float(c)
         layers.append(Dense(units, act, **kwargs))
         if lt == "output":
-            loss = _resolve(losses.get, entry["loss_type"], where, "loss_type")
+            loss = _named(where, "loss_type", entry["loss_type"], losses.get)
     return n_features, layers, loss
 
 
@@ -300,11 +293,12 @@ def _check_number(section, key, value, lo=None, hi=None, lo_open=False, hi_open=
     return value
 
 
-def _named(section, key, value, registry_get):
+def _named(where, key, value, registry_get):
+    """Resolve a registry identifier; name the place and key in its SpecError."""
     try:
         return registry_get(value)
     except SpecError as exc:
-        raise SpecError(f"{section}: key {key!r}: {exc}") from None
+        raise SpecError(f"{where}: key {key!r}: {exc}") from None
 
 
 def parse_training(section):

@@ -31,7 +31,7 @@ from . import schedules as _schedules
 from .errors import DivergenceError, InputError, SpecError
 from .regularizers import Penalty, apply_max_norm, clip_grad_norm
 
-__all__ = ["History", "Callback", "EarlyStopping", "Trainer", "class_weights"]
+__all__ = ["History", "Callback", "EarlyStopping", "Trainer", "class_weights", "evaluate"]
 
 
 class History:
@@ -355,37 +355,6 @@ class Trainer:
     def _has_max_norm(self):
         return any(layer.max_norm is not None for layer in self.network.layers)
 
-    def evaluate_prepared(self, X, Y, w=None, chunk=8192):
-        """Loss (penalty excluded) and accuracy of prepared data in evaluation mode.
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_samples, n_features)
-        Y : ndarray of shape (n_samples, n_outputs)
-        w : ndarray of shape (n_samples,), optional
-        chunk : int
-
-        Returns
-        -------
-        dict
-            "loss", and "accuracy" for classification.
-        """
-        net = self.network
-        n = X.shape[0]
-        total, correct = 0.0, 0.0
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            yb = Y[start:stop]
-            wb = None if w is None else w[start:stop]
-            h = net.forward(X[start:stop], training=False)
-            total += net.loss_value(yb, wb) * (stop - start)
-            if net.task == "classification":
-                correct += _n_correct(h, yb, net.multi_label)
-        out = {"loss": total / n}
-        if net.task == "classification":
-            out["accuracy"] = correct / n
-        return out
-
     # ------------------------------------------------------------------ fit
     def fit(self, X, Y, sample_weight=None, validation_data=None):
         """Train on prepared arrays until ``epochs`` epochs are done.
@@ -504,7 +473,7 @@ class Trainer:
     def _end_epoch(self, record, epoch, t0, validation_data):
         net = self.network
         if validation_data is not None:
-            val = self.evaluate_prepared(*validation_data)
+            val = evaluate(net, *validation_data)
             record.update({"val_" + k: v for k, v in val.items()})
         lr = getattr(self.optimizer, "lr", None)
         record["lr"] = None if lr is None else float(lr)  # L-BFGS has no learning rate
@@ -537,7 +506,6 @@ class Trainer:
         net = self.network
         theta, grad = net.params.theta, net.params.grad
         t0 = time.perf_counter()
-        losses_seen = []
 
         def fun(theta64):
             theta[...] = theta64
@@ -550,14 +518,13 @@ class Trainer:
             net.backward(Y, w)
             if self.penalty is not None:
                 self.penalty.add_grad(net.params)
-            losses_seen.append(J)
             return J, grad.astype(np.float64)
 
         result, n_iter, _ = self.optimizer.minimize(fun, theta.astype(np.float64))
         theta[...] = result
         record = {"epoch": self.epoch + n_iter, "loss": float(fun(result)[0])}
         if net.task == "classification":
-            record["accuracy"] = self.evaluate_prepared(X, Y, w).get("accuracy")
+            record["accuracy"] = evaluate(net, X, Y, w).get("accuracy")
         self.epoch += n_iter - 1
         self._end_epoch(record, self.epoch, t0, validation_data)
         self.step += n_iter
@@ -619,6 +586,45 @@ class Trainer:
         self._pos = int(state.get("epoch_position", 0))
         partial = state.get("epoch_partial") or [0.0, 0.0, 0]
         self._partial = [float(partial[0]), float(partial[1]), int(partial[2])]
+
+
+def evaluate(network, X, Y, w=None, chunk=8192, outputs=None):
+    """Loss (penalty excluded) and accuracy of prepared data in evaluation mode.
+
+    Parameters
+    ----------
+    network : FeedForward
+    X : ndarray of shape (n_samples, n_features)
+        Validated inputs of the network's dtype.
+    Y : ndarray of shape (n_samples, n_outputs)
+        Prepared targets.
+    w : ndarray of shape (n_samples,), optional
+    chunk : int
+        Rows per forward pass.
+    outputs : ndarray of shape (n_samples, n_outputs), optional
+        Filled with h^L when given, so callers need no second pass.
+
+    Returns
+    -------
+    dict
+        "loss", and "accuracy" for classification.
+    """
+    n = X.shape[0]
+    total, correct = 0.0, 0.0
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        yb = Y[start:stop]
+        wb = None if w is None else w[start:stop]
+        h = network.forward(X[start:stop], training=False)
+        total += network.loss_value(yb, wb) * (stop - start)
+        if outputs is not None:
+            outputs[start:stop] = h
+        if network.task == "classification":
+            correct += _n_correct(h, yb, network.multi_label)
+    out = {"loss": total / n}
+    if network.task == "classification":
+        out["accuracy"] = correct / n
+    return out
 
 
 def _n_correct(h, y, multi_label):
