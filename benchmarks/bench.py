@@ -8,10 +8,14 @@ Usage::
 
 Every workload is run by each available implementation in turn (A B C A B C
 ...) for ``--rounds`` rounds after one warm-up round, and the table reports
-medians and deepff/peer ratios (below 1 means deepff is faster). The
-"gemm floor" is the time numpy's BLAS needs for just the matrix products of
-one epoch of the same network (3 forward, 3 weight-gradient and 2
+medians, and deepff/peer ratios (below 1 means deepff is faster) taken as
+the median over rounds of the ratio within each round, which pairs
+measurements made moments apart. The
+"gemm floor" is the time numpy's BLAS needs for just the matrix products
+of one epoch of the same network (3 forward, 3 weight-gradient and 2
 input-gradient products per step): no engine can train faster than that.
+It takes its turn in the same rounds, so the machine's ups and downs hit
+it as they hit the engines.
 
 Workloads: MNIST 784-256-128-10 (SGD lr 0.1 and Adam lr 1e-3) at batch 32,
 128 and 512; the wide 784-2048-2048-10 at batch 256 (SGD); inference over
@@ -144,25 +148,34 @@ class SklearnRunner:
         return self.model.predict_proba(X)
 
 
-def gemm_floor(sizes, batch, n, dtype=np.float32):
-    """Seconds numpy's BLAS needs for the matrix products of one epoch."""
-    rng = np.random.default_rng(0)
-    Ws = [rng.standard_normal((sizes[i], sizes[i + 1]), dtype=dtype) for i in range(len(sizes) - 1)]
-    dWs = [np.empty_like(W) for W in Ws]
-    x = rng.standard_normal((batch, sizes[0]), dtype=dtype)
-    hs = [x] + [np.empty((batch, s), dtype) for s in sizes[1:]]
-    gs = [np.empty((batch, s), dtype) for s in sizes]
-    steps = -(-n // batch)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        for i, W in enumerate(Ws):                      # forward: a = h W
-            np.matmul(hs[i], W, out=hs[i + 1])
-        gs[-1][...] = hs[-1]
-        for i in range(len(Ws) - 1, -1, -1):             # backward
-            np.matmul(hs[i].T, gs[i + 1], out=dWs[i])   # dW = h^T g
-            if i > 0:
-                np.matmul(gs[i + 1], Ws[i].T, out=gs[i])  # g W^T
-    return time.perf_counter() - t0
+class GemmFloor:
+    """The matrix products alone of one epoch of the same network (numpy's BLAS).
+
+    It is run as one more "implementation" in the interleaved rounds, so it
+    sees the same machine state as the engines it is compared with.
+    """
+
+    name = "floor"
+
+    def __init__(self, sizes, optimizer, lr, batch, X, y, dtype=np.float32):
+        rng = np.random.default_rng(0)
+        self.Ws = [rng.standard_normal((sizes[i], sizes[i + 1]), dtype=dtype) for i in range(len(sizes) - 1)]
+        self.dWs = [np.empty_like(W) for W in self.Ws]
+        x = rng.standard_normal((batch, sizes[0]), dtype=dtype)
+        self.hs = [x] + [np.empty((batch, s), dtype) for s in sizes[1:]]
+        self.gs = [np.empty((batch, s), dtype) for s in sizes]
+        self.steps = -(-X.shape[0] // batch)
+
+    def epoch(self):
+        Ws, dWs, hs, gs = self.Ws, self.dWs, self.hs, self.gs
+        for _ in range(self.steps):
+            for i, W in enumerate(Ws):                      # forward: a = h W
+                np.matmul(hs[i], W, out=hs[i + 1])
+            gs[-1][...] = hs[-1]
+            for i in range(len(Ws) - 1, -1, -1):             # backward
+                np.matmul(hs[i].T, gs[i + 1], out=dWs[i])   # dW = h^T g
+                if i > 0:
+                    np.matmul(gs[i + 1], Ws[i].T, out=gs[i])  # g W^T
 
 
 def available(name):
@@ -179,7 +192,8 @@ RUNNERS = [DeepffRunner, TorchRunner, SklearnRunner]
 def run_training(label, sizes, optimizer, lr, batch, data, rounds, peers):
     """Interleave one epoch per implementation per round; return medians (s)."""
     X, y = data
-    runners = [R(sizes, optimizer, lr, batch, X, y) for R in RUNNERS if R.name in peers]
+    runners = [R(sizes, optimizer, lr, batch, X, y) for R in RUNNERS + [GemmFloor]
+               if R.name in peers or R is GemmFloor]
     times = {r.name: [] for r in runners}
     for rnd in range(rounds + 1):
         for r in runners:
@@ -188,9 +202,11 @@ def run_training(label, sizes, optimizer, lr, batch, data, rounds, peers):
             dt = time.perf_counter() - t0
             if rnd > 0:  # round 0 warms up caches, workspaces and thread pools
                 times[r.name].append(dt)
-    floor = statistics.median(gemm_floor(sizes, batch, X.shape[0]) for _ in range(max(1, rounds)))
-    result = {"workload": label, "floor": floor}
+    result = {"workload": label}
     result.update({name: statistics.median(v) for name, v in times.items()})
+    # paired ratios: deepff against each peer within the same round, then the median
+    result["ratios"] = {name: statistics.median(d / o for d, o in zip(times["deepff"], v))
+                        for name, v in times.items() if name != "deepff" and "deepff" in times}
     return result
 
 
@@ -266,12 +282,15 @@ def format_table(results, peers):
         for p in peers:
             cells.append(f"{r[p]:.3f}" if r.get(p) is not None else "-")
         cells.append(f"{r['floor']:.3f}" if r.get("floor") else "-")
-        for p in peers:
+        ratios = r.get("ratios", {})
+        for p in peers + ["floor"]:
             if p == "deepff":
                 continue
-            ok = r.get(p) and r.get("deepff")
-            cells.append(f"{r['deepff'] / r[p]:.2f}" if ok else "-")
-        cells.append(f"{r['deepff'] / r['floor']:.2f}" if r.get("floor") and r.get("deepff") else "-")
+            if p in ratios:
+                cells.append(f"{ratios[p]:.2f}")
+            else:
+                ok = r.get(p) and r.get("deepff")
+                cells.append(f"{r['deepff'] / r[p]:.2f}" if ok else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

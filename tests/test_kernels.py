@@ -1,42 +1,145 @@
-"""The optional numba kernels give the numpy reference's results (to float rounding)."""
+"""The optional numba kernels give the numpy reference's results.
+
+The optimizer and ReLU kernels do the numpy path's operations in the same
+order and dtype, so they must agree bit for bit; softmax and the fused
+negative log-likelihood use a different exp / summation order, so they
+agree to float rounding. Every comparison runs the numpy path by setting
+``DEEPFF_NUMBA=0``, the switch users have.
+"""
 
 import numpy as np
 import pytest
 
-from deepff import _kernels
-from deepff.optimizers import Adam, AdamW
+import deepff
+from deepff import _kernels, activations, losses
+from deepff.optimizers import SGD, Adam, AdamW
 
 pytestmark = pytest.mark.skipif(not _kernels.enabled(), reason="numba not installed (optional extra 'fast')")
 
-CASES = [
+OPT_CASES = [
     (Adam, {}),
     (Adam, {"weight_decay": 0.01}),
     (Adam, {"amsgrad": True}),
     (Adam, {"betas": (0.8, 0.99), "eps": 1e-6, "lr": 0.01}),
     (AdamW, {}),
     (AdamW, {"weight_decay": 0.1, "amsgrad": True}),
+    (SGD, {"lr": 0.1}),
+    (SGD, {"lr": 0.1, "weight_decay": 0.01}),
+    (SGD, {"lr": 0.1, "momentum": 0.9}),
+    (SGD, {"lr": 0.1, "momentum": 0.9, "dampening": 0.3, "weight_decay": 0.001}),
+    (SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
 ]
 
 
-# float32: theta is O(1), so 1e-5 absolute is a few ulps accumulated over 20 steps
-@pytest.mark.parametrize("dtype,rtol,atol", [("float64", 1e-12, 1e-14), ("float32", 2e-5, 1e-5)])
-@pytest.mark.parametrize("cls,kwargs", CASES, ids=[f"{c.__name__}-{k}" for c, k in CASES])
-def test_fused_adam_matches_numpy_reference(cls, kwargs, dtype, rtol, atol):
+def _numpy_path(monkeypatch):
+    monkeypatch.setenv("DEEPFF_NUMBA", "0")
+    assert not _kernels.enabled()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("cls,kwargs", OPT_CASES, ids=[f"{c.__name__}-{k}" for c, k in OPT_CASES])
+def test_fused_optimizer_step_is_bit_identical_to_numpy(cls, kwargs, dtype, monkeypatch):
     rng = np.random.default_rng(0)
     theta0 = rng.normal(size=1000).astype(dtype)
     fused, ref = cls(**kwargs), cls(**kwargs)
-    ref.use_kernel = False
     a, b = theta0.copy(), theta0.copy()
     for step in range(20):
-        g = (np.sin(3 * a) + 0.5 * a).astype(dtype)
-        gb = (np.sin(3 * b) + 0.5 * b).astype(dtype)
-        fused.step(a, g)
-        ref.step(b, gb)
+        fused.step(a, (np.sin(3 * a) + 0.5 * a).astype(dtype))
+        with monkeypatch.context() as mp:
+            _numpy_path(mp)
+            ref.step(b, (np.sin(3 * b) + 0.5 * b).astype(dtype))
         if step == 10:  # a schedule changes lr between steps
             fused.lr = ref.lr = fused.lr * 0.5
     assert a.dtype == np.dtype(dtype)
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
     assert not np.array_equal(a, theta0)  # the kernel really updated theta
+    np.testing.assert_array_equal(a, b)
     for name in fused.state:
-        if isinstance(fused.state[name], np.ndarray):
-            np.testing.assert_allclose(fused.state[name], ref.state[name], rtol=rtol * 10, atol=atol)
+        np.testing.assert_array_equal(fused.state[name], ref.state[name])
+
+
+def test_use_kernel_false_takes_the_numpy_path(monkeypatch):
+    calls = []
+    real = _kernels.sgd_kernel
+    monkeypatch.setattr(_kernels, "sgd_kernel", lambda: calls.append(1) or real())
+    opt = SGD(lr=0.1)
+    opt.use_kernel = False
+    opt.step(np.ones(4), np.ones(4))
+    assert calls == []
+    SGD(lr=0.1).step(np.ones(4), np.ones(4))
+    assert calls == [1]
+
+
+def _activation_inputs(dtype):
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(33, 17)).astype(dtype)
+    z[0, :3] = [0.0, -0.0, np.nan]
+    z[1, :2] = [np.inf, -np.inf]
+    b = rng.normal(size=(1, 17)).astype(dtype)
+    b[0, :3] = 0
+    g = rng.normal(size=(33, 17)).astype(dtype)
+    g[2, :2] = [np.nan, np.inf]
+    return z, b, g
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_relu_kernels_are_bit_identical_to_numpy(dtype, monkeypatch):
+    relu = activations.get("relu")
+    z, b, g = _activation_inputs(dtype)
+    za, ha = z.copy(), np.empty_like(z)
+    relu.forward_biased(za, b, out=ha)
+    ga = relu.backward(za, ha, g, out=np.empty_like(g))
+    _numpy_path(monkeypatch)
+    zb, hb = z.copy(), np.empty_like(z)
+    relu.forward_biased(zb, b, out=hb)
+    gb = relu.backward(zb, hb, g, out=np.empty_like(g))
+    np.testing.assert_array_equal(za, zb)   # a = z + b written back
+    np.testing.assert_array_equal(ha, hb)   # NaN stays NaN, inf stays inf
+    np.testing.assert_array_equal(ga, gb)   # NaN * 0 is NaN in both
+    assert np.isnan(ha[0, 2]) and ha[1, 0] == np.inf and ha[1, 1] == 0
+
+
+@pytest.mark.parametrize("dtype,rtol", [("float64", 1e-14), ("float32", 1e-6)])
+def test_softmax_kernel_matches_numpy(dtype, rtol, monkeypatch):
+    rng = np.random.default_rng(2)
+    a = (rng.normal(size=(40, 10)) * 30).astype(dtype)  # large logits: the max shift matters
+    a[0] = 1000
+    fused = activations.get("softmax").forward(a, out=np.empty_like(a))
+    _numpy_path(monkeypatch)
+    ref = activations.get("softmax").forward(a, out=np.empty_like(a))
+    np.testing.assert_allclose(fused, ref, rtol=rtol, atol=1e-30)
+    np.testing.assert_allclose(fused.sum(axis=1), 1, rtol=10 * rtol)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype,rtol", [("float64", 1e-12), ("float32", 1e-5)])
+def test_nll_kernel_matches_numpy(dtype, rtol, weighted, monkeypatch):
+    rng = np.random.default_rng(3)
+    a = (rng.normal(size=(50, 7)) * 10).astype(dtype)
+    y = np.eye(7, dtype=dtype)[rng.integers(0, 7, 50)]
+    y[0] = 0.5 * y[0] + 0.5 / 7   # soft targets too
+    w = rng.random(50).astype(dtype) if weighted else None
+    loss = losses.get("neg_log_likelihood")
+    fused = loss.value_from_logits(a, y, w)
+    _numpy_path(monkeypatch)
+    ref = loss.value_from_logits(a, y, w)
+    assert fused == pytest.approx(ref, rel=rtol)
+
+
+def test_training_with_and_without_kernels_agrees(monkeypatch):
+    """A float64 network trained with the kernels ends where the numpy path does."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, 8))
+    y = (X[:, 0] + X[:, 1] ** 2 > 0.5).astype(int) + (X[:, 2] > 1)
+
+    def train():
+        net = deepff.Network([deepff.Dense(16, "relu"), deepff.Dense(12, "relu"), deepff.Dense(3, "softmax")],
+                             loss="neg_log_likelihood", dtype="float64", seed=0)
+        hist = net.fit(X, y, epochs=5, batch_size=32, optimizer={"name": "adam", "lr": 0.01})
+        return net.get_weights(), hist["loss"]
+
+    w_fused, loss_fused = train()
+    _numpy_path(monkeypatch)
+    w_ref, loss_ref = train()
+    np.testing.assert_allclose(w_fused, w_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(loss_fused, loss_ref, rtol=1e-9)
+    assert loss_ref[-1] < loss_ref[0]

@@ -1,24 +1,32 @@
-"""Optional fused optimizer kernels, compiled with numba when it is installed.
+"""Optional fused kernels (optimizer steps, ReLU, softmax), compiled with numba when installed.
 
-The numpy code in :mod:`deepff.optimizers` is the readable reference: Adam's
-update there is about a dozen whole-buffer passes (m, v, the bias
-corrections, the square root, the division...). This module does the same
-arithmetic in ONE pass over the flat parameter buffer, which matters when
-the buffer is large and the matrix products are small. It is used only when
+The numpy code elsewhere is the readable reference: Adam's update in
+:mod:`deepff.optimizers` is about a dozen whole-buffer passes (m, v, the bias
+corrections, the square root, the division...), a ReLU layer adds its bias
+in one pass and clips in another, and softmax and its loss reduce along a
+short last axis, which numpy does slowly. This module does the same
+arithmetic in ONE loop each, which matters when the matrix products are
+small. It is used only when
 
 * numba can be imported (``pip install "deepff[fast]"``), and
 * the environment variable ``DEEPFF_NUMBA`` is not ``0``.
 
-Results agree with the numpy path to float rounding (the kernel keeps the
-scalars in float64); tests/test_kernels.py checks that.
+The optimizer and ReLU kernels perform the numpy path's operations in the
+same order and in the parameters' dtype, so their results are the same bits
+(LLVM does not contract a * b + c into a fused multiply-add unless told to).
+Softmax and the softmax + negative log-likelihood value use numba's exp and
+a sequential row sum (the loss in float64), so they agree with numpy to
+float rounding. tests/test_kernels.py checks both claims.
 """
 
 from __future__ import annotations
 
-import math
 import os
 
-__all__ = ["enabled", "adam_kernel"]
+import numpy as np
+
+__all__ = ["enabled", "adam_kernel", "sgd_kernel", "bias_relu_kernel", "relu_backward_kernel", "softmax_kernel",
+           "nll_kernel"]
 
 _CACHE = {}
 
@@ -42,24 +50,113 @@ def enabled():
     return _CACHE["numba"]
 
 
-def _adam(theta, grad, m, v, vmax, b1, b2, step_size, inv_sqrt_bc2, eps, weight_decay,
+def _adam(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
           decay_factor, amsgrad, decoupled):
     # One pass of PyTorch's Adam/AdamW over the flat buffer (see optimizers.Adam).
+    # Every scalar arrives already cast to theta's dtype (c1 = 1 - b1, c2 = 1 - b2),
+    # so float32 buffers are updated in float32 arithmetic, as the numpy path and
+    # PyTorch do, and the loop vectorises at full SIMD width.
     for i in range(theta.shape[0]):
         g = grad[i]
         if decoupled:
             theta[i] = theta[i] * decay_factor              # theta *= 1 - lr * wd
-        elif weight_decay != 0.0:
+        elif weight_decay != 0:
             g = g + weight_decay * theta[i]                 # d = g + wd * theta
-        m[i] = b1 * m[i] + (1.0 - b1) * g                   # m = b1 m + (1 - b1) d
-        v[i] = b2 * v[i] + (1.0 - b2) * g * g               # v = b2 v + (1 - b2) d^2
-        vi = v[i]
+        mi = b1 * m[i] + c1 * g                             # m = b1 m + (1 - b1) d
+        vi = b2 * v[i] + c2 * (g * g)                       # v = b2 v + (1 - b2) d^2
+        m[i] = mi
+        v[i] = vi
         if amsgrad:
             if vi > vmax[i]:
                 vmax[i] = vi                                # vmax = max(vmax, v)
             vi = vmax[i]
-        den = math.sqrt(vi) * inv_sqrt_bc2 + eps            # sqrt(v / bc2) + eps
-        theta[i] = theta[i] - step_size * m[i] / den        # theta -= lr / bc1 * m / den
+        den = np.sqrt(vi) / sqrt_bc2 + eps                  # sqrt(v) / sqrt(bc2) + eps
+        theta[i] = theta[i] - step_size * (mi / den)        # theta -= lr / bc1 * m / den
+
+
+def _sgd(theta, grad, buf, lr, mu, damp, weight_decay, first, nesterov):
+    # One pass of PyTorch's SGD over the flat buffer (see optimizers.SGD); the
+    # scalars arrive cast to theta's dtype (damp = 1 - dampening). Without
+    # momentum ``buf`` is unused (pass theta).
+    for i in range(theta.shape[0]):
+        d = grad[i]
+        if weight_decay != 0:
+            d = d + weight_decay * theta[i]                 # d = g + wd * theta
+        if mu != 0:
+            if first:
+                b = d                                       # b_1 = d_1
+            else:
+                b = mu * buf[i] + damp * d                  # b = mu b + (1 - dampening) d
+            buf[i] = b
+            if nesterov:
+                d = d + mu * b                              # d = d + mu b
+            else:
+                d = b
+        theta[i] = theta[i] - lr * d                        # theta -= lr d
+
+
+def _bias_relu(z, b, h):
+    # a = z + b, written back into z (it is the layer's a^l), and h = max(a, 0)
+    # in one pass; a NaN in a stays NaN in h, as with np.maximum.
+    zero = z.dtype.type(0)
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            a = z[i, j] + b[0, j]
+            z[i, j] = a
+            h[i, j] = zero if a < zero else a
+
+
+def _relu_backward(g, h, out):
+    # dJ/da = g o [h > 0], as g times a 0/1 factor (so NaN and inf behave as in numpy)
+    zero, one = g.dtype.type(0), g.dtype.type(1)
+    for i in range(g.shape[0]):
+        for j in range(g.shape[1]):
+            out[i, j] = g[i, j] * (one if h[i, j] > zero else zero)
+
+
+def _softmax(a, out):
+    # h_ij = e^{a_ij - m_i} / sum_j e^{a_ij - m_i}, m_i the row maximum
+    for i in range(a.shape[0]):
+        m = a[i, 0]
+        for j in range(1, a.shape[1]):
+            if a[i, j] > m:
+                m = a[i, j]
+        s = a.dtype.type(0)
+        for j in range(a.shape[1]):
+            e = np.exp(a[i, j] - m)
+            out[i, j] = e
+            s += e
+        for j in range(a.shape[1]):
+            out[i, j] = out[i, j] / s
+
+
+def _nll_from_logits(a, y, w, weighted):
+    # sum_i w_i (lse_i sum_j y_ij - sum_j y_ij a_ij), lse_i = log sum_j e^{a_ij},
+    # accumulated in float64 (the caller divides by n)
+    total = 0.0
+    for i in range(a.shape[0]):
+        m = a[i, 0]
+        for j in range(1, a.shape[1]):
+            if a[i, j] > m:
+                m = a[i, j]
+        s = 0.0
+        ys = 0.0
+        ya = 0.0
+        for j in range(a.shape[1]):
+            s += np.exp(np.float64(a[i, j] - m))
+            ys += y[i, j]
+            ya += y[i, j] * np.float64(a[i, j])
+        per = (np.log(s) + m) * ys - ya
+        total += w[i] * per if weighted else per
+    return total
+
+
+def _compiled(name, func):
+    if name not in _CACHE:
+        import numba
+
+        _CACHE[name] = numba.njit(cache=True, nogil=True, error_model="numpy")(func)
+    return _CACHE[name]
 
 
 def adam_kernel():
@@ -68,15 +165,71 @@ def adam_kernel():
     Returns
     -------
     callable or None
-        ``kernel(theta, grad, m, v, vmax, b1, b2, step_size, inv_sqrt_bc2,
-        eps, weight_decay, decay_factor, amsgrad, decoupled)`` updating the
-        1-D arrays theta, m, v (and vmax when amsgrad) of shape (n_params,)
-        in place.
+        ``kernel(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size,
+        sqrt_bc2, eps, weight_decay, decay_factor, amsgrad, decoupled)``
+        updating the 1-D arrays theta, m, v (and vmax when amsgrad) of shape
+        (n_params,) in place; every float scalar must have theta's dtype.
     """
-    if not enabled():
-        return None
-    if "adam" not in _CACHE:
-        import numba
+    return _compiled("adam", _adam) if enabled() else None
 
-        _CACHE["adam"] = numba.njit(cache=True, nogil=True, error_model="numpy")(_adam)
-    return _CACHE["adam"]
+
+def sgd_kernel():
+    """Return the compiled one-pass SGD kernel, or None without numba.
+
+    Returns
+    -------
+    callable or None
+        ``kernel(theta, grad, buf, lr, mu, damp, weight_decay, first,
+        nesterov)`` updating theta (and the momentum buffer ``buf``) of shape
+        (n_params,) in place; every float scalar must have theta's dtype.
+    """
+    return _compiled("sgd", _sgd) if enabled() else None
+
+
+def bias_relu_kernel():
+    """Return the compiled fused bias + ReLU forward, or None without numba.
+
+    Returns
+    -------
+    callable or None
+        ``kernel(z, b, h)`` with z, h of shape (n_samples, n_units) and b of
+        shape (1, n_units): z becomes a = z + b and h = max(a, 0).
+    """
+    return _compiled("bias_relu", _bias_relu) if enabled() else None
+
+
+def relu_backward_kernel():
+    """Return the compiled ReLU backward, or None without numba.
+
+    Returns
+    -------
+    callable or None
+        ``kernel(g, h, out)``, all of shape (n_samples, n_units):
+        out = g o [h > 0] (out may be g).
+    """
+    return _compiled("relu_backward", _relu_backward) if enabled() else None
+
+
+def softmax_kernel():
+    """Return the compiled row-wise softmax, or None without numba.
+
+    Returns
+    -------
+    callable or None
+        ``kernel(a, out)``, both of shape (n_samples, n_units).
+    """
+    return _compiled("softmax", _softmax) if enabled() else None
+
+
+def nll_kernel():
+    """Return the compiled fused softmax + negative log-likelihood sum, or None.
+
+    Returns
+    -------
+    callable or None
+        ``kernel(a, y, w, weighted)`` with logits a and targets y of shape
+        (n_samples, n_outputs) and weights w of shape (n_samples,) (ignored
+        unless ``weighted``); returns sum_i w_i (logsumexp(a_i) sum_j y_ij -
+        y_i . a_i) as a float.
+    """
+    return _compiled("nll", _nll_from_logits) if enabled() else None

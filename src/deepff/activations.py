@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from . import _kernels
 from .registry import Registry
 
 __all__ = [
@@ -74,6 +75,28 @@ class Activation:
         h : ndarray of shape (n_samples, n_units)
         """
         raise NotImplementedError
+
+    def forward_biased(self, z, b, out):
+        """Add the bias in place (z becomes a = z + b) and return h = f(a).
+
+        The engine calls this in every dense layer; an activation with a
+        fused kernel (ReLU) does both in one pass over the array.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_units)
+            h^{l-1} W^l, overwritten with a^l = z + b.
+        b : ndarray of shape (1, n_units)
+            The bias b^l.
+        out : ndarray of shape (n_samples, n_units)
+            Where to write h.
+
+        Returns
+        -------
+        h : ndarray of shape (n_samples, n_units)
+        """
+        z += b
+        return self.forward(z, out=out)
 
     def backward(self, a, h, g, out=None):
         """Return dJ/da from dJ/dh.
@@ -147,8 +170,21 @@ class ReLU(Activation):
         """h = max(a, 0). See :meth:`Activation.forward`."""
         return np.maximum(a, 0, out=out)
 
+    def forward_biased(self, z, b, out):
+        """a = z + b, h = max(a, 0). See :meth:`Activation.forward_biased`."""
+        kernel = _kernels.bias_relu_kernel() if _same_float(z, b, out) else None
+        if kernel is None:
+            return super().forward_biased(z, b, out)
+        kernel(z, b, out)  # the same two steps in one pass (optional numba)
+        return out
+
     def backward(self, a, h, g, out=None):
         """dJ/da = g o [h > 0]. See :meth:`Activation.backward`."""
+        kernel = _kernels.relu_backward_kernel() if _same_float(g, h, g if out is None else out) else None
+        if kernel is not None:  # the same product in one pass, no mask array (optional numba)
+            out = np.empty_like(g) if out is None else out
+            kernel(g, h, out)
+            return out
         # multiply by the 0/1 mask instead of indexing: no boolean temporaries
         # on the hot path beyond one comparison.
         return np.multiply(g, h > 0, out=out)
@@ -355,6 +391,11 @@ class Softmax(Activation):
 
     def forward(self, a, out=None):
         """Stable softmax: subtract the row maximum first. See :meth:`Activation.forward`."""
+        kernel = _kernels.softmax_kernel() if _same_float(a, a if out is None else out) else None
+        if kernel is not None:  # the same steps row by row (optional numba): numpy's
+            out = np.empty_like(a) if out is None else out  # reductions along a short
+            kernel(a, out)                                   # last axis are slow
+            return out
         out = np.subtract(a, np.maximum.reduce(a, axis=1, keepdims=True), out=out)
         np.exp(out, out=out)
         out /= np.add.reduce(out, axis=1, keepdims=True)
@@ -366,6 +407,14 @@ class Softmax(Activation):
         out = np.subtract(g, dot, out=out)
         out *= h
         return out
+
+
+def _same_float(*arrays):
+    """Whether the arrays are all 2-D with one float dtype (what a kernel takes)."""
+    first = arrays[0]
+    if not isinstance(first, np.ndarray) or first.ndim != 2 or first.dtype.kind != "f":
+        return False
+    return all(isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype == first.dtype for x in arrays[1:])
 
 
 def _write(out, value):

@@ -233,12 +233,12 @@ class Dense:
         ws = self._workspace(h_in.shape[0])
         self.h_in = h_in
         z = np.matmul(h_in, self.W, out=ws.z)          # z = h^{l-1} W
+        self.a = ws.a
         if self.batch_norm:
             self._bn_forward(z, ws, training)           # a = gamma xhat + beta
-        else:
-            z += self.b                                 # a = h^{l-1} W + b
-        self.a = ws.a
-        self.h = self.activation.forward(ws.a, out=ws.h)  # h = f(a)
+            self.h = self.activation.forward(ws.a, out=ws.h)  # h = f(a)
+        else:                                           # a = h^{l-1} W + b, h = f(a)
+            self.h = self.activation.forward_biased(z, self.b, out=ws.h)
         if training and self.dropout > 0:
             keep = 1.0 - self.dropout
             rng.random(out=ws.mask, dtype=self.dtype)

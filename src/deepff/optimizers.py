@@ -309,6 +309,8 @@ class SGD(Optimizer):
 
     name = "sgd"
     state_names = ("momentum_buffer",)
+    #: use the fused numba kernel of :mod:`deepff._kernels` when available
+    use_kernel = True
 
     def __init__(self, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
         self.momentum = _real(self.name, "momentum", momentum, 0.0, 1.0, high_open=True)
@@ -326,6 +328,13 @@ class SGD(Optimizer):
 
     def _update(self, theta, grad):
         mu = self.momentum
+        kernel = _kernels.sgd_kernel() if self.use_kernel else None
+        if kernel is not None:  # the same arithmetic in one fused pass (optional numba)
+            f = theta.dtype.type  # the scalars in theta's dtype, as numpy casts them below
+            buf = self.state["momentum_buffer"] if mu != 0 else theta
+            kernel(theta, grad, buf, f(self.lr), f(mu), f(1.0 - self.dampening), f(self.weight_decay),
+                   self.t == 1, self.nesterov)
+            return
         # d = g + weight_decay * theta   (grad itself when weight_decay == 0)
         d = self._decayed_grad(theta, grad, self.weight_decay)
         step = self._tmp
@@ -620,9 +629,10 @@ class Adam(Optimizer):
         kernel = _kernels.adam_kernel() if self.use_kernel else None
         if kernel is not None:  # the same arithmetic in one fused pass (optional numba)
             vmax = self.state["max_exp_avg_sq"] if self.amsgrad else v
-            kernel(theta, grad, m, v, vmax, b1, b2, self.lr / (1.0 - b1**t), 1.0 / math.sqrt(1.0 - b2**t),
-                   self.eps, self.weight_decay, 1.0 - self.lr * self.weight_decay, self.amsgrad,
-                   self.decoupled)
+            f = theta.dtype.type  # the scalars in theta's dtype, as numpy casts them below
+            kernel(theta, grad, m, v, vmax, f(b1), f(1.0 - b1), f(b2), f(1.0 - b2), f(self.lr / (1.0 - b1**t)),
+                   f(math.sqrt(1.0 - b2**t)), f(self.eps), f(self.weight_decay),
+                   f(1.0 - self.lr * self.weight_decay), self.amsgrad, self.decoupled)
             return
         tmp = self._tmp
         if self.decoupled:
