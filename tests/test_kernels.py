@@ -16,6 +16,17 @@ from deepff.optimizers import SGD, Adam, AdamW
 
 pytestmark = pytest.mark.skipif(not _kernels.enabled(), reason="numba not installed (optional extra 'fast')")
 
+
+def test_refresh_rereads_the_environment(monkeypatch):
+    assert _kernels.enabled()
+    monkeypatch.setenv("DEEPFF_NUMBA", "0")
+    assert _kernels.enabled()          # read once, cached
+    _kernels.refresh()
+    assert not _kernels.enabled() and _kernels.softmax_kernel() is None
+    monkeypatch.delenv("DEEPFF_NUMBA")
+    _kernels.refresh()
+    assert _kernels.enabled() and _kernels.softmax_kernel() is not None
+
 OPT_CASES = [
     (Adam, {}),
     (Adam, {"weight_decay": 0.01}),
@@ -31,8 +42,16 @@ OPT_CASES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _reread_environment():
+    _kernels.refresh()
+    yield
+    _kernels.refresh()  # monkeypatch has restored DEEPFF_NUMBA by now
+
+
 def _numpy_path(monkeypatch):
     monkeypatch.setenv("DEEPFF_NUMBA", "0")
+    _kernels.refresh()
     assert not _kernels.enabled()
 
 
@@ -48,6 +67,7 @@ def test_fused_optimizer_step_is_bit_identical_to_numpy(cls, kwargs, dtype, monk
         with monkeypatch.context() as mp:
             _numpy_path(mp)
             ref.step(b, (np.sin(3 * b) + 0.5 * b).astype(dtype))
+        _kernels.refresh()
         if step == 10:  # a schedule changes lr between steps
             fused.lr = ref.lr = fused.lr * 0.5
     assert a.dtype == np.dtype(dtype)
@@ -143,3 +163,24 @@ def test_training_with_and_without_kernels_agrees(monkeypatch):
     np.testing.assert_allclose(w_fused, w_ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(loss_fused, loss_ref, rtol=1e-9)
     assert loss_ref[-1] < loss_ref[0]
+
+
+@pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("k", [1, 3, 10])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_log_loss_terms_kernel_is_bit_identical_to_scipy(dtype, k, binary):
+    """The scikit-learn wrapper's loss terms: xlogy(y, clip(h)) [+ xlogy(1 - y, 1 - clip(h))]."""
+    from scipy.special import xlogy
+
+    from deepff.sklearn import _log_loss_terms
+
+    rng = np.random.default_rng(5)
+    h = rng.random((60, k)).astype(dtype)
+    h[0, 0], h[1, 0], h[2, 0] = 0, 1, np.nan          # both clip ends and NaN
+    y = (rng.random((60, k)) > 0.5).astype(dtype) if binary else np.eye(k, dtype=dtype)[rng.integers(0, k, 60)]
+    eps = np.finfo(dtype).eps
+    p = np.clip(h, eps, 1 - eps)
+    ref = xlogy(y, p) + xlogy(1 - y, 1 - p) if binary else xlogy(y, p)
+    got = _log_loss_terms(h, y, binary)
+    assert got.dtype == ref.dtype
+    np.testing.assert_array_equal(got, ref)

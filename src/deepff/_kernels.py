@@ -25,8 +25,8 @@ import os
 
 import numpy as np
 
-__all__ = ["enabled", "adam_kernel", "sgd_kernel", "bias_relu_kernel", "relu_backward_kernel", "softmax_kernel",
-           "nll_kernel"]
+__all__ = ["enabled", "refresh", "adam_kernel", "sgd_kernel", "bias_relu_kernel", "relu_backward_kernel", "softmax_kernel",
+           "nll_kernel", "log_loss_terms_kernel"]
 
 _CACHE = {}
 
@@ -34,20 +34,31 @@ _CACHE = {}
 def enabled():
     """Whether fused kernels may be used (numba importable, not disabled).
 
+    ``DEEPFF_NUMBA`` is read once, at the first use (a training step asks
+    several times, and reading the environment costs as much as a small
+    kernel); call :func:`refresh` after changing it in a running process.
+
     Returns
     -------
     bool
     """
-    if os.environ.get("DEEPFF_NUMBA", "1") == "0":
-        return False
-    if "numba" not in _CACHE:
-        try:
-            import numba  # noqa: F401
+    flag = _CACHE.get("enabled")
+    if flag is None:
+        flag = False
+        if os.environ.get("DEEPFF_NUMBA", "1") != "0":
+            try:
+                import numba  # noqa: F401
 
-            _CACHE["numba"] = True
-        except Exception:  # not installed, or broken against this numpy
-            _CACHE["numba"] = False
-    return _CACHE["numba"]
+                flag = True
+            except Exception:  # not installed, or broken against this numpy
+                pass
+        _CACHE["enabled"] = flag
+    return flag
+
+
+def refresh():
+    """Read ``DEEPFF_NUMBA`` again at the next kernel request (compiled kernels are kept)."""
+    _CACHE.pop("enabled", None)
 
 
 def _adam(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
@@ -151,6 +162,29 @@ def _nll_from_logits(a, y, w, weighted):
     return total
 
 
+def _log_loss_terms(h, y, eps, binary, out):
+    # out_ij = xlogy(y_ij, p_ij) [+ xlogy(1 - y_ij, 1 - p_ij) when binary],
+    # p = clip(h, eps, 1 - eps); xlogy(0, p) = 0 unless p is NaN (scipy's rule),
+    # so a one-hot y costs one log per row instead of one per entry.
+    one = h.dtype.type(1)  # constants in h's dtype: float32 stays float32, as in numpy
+    zero = h.dtype.type(0)
+    hi = one - eps
+    for i in range(h.shape[0]):
+        for j in range(h.shape[1]):
+            p = h[i, j]
+            if p < eps:
+                p = eps
+            if p > hi:
+                p = hi
+            t = y[i, j]
+            v = t * np.log(p) if (t != 0 or p != p) else zero
+            if binary:
+                q = one - p
+                u = one - t
+                v = v + (u * np.log(q) if (u != 0 or q != q) else zero)
+            out[i, j] = v
+
+
 def _compiled(name, func):
     if name not in _CACHE:
         import numba
@@ -233,3 +267,16 @@ def nll_kernel():
         y_i . a_i) as a float.
     """
     return _compiled("nll", _nll_from_logits) if enabled() else None
+
+
+def log_loss_terms_kernel():
+    """Return the compiled element-wise terms of scikit-learn's log-loss, or None.
+
+    Returns
+    -------
+    callable or None
+        ``kernel(h, y, eps, binary, out)`` with probabilities h, targets y and
+        ``out`` of shape (n_samples, n_outputs): out = xlogy(y, p)
+        (+ xlogy(1 - y, 1 - p) when ``binary``), p = clip(h, eps, 1 - eps).
+    """
+    return _compiled("log_loss_terms", _log_loss_terms) if enabled() else None

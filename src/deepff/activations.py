@@ -411,10 +411,17 @@ class Softmax(Activation):
 
 def _same_float(*arrays):
     """Whether the arrays are all 2-D with one float dtype (what a kernel takes)."""
-    first = arrays[0]
-    if not isinstance(first, np.ndarray) or first.ndim != 2 or first.dtype.kind != "f":
-        return False
-    return all(isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype == first.dtype for x in arrays[1:])
+    dtype = None
+    for x in arrays:  # a plain loop: this runs several times per training step
+        if type(x) is not np.ndarray or x.ndim != 2:
+            return False
+        if dtype is None:
+            dtype = x.dtype
+            if dtype.kind != "f":
+                return False
+        elif x.dtype != dtype:
+            return False
+    return True
 
 
 def _write(out, value):

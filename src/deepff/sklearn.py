@@ -115,6 +115,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "deepff.sklearn needs scikit-learn >= 1.6; install it with: pip install 'deepff[sklearn]'"
     ) from exc
 
+from . import _kernels
 from . import activations as _activations
 from . import losses as _losses
 from . import optimizers as _optimizers
@@ -346,6 +347,23 @@ def _clip_eps(h):
     return np.minimum(p, 1 - eps, out=p)
 
 
+def _log_loss_terms(h, y, binary):
+    """xlogy(y, p) (+ xlogy(1 - y, 1 - p) when binary), p = clip(h, eps, 1 - eps).
+
+    One compiled pass when numba is there (one log per row for one-hot y);
+    the numpy calls otherwise. Either way the same values, which the caller
+    reduces with numpy exactly as scikit-learn does.
+    """
+    eps = np.finfo(h.dtype).eps
+    kernel = _kernels.log_loss_terms_kernel() if h.dtype == y.dtype and h.ndim == 2 else None
+    if kernel is not None:
+        out = np.empty_like(h)
+        kernel(h, y, h.dtype.type(eps), binary, out)
+        return out
+    p = _clip_eps(h)
+    return xlogy(y, p) + xlogy(1 - y, 1 - p) if binary else xlogy(y, p)
+
+
 class _SkLogLoss(_SkLoss):
     """Multi-class log-loss on softmax probabilities (scikit-learn's ``log_loss``)."""
 
@@ -354,8 +372,7 @@ class _SkLogLoss(_SkLoss):
     fused_activation = "softmax"
 
     def reported(self, h, y, w=None):
-        p = xlogy(y, _clip_eps(h))
-        return -np.add.reduce(_average0(p, w))
+        return -np.add.reduce(_average0(_log_loss_terms(h, y, binary=False), w))
 
 
 class _SkBinaryLogLoss(_SkLoss):
@@ -366,8 +383,7 @@ class _SkBinaryLogLoss(_SkLoss):
     fused_activation = "sigmoid"
 
     def reported(self, h, y, w=None):
-        p = _clip_eps(h)
-        return -_average0(xlogy(y, p) + xlogy(1 - y, 1 - p), w).sum()
+        return -_average0(_log_loss_terms(h, y, binary=True), w).sum()
 
 
 class _SkSquaredLoss(_SkLoss):
