@@ -184,3 +184,20 @@ def test_log_loss_terms_kernel_is_bit_identical_to_scipy(dtype, k, binary):
     got = _log_loss_terms(h, y, binary)
     assert got.dtype == ref.dtype
     np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_activation_derivative_kernels_are_bit_identical_to_numpy(name, dtype, monkeypatch):
+    act = activations.get(name)
+    rng = np.random.default_rng(6)
+    a = rng.normal(size=(40, 9)).astype(dtype)
+    h = act.forward(a)
+    g = rng.normal(size=a.shape).astype(dtype)
+    fused = act.backward(a, h, g, out=np.empty_like(g))
+    in_place = g.copy()
+    act.backward(a, h, in_place, out=in_place)
+    _numpy_path(monkeypatch)
+    ref = act.backward(a, h, g, out=np.empty_like(g))
+    np.testing.assert_array_equal(fused, ref)
+    np.testing.assert_array_equal(in_place, ref)

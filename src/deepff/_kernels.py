@@ -1,4 +1,4 @@
-"""Optional fused kernels (optimizer steps, ReLU, softmax), compiled with numba when installed.
+"""Optional fused kernels (optimizer steps, activations, losses), compiled with numba when installed.
 
 The numpy code elsewhere is the readable reference: Adam's update in
 :mod:`deepff.optimizers` is about a dozen whole-buffer passes (m, v, the bias
@@ -25,8 +25,12 @@ import os
 
 import numpy as np
 
-__all__ = ["enabled", "refresh", "adam_kernel", "sgd_kernel", "bias_relu_kernel", "relu_backward_kernel", "softmax_kernel",
-           "nll_kernel", "log_loss_terms_kernel"]
+__all__ = [
+    "enabled", "refresh",
+    "adam_kernel", "sgd_kernel", "sklearn_adam_kernel", "sklearn_sgd_kernel",
+    "bias_relu_kernel", "relu_backward_kernel", "tanh_backward_kernel", "sigmoid_backward_kernel",
+    "softmax_kernel", "nll_kernel", "log_loss_terms_kernel",
+]
 
 _CACHE = {}
 
@@ -185,6 +189,50 @@ def _log_loss_terms(h, y, eps, binary, out):
             out[i, j] = v
 
 
+def _tanh_backward(g, h, out):
+    # dJ/da = g o (1 - h^2)
+    one = g.dtype.type(1)
+    for i in range(g.shape[0]):
+        for j in range(g.shape[1]):
+            x = h[i, j]
+            out[i, j] = g[i, j] * (one - x * x)
+
+
+def _sigmoid_backward(g, h, out):
+    # dJ/da = (g o h) o (1 - h)
+    one = g.dtype.type(1)
+    for i in range(g.shape[0]):
+        for j in range(g.shape[1]):
+            x = h[i, j]
+            out[i, j] = (g[i, j] * x) * (one - x)
+
+
+def _sklearn_adam(theta, grad, mask, alpha, sw_sum, m, v, b1, c1, b2, c2, neg_lr_t, eps):
+    # scikit-learn's Adam after its gradient normalisation, in one pass
+    for i in range(theta.shape[0]):
+        g = (grad[i] + theta[i] * alpha * mask[i]) / sw_sum   # (dW + alpha W) / sum of batch weights
+        grad[i] = g
+        mi = m[i] * b1 + g * c1                      # m = b1 m + (1 - b1) g
+        vi = v[i] * b2 + (g * g) * c2                # v = b2 v + (1 - b2) g^2
+        m[i] = mi
+        v[i] = vi
+        theta[i] += (mi * neg_lr_t) / (np.sqrt(vi) + eps)
+
+
+def _sklearn_sgd(theta, grad, mask, alpha, sw_sum, vel, mu, lr, nesterov):
+    # scikit-learn's SGD with momentum after its gradient normalisation, in one pass
+    for i in range(theta.shape[0]):
+        g = (grad[i] + theta[i] * alpha * mask[i]) / sw_sum
+        grad[i] = g
+        lg = g * lr
+        vi = vel[i] * mu - lg                        # v = mu v - lr g
+        vel[i] = vi
+        if nesterov:
+            theta[i] += vi * mu - lg                 # update = mu v - lr g
+        else:
+            theta[i] += vi
+
+
 def _compiled(name, func):
     if name not in _CACHE:
         import numba
@@ -280,3 +328,54 @@ def log_loss_terms_kernel():
         (+ xlogy(1 - y, 1 - p) when ``binary``), p = clip(h, eps, 1 - eps).
     """
     return _compiled("log_loss_terms", _log_loss_terms) if enabled() else None
+
+
+def tanh_backward_kernel():
+    """Return the compiled tanh derivative, or None without numba.
+
+    Returns
+    -------
+    callable or None
+        ``kernel(g, h, out)``, all of shape (n_samples, n_units):
+        out = g o (1 - h^2).
+    """
+    return _compiled("tanh_backward", _tanh_backward) if enabled() else None
+
+
+def sigmoid_backward_kernel():
+    """Return the compiled logistic derivative, or None without numba.
+
+    Returns
+    -------
+    callable or None
+        ``kernel(g, h, out)``, all of shape (n_samples, n_units):
+        out = (g o h) o (1 - h).
+    """
+    return _compiled("sigmoid_backward", _sigmoid_backward) if enabled() else None
+
+
+def sklearn_adam_kernel():
+    """Return scikit-learn's Adam step fused with its gradient normalisation, or None.
+
+    Returns
+    -------
+    callable or None
+        ``kernel(theta, grad, mask, alpha, sw_sum, m, v, b1, c1, b2, c2,
+        neg_lr_t, eps)`` on 1-D arrays of shape (n_params,) (``mask`` is 1 on
+        weights, 0 on biases): grad = (grad + alpha theta mask) / sw_sum, then
+        the update of :class:`deepff.sklearn._SklearnAdam`.
+    """
+    return _compiled("sklearn_adam", _sklearn_adam) if enabled() else None
+
+
+def sklearn_sgd_kernel():
+    """Return scikit-learn's SGD step fused with its gradient normalisation, or None.
+
+    Returns
+    -------
+    callable or None
+        ``kernel(theta, grad, mask, alpha, sw_sum, vel, mu, lr, nesterov)`` on
+        1-D arrays of shape (n_params,): as :func:`sklearn_adam_kernel`, with
+        the update of :class:`deepff.sklearn._SklearnSGD`.
+    """
+    return _compiled("sklearn_sgd", _sklearn_sgd) if enabled() else None

@@ -300,8 +300,16 @@ class Sigmoid(Activation):
         return _sigmoid(a, out=out)
 
     def backward(self, a, h, g, out=None):
-        """dJ/da = g o h o (1 - h). See :meth:`Activation.backward`."""
-        return np.multiply(g, h * (1 - h), out=out)
+        """dJ/da = (g o h) o (1 - h). See :meth:`Activation.backward`."""
+        kernel = _kernels.sigmoid_backward_kernel() if _same_float(g, h, g if out is None else out) else None
+        if kernel is not None:  # the same products in one pass (optional numba)
+            out = np.empty_like(g) if out is None else out
+            kernel(g, h, out)
+            return out
+        one_minus_h = 1 - h
+        out = np.multiply(g, h, out=out)
+        out *= one_minus_h
+        return out
 
 
 class Tanh(Activation):
@@ -315,6 +323,11 @@ class Tanh(Activation):
 
     def backward(self, a, h, g, out=None):
         """dJ/da = g o (1 - h^2). See :meth:`Activation.backward`."""
+        kernel = _kernels.tanh_backward_kernel() if _same_float(g, h, g if out is None else out) else None
+        if kernel is not None:  # the same products in one pass (optional numba)
+            out = np.empty_like(g) if out is None else out
+            kernel(g, h, out)
+            return out
         return np.multiply(g, 1 - h * h, out=out)
 
 

@@ -85,7 +85,6 @@ from __future__ import annotations
 
 import copy
 import numbers
-import os
 import threading
 import warnings
 
@@ -130,112 +129,14 @@ _SKLEARN_ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "ta
 _OUT_ACTIVATIONS = {"softmax": "softmax", "logistic": "sigmoid", "identity": "linear", "exp": "exp"}
 
 
-# ============================================================================
-# Optional numba kernels (same floating-point operations as the numpy code)
-# ============================================================================
-
-_KERNELS = {}
-
-
-def _kernel(name):
-    """A numba-compiled kernel, or None (numba missing, or ``DEEPFF_NUMBA=0``).
-
-    The update kernels do, in one pass over the flat buffer, what the numpy
-    path does in a dozen whole-buffer calls -- the alpha term on the weights,
-    the division by the batch weight, the update -- with the same
-    floating-point operations in the same order, so both paths give the same
-    bits (the alpha term is multiplied by the 0/1 weight mask instead of
-    branching, which can only turn a -0.0 bias gradient into +0.0). The
-    activation kernels do one element-wise pass instead of two or three.
-    Compiled code is cached on disk by numba (``cache=True``).
-    """
-    if name in _KERNELS:
-        return _KERNELS[name]
-    kernel = None
-    if os.environ.get("DEEPFF_NUMBA", "1") != "0":
-        try:
-            import numba
-        except Exception:  # not installed, or broken against this numpy
-            numba = None
-        if numba is not None:
-            # error_model="numpy": no zero-division checks, so the loop vectorises
-            kernel = numba.njit(cache=True, nogil=True, error_model="numpy")(_KERNEL_SOURCES[name])
-    _KERNELS[name] = kernel
-    return kernel
-
-
-def _adam_fused(theta, grad, mask, alpha, sw_sum, m, v, b1, c1, b2, c2, neg_lr_t, eps):
-    for i in range(theta.shape[0]):
-        g = (grad[i] + theta[i] * alpha * mask[i]) / sw_sum   # (dW + alpha W) / sum of batch weights
-        grad[i] = g
-        mi = m[i] * b1 + g * c1                      # m = b1 m + (1 - b1) g
-        vi = v[i] * b2 + (g * g) * c2                # v = b2 v + (1 - b2) g^2
-        m[i] = mi
-        v[i] = vi
-        theta[i] += (mi * neg_lr_t) / (np.sqrt(vi) + eps)
-
-
-def _sgd_fused(theta, grad, mask, alpha, sw_sum, vel, mu, lr, nesterov):
-    for i in range(theta.shape[0]):
-        g = (grad[i] + theta[i] * alpha * mask[i]) / sw_sum
-        grad[i] = g
-        lg = g * lr
-        vi = vel[i] * mu - lg                        # v = mu v - lr g
-        vel[i] = vi
-        if nesterov:
-            theta[i] += vi * mu - lg                 # update = mu v - lr g
-        else:
-            theta[i] += vi
-
-
-def _relu_forward(a, out):
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            x = a[i, j]
-            out[i, j] = 0.0 if x <= 0 else x           # max(a, 0), NaN kept
-
-
-def _relu_backward(g, h, out):
-    for i in range(g.shape[0]):
-        for j in range(g.shape[1]):
-            out[i, j] = g[i, j] * (h[i, j] > 0)        # g o [h > 0]
-
-
-def _tanh_backward(g, h, out):
-    for i in range(g.shape[0]):
-        for j in range(g.shape[1]):
-            x = h[i, j]
-            out[i, j] = g[i, j] * (1 - x * x)          # g o (1 - h^2)
-
-
-def _logistic_backward(g, h, out):
-    for i in range(g.shape[0]):
-        for j in range(g.shape[1]):
-            x = h[i, j]
-            out[i, j] = (g[i, j] * x) * (1 - x)        # g o h o (1 - h)
-
-
-_KERNEL_SOURCES = {
-    "adam": _adam_fused,
-    "sgd": _sgd_fused,
-    "relu_forward": _relu_forward,
-    "relu_backward": _relu_backward,
-    "tanh_backward": _tanh_backward,
-    "logistic_backward": _logistic_backward,
-}
-
-
-def _elementwise(name, out, *arrays):
-    """Run a 2-D elementwise kernel when numba is there and every array is C-contiguous."""
-    kernel = _kernel(name)
-    if kernel is None or out is None or not all(x.flags.c_contiguous and x.ndim == 2 for x in (out, *arrays)):
-        return None
-    kernel(*arrays, out)
-    return out
-
-
 def _penalize_and_normalize(theta, grad, mask, alpha, sw_sum):
-    """grad = (grad + alpha * theta on the weights) / sw_sum, in place (numpy path)."""
+    """grad = (grad + alpha * theta on the weights) / sw_sum, in place (numpy path).
+
+    The fused kernels (:func:`deepff._kernels.sklearn_adam_kernel`) do the
+    same floating-point operations in the same order, multiplying the alpha
+    term by the 0/1 weight mask instead of branching (which can only turn a
+    -0.0 bias gradient into +0.0).
+    """
     if alpha:
         tmp = np.multiply(theta, alpha)
         tmp *= mask
@@ -243,52 +144,9 @@ def _penalize_and_normalize(theta, grad, mask, alpha, sw_sum):
     grad /= sw_sum
 
 
-
 # ============================================================================
-# Engine parts: one-pass activation derivatives and scikit-learn's losses
+# Engine parts: scikit-learn's losses
 # ============================================================================
-
-
-class _Logistic(_activations.Sigmoid):
-    """deepff's sigmoid, with the derivative multiplied in scikit-learn's order.
-
-    ``g * h`` then ``* (1 - h)`` (one pass with numba), so that the values
-    agree with scikit-learn's to the last bit.
-    """
-
-    def backward(self, a, h, g, out=None):
-        """dJ/da = g o h o (1 - h). See :meth:`deepff.activations.Activation.backward`."""
-        if _elementwise("logistic_backward", out, g, h) is not None:
-            return out
-        out = np.multiply(g, h, out=out)
-        out *= 1 - h
-        return out
-
-
-class _ReLU(_activations.ReLU):
-    """deepff's ReLU with one-pass numba kernels when available (same values)."""
-
-    def forward(self, a, out=None):
-        """h = max(a, 0). See :meth:`deepff.activations.Activation.forward`."""
-        if _elementwise("relu_forward", out, a) is not None:
-            return out
-        return super().forward(a, out=out)
-
-    def backward(self, a, h, g, out=None):
-        """dJ/da = g o [h > 0]. See :meth:`deepff.activations.Activation.backward`."""
-        if _elementwise("relu_backward", out, g, h) is not None:
-            return out
-        return super().backward(a, h, g, out=out)
-
-
-class _Tanh(_activations.Tanh):
-    """deepff's tanh with a one-pass numba derivative when available (same values)."""
-
-    def backward(self, a, h, g, out=None):
-        """dJ/da = g o (1 - h^2). See :meth:`deepff.activations.Activation.backward`."""
-        if _elementwise("tanh_backward", out, g, h) is not None:
-            return out
-        return super().backward(a, h, g, out=out)
 
 
 class _SkLoss(_losses.Loss):
@@ -434,7 +292,6 @@ class _SklearnSGD(_optimizers.Optimizer):
 
     name = "sklearn_sgd"
     state_names = ("velocity",)
-    kernel = "sgd"
 
     def __init__(self, lr=0.1, momentum=0.9, nesterov=True):
         self.momentum = float(momentum)
@@ -467,7 +324,7 @@ class _SklearnSGD(_optimizers.Optimizer):
         sw_sum : float
             Number of samples (or sum of sample weights) in the batch.
         """
-        kernel = _kernel(self.kernel)
+        kernel = _kernels.sklearn_sgd_kernel()
         if kernel is None:
             _penalize_and_normalize(theta, grad, mask, alpha, sw_sum)
             self.step(theta, grad)
@@ -506,7 +363,6 @@ class _SklearnAdam(_optimizers.Optimizer):
 
     name = "sklearn_adam"
     state_names = ("m", "v")
-    kernel = "adam"
 
     def __init__(self, lr=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
@@ -531,7 +387,7 @@ class _SklearnAdam(_optimizers.Optimizer):
 
     def fused_step(self, theta, grad, mask, alpha, sw_sum):
         """Add the alpha term, divide by sw_sum, then step (see :meth:`_SklearnSGD.fused_step`)."""
-        kernel = _kernel(self.kernel)
+        kernel = _kernels.sklearn_adam_kernel()
         if kernel is None:
             _penalize_and_normalize(theta, grad, mask, alpha, sw_sum)
             self.step(theta, grad)
@@ -571,15 +427,8 @@ def _canonical_activation(name):
     return _activations.REGISTRY.canonical(name)
 
 
-_FAST_ACTIVATIONS = {"sigmoid": _Logistic, "relu": _ReLU, "tanh": _Tanh, "softmax": _activations.Softmax,
-                     "exp": _activations.Exp}
-
-
 def _activation_object(name):
-    name = _canonical_activation(name)
-    if name in _FAST_ACTIVATIONS:
-        return _FAST_ACTIVATIONS[name]()
-    return _activations.get(name)
+    return _activations.get(_canonical_activation(name))
 
 
 def _r2(y, p, w):
