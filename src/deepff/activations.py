@@ -422,15 +422,18 @@ class Softmax(Activation):
         return out
 
 
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _same_float(*arrays):
-    """Whether the arrays are all 2-D with one float dtype (what a kernel takes)."""
+    """Whether the arrays are all 2-D with one dtype, float32 or float64 (what a kernel takes)."""
     dtype = None
     for x in arrays:  # a plain loop: this runs several times per training step
         if type(x) is not np.ndarray or x.ndim != 2:
             return False
         if dtype is None:
             dtype = x.dtype
-            if dtype.kind != "f":
+            if dtype not in _KERNEL_DTYPES:
                 return False
         elif x.dtype != dtype:
             return False

@@ -192,7 +192,8 @@ class NegLogLikelihood(Loss):
 
     def value_from_logits(self, a, y, w=None):
         """See :meth:`Loss.value_from_logits`."""
-        kernel = _kernels.nll_kernel() if a.ndim == 2 and a.dtype == y.dtype else None
+        fits = a.ndim == 2 and a.dtype == y.dtype and a.dtype in (np.float32, np.float64)
+        kernel = _kernels.nll_kernel() if fits else None
         if kernel is not None:  # the same sums row by row, in float64 (optional numba)
             weighted = w is not None
             return kernel(a, y, w if weighted else a[:, 0], weighted) / a.shape[0]
