@@ -22,10 +22,10 @@ def test_refresh_rereads_the_environment(monkeypatch):
     monkeypatch.setenv("DEEPFF_NUMBA", "0")
     assert _kernels.enabled()          # read once, cached
     _kernels.refresh()
-    assert not _kernels.enabled() and _kernels.softmax_kernel() is None
+    assert not _kernels.enabled() and _kernels.softmax_kernels() is None
     monkeypatch.delenv("DEEPFF_NUMBA")
     _kernels.refresh()
-    assert _kernels.enabled() and _kernels.softmax_kernel() is not None
+    assert _kernels.enabled() and _kernels.softmax_kernels() is not None
 
 OPT_CASES = [
     (Adam, {}),

@@ -29,7 +29,7 @@ __all__ = [
     "enabled", "refresh",
     "adam_kernel", "sgd_kernel", "sklearn_adam_kernel", "sklearn_sgd_kernel",
     "bias_relu_kernel", "relu_backward_kernel", "tanh_backward_kernel", "sigmoid_backward_kernel",
-    "softmax_kernel", "nll_kernel", "log_loss_terms_kernel",
+    "softmax_kernels", "nll_kernel", "log_loss_terms_kernel",
 ]
 
 _CACHE = {}
@@ -129,39 +129,44 @@ def _relu_backward(g, h, out):
             out[i, j] = g[i, j] * (one if h[i, j] > zero else zero)
 
 
-def _softmax(a, out):
-    # h_ij = e^{a_ij - m_i} / sum_j e^{a_ij - m_i}, m_i the row maximum
+def _shift_by_row_max(a, out, m):
+    # m_i = max_j a_ij and out_ij = a_ij - m_i: the stable start of softmax and
+    # log-sum-exp (numpy's own SIMD exp then runs on ``out``, faster than a
+    # compiled loop calling exp one value at a time)
     for i in range(a.shape[0]):
-        m = a[i, 0]
+        mi = a[i, 0]
         for j in range(1, a.shape[1]):
-            if a[i, j] > m:
-                m = a[i, j]
-        s = a.dtype.type(0)
+            if a[i, j] > mi:
+                mi = a[i, j]
+        m[i] = mi
         for j in range(a.shape[1]):
-            e = np.exp(a[i, j] - m)
-            out[i, j] = e
-            s += e
-        for j in range(a.shape[1]):
-            out[i, j] = out[i, j] / s
+            out[i, j] = a[i, j] - mi
 
 
-def _nll_from_logits(a, y, w, weighted):
-    # sum_i w_i (lse_i sum_j y_ij - sum_j y_ij a_ij), lse_i = log sum_j e^{a_ij},
-    # accumulated in float64 (the caller divides by n)
+def _divide_by_row_sum(e):
+    # e_ij <- e_ij / sum_j e_ij (softmax's normalisation, in place)
+    for i in range(e.shape[0]):
+        s = e.dtype.type(0)
+        for j in range(e.shape[1]):
+            s += e[i, j]
+        for j in range(e.shape[1]):
+            e[i, j] = e[i, j] / s
+
+
+def _nll_from_shifted(e, m, a, y, w, weighted):
+    # sum_i w_i (lse_i sum_j y_ij - sum_j y_ij a_ij), with e_ij = exp(a_ij - m_i)
+    # so that lse_i = m_i + log sum_j e_ij; accumulated in float64 (the caller
+    # divides by n)
     total = 0.0
     for i in range(a.shape[0]):
-        m = a[i, 0]
-        for j in range(1, a.shape[1]):
-            if a[i, j] > m:
-                m = a[i, j]
         s = 0.0
         ys = 0.0
         ya = 0.0
         for j in range(a.shape[1]):
-            s += np.exp(np.float64(a[i, j] - m))
+            s += e[i, j]
             ys += y[i, j]
             ya += y[i, j] * np.float64(a[i, j])
-        per = (np.log(s) + m) * ys - ya
+        per = (np.log(s) + m[i]) * ys - ya
         total += w[i] * per if weighted else per
     return total
 
@@ -292,29 +297,34 @@ def relu_backward_kernel():
     return _compiled("relu_backward", _relu_backward) if enabled() else None
 
 
-def softmax_kernel():
-    """Return the compiled row-wise softmax, or None without numba.
+def softmax_kernels():
+    """Return the compiled halves of a row-wise softmax, or None without numba.
 
     Returns
     -------
-    callable or None
-        ``kernel(a, out)``, both of shape (n_samples, n_units).
+    tuple of callable, or None
+        ``(shift, normalize)``: ``shift(a, out, m)`` writes the row maxima of
+        a (n_samples, n_units) into m (n_samples,) and a - m into out;
+        ``normalize(e)`` divides each row of e by its sum, in place. Between
+        the two the caller applies ``np.exp``.
     """
-    return _compiled("softmax", _softmax) if enabled() else None
+    if not enabled():
+        return None
+    return _compiled("shift_by_row_max", _shift_by_row_max), _compiled("divide_by_row_sum", _divide_by_row_sum)
 
 
 def nll_kernel():
-    """Return the compiled fused softmax + negative log-likelihood sum, or None.
+    """Return the compiled negative log-likelihood sum from shifted exponentials, or None.
 
     Returns
     -------
     callable or None
-        ``kernel(a, y, w, weighted)`` with logits a and targets y of shape
-        (n_samples, n_outputs) and weights w of shape (n_samples,) (ignored
-        unless ``weighted``); returns sum_i w_i (logsumexp(a_i) sum_j y_ij -
-        y_i . a_i) as a float.
+        ``kernel(e, m, a, y, w, weighted)`` with e = exp(a - m) and logits a,
+        targets y of shape (n_samples, n_outputs), row maxima m and weights w
+        of shape (n_samples,) (w ignored unless ``weighted``); returns
+        sum_i w_i (logsumexp(a_i) sum_j y_ij - y_i . a_i) as a float.
     """
-    return _compiled("nll", _nll_from_logits) if enabled() else None
+    return _compiled("nll", _nll_from_shifted) if enabled() else None
 
 
 def log_loss_terms_kernel():

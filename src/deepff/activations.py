@@ -404,10 +404,13 @@ class Softmax(Activation):
 
     def forward(self, a, out=None):
         """Stable softmax: subtract the row maximum first. See :meth:`Activation.forward`."""
-        kernel = _kernels.softmax_kernel() if _same_float(a, a if out is None else out) else None
-        if kernel is not None:  # the same steps row by row (optional numba): numpy's
-            out = np.empty_like(a) if out is None else out  # reductions along a short
-            kernel(a, out)                                   # last axis are slow
+        kernels = _kernels.softmax_kernels() if _same_float(a, a if out is None else out) else None
+        if kernels is not None:  # the same steps, the row reductions compiled (optional
+            shift, normalize = kernels  # numba): numpy reduces slowly along a short last axis
+            out = np.empty_like(a) if out is None else out
+            shift(a, out, np.empty(a.shape[0], dtype=a.dtype))
+            np.exp(out, out=out)
+            normalize(out)
             return out
         out = np.subtract(a, np.maximum.reduce(a, axis=1, keepdims=True), out=out)
         np.exp(out, out=out)

@@ -193,10 +193,13 @@ class NegLogLikelihood(Loss):
     def value_from_logits(self, a, y, w=None):
         """See :meth:`Loss.value_from_logits`."""
         fits = a.ndim == 2 and a.dtype == y.dtype and a.dtype in (np.float32, np.float64)
-        kernel = _kernels.nll_kernel() if fits else None
-        if kernel is not None:  # the same sums row by row, in float64 (optional numba)
+        kernels = _kernels.softmax_kernels() if fits else None
+        if kernels is not None:  # the same sums row by row, in float64 (optional numba)
+            e, m = np.empty_like(a), np.empty(a.shape[0], dtype=a.dtype)
+            kernels[0](a, e, m)                         # e = a - max, m = max
+            np.exp(e, out=e)
             weighted = w is not None
-            return kernel(a, y, w if weighted else a[:, 0], weighted) / a.shape[0]
+            return _kernels.nll_kernel()(e, m, a, y, w if weighted else m, weighted) / a.shape[0]
         m = a.max(axis=1, keepdims=True)
         z = np.subtract(a, m)
         np.exp(z, out=z)
