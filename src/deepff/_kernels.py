@@ -14,9 +14,11 @@ small. It is used only when
 The optimizer and ReLU kernels perform the numpy path's operations in the
 same order and in the parameters' dtype, so their results are the same bits
 (LLVM does not contract a * b + c into a fused multiply-add unless told to).
-Softmax and the softmax + negative log-likelihood value use numba's exp and
-a sequential row sum (the loss in float64), so they agree with numpy to
-float rounding. tests/test_kernels.py checks both claims.
+Softmax and the softmax + negative log-likelihood value compile only their
+row passes (maximum and shift; sum, then division or log) and leave ``exp``
+to numpy's vector code; their row sums run in another order than numpy's
+(the loss's in float64), so they agree with numpy to float rounding.
+tests/test_kernels.py checks both claims.
 """
 
 from __future__ import annotations
