@@ -193,3 +193,32 @@ def test_gradcheck_refuses_a_non_finite_loss():
     with np.errstate(over="ignore", invalid="ignore"):
         with pytest.raises(InputError, match="overflowed"):
             gradcheck(net, _X() * 30, _y("mse"))
+
+
+def _cancelling_mae_net():
+    """A linear net whose bias gradient is exactly zero: the residuals' signs cancel."""
+    X = np.array([[0.5, -1.0], [1.5, 0.25], [-0.75, 2.0], [1.0, 1.0]])
+    y = np.array([0.6, -0.6, 0.8, -0.8])
+    net = FeedForward([Dense(1)], loss="mae", n_features=2, dtype="float64", seed=0)
+    net.layers[0].W[...] = 0.0
+    return net, X, y
+
+
+def test_zero_true_gradient_is_not_reported_as_noise_over_noise():
+    net, X, y = _cancelling_mae_net()
+    report = gradcheck_report(net, X, y)
+    assert report["layer1.b"] == 0.0          # it used to be 1.0: rounding noise divided by itself
+    assert report["layer1.W"] < 1e-6
+    assert gradcheck(net, X, y) < 1e-6
+
+
+def test_a_wrong_small_gradient_next_to_a_zero_one_is_still_caught(monkeypatch):
+    net, X, y = _cancelling_mae_net()
+    real = net.backward
+
+    def off_by_a_little(Y, w=None):
+        real(Y, w)
+        net.params.grad[-1] += 1e-5          # the bias's gradient should be 0
+
+    monkeypatch.setattr(net, "backward", off_by_a_little)
+    assert gradcheck_report(net, X, y)["layer1.b"] == pytest.approx(1.0)
