@@ -299,6 +299,25 @@ def test_string_labels_round_trip(pets, tmp_path, monkeypatch, capsys):
     assert re.search(r"^cat\s", out, flags=re.M) and re.search(r"^dog\s", out, flags=re.M)
 
 
+def test_evaluate_finds_the_csv_beside_a_moved_model(pets, tmp_path, monkeypatch, capsys):
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "pets.csv").write_bytes(Path(pets["csv"]).read_bytes())
+    (moved / "pets.npz").write_bytes(Path(pets["model"]).read_bytes())
+    recorded = load(moved / "pets.npz").metadata["dataset_source"]
+    assert recorded == str(pets["csv"]) and recorded != str(moved / "pets.csv")
+    monkeypatch.chdir(tmp_path)
+    original = Path(pets["csv"])
+    backup = tmp_path / "original.csv"
+    original.rename(backup)                     # the recorded path no longer exists
+    try:
+        rc, out, _ = run(capsys, "evaluate", "--model", moved / "pets.npz")
+    finally:
+        backup.rename(original)
+    assert rc == 0
+    assert "pets.csv: 40 samples, the held-out test split" in out
+
+
 def test_regression_csv(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)

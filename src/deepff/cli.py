@@ -497,6 +497,19 @@ def _source(dataset):
     return name.lower() if name.lower() in DATASETS else os.path.abspath(os.path.expanduser(name))
 
 
+def _moved_source(source, model_path):
+    """The training file recorded in a model, or the file of that name beside the model.
+
+    Models record the absolute path of a CSV or .npy training file; when a
+    project folder is moved or copied, the file is usually still next to the
+    model, under the same name.
+    """
+    if not source or not os.path.isabs(str(source)) or os.path.exists(str(source)):
+        return source
+    beside = os.path.join(os.path.dirname(os.path.abspath(str(model_path))), os.path.basename(str(source)))
+    return beside if os.path.exists(beside) else source
+
+
 def _slug(name):
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in os.path.splitext(os.path.basename(name))[0])
 
@@ -536,7 +549,8 @@ def cmd_evaluate(args):
 
     net = load(args.model)
     meta = net.metadata if isinstance(net.metadata, dict) else {}
-    name = args.dataset or meta.get("dataset_source") or meta.get("dataset") or "digits"
+    name = args.dataset or _moved_source(meta.get("dataset_source"), args.model) \
+        or meta.get("dataset") or "digits"
     args.dataset = str(name)
     # The data set the model was trained on (same built-in name, or a file of the same name):
     # re-create its train/test split and score the held-out part only.
