@@ -359,3 +359,19 @@ def test_synthetic_separable_problem_with_sgd():
     net = Network([Dense(16, "relu"), Dense(16, "relu"), Dense(3, "softmax")], loss="nll", seed=1)
     net.fit(X[:240], y[:240], epochs=20, batch_size=16, optimizer="sgd", lr=0.05)
     assert np.mean(net.predict(Xte) == yte) >= 0.95
+
+
+@pytest.mark.parametrize("out,loss,n_classes", [("softmax", "neg_log_likelihood", 3),
+                                                ("sigmoid", "binary_cross_entropy", 2)])
+def test_running_training_accuracy_counts_each_row_once(out, loss, n_classes):
+    """With lr = 0 the weights never move, so the per-step accuracy summed over an
+    epoch (shuffled, last batch short) is the accuracy of the network on the whole set."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(203, 4))
+    y = rng.integers(0, n_classes, 203)
+    units = n_classes if out == "softmax" else 1
+    net = deepff.Network([deepff.Dense(6, "tanh"), deepff.Dense(units, out)], loss=loss, seed=3)
+    history = net.fit(X, y, epochs=2, batch_size=32, optimizer={"name": "sgd", "lr": 0.0})
+    expected = float(np.mean(net.predict(X) == y))
+    assert 0 < expected < 1
+    assert history["accuracy"] == [pytest.approx(expected, abs=1e-12)] * 2

@@ -407,6 +407,9 @@ class Trainer:
         wb = None if w is None else np.empty(bs, dtype=w.dtype)
         max_norm = self._has_max_norm()
         classification = net.task == "classification"
+        # the class of every row, once per fit: a step then compares one argmax with a gather
+        labels = Y.argmax(axis=1) if classification and not net.multi_label and Y.shape[1] > 1 else None
+        lb = None if labels is None else np.empty(bs, dtype=labels.dtype)
         snapshot = None
         if self.schedule is not None and getattr(self.schedule, "total_steps", 0) is None:
             self.schedule.total_steps = self.epochs * -(-n // bs)   # e.g. cosine: anneal over the run
@@ -450,7 +453,10 @@ class Trainer:
                 self.step += 1
                 loss_sum += J * m
                 seen += m
-                if classification:
+                if labels is not None:
+                    correct += float(np.count_nonzero(
+                        h.argmax(axis=1) == np.take(labels, idx, out=lb[:m], mode="clip")))
+                elif classification:
                     correct += _n_correct(h, y, net.multi_label)
                 self._pos, self._partial = start + m, [loss_sum, correct, seen]
                 for cb in self.callbacks:
