@@ -180,11 +180,9 @@ class ReLU(Activation):
 
     def backward(self, a, h, g, out=None):
         """dJ/da = g o [h > 0]. See :meth:`Activation.backward`."""
-        kernel = _kernels.relu_backward_kernel() if _same_float(g, h, g if out is None else out) else None
-        if kernel is not None:  # the same product in one pass, no mask array (optional numba)
-            out = np.empty_like(g) if out is None else out
-            kernel(g, h, out)
-            return out
+        fused = _compiled_derivative(_kernels.relu_backward_kernel, g, h, out)
+        if fused is not None:  # the same product in one pass, no mask array (optional numba)
+            return fused
         # multiply by the 0/1 mask instead of indexing: no boolean temporaries
         # on the hot path beyond one comparison.
         return np.multiply(g, h > 0, out=out)
@@ -301,11 +299,9 @@ class Sigmoid(Activation):
 
     def backward(self, a, h, g, out=None):
         """dJ/da = (g o h) o (1 - h). See :meth:`Activation.backward`."""
-        kernel = _kernels.sigmoid_backward_kernel() if _same_float(g, h, g if out is None else out) else None
-        if kernel is not None:  # the same products in one pass (optional numba)
-            out = np.empty_like(g) if out is None else out
-            kernel(g, h, out)
-            return out
+        fused = _compiled_derivative(_kernels.sigmoid_backward_kernel, g, h, out)
+        if fused is not None:  # the same products in one pass (optional numba)
+            return fused
         one_minus_h = 1 - h
         out = np.multiply(g, h, out=out)
         out *= one_minus_h
@@ -323,11 +319,9 @@ class Tanh(Activation):
 
     def backward(self, a, h, g, out=None):
         """dJ/da = g o (1 - h^2). See :meth:`Activation.backward`."""
-        kernel = _kernels.tanh_backward_kernel() if _same_float(g, h, g if out is None else out) else None
-        if kernel is not None:  # the same products in one pass (optional numba)
-            out = np.empty_like(g) if out is None else out
-            kernel(g, h, out)
-            return out
+        fused = _compiled_derivative(_kernels.tanh_backward_kernel, g, h, out)
+        if fused is not None:  # the same products in one pass (optional numba)
+            return fused
         return np.multiply(g, 1 - h * h, out=out)
 
 
@@ -441,6 +435,19 @@ def _same_float(*arrays):
         elif x.dtype != dtype:
             return False
     return True
+
+
+def _compiled_derivative(get_kernel, g, h, out):
+    """Run a compiled ``kernel(g, h, out)`` when numba is there and takes these arrays.
+
+    Returns the result array, or None (then the caller's numpy code runs).
+    """
+    kernel = get_kernel() if _same_float(g, h, g if out is None else out) else None
+    if kernel is None:
+        return None
+    out = np.empty_like(g) if out is None else out
+    kernel(g, h, out)
+    return out
 
 
 def _write(out, value):
