@@ -74,11 +74,13 @@ Deliberate differences:
 Speed: the engine's forward and backward sweeps run in preallocated
 workspaces; the parameter update, the alpha term and the division by the
 batch weight are one pass over the flat buffer. When numba is installed
-(and ``DEEPFF_NUMBA`` is not ``0``) that pass, and the ReLU / tanh /
-logistic element-wise steps, run as small compiled kernels that perform
-the same floating-point operations as the numpy code, so results do not
-depend on whether numba is there. ``predict`` is thread-safe (the shared
-workspaces are used under a lock).
+(and ``DEEPFF_NUMBA`` is not ``0``) that pass, the ReLU / tanh / logistic
+element-wise steps and the log-loss terms run as small compiled kernels
+(:mod:`deepff._kernels`) that perform the same floating-point operations as
+the numpy code; softmax's compiled row sums run in another order, so with
+numba a fit agrees with the numpy path (and with scikit-learn) to float
+rounding, about 1e-12, not to the bit. ``predict`` is thread-safe (the
+shared workspaces are used under a lock).
 """
 
 from __future__ import annotations
