@@ -311,11 +311,12 @@ def test_evaluate_finds_the_csv_beside_a_moved_model(pets, tmp_path, monkeypatch
     backup = tmp_path / "original.csv"
     original.rename(backup)                     # the recorded path no longer exists
     try:
-        rc, out, _ = run(capsys, "evaluate", "--model", moved / "pets.npz")
+        rc, out, err = run(capsys, "evaluate", "--model", moved / "pets.npz")
     finally:
         backup.rename(original)
     assert rc == 0
     assert "pets.csv: 40 samples, the held-out test split" in out
+    assert err.strip() == f"deepff: {original} is gone; using {moved / 'pets.csv'}, found beside the model"
 
 
 def test_regression_csv(tmp_path, monkeypatch, capsys):

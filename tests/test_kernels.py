@@ -14,7 +14,7 @@ import deepff
 from deepff import _kernels, activations, losses
 from deepff.optimizers import SGD, Adam, AdamW
 
-pytestmark = pytest.mark.skipif(not _kernels.enabled(), reason="numba not installed (optional extra 'fast')")
+pytestmark = pytest.mark.skipif(not _kernels.enabled(), reason="kernels off (no numba, or DEEPFF_NUMBA=0)")
 
 
 def test_refresh_rereads_the_environment(monkeypatch):
@@ -95,7 +95,7 @@ def _activation_inputs(dtype):
     z[0, :3] = [0.0, -0.0, np.nan]
     z[1, :2] = [np.inf, -np.inf]
     b = rng.normal(size=(1, 17)).astype(dtype)
-    b[0, :3] = 0
+    b[0, :3] = [0.0, -0.0, 0.0]          # -0.0 + -0.0 reaches ReLU as -0.0
     g = rng.normal(size=(33, 17)).astype(dtype)
     g[2, :2] = [np.nan, np.inf]
     return z, b, g
@@ -116,6 +116,60 @@ def test_relu_kernels_are_bit_identical_to_numpy(dtype, monkeypatch):
     np.testing.assert_array_equal(ha, hb)   # NaN stays NaN, inf stays inf
     np.testing.assert_array_equal(ga, gb)   # NaN * 0 is NaN in both
     assert np.isnan(ha[0, 2]) and ha[1, 0] == np.inf and ha[1, 1] == 0
+    assert za[0, 1] == 0 and np.signbit(za[0, 1])                         # a = -0.0 ...
+    assert np.array_equal(np.signbit(ha), np.signbit(hb)) and not np.signbit(ha[0, 1])  # ... h = +0.0
+
+
+def test_a_relu_subclass_with_its_own_forward_keeps_it():
+    class ReLU6(activations.ReLU):
+        def forward(self, a, out=None):
+            return np.clip(a, 0, 6, out=out)
+
+    net = deepff.FeedForward([deepff.Dense(1, ReLU6())], loss="mse", n_features=1, dtype="float64", seed=0)
+    net.layers[0].W[...] = 1
+    np.testing.assert_array_equal(net.predict(np.full((2, 1), 100.0)), [6.0, 6.0])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_amsgrad_kernel_keeps_nan_in_its_state_as_numpy_does(dtype, monkeypatch):
+    def run():
+        opt, theta = Adam(amsgrad=True), np.zeros(3, dtype=dtype)
+        with np.errstate(invalid="ignore"):   # inf / inf in the numpy path
+            opt.step(theta, np.ones(3, dtype=dtype))
+            opt.step(theta, np.array([np.nan, 1, np.inf], dtype=dtype))
+        return theta, opt.state
+
+    theta_k, state_k = run()
+    _numpy_path(monkeypatch)
+    theta_n, state_n = run()
+    np.testing.assert_array_equal(theta_k, theta_n)
+    for name in state_n:
+        np.testing.assert_array_equal(state_k[name], state_n[name])
+    assert np.isnan(state_k["max_exp_avg_sq"][0])
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1e-3])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "sgd-plain"])
+def test_sklearn_fused_steps_are_bit_identical_to_numpy(solver, dtype, alpha, monkeypatch):
+    from deepff.sklearn import _SklearnAdam, _SklearnSGD
+
+    def run():
+        opt = _SklearnAdam() if solver == "adam" else _SklearnSGD(nesterov=solver == "sgd")
+        rng = np.random.default_rng(9)
+        theta = rng.normal(size=500).astype(dtype)
+        mask = (np.arange(500) % 5 != 0).astype(dtype)   # every fifth entry a bias
+        for _ in range(12):
+            grad = (np.sin(3 * theta) * 7).astype(dtype)   # a summed batch gradient
+            opt.fused_step(theta, grad, mask, alpha, 7.0)
+        return theta, opt.state
+
+    theta_k, state_k = run()
+    _numpy_path(monkeypatch)
+    theta_n, state_n = run()
+    np.testing.assert_array_equal(theta_k, theta_n)
+    for name in state_n:
+        np.testing.assert_array_equal(state_k[name], state_n[name])
 
 
 @pytest.mark.parametrize("dtype,rtol", [("float64", 1e-14), ("float32", 1e-6)])
@@ -201,3 +255,14 @@ def test_activation_derivative_kernels_are_bit_identical_to_numpy(name, dtype, m
     ref = act.backward(a, h, g, out=np.empty_like(g))
     np.testing.assert_array_equal(fused, ref)
     np.testing.assert_array_equal(in_place, ref)
+
+
+def test_nll_kernel_is_not_given_mismatched_shapes():
+    """Bad shapes take the numpy path and its error instead of a read past the end."""
+    loss = losses.get("neg_log_likelihood")
+    a = np.zeros((5, 3))
+    y = np.eye(3)[[0, 1, 2, 0, 1]]
+    with pytest.raises(ValueError):
+        loss.value_from_logits(a, y, w=np.ones(3))
+    with pytest.raises(ValueError):
+        loss.value_from_logits(a, y[:, :2])

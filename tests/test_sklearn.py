@@ -239,7 +239,7 @@ def test_lbfgs_matches_sklearn():
     assert_allclose(ours.predict(X), ref.predict(X), atol=1e-6)
 
 
-@pytest.mark.skipif(not _kernels.enabled(), reason="numba not installed (optional extra 'fast')")
+@pytest.mark.skipif(not _kernels.enabled(), reason="kernels off (no numba, or DEEPFF_NUMBA=0)")
 def test_numba_and_numpy_paths_agree(monkeypatch):
     """Same fits with the compiled kernels and with DEEPFF_NUMBA=0 (softmax's exp differs in the last bits)."""
     X, y = _digits(200)
@@ -249,15 +249,41 @@ def test_numba_and_numpy_paths_agree(monkeypatch):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             fast = MLPClassifier(**kw).fit(X, y)
-            with monkeypatch.context() as m:
-                m.setenv("DEEPFF_NUMBA", "0")
-                _kernels.refresh()
-                assert not _kernels.enabled()
-                slow = MLPClassifier(**kw).fit(X, y)
-            _kernels.refresh()
+            slow = _fit_without_kernels(monkeypatch, MLPClassifier(**kw), X, y)
         for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_, strict=True):
             assert_allclose(a, b, rtol=1e-10, atol=1e-13)
         assert_allclose(fast.loss_curve_, slow.loss_curve_, rtol=1e-12)
+
+
+def _fit_without_kernels(monkeypatch, estimator, X, y):
+    """Fit with DEEPFF_NUMBA=0; the kernels' cached switch is restored whatever happens."""
+    try:
+        with monkeypatch.context() as m:
+            m.setenv("DEEPFF_NUMBA", "0")
+            _kernels.refresh()
+            assert not _kernels.enabled()
+            return estimator.fit(X, y)
+    finally:
+        _kernels.refresh()
+
+
+@pytest.mark.skipif(not _kernels.enabled(), reason="kernels off (no numba, or DEEPFF_NUMBA=0)")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_regressor_fits_are_bit_identical_with_and_without_kernels(solver, dtype, monkeypatch):
+    """No softmax in a regressor: every kernel on its path must give the numpy path's bits."""
+    X, _ = _digits(150)
+    X = X.astype(dtype)
+    y = (X[:, :3] @ np.array([0.5, -0.25, 0.125], dtype=dtype)).astype(dtype)
+    kw = {"hidden_layer_sizes": (16, 8), "max_iter": 6, "random_state": 0, "solver": solver, "alpha": 1e-3}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fast = MLPRegressor(**kw).fit(X, y)
+        slow = _fit_without_kernels(monkeypatch, MLPRegressor(**kw), X, y)
+    assert fast.coefs_[0].dtype == dtype
+    for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_, strict=True):
+        assert_array_equal(a, b)
+    assert fast.loss_curve_ == slow.loss_curve_
 
 
 def test_defaults_work_on_iris():

@@ -84,8 +84,8 @@ def _adam(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, wei
         m[i] = mi
         v[i] = vi
         if amsgrad:
-            if vi > vmax[i]:
-                vmax[i] = vi                                # vmax = max(vmax, v)
+            if vi > vmax[i] or vi != vi:
+                vmax[i] = vi                                # vmax = max(vmax, v), NaN kept
             vi = vmax[i]
         den = np.sqrt(vi) / sqrt_bc2 + eps                  # sqrt(v) / sqrt(bc2) + eps
         theta[i] = theta[i] - step_size * (mi / den)        # theta -= lr / bc1 * m / den
@@ -120,7 +120,7 @@ def _bias_relu(z, b, h):
         for j in range(z.shape[1]):
             a = z[i, j] + b[0, j]
             z[i, j] = a
-            h[i, j] = zero if a < zero else a
+            h[i, j] = zero if a <= zero else a      # +0.0 for -0.0, as np.maximum gives
 
 
 def _relu_backward(g, h, out):

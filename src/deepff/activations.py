@@ -172,7 +172,9 @@ class ReLU(Activation):
 
     def forward_biased(self, z, b, out):
         """a = z + b, h = max(a, 0). See :meth:`Activation.forward_biased`."""
-        kernel = _kernels.bias_relu_kernel() if _same_float(z, b, out) else None
+        # the kernel is ReLU's own forward: a subclass with another forward keeps it
+        own = type(self).forward is ReLU.forward
+        kernel = _kernels.bias_relu_kernel() if own and _same_float(z, b, out) else None
         if kernel is None:
             return super().forward_biased(z, b, out)
         kernel(z, b, out)  # the same two steps in one pass (optional numba)

@@ -507,7 +507,10 @@ def _moved_source(source, model_path):
     if not source or not os.path.isabs(str(source)) or os.path.exists(str(source)):
         return source
     beside = os.path.join(os.path.dirname(os.path.abspath(str(model_path))), os.path.basename(str(source)))
-    return beside if os.path.exists(beside) else source
+    if not os.path.exists(beside):
+        return source
+    print(f"deepff: {source} is gone; using {beside}, found beside the model", file=sys.stderr)
+    return beside
 
 
 def _slug(name):

@@ -5,18 +5,20 @@ For every parameter theta_i the central difference
     (J(theta + eps e_i) - J(theta - eps e_i)) / (2 eps)
 
 is compared with the gradient backprop wrote into ``params.grad``. The
-error of one parameter array (a layer's W, b, gamma or beta) is
+error of one parameter array (a layer's W, b, gamma or beta) is the
+relative difference
 
     ||g_backprop - g_numeric||_2 / (||g_backprop||_2 + ||g_numeric||_2)
 
-and :func:`gradcheck` returns the worst one. One exception: when both
-gradients of an array are below tau = 1e-7 max(1, |J|) sqrt(size) -- a
-thousand times the rounding noise of the difference quotient, about
-1e-10 max(1, |J|) per entry -- the two agree that the gradient is zero and
-the error is 0. Without it an array whose true gradient is exactly zero (a
-bias whose sign terms cancel under mean absolute error, say) would report
-noise divided by noise, about 1; gradients that small cannot be checked by
-finite differences at all. Run it in float64: in float32
+and :func:`gradcheck` returns the worst one. One refinement: when the
+difference is within tau = 100 eps_machine max(1, |J|) sqrt(size) / eps (a
+hundred times the difference quotient's rounding noise, summed over the
+array), the denominator is at least 1e6 tau, so the error reads below 1e-6.
+Without it an array whose true gradient is zero -- a bias whose sign terms
+cancel under mean absolute error, say -- would report noise divided by
+noise, about 1. Any larger difference, even between tiny gradients (one of
+them with the wrong sign, or missing), is reported as the plain ratio.
+Run it in float64: in float32
 the rounding of J swamps the difference quotient. Dropout masks are held
 fixed by replaying the dropout generator's state before every evaluation,
 and batch norm is checked in training mode (batch statistics).
@@ -62,9 +64,8 @@ def gradcheck_report(network, X, y, sample_weight=None, penalty=None, training=T
     Returns
     -------
     dict of str to float
-        ``{"layer1.W": err, "layer1.b": err, ...}``; 0.0 for an array whose
-        backprop and numeric gradients are both zero to within the finite
-        differences' resolution (see the module docstring).
+        ``{"layer1.W": err, "layer1.b": err, ...}`` (the module docstring
+        gives the formula and its floor for near-zero gradients).
     """
     if network.dtype != np.float64:
         raise InputError("gradcheck needs a float64 network (dtype='float64'); float32 rounding hides errors")
@@ -100,14 +101,14 @@ def gradcheck_report(network, X, y, sample_weight=None, penalty=None, training=T
             arr[...] = saved_buffers[name]
         network.dropout_rng.bit_generator.state = rng_state
     report = {}
-    resolution = 1e-7 * max(1.0, abs(J))      # per entry: 1000 x the quotient's rounding noise
+    noise = 100 * np.finfo(np.float64).eps * max(1.0, abs(J)) / eps   # per entry, x100
     for name, s in zip(params.names, params.slices):
         ga, gn = analytic[s], numeric[s]
-        norm_a, norm_n = np.linalg.norm(ga), np.linalg.norm(gn)
-        if max(norm_a, norm_n) < resolution * np.sqrt(ga.size):
-            report[name] = 0.0                # both zero, as far as differences can tell
-        else:
-            report[name] = float(np.linalg.norm(ga - gn) / (norm_a + norm_n))
+        tau = noise * np.sqrt(ga.size)
+        diff, size = np.linalg.norm(ga - gn), np.linalg.norm(ga) + np.linalg.norm(gn)
+        if diff <= tau:                  # within the quotient's noise: never reads as an error
+            size = max(size, 1e6 * tau)
+        report[name] = float(diff / size) if size > 0 else 0.0
     return report
 
 

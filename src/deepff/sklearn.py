@@ -79,13 +79,14 @@ element-wise steps and the log-loss terms run as small compiled kernels
 (:mod:`deepff._kernels`) that perform the same floating-point operations as
 the numpy code; softmax's compiled row sums run in another order, so with
 numba a fit agrees with the numpy path (and with scikit-learn) to float
-rounding, about 1e-12, not to the bit. ``predict`` is thread-safe (the
+rounding (about 1e-12 in float64), not to the bit. ``predict`` is thread-safe (the
 shared workspaces are used under a lock).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import numbers
 import threading
 import warnings
@@ -381,7 +382,7 @@ class _SklearnAdam(_optimizers.Optimizer):
         np.multiply(grad, grad, out=tmp)
         tmp *= 1 - b2
         v += tmp
-        lr_t = self.lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        lr_t = self.lr * math.sqrt(1 - b2**t) / (1 - b1**t)  # a Python float: float32 stays float32
         np.sqrt(v, out=tmp)                      # sqrt(v) + eps
         tmp += self.epsilon
         np.multiply(m, -lr_t, out=upd)           # -lr_t m / (sqrt(v) + eps)
@@ -399,7 +400,7 @@ class _SklearnAdam(_optimizers.Optimizer):
             self._allocate(theta)
         self.t += 1
         b1, b2, t = self.beta_1, self.beta_2, self.t
-        lr_t = self.lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        lr_t = self.lr * math.sqrt(1 - b2**t) / (1 - b1**t)  # a Python float: float32 stays float32
         dt = theta.dtype.type
         kernel(theta, grad, mask, dt(alpha), dt(sw_sum), self.state["m"], self.state["v"], dt(b1), dt(1 - b1),
                dt(b2), dt(1 - b2), dt(-lr_t), dt(self.epsilon))
