@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench.py                   # full suite, table on stdout
-    python benchmarks/bench.py --json out.json   # also write the results as JSON
+    python benchmarks/bench.py --json out.json   # also write the results (and every round) as JSON
     python benchmarks/bench.py --quick           # tiny sizes: proves the script works
 
 Every workload is run by each available implementation in turn (A B C A B C
@@ -202,7 +202,7 @@ def run_training(label, sizes, optimizer, lr, batch, data, rounds, peers):
             dt = time.perf_counter() - t0
             if rnd > 0:  # round 0 warms up caches, workspaces and thread pools
                 times[r.name].append(dt)
-    result = {"workload": label}
+    result = {"workload": label, "rounds": times}   # every round's seconds, for the JSON
     result.update({name: statistics.median(v) for name, v in times.items()})
     # paired ratios: deepff against each peer within the same round, then the median
     result["ratios"] = {name: statistics.median(d / o for d, o in zip(times["deepff"], v))
