@@ -55,6 +55,18 @@ def _numpy_path(monkeypatch):
     assert not _kernels.enabled()
 
 
+def _same_bits_with_and_without_kernels(run, monkeypatch):
+    """``run()`` -> (theta, optimizer state), once compiled and once on numpy; assert equal bits."""
+    theta_k, state_k = run()
+    _numpy_path(monkeypatch)
+    theta_n, state_n = run()
+    np.testing.assert_array_equal(theta_k, theta_n)
+    assert set(state_k) == set(state_n)
+    for name in state_n:
+        np.testing.assert_array_equal(state_k[name], state_n[name])
+    return state_k
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("cls,kwargs", OPT_CASES, ids=[f"{c.__name__}-{k}" for c, k in OPT_CASES])
 def test_fused_optimizer_step_is_bit_identical_to_numpy(cls, kwargs, dtype, monkeypatch):
@@ -139,13 +151,8 @@ def test_amsgrad_kernel_keeps_nan_in_its_state_as_numpy_does(dtype, monkeypatch)
             opt.step(theta, np.array([np.nan, 1, np.inf], dtype=dtype))
         return theta, opt.state
 
-    theta_k, state_k = run()
-    _numpy_path(monkeypatch)
-    theta_n, state_n = run()
-    np.testing.assert_array_equal(theta_k, theta_n)
-    for name in state_n:
-        np.testing.assert_array_equal(state_k[name], state_n[name])
-    assert np.isnan(state_k["max_exp_avg_sq"][0])
+    state = _same_bits_with_and_without_kernels(run, monkeypatch)
+    assert np.isnan(state["max_exp_avg_sq"][0])
 
 
 @pytest.mark.parametrize("alpha", [0.0, 1e-3])
@@ -164,12 +171,7 @@ def test_sklearn_fused_steps_are_bit_identical_to_numpy(solver, dtype, alpha, mo
             opt.fused_step(theta, grad, mask, alpha, 7.0)
         return theta, opt.state
 
-    theta_k, state_k = run()
-    _numpy_path(monkeypatch)
-    theta_n, state_n = run()
-    np.testing.assert_array_equal(theta_k, theta_n)
-    for name in state_n:
-        np.testing.assert_array_equal(state_k[name], state_n[name])
+    _same_bits_with_and_without_kernels(run, monkeypatch)
 
 
 @pytest.mark.parametrize("dtype,rtol", [("float64", 1e-14), ("float32", 1e-6)])
