@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 __all__ = [
-    "enabled", "refresh",
+    "enabled", "refresh", "fits",
     "adam_kernel", "sgd_kernel", "sklearn_adam_kernel", "sklearn_sgd_kernel",
     "bias_relu_kernel", "relu_backward_kernel", "tanh_backward_kernel", "sigmoid_backward_kernel",
     "softmax_kernels", "nll_kernel", "log_loss_terms_kernel",
@@ -65,6 +65,37 @@ def enabled():
 def refresh():
     """Read ``DEEPFF_NUMBA`` again at the next kernel request (compiled kernels are kept)."""
     _CACHE.pop("enabled", None)
+
+
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def fits(ndim, *arrays):
+    """Whether kernels can take these arrays: ndarrays of ``ndim`` dimensions, one dtype, float32 or float64.
+
+    Anything else (lists, float16, a 2-D parameter vector, mixed dtypes)
+    takes the numpy path, which accepts it or raises its usual error.
+
+    Parameters
+    ----------
+    ndim : int
+    *arrays : object
+
+    Returns
+    -------
+    bool
+    """
+    dtype = None
+    for x in arrays:  # a plain loop: this runs several times per training step
+        if type(x) is not np.ndarray or x.ndim != ndim:
+            return False
+        if dtype is None:
+            dtype = x.dtype
+            if dtype not in _DTYPES:
+                return False
+        elif x.dtype != dtype:
+            return False
+    return True
 
 
 def _adam(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,

@@ -174,7 +174,7 @@ class ReLU(Activation):
         """a = z + b, h = max(a, 0). See :meth:`Activation.forward_biased`."""
         # the kernel is ReLU's own forward: a subclass with another forward keeps it
         own = type(self).forward is ReLU.forward
-        kernel = _kernels.bias_relu_kernel() if own and _same_float(z, b, out) else None
+        kernel = _kernels.bias_relu_kernel() if own and _kernels.fits(2, z, b, out) else None
         if kernel is None:
             return super().forward_biased(z, b, out)
         kernel(z, b, out)  # the same two steps in one pass (optional numba)
@@ -400,7 +400,7 @@ class Softmax(Activation):
 
     def forward(self, a, out=None):
         """Stable softmax: subtract the row maximum first. See :meth:`Activation.forward`."""
-        kernels = _kernels.softmax_kernels() if _same_float(a, a if out is None else out) else None
+        kernels = _kernels.softmax_kernels() if _kernels.fits(2, a, a if out is None else out) else None
         if kernels is not None:  # the same steps, the row reductions compiled (optional
             shift, normalize = kernels  # numba): numpy reduces slowly along a short last axis
             out = np.empty_like(a) if out is None else out
@@ -421,30 +421,12 @@ class Softmax(Activation):
         return out
 
 
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _same_float(*arrays):
-    """Whether the arrays are all 2-D with one dtype, float32 or float64 (what a kernel takes)."""
-    dtype = None
-    for x in arrays:  # a plain loop: this runs several times per training step
-        if type(x) is not np.ndarray or x.ndim != 2:
-            return False
-        if dtype is None:
-            dtype = x.dtype
-            if dtype not in _KERNEL_DTYPES:
-                return False
-        elif x.dtype != dtype:
-            return False
-    return True
-
-
 def _compiled_derivative(get_kernel, g, h, out):
     """Run a compiled ``kernel(g, h, out)`` when numba is there and takes these arrays.
 
     Returns the result array, or None (then the caller's numpy code runs).
     """
-    kernel = get_kernel() if _same_float(g, h, g if out is None else out) else None
+    kernel = get_kernel() if _kernels.fits(2, g, h, g if out is None else out) else None
     if kernel is None:
         return None
     out = np.empty_like(g) if out is None else out

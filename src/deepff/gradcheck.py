@@ -108,7 +108,7 @@ def gradcheck_report(network, X, y, sample_weight=None, penalty=None, training=T
         diff, size = np.linalg.norm(ga - gn), np.linalg.norm(ga) + np.linalg.norm(gn)
         if diff <= tau:                  # within the quotient's noise: never reads as an error
             size = max(size, 1e6 * tau)
-        report[name] = float(diff / size) if size > 0 else 0.0
+        report[name] = float(diff / size)
     return report
 
 

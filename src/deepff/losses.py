@@ -192,8 +192,8 @@ class NegLogLikelihood(Loss):
 
     def value_from_logits(self, a, y, w=None):
         """See :meth:`Loss.value_from_logits`."""
-        fits = a.ndim == 2 and a.dtype == y.dtype and a.dtype in (np.float32, np.float64) and \
-            y.shape == a.shape and (w is None or (type(w) is np.ndarray and w.shape == (a.shape[0],)))
+        fits = _kernels.fits(2, a, y) and y.shape == a.shape and \
+            (w is None or (type(w) is np.ndarray and w.shape == (a.shape[0],)))
         kernels = _kernels.softmax_kernels() if fits else None
         if kernels is not None:  # the same sums row by row, in float64 (optional numba)
             e, m = np.empty_like(a), np.empty(a.shape[0], dtype=a.dtype)

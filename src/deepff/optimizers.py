@@ -267,14 +267,6 @@ class Optimizer:
 # ----------------------------------------------------------------------------
 
 
-def _kernel_fits(theta):
-    """Whether a flat-buffer kernel can take ``theta`` (1-D float32/float64; grad matches, step checked it)."""
-    return theta.ndim == 1 and theta.dtype in _KERNEL_DTYPES
-
-
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 class SGD(Optimizer):
     r"""Stochastic gradient descent with optional momentum (PyTorch's ``SGD``).
 
@@ -336,7 +328,7 @@ class SGD(Optimizer):
 
     def _update(self, theta, grad):
         mu = self.momentum
-        kernel = _kernels.sgd_kernel() if self.use_kernel and _kernel_fits(theta) else None
+        kernel = _kernels.sgd_kernel() if self.use_kernel and _kernels.fits(1, theta, grad) else None
         if kernel is not None:  # the same arithmetic in one fused pass (optional numba)
             f = theta.dtype.type  # the scalars in theta's dtype, as numpy casts them below
             buf = self.state["momentum_buffer"] if mu != 0 else theta
@@ -634,7 +626,7 @@ class Adam(Optimizer):
     def _update(self, theta, grad):
         b1, b2, t = self.beta1, self.beta2, self.t
         m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
-        kernel = _kernels.adam_kernel() if self.use_kernel and _kernel_fits(theta) else None
+        kernel = _kernels.adam_kernel() if self.use_kernel and _kernels.fits(1, theta, grad) else None
         if kernel is not None:  # the same arithmetic in one fused pass (optional numba)
             vmax = self.state["max_exp_avg_sq"] if self.amsgrad else v
             f = theta.dtype.type  # the scalars in theta's dtype, as numpy casts them below

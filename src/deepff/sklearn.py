@@ -216,8 +216,7 @@ def _log_loss_terms(h, y, binary):
     reduces with numpy exactly as scikit-learn does.
     """
     eps = np.finfo(h.dtype).eps
-    fits = h.ndim == 2 and h.dtype == y.dtype and h.dtype in (np.float32, np.float64)
-    kernel = _kernels.log_loss_terms_kernel() if fits else None
+    kernel = _kernels.log_loss_terms_kernel() if _kernels.fits(2, h, y) else None
     if kernel is not None:
         out = np.empty_like(h)
         kernel(h, y, h.dtype.type(eps), binary, out)
