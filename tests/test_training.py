@@ -375,3 +375,111 @@ def test_running_training_accuracy_counts_each_row_once(out, loss, n_classes):
     expected = float(np.mean(net.predict(X) == y))
     assert 0 < expected < 1
     assert history["accuracy"] == [pytest.approx(expected, abs=1e-12)] * 2
+
+
+# ------------------------------------------- objects reused across runs
+def test_one_early_stopping_object_configures_independent_runs():
+    """A reused EarlyStopping starts clean: no stale best epoch, no foreign weights."""
+    X, y = _blobs(n=60)
+    es = EarlyStopping(patience=2)
+    a = _clf(seed=0)
+    a.fit(X, y, epochs=30, optimizer="adam", lr=0.01, validation_split=0.25, early_stopping=es)
+    b = _clf(seed=1)
+    b.fit(X, y, epochs=5, optimizer="sgd", lr=1e-4, validation_split=0.25, early_stopping=es)
+    assert len(b.history_["loss"]) == 5            # its own patience, not a's best loss
+    assert not np.array_equal(a.get_weights(), b.get_weights())
+    narrow = _clf(seed=1, hidden=4)                # another size: no broadcast error
+    narrow.fit(X, y, epochs=2, validation_split=0.25, early_stopping=es)
+    assert es.best is None and es.best_theta is None   # the caller's object is untouched
+    assert b.trainer_.early_stopping.best_epoch is not None
+
+
+def test_an_optimizer_object_is_a_template_never_changed():
+    X, y = _blobs(n=40)
+    opt = deepff.optimizers.Adam(lr=0.01)
+    first = _clf().fit(X, y, epochs=3, optimizer=opt)
+    second = _clf().fit(X, y, epochs=3, optimizer=opt)
+    assert first["loss"] == second["loss"]         # no moments carried from the first run
+    assert opt.t == 0 and opt.state == {}
+    sgd = deepff.optimizers.SGD(lr=0.1)
+    net = _clf()
+    net.fit(X, y, epochs=1, optimizer=sgd, lr=0.5)
+    assert sgd.lr == 0.1 and net.trainer_.optimizer.lr == 0.5
+
+
+@pytest.mark.parametrize("lr", [-0.5, "fast", float("nan"), True])
+def test_fit_checks_the_learning_rate(lr):
+    X, y = _blobs(n=20)
+    with pytest.raises(SpecError, match="lr must be >= 0"):
+        _clf().fit(X, y, epochs=1, lr=lr)
+
+
+def test_warm_start_refuses_new_settings_but_takes_a_new_rate():
+    X, y = _blobs(n=20)
+    net = _clf()
+    net.fit(X, y, epochs=1, optimizer="sgd", lr=0.01)
+    with pytest.raises(InputError, match="warm_start=True.*optimizer, schedule"):
+        net.fit(X, y, epochs=1, optimizer="adam", schedule="cosine", warm_start=True)
+    net.fit(X, y, epochs=1, lr=0.05, warm_start=True)
+    assert net.trainer_.optimizer.lr == 0.05 and net.trainer_.epoch == 2
+    with pytest.raises(SpecError, match="lr must be >= 0"):
+        net.fit(X, y, epochs=1, lr=-1.0, warm_start=True)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(validation_split=0.95), "leaves none to train on"),
+    (dict(validation_data=(np.zeros((2, 4)),)), "pair"),
+    (dict(validation_split="a"), "validation_split"),
+])
+def test_fit_names_bad_validation_settings(bad, match):
+    X, y = _blobs(n=3)
+    with pytest.raises(InputError, match=match):
+        _clf().fit(X, y, epochs=1, **bad)
+
+
+def test_a_lengthened_resume_keeps_annealing_over_the_whole_run():
+    """cosine without total_steps spans the run: resumed to 4 epochs it does not sit at lr 0."""
+    X, y = _blobs(n=40)
+    first = _clf()
+    first.fit(X, y, epochs=2, batch_size=10, optimizer="sgd", lr=0.1, schedule="cosine")
+    state = first.trainer_.state_dict()
+    resumed = _clf(seed=5)
+    resumed.build(4)
+    resumed.fit(X, y, epochs=4, batch_size=10, optimizer="sgd", lr=0.1, schedule="cosine",
+                resume_state=state)
+    lrs = resumed.history_["lr"]
+    straight = _clf()
+    straight.fit(X, y, epochs=4, batch_size=10, optimizer="sgd", lr=0.1, schedule="cosine")
+    assert lrs[:2] == first.history_["lr"] and lrs[2] > 2 * lrs[1]
+    assert lrs[2:] == straight.history_["lr"][2:]   # the same place on the 4-epoch curve
+    # resuming to the same length is still exact
+    again = _clf(seed=5)
+    again.build(4)
+    again.fit(X, y, epochs=2, batch_size=10, optimizer="sgd", lr=0.1, schedule="cosine",
+              resume_state=state)
+    np.testing.assert_array_equal(again.get_weights(), first.get_weights())
+
+
+def test_lbfgs_stops_after_the_iteration_in_which_stop_was_requested():
+    X, y = _blobs(n=60)
+    full = _clf(dtype="float64")
+    full.fit(X, y, epochs=1, optimizer={"name": "lbfgs", "max_iter": 50})
+    net = _clf(dtype="float64")
+    with pytest.raises(InputError, match="built network"):
+        Trainer(net)
+    net.build(4)
+    calls = {"n": 0}
+    backward = net.backward
+
+    def counting_backward(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            net.trainer_.request_stop()
+        return backward(*args, **kwargs)
+
+    net.backward = counting_backward
+    trainer = Trainer(net, optimizer={"name": "lbfgs", "max_iter": 50})
+    net.trainer_ = trainer
+    trainer.fit(net.prepare_inputs(X), net.prepare_targets(y, 60))
+    assert trainer.history.interrupted and trainer.stop_requested
+    assert trainer.step < full.trainer_.step and trainer.step <= 3

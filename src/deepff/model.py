@@ -14,9 +14,14 @@ It is the engine (:class:`~deepff.network.FeedForward`) plus the loop
 
 from __future__ import annotations
 
+import copy
+import numbers
+
 import numpy as np
 
 from . import optimizers as _optimizers
+from .checks import real
+from .errors import InputError
 from .metrics import regression_report
 from .network import FeedForward
 from .spec import network_spec, parse_config, parse_layers
@@ -101,7 +106,7 @@ class Network(FeedForward):
         return network_spec(self.n_features, self.layers, self.loss)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, *, epochs=10, batch_size=32, optimizer="sgd", lr=None, schedule=None,
+    def fit(self, X, y, *, epochs=10, batch_size=32, optimizer=None, lr=None, schedule=None,
             regularization=None, clip_norm=None, validation_data=None, validation_split=0.0,
             early_stopping=None, sample_weight=None, class_weight=None, shuffle=True,
             callbacks=None, warm_start=False, resume_state=None):
@@ -116,9 +121,10 @@ class Network(FeedForward):
         epochs : int, default 10
         batch_size : int, default 32
             The last, shorter batch of an epoch is used, not dropped.
-        optimizer : str, dict or Optimizer, default "sgd"
+        optimizer : str, dict or Optimizer, optional
+            "sgd" when not given. An instance is copied, never changed.
         lr : float, optional
-            Learning rate; overrides the optimizer's.
+            Learning rate; overrides the optimizer's (also with warm_start).
         schedule : str, dict or Schedule, optional
         regularization : dict or Penalty, optional
             ``{"l1": ..., "l2": ...}`` or ``{"elastic_net": a, "l1_ratio": r}``.
@@ -135,7 +141,11 @@ class Network(FeedForward):
         callbacks : list of Callback, optional
         warm_start : bool, default False
             Keep the previous fit's trainer (optimizer state, counters) and
-            train ``epochs`` more epochs.
+            train ``epochs`` more epochs. Its optimizer, schedule,
+            regularization, clip_norm, early stopping and callbacks carry
+            on, so passing any of them is an error; ``lr`` may change.
+            (Without warm_start, fit also starts from the current weights,
+            with a fresh optimizer.)
         resume_state : dict, optional
             A :meth:`Trainer.state_dict` to continue from (checkpoints).
 
@@ -153,30 +163,46 @@ class Network(FeedForward):
             cw = class_weights(Y.argmax(axis=1), class_weight, self.n_outputs).astype(self.dtype)
             w = cw if w is None else w * cw
         val = None
+        if not (isinstance(validation_split, numbers.Real) and 0 <= validation_split < 1):
+            raise InputError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
         if validation_data is not None:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise InputError("validation_data must be a pair (X_val, y_val), got a "
+                                 f"{type(validation_data).__name__}"
+                                 + (f" of length {len(validation_data)}"
+                                    if isinstance(validation_data, (tuple, list)) else ""))
             Xv = self.prepare_inputs(validation_data[0])
             val = (Xv, self.prepare_targets(validation_data[1], Xv.shape[0]))
-        elif validation_split:
-            if not 0 < validation_split < 1:
-                from .errors import InputError
-
-                raise InputError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        elif validation_split > 0:
             rng = np.random.default_rng(np.random.SeedSequence(self.seed).spawn(4)[3])
             order = rng.permutation(X.shape[0])
             n_val = max(1, int(round(validation_split * X.shape[0])))
+            if n_val >= X.shape[0]:
+                raise InputError(f"validation_split={validation_split:g} holds out {n_val} of the "
+                                 f"{X.shape[0]} samples and leaves none to train on")
             vi, ti = np.sort(order[:n_val]), np.sort(order[n_val:])
             val = (X[vi], Y[vi])
             X, Y = X[ti], Y[ti]
             w = None if w is None else w[ti]
         if warm_start and getattr(self, "trainer_", None) is not None:
+            given = [name for name, v in (("optimizer", optimizer), ("schedule", schedule),
+                                          ("regularization", regularization), ("clip_norm", clip_norm),
+                                          ("early_stopping", early_stopping), ("callbacks", callbacks),
+                                          ("resume_state", resume_state)) if v is not None]
+            if given:
+                raise InputError(f"fit(warm_start=True) continues the last fit's trainer, so it takes no "
+                                 f"{', '.join(given)}; call fit without warm_start to train the current "
+                                 "weights with new settings (lr may change with warm_start)")
             trainer = self.trainer_
+            if lr is not None:
+                trainer.optimizer.lr = trainer.base_lr = real(trainer.optimizer.name, "lr", lr, low=0.0)
             trainer.epochs = trainer.epoch + int(epochs)
             trainer.batch_size = int(batch_size)
             trainer.stop_requested = False
         else:
-            opt = _optimizers.get(optimizer)
+            opt = copy.deepcopy(_optimizers.get("sgd" if optimizer is None else optimizer))  # never change the caller's
             if lr is not None:
-                opt.lr = float(lr)
+                opt.lr = real(opt.name, "lr", lr, low=0.0)
             trainer = Trainer(self, optimizer=opt, schedule=schedule, penalty=regularization,
                               clip_norm=clip_norm, epochs=epochs, batch_size=batch_size,
                               shuffle=shuffle, early_stopping=early_stopping, callbacks=callbacks)

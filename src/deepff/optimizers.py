@@ -802,7 +802,7 @@ class LBFGS(Optimizer):
             "minimize(fun, theta0) with fun returning the full-batch (loss, grad)"
         )
 
-    def minimize(self, fun, theta0):
+    def minimize(self, fun, theta0, should_stop=None):
         """Minimise ``fun`` starting from ``theta0``.
 
         Parameters
@@ -813,6 +813,9 @@ class LBFGS(Optimizer):
             shape (n_params,).
         theta0 : ndarray of shape (n_params,)
             Starting point (not modified).
+        should_stop : callable, optional
+            Asked after every iteration; when it returns True the
+            minimisation ends there (e.g. on Ctrl-C) with that iterate.
 
         Returns
         -------
@@ -831,11 +834,16 @@ class LBFGS(Optimizer):
             loss, grad = fun(x)
             return float(loss), np.asarray(grad, dtype=np.float64).ravel()
 
+        def callback(xk):
+            if should_stop is not None and should_stop():
+                raise StopIteration   # scipy ends the run and returns this iterate
+
         result = minimize(
             wrapped,
             x0,
             method="L-BFGS-B",
             jac=True,
+            callback=callback,
             options={
                 "maxiter": self.max_iter,
                 "maxfun": self.max_fun,

@@ -19,6 +19,7 @@ the optimizers (:mod:`deepff.optimizers`) know nothing of layers.
 
 from __future__ import annotations
 
+import copy
 import math
 import signal
 import threading
@@ -149,6 +150,10 @@ class EarlyStopping:
                                     "min_delta": min_delta, "restore_best": restore_best})
         self.monitor, self.patience = cfg["monitor"], cfg["patience"]
         self.min_delta, self.restore_best = float(cfg["min_delta"]), cfg["restore_best"]
+        self.reset()
+
+    def reset(self):
+        """Forget the best value, epoch and weights seen so far (a fresh run)."""
         self.best = None
         self.best_epoch = None
         self.wait = 0
@@ -293,9 +298,12 @@ class Trainer:
     network : FeedForward
         A built network (its dtype decides the dtype of the data).
     optimizer : str, dict or Optimizer, default "sgd"
-        See :mod:`deepff.optimizers`; ``"lbfgs"`` trains full-batch.
+        See :mod:`deepff.optimizers`; ``"lbfgs"`` trains full-batch. An
+        instance is copied (with any state it holds): the trainer's own
+        copy is :attr:`optimizer`, and the object passed in is left as it was.
     schedule : str, dict or Schedule, optional
-        Learning-rate schedule (see :mod:`deepff.schedules`).
+        Learning-rate schedule (see :mod:`deepff.schedules`); an instance
+        is copied, as the optimizer is.
     penalty : Penalty or dict, optional
         Weight penalty (L1/L2/elastic net).
     clip_norm : float, optional
@@ -303,7 +311,10 @@ class Trainer:
     epochs : int, default 10
     batch_size : int, default 32
     shuffle : bool, default True
-    early_stopping : EarlyStopping or dict, optional
+    early_stopping : EarlyStopping, dict or bool, optional
+        An instance is copied with its state cleared, so one object can
+        configure several runs; the run's best epoch is in
+        ``trainer.early_stopping``.
     callbacks : list of Callback, optional
 
     Attributes
@@ -319,9 +330,17 @@ class Trainer:
                  epochs=10, batch_size=32, shuffle=True, early_stopping=None, callbacks=None):
         from .spec import parse_regularization
 
+        if not getattr(network, "built", False):
+            raise InputError("Trainer needs a built network (its weights exist): call "
+                             "network.build(n_features) first, or use Network.fit")
         self.network = network
-        self.optimizer = _optimizers.get(optimizer)
-        self.schedule = None if schedule is None else _schedules.get(schedule)
+        # The trainer works on its own copies of an optimizer, schedule or early-stopping
+        # object it is given: their state (steps, moments, best epoch and weights) belongs
+        # to this run, and an object reused for another network or run starts clean.
+        self.optimizer = copy.deepcopy(_optimizers.get(optimizer))
+        self.schedule = None if schedule is None else copy.deepcopy(_schedules.get(schedule))
+        # a schedule given without its length (total_steps None) spans this run's epochs
+        self._schedule_spans_run = getattr(self.schedule, "total_steps", 0) is None
         if penalty is not None and not isinstance(penalty, Penalty):
             penalty = parse_regularization(penalty)
         self.penalty = penalty if penalty is not None and penalty.active else None
@@ -336,6 +355,14 @@ class Trainer:
             from .spec import parse_early_stopping
 
             early_stopping = EarlyStopping(**parse_early_stopping(early_stopping))
+        elif early_stopping is False:
+            early_stopping = None
+        elif early_stopping is not None:
+            if not isinstance(early_stopping, EarlyStopping):
+                raise SpecError("early_stopping must be an EarlyStopping, a dict of its arguments, "
+                                f"True, False or None, got {early_stopping!r}")
+            early_stopping = copy.deepcopy(early_stopping)
+            early_stopping.reset()
         self.early_stopping = early_stopping
         self.callbacks = list(callbacks or [])
         self.base_lr = float(getattr(self.optimizer, "lr", 0.0) or 0.0)
@@ -411,8 +438,8 @@ class Trainer:
         labels = Y.argmax(axis=1) if classification and not net.multi_label and Y.shape[1] > 1 else None
         lb = None if labels is None else np.empty(bs, dtype=labels.dtype)
         snapshot = None
-        if self.schedule is not None and getattr(self.schedule, "total_steps", 0) is None:
-            self.schedule.total_steps = self.epochs * -(-n // bs)   # e.g. cosine: anneal over the run
+        if self._schedule_spans_run:   # e.g. cosine: anneal over the whole run, even a resumed,
+            self.schedule.total_steps = self.epochs * -(-n // bs)   # lengthened one
         while self.epoch < self.epochs and not self.history.stopped_early:
             epoch = self.epoch
             for cb in self.callbacks:
@@ -526,7 +553,8 @@ class Trainer:
                 self.penalty.add_grad(net.params)
             return J, grad.astype(np.float64)
 
-        result, n_iter, _ = self.optimizer.minimize(fun, theta.astype(np.float64))
+        result, n_iter, _ = self.optimizer.minimize(fun, theta.astype(np.float64),
+                                                    should_stop=lambda: self._flag.requested)
         theta[...] = result
         record = {"epoch": self.epoch + n_iter, "loss": float(fun(result)[0])}
         if net.task == "classification":
@@ -534,6 +562,9 @@ class Trainer:
         self.epoch += n_iter - 1
         self._end_epoch(record, self.epoch, t0, validation_data)
         self.step += n_iter
+        if self._flag.requested:          # Ctrl-C: stopped after the current iteration
+            self.history.interrupted = True
+            self.stop_requested = True
 
     # ------------------------------------------------------------ checkpoint
     def state_dict(self):
