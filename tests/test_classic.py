@@ -145,3 +145,35 @@ def test_classic_and_modern_share_the_engine():
     np.testing.assert_array_equal(classic.network.get_weights(), modern.get_weights())
     np.testing.assert_array_equal(classic.network.predict_output(X), modern.predict_output(X))
     assert "Net(" in repr(classic)
+
+
+def test_predict_between_forward_and_backward_leaves_the_training_pass_alone():
+    spec = [{"layer_type": "input", "n_features": 5},
+            {"layer_type": "fullyconn", "n_neurons": 5, "activation": "relu"},
+            {"layer_type": "output", "n_neurons": 2, "activation": "softmax",
+             "loss_type": "neg_log_likelihood"}]
+    rng = np.random.default_rng(0)
+    X, X_other = rng.normal(size=(10, 5)), rng.normal(size=(10, 5))
+    y = np.eye(2)[(X[:, 0] > 0).astype(int)]
+    plain, peeking = deepff.Net(layers=spec, seed=0), deepff.Net(layers=spec, seed=0)
+    plain.forward(X)
+    loss = plain.loss(y)
+    plain.backward(y)
+    peeking.forward(X)
+    first = peeking.predict(X_other)              # same batch size: same workspace
+    peeking.predict(X_other[:7])                  # another batch size
+    assert peeking.loss(y) == loss
+    peeking.backward(y)
+    np.testing.assert_array_equal(peeking.network.get_weights(), plain.network.get_weights())
+    np.testing.assert_array_equal(peeking.predict(X_other), plain.predict(X_other))
+    assert first.shape == (10,)
+
+
+@pytest.mark.parametrize("lr", [-0.1, "fast", float("nan")])
+def test_the_learning_rate_setter_checks_its_value(lr):
+    net = deepff.Net(layers=[{"layer_type": "input", "n_features": 2},
+                             {"layer_type": "output", "n_neurons": 1, "activation": "linear",
+                              "loss_type": "mse"}], seed=0)
+    with pytest.raises(deepff.SpecError, match="learning_rate must be >= 0"):
+        net.learning_rate = lr
+    assert net.learning_rate == 0.1

@@ -19,6 +19,9 @@
 
 from __future__ import annotations
 
+import copy
+
+from .checks import real
 from .layers import InputLayer
 from .network import FeedForward
 from .optimizers import SGD
@@ -64,7 +67,7 @@ class Net:
 
     @learning_rate.setter
     def learning_rate(self, value):
-        self.optimizer.lr = float(value)
+        self.optimizer.lr = real("Net", "learning_rate", value, low=0.0)
 
     def forward(self, X):
         """Forward sweep in training mode; keep every layer's a and h.
@@ -124,8 +127,16 @@ class Net:
         Returns
         -------
         ndarray of shape (n_samples,) or (n_samples, n_outputs)
+
+        Notes
+        -----
+        Between :meth:`forward` and :meth:`backward` the layers hold that
+        pass's a and h; the prediction then runs on a copy of the network,
+        so that loss(y) and backward(y) still see the training pass.
         """
-        return self.network.predict(X)
+        if self._X is None:
+            return self.network.predict(X)
+        return copy.deepcopy(self.network).predict(X)
 
     def __repr__(self):
         return f"Net({self.network!r})"
