@@ -361,3 +361,21 @@ def test_pickle_and_deepcopy_keep_the_flat_buffer_views():
         clone.params.theta[...] = 0  # an update through the buffer reaches the layers
         assert not clone.layers[0].W.any()
         assert net.layers[0].W.any()
+
+
+def test_nll_needs_a_unit_per_class():
+    for out in ("softmax", "sigmoid"):
+        with pytest.raises(SpecError, match="at least 2.*binary_cross_entropy"):
+            FeedForward([Dense(8, "relu"), Dense(1, out)], loss="neg_log_likelihood", n_features=3)
+
+
+def test_a_dense_object_serves_one_place_in_one_network():
+    shared = Dense(4, "relu")
+    with pytest.raises(SpecError, match="layer 1 is the same Dense object"):
+        FeedForward([shared, shared, Dense(1)], n_features=3)
+    first = FeedForward([shared, Dense(1)], n_features=3, seed=0)
+    before = first.params.theta.copy()
+    with pytest.raises(SpecError, match="layer 0 already belongs to a built network"):
+        FeedForward([shared, Dense(1)], n_features=5)
+    np.testing.assert_array_equal(first.params.theta, before)
+    assert first.forward(np.ones((2, 3), first.dtype)).shape == (2, 1)

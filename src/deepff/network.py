@@ -69,11 +69,20 @@ class FeedForward:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Dense):
                 raise SpecError(f"layer {i} must be a deepff.Dense, got {type(layer).__name__}")
+            if any(layer is other for other in layers[:i]):
+                raise SpecError(f"layer {i} is the same Dense object as an earlier layer; "
+                                "give each layer its own Dense")
+            if layer.W is not None:
+                raise SpecError(f"layer {i} already belongs to a built network (its W is that "
+                                "network's); give the new network new Dense objects")
         if layers[-1].dropout:
             raise SpecError("the output layer cannot have dropout (it would make the loss and its "
                             "gradient disagree); put dropout on the hidden layers")
         self.layers = layers
         self.loss = losses.get(loss)
+        if self.loss.name == "neg_log_likelihood" and layers[-1].units < 2:
+            raise SpecError("neg_log_likelihood needs one output unit per class (at least 2), got 1; "
+                            "for a 0/1 target use one sigmoid unit with binary_cross_entropy")
         self.dtype = check_dtype(dtype)
         if seed is not None and not (isinstance(seed, (int, np.integer)) and seed >= 0):
             raise SpecError(f"seed must be a non-negative integer or None, got {seed!r}")
