@@ -588,3 +588,41 @@ def test_benchmark_quick_mode_runs():
         assert r["deepff"]["score"] == r["sklearn"]["score"]  # the same algorithm on both sides
         assert r["speedup_cpu"] > 0
     assert payload["summary"]["quick"] is True
+
+
+def test_pickling_keeps_the_dropout_stream():
+    """Training continued after a pickle round trip draws the same dropout masks."""
+    X, y = load_iris(return_X_y=True)
+    a = MLPClassifier(dropout=0.3, random_state=0).partial_fit(X, y, classes=[0, 1, 2])
+    b = pickle.loads(pickle.dumps(a))
+    c = copy.deepcopy(a)
+    for est in (a, b, c):
+        est.partial_fit(X, y)
+    assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert_array_equal(a.predict_proba(X), c.predict_proba(X))
+
+
+def test_hidden_layer_sizes_must_be_integers():
+    X, y = load_iris(return_X_y=True)
+    for sizes in [(2.5,), (0.5,), (True,), ("10",)]:
+        with pytest.raises(ValueError, match="hidden_layer_sizes must hold integers"):
+            MLPClassifier(hidden_layer_sizes=sizes, max_iter=2).fit(X, y)
+    assert MLPClassifier(hidden_layer_sizes=(np.int64(3),), max_iter=2).fit(X, y).coefs_[0].shape == (4, 3)
+
+
+def test_a_dict_lbfgs_solver_takes_the_estimators_limits():
+    X, y = load_iris(return_X_y=True)
+    with pytest.warns(ConvergenceWarning, match=r"(?s)after 5 iteration\(s\) \(status=1\).*scale the data"):
+        est = MLPClassifier(solver={"name": "lbfgs"}, max_iter=5, random_state=0).fit(X, y)
+    assert est.n_iter_ == 5
+    own = MLPClassifier(solver={"name": "lbfgs", "max_iter": 7}, max_iter=5, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        assert own.fit(X, y).n_iter_ == 7
+
+
+def test_float32_losses_are_python_floats_summed_in_float64():
+    X, y = load_iris(return_X_y=True)
+    est = MLPClassifier(max_iter=3, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X.astype(np.float32), y)
+    assert all(type(v) is float for v in est.loss_curve_ + [est.loss_, est.best_loss_])

@@ -853,6 +853,7 @@ class LBFGS(Optimizer):
             },
         )
         self.converged = bool(result.status == 0)
+        self.status = int(result.status)
         self.message = str(result.message)
         self.t += int(result.nit)
         return np.asarray(result.x, dtype=np.float64), int(result.nit), int(result.nfev)

@@ -485,6 +485,8 @@ class _BaseMLP(BaseEstimator):
         if not hasattr(sizes, "__iter__"):
             sizes = [sizes]
         sizes = list(sizes)
+        if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must hold integers (units per hidden layer), got {sizes}.")
         if np.any(np.array(sizes) <= 0):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
         return [int(s) for s in sizes]
@@ -555,6 +557,9 @@ class _BaseMLP(BaseEstimator):
                 return cls
             if "lr" not in cfg and not getattr(cls, "full_batch", False):
                 cfg["lr"] = self.learning_rate_init
+            if cls is _optimizers.LBFGS:   # the estimator's limits, unless the dict sets its own
+                for key, value in (("max_iter", self.max_iter), ("max_fun", self.max_fun), ("tol", self.tol)):
+                    cfg.setdefault(key, value)
             return _optimizers.get(cfg)
         name = solver.lower()
         if name == "sgd":
@@ -791,10 +796,13 @@ class _BaseMLP(BaseEstimator):
         result, nit, _ = opt.minimize(fun, theta.astype(np.float64))
         theta[...] = result
         self.n_iter_ = min(int(nit), max_iter)
-        if getattr(opt, "converged", None) is False:
-            msg = f"lbfgs failed to converge after {self.n_iter_} iteration(s):\n{opt.message}\n"
+        if getattr(opt, "converged", None) is False:   # worded as scikit-learn's warning
+            msg = (f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status={opt.status}):\n"
+                   f"{opt.message}\n")
             if self.n_iter_ == max_iter:
                 msg += f"\nIncrease the number of iterations to improve the convergence (max_iter={max_iter})."
+            msg += ("\nYou might also want to scale the data as shown in:\n"
+                    "    https://scikit-learn.org/stable/modules/preprocessing.html")
             warnings.warn(msg, ConvergenceWarning, stacklevel=5)
         self.loss_ = self._batch_loss_only(Xd, Y, w)
 
@@ -893,7 +901,7 @@ class _BaseMLP(BaseEstimator):
                         opt.lr = schedule.lr(self._base_lr, self._steps, self._epochs)
                     batch_loss = step(x, y, w)
                     self._steps += 1
-                    accumulated_loss += batch_loss * m
+                    accumulated_loss += float(batch_loss) * m   # in float64, as scikit-learn sums
 
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / n_samples
@@ -1000,6 +1008,7 @@ class _BaseMLP(BaseEstimator):
             state.pop("intercepts_", None)
             state["_theta"] = net.params.theta.copy()
             state["_buffers"] = {k: v.copy() for k, v in net.buffers().items()}
+            state["_dropout_rng_state"] = net.dropout_rng.bit_generator.state   # masks continue
         opt = state.get("_optimizer")
         if opt is not None and getattr(opt, "_work", None) is not None:
             opt = copy.copy(opt)
@@ -1011,9 +1020,12 @@ class _BaseMLP(BaseEstimator):
         state = dict(state)
         theta = state.pop("_theta", None)
         buffers = state.pop("_buffers", None)
+        rng_state = state.pop("_dropout_rng_state", None)
         super().__setstate__(state)
         if theta is not None:
             self._net = net = self._build_network(self._arch)
+            if rng_state is not None:
+                net.dropout_rng.bit_generator.state = rng_state
             net.params.theta[...] = theta
             for k, v in net.buffers().items():
                 v[...] = buffers[k]
@@ -1049,7 +1061,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     solver : str, dict or deepff Optimizer, default='adam'
         'lbfgs', 'sgd' (scikit-learn's momentum rule), 'adam'
         (scikit-learn's Adam), or any deepff optimizer ('adagrad',
-        'rmsprop', 'adamw', ...; with ``lr=learning_rate_init``).
+        'rmsprop', 'adamw', ...; with ``lr=learning_rate_init``). A dict
+        config takes the estimator's values for what it leaves out
+        (``lr``; for L-BFGS ``max_iter``, ``max_fun``, ``tol``); an
+        optimizer instance is used (copied) with its own settings.
     alpha : float, default=0.0001
         Strength of the L2 penalty ``0.5 * alpha * ||W||^2 / n_batch``.
     batch_size : int or 'auto', default='auto'
