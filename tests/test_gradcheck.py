@@ -244,3 +244,30 @@ def test_tiny_but_wrong_gradients_are_still_caught(tamper, monkeypatch):
     monkeypatch.setattr(net, "backward", wrong)
     report = gradcheck_report(net, X, y)
     assert report["layer2.W"] == pytest.approx(1.0) and report["layer1.W"] == pytest.approx(1.0), report
+
+
+def test_gradcheck_takes_a_classic_net_and_a_penalty_dict():
+    spec = [{"layer_type": "input", "n_features": 3},
+            {"layer_type": "fullyconn", "n_neurons": 4, "activation": "tanh"},
+            {"layer_type": "output", "n_neurons": 2, "activation": "softmax",
+             "loss_type": "neg_log_likelihood"}]
+    net = deepff.Net(layers=spec, dtype="float64", seed=0)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(6, 3)), rng.integers(0, 2, 6)
+    assert gradcheck(net, X, y) < 1e-6
+    as_dict = gradcheck_report(net.network, X, y, penalty={"l2": 0.1, "l1": 0.01})
+    as_object = gradcheck_report(net.network, X, y, penalty=Penalty(l1=0.01, l2=0.1))
+    assert as_dict == as_object and max(as_dict.values()) < 1e-6
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    ("unbuilt", deepff.InputError, "no weights yet"),
+    ("eps", deepff.SpecError, "eps must be > 0"),
+    ("object", deepff.InputError, "checks a deepff network"),
+])
+def test_gradcheck_names_bad_arguments(bad, error, match):
+    net = FeedForward([Dense(2, "softmax")], loss="nll", dtype="float64",
+                      n_features=None if bad == "unbuilt" else 3)
+    X, y = np.ones((4, 3)), np.array([0, 1, 0, 1])
+    with pytest.raises(error, match=match):
+        gradcheck(object() if bad == "object" else net, X, y, eps=0.0 if bad == "eps" else 1e-6)

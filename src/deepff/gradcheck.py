@@ -30,7 +30,10 @@ import copy
 
 import numpy as np
 
+from .checks import real
 from .errors import InputError
+from .network import FeedForward
+from .regularizers import Penalty
 
 __all__ = ["gradcheck", "gradcheck_report"]
 
@@ -49,13 +52,15 @@ def gradcheck_report(network, X, y, sample_weight=None, penalty=None, training=T
 
     Parameters
     ----------
-    network : FeedForward
-        A built network of dtype float64 (its weights are left unchanged).
+    network : FeedForward or Net
+        A built network of dtype float64 (its weights are left unchanged);
+        a classic :class:`~deepff.classic.Net` is checked through its engine.
     X : array-like of shape (n_samples, n_features)
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
     sample_weight : array-like of shape (n_samples,), optional
-    penalty : Penalty, optional
-        A weight penalty to include in J and its gradient.
+    penalty : Penalty or dict, optional
+        A weight penalty to include in J and its gradient (a dict such as
+        ``{"l2": 0.1}`` as :class:`~deepff.training.Trainer` takes it).
     training : bool, default True
         Check the training-mode function (dropout, batch statistics).
     eps : float, default 1e-6
@@ -67,8 +72,19 @@ def gradcheck_report(network, X, y, sample_weight=None, penalty=None, training=T
         ``{"layer1.W": err, "layer1.b": err, ...}`` (the module docstring
         gives the formula and its floor for near-zero gradients).
     """
+    if not isinstance(network, FeedForward) and isinstance(getattr(network, "network", None), FeedForward):
+        network = network.network                     # a classic Net: check its engine
+    if not isinstance(network, FeedForward):
+        raise InputError(f"gradcheck checks a deepff network (Network, FeedForward or Net), "
+                         f"got {type(network).__name__}")
+    network._require_built()
     if network.dtype != np.float64:
         raise InputError("gradcheck needs a float64 network (dtype='float64'); float32 rounding hides errors")
+    eps = real("gradcheck", "eps", eps, low=0.0, low_open=True)
+    if penalty is not None and not isinstance(penalty, Penalty):
+        from .spec import parse_regularization
+
+        penalty = parse_regularization(penalty)     # {"l2": 0.1} as Trainer takes it
     X = network.prepare_inputs(X)
     Y = network.prepare_targets(y, X.shape[0])
     w = network.prepare_sample_weight(sample_weight, X.shape[0])
