@@ -243,3 +243,9 @@ def test_max_norm_is_enforced_by_training():
     n2 = np.linalg.norm(net.layers[1].W, axis=0)
     assert n1.max() <= 0.5 * (1 + 1e-12) and n2.max() <= 1.0 * (1 + 1e-12)
     assert n1.max() == pytest.approx(0.5, rel=1e-12)   # the constraint was active
+
+
+@pytest.mark.parametrize("flag", ["yes", 1, None])
+def test_batch_norm_flag_must_be_a_bool(flag):
+    with pytest.raises(SpecError, match="batch_norm must be true or false"):
+        Dense(4, batch_norm=flag)

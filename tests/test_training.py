@@ -483,3 +483,18 @@ def test_lbfgs_stops_after_the_iteration_in_which_stop_was_requested():
     trainer.fit(net.prepare_inputs(X), net.prepare_targets(y, 60))
     assert trainer.history.interrupted and trainer.stop_requested
     assert trainer.step < full.trainer_.step and trainer.step <= 3
+
+
+def test_trainer_fit_names_unprepared_arrays():
+    X, y = _blobs(n=20)
+    net = _clf()
+    net.build(4)
+    trainer = Trainer(net, epochs=1)
+    Xp, Yp = net.prepare_inputs(X), net.prepare_targets(y, 20)
+    with pytest.raises(InputError, match=r"Y of shape \(20, 3\).*prepare_targets"):
+        trainer.fit(Xp, y)                          # raw labels
+    with pytest.raises(InputError, match="dtype float32"):
+        trainer.fit(X, Yp)                          # float64 data for a float32 network
+    with pytest.raises(InputError, match="sample_weight of shape"):
+        trainer.fit(Xp, Yp, sample_weight=[1.0] * 20)
+    assert trainer.epoch == 0

@@ -212,3 +212,9 @@ def test_check_dtype(dtype, expected):
 def test_check_dtype_rejects(dtype):
     with pytest.raises(InputError, match="float32"):
         check_dtype(dtype)
+
+
+def test_sparse_input_is_named_with_the_fix():
+    sparse = pytest.importorskip("scipy.sparse")
+    with pytest.raises(InputError, match=r"X is a sparse matrix.*X.toarray\(\)"):
+        check_X(sparse.csr_matrix(np.eye(3)), np.float64)

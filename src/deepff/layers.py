@@ -125,6 +125,8 @@ class Dense:
         self.init = initializers.get(init if init is not None else initializers.default_for(act_name))
         self.bias_init = initializers.get(bias_init)
         self.dropout = float(dropout)
+        if not isinstance(batch_norm, (bool, np.bool_)):
+            raise SpecError(f"batch_norm must be true or false, got {batch_norm!r}")
         self.batch_norm = bool(batch_norm)
         self.max_norm = None if max_norm is None else float(max_norm)
         self.n_in = None

@@ -406,6 +406,7 @@ class Trainer:
         DivergenceError
             When the loss stops being finite.
         """
+        self._check_prepared(X, Y, sample_weight)
         for cb in self.callbacks:
             cb.on_train_begin(self)
         try:
@@ -424,6 +425,22 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_train_end(self)
         return self.history
+
+    def _check_prepared(self, X, Y, w):
+        """Name arrays that were not prepared by the network (raw labels, wrong width or dtype)."""
+        net = self.network
+        hint = "prepare them with network.prepare_inputs(X) and network.prepare_targets(y, n), or use Network.fit"
+        if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == net.n_features
+                and X.dtype == net.dtype):
+            raise InputError(f"Trainer.fit needs X of shape (n_samples, {net.n_features}) and dtype "
+                             f"{net.dtype}, got {getattr(X, 'shape', type(X).__name__)} "
+                             f"{getattr(X, 'dtype', '')}; {hint}")
+        if not (isinstance(Y, np.ndarray) and Y.shape == (X.shape[0], net.n_outputs)):
+            raise InputError(f"Trainer.fit needs Y of shape ({X.shape[0]}, {net.n_outputs}), got "
+                             f"{getattr(Y, 'shape', type(Y).__name__)}; {hint}")
+        if w is not None and not (isinstance(w, np.ndarray) and w.shape == (X.shape[0],)):
+            raise InputError(f"Trainer.fit needs sample_weight of shape ({X.shape[0]},); "
+                             "use network.prepare_sample_weight(w, n)")
 
     def _fit_minibatch(self, X, Y, w, validation_data):
         net, opt = self.network, self.optimizer

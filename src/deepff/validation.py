@@ -44,6 +44,9 @@ def check_dtype(dtype):
 
 
 def _as_numeric(arr, name):
+    if hasattr(arr, "tocsr") and hasattr(arr, "toarray"):   # a scipy sparse matrix or array
+        raise InputError(f"{name} is a sparse matrix; the network takes dense arrays: pass {name}.toarray() "
+                         "(or use deepff.sklearn's estimators, which take sparse input)")
     try:
         a = np.asarray(arr)
     except Exception as exc:  # ragged lists and the like
