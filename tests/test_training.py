@@ -498,3 +498,42 @@ def test_trainer_fit_names_unprepared_arrays():
     with pytest.raises(InputError, match="sample_weight of shape"):
         trainer.fit(Xp, Yp, sample_weight=[1.0] * 20)
     assert trainer.epoch == 0
+
+
+def test_balanced_weights_count_only_the_classes_present():
+    """3 output units, 2 classes in y: scikit-learn's weights for the classes it sees."""
+    cw = pytest.importorskip("sklearn.utils.class_weight")
+    labels = np.array([0, 0, 0, 1])
+    expected = cw.compute_class_weight("balanced", classes=np.array([0, 1]), y=labels)
+    np.testing.assert_allclose(class_weights(labels, "balanced", 3), expected[labels], rtol=1e-15)
+
+
+@pytest.mark.parametrize("weight", [-1.0, "abc", float("nan"), float("inf"), True])
+def test_class_weight_values_are_checked(weight):
+    with pytest.raises(InputError, match="class_weight for class 1 must be a finite number >= 0"):
+        class_weights(np.array([0, 1]), {1: weight}, 2)
+
+
+def test_evaluate_weights_every_figure():
+    X, y = _blobs(n=40)
+    net = _clf(dtype="float64")
+    net.fit(X, y, epochs=1, lr=0.01)
+    w = np.random.default_rng(1).uniform(0.1, 3.0, 40)
+    hits = net.predict(X) == y
+    got = net.evaluate(X, y, sample_weight=w)
+    assert got["accuracy"] == pytest.approx(np.dot(w, hits) / w.sum(), rel=1e-12)
+    assert net.evaluate(X, y)["accuracy"] == pytest.approx(hits.mean(), rel=1e-12)
+
+
+def test_weighted_regression_report_matches_scikit_learn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    yt, yp, w = rng.normal(size=(30, 2)), rng.normal(size=(30, 2)), rng.uniform(0.1, 2, 30)
+    from deepff.metrics import regression_report
+
+    rep = regression_report(yt, yp, w)
+    assert rep["mse"] == pytest.approx(metrics.mean_squared_error(yt, yp, sample_weight=w), rel=1e-12)
+    assert rep["mae"] == pytest.approx(metrics.mean_absolute_error(yt, yp, sample_weight=w), rel=1e-12)
+    assert rep["r2"] == pytest.approx(metrics.r2_score(yt, yp, sample_weight=w), rel=1e-12)
+    plain = regression_report(yt, yp)
+    assert plain["r2"] == pytest.approx(metrics.r2_score(yt, yp), rel=1e-12)

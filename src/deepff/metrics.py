@@ -63,12 +63,15 @@ def classification_report(y_true, y_pred, n_classes):
     }
 
 
-def regression_report(y_true, y_pred):
-    """MSE, MAE and R^2 (averaged over outputs).
+def regression_report(y_true, y_pred, sample_weight=None):
+    """MSE, MAE and R^2 (averaged over outputs), optionally weighted.
 
     Parameters
     ----------
     y_true, y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+    sample_weight : ndarray of shape (n_samples,), optional
+        Row weights w: means become sum(w x) / sum(w), as scikit-learn's
+        metrics define them.
 
     Returns
     -------
@@ -78,8 +81,11 @@ def regression_report(y_true, y_pred):
     """
     yt = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
     yp = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
+    w = np.ones(len(yt)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    w = (w / w.sum())[:, None]                           # weights summing to 1
     r = yp - yt
-    ss_res = (r * r).sum(axis=0)
-    ss_tot = ((yt - yt.mean(axis=0)) ** 2).sum(axis=0)
+    ss_res = (w * r * r).sum(axis=0)
+    ss_tot = (w * (yt - (w * yt).sum(axis=0)) ** 2).sum(axis=0)
     r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 0.0)
-    return {"mse": float((r * r).mean()), "mae": float(np.abs(r).mean()), "r2": float(r2.mean())}
+    return {"mse": float(ss_res.mean()), "mae": float((w * np.abs(r)).sum(axis=0).mean()),
+            "r2": float(r2.mean())}

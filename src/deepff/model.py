@@ -226,7 +226,9 @@ class Network(FeedForward):
         -------
         dict
             "loss" and, for classification, "accuracy"; for regression
-            "mse", "mae" and "r2" (averaged over outputs).
+            "mse", "mae" and "r2" (averaged over outputs). With
+            ``sample_weight`` every figure is weighted (as scikit-learn's
+            metrics weight them).
         """
         self._require_built()
         X = self.prepare_inputs(X)
@@ -235,7 +237,7 @@ class Network(FeedForward):
         h = np.empty_like(Y) if self.task == "regression" else None
         out = evaluate(self, X, Y, w, outputs=h)
         if self.task == "regression":
-            out.update(regression_report(Y, h))
+            out.update(regression_report(Y, h, w))
         return out
 
     def summary(self, batch_size=1):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import signal
 import threading
 import time
@@ -243,8 +244,9 @@ def class_weights(labels, class_weight, n_classes):
     labels : ndarray of shape (n_samples,)
         Integer class labels 0..n_classes-1.
     class_weight : "balanced", dict or None
-        "balanced" gives class c the weight n_samples / (n_classes * n_c),
-        as scikit-learn defines it; a dict maps class index to weight.
+        "balanced" gives class c the weight n_samples / (k * n_c), k the
+        number of classes present, as scikit-learn defines it; a dict maps
+        class index to a weight >= 0.
     n_classes : int
 
     Returns
@@ -256,12 +258,15 @@ def class_weights(labels, class_weight, n_classes):
     labels = np.asarray(labels, dtype=np.int64)
     if class_weight == "balanced":
         counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-        per_class = np.where(counts > 0, labels.size / (n_classes * np.maximum(counts, 1)), 0.0)
+        present = int(np.count_nonzero(counts))             # classes that occur, as scikit-learn counts
+        per_class = np.where(counts > 0, labels.size / (present * np.maximum(counts, 1)), 0.0)
     elif isinstance(class_weight, dict):
         per_class = np.ones(n_classes)
         for c, wt in class_weight.items():
             if not (isinstance(c, (int, np.integer)) and 0 <= c < n_classes):
                 raise InputError(f"class_weight names class {c!r}; valid classes are 0..{n_classes - 1}")
+            if isinstance(wt, bool) or not isinstance(wt, numbers.Real) or not (0 <= wt < math.inf):
+                raise InputError(f"class_weight for class {c} must be a finite number >= 0, got {wt!r}")
             per_class[int(c)] = float(wt)
     else:
         raise InputError(f"class_weight must be 'balanced', a dict or None, got {class_weight!r}")
@@ -661,7 +666,8 @@ def evaluate(network, X, Y, w=None, chunk=8192, outputs=None):
     Returns
     -------
     dict
-        "loss", and "accuracy" for classification.
+        "loss", and "accuracy" for classification (with ``w``, the
+        weighted fraction sum(w correct) / sum(w)).
     """
     n = X.shape[0]
     total, correct = 0.0, 0.0
@@ -674,17 +680,23 @@ def evaluate(network, X, Y, w=None, chunk=8192, outputs=None):
         if outputs is not None:
             outputs[start:stop] = h
         if network.task == "classification":
-            correct += _n_correct(h, yb, network.multi_label)
+            hits = _correct_rows(h, yb, network.multi_label)
+            correct += float(hits.sum() if wb is None else np.dot(wb, hits))
     out = {"loss": total / n}
     if network.task == "classification":
-        out["accuracy"] = correct / n
+        out["accuracy"] = correct / (n if w is None else float(w.sum()))
     return out
+
+
+def _correct_rows(h, y, multi_label):
+    """Whether each row of a batch is classified correctly (bool array of shape (n,))."""
+    if multi_label:
+        return ((h >= 0.5) == (y >= 0.5)).all(axis=1)
+    if h.shape[1] == 1:
+        return (h[:, 0] >= 0.5) == (y[:, 0] >= 0.5)
+    return h.argmax(axis=1) == y.argmax(axis=1)
 
 
 def _n_correct(h, y, multi_label):
     """Number of correctly classified rows of a batch (float)."""
-    if multi_label:
-        return float(((h >= 0.5) == (y >= 0.5)).all(axis=1).sum())
-    if h.shape[1] == 1:
-        return float(((h[:, 0] >= 0.5) == (y[:, 0] >= 0.5)).sum())
-    return float((h.argmax(axis=1) == y.argmax(axis=1)).sum())
+    return float(np.count_nonzero(_correct_rows(h, y, multi_label)))
