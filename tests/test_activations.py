@@ -240,3 +240,11 @@ def test_bad_activation_parameters_raise_spec_error():
         activations.get({"name": "leaky_relu", "slop": 0.1})
     with pytest.raises(SpecError):
         activations.get(3)
+
+
+@pytest.mark.parametrize("config", [{"name": "elu", "alpha": float("nan")},
+                                    {"name": "leaky_relu", "slope": "steep"},
+                                    {"name": "leaky_relu", "slope": float("inf")}])
+def test_activation_parameters_are_checked(config):
+    with pytest.raises(SpecError, match="must be a finite number"):
+        activations.get(config)

@@ -215,3 +215,9 @@ def test_unknown_loss_lists_choices():
         losses.get("hinge")
     msg = str(exc.value)
     assert "hinge" in msg and "'neg_log_likelihood'" in msg and "'mse'" in msg
+
+
+@pytest.mark.parametrize("delta", [0.0, float("inf"), "wide", float("nan")])
+def test_huber_delta_is_checked(delta):
+    with pytest.raises(SpecError, match="huber delta must be > 0"):
+        losses.get({"name": "huber", "delta": delta})

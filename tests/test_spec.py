@@ -283,3 +283,12 @@ def test_load_config_errors(tmp_path):
     other.write_text("")
     with pytest.raises(SpecError, match="'.json'"):
         load_config(other)
+
+
+@pytest.mark.parametrize("key, value", [("validation_split", float("nan")), ("clip_norm", float("inf")),
+                                        ("clip_norm", float("nan"))])
+def test_training_numbers_must_be_finite(key, value):
+    from deepff.spec import parse_training
+
+    with pytest.raises(SpecError, match=f"key '{key}' must be a finite number"):
+        parse_training({key: value})

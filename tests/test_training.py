@@ -537,3 +537,11 @@ def test_weighted_regression_report_matches_scikit_learn():
     assert rep["r2"] == pytest.approx(metrics.r2_score(yt, yp, sample_weight=w), rel=1e-12)
     plain = regression_report(yt, yp)
     assert plain["r2"] == pytest.approx(metrics.r2_score(yt, yp), rel=1e-12)
+
+
+@pytest.mark.parametrize("clip", [float("inf"), 0.0, "1", True])
+def test_trainer_clip_norm_is_checked(clip):
+    net = _clf()
+    net.build(4)
+    with pytest.raises(SpecError, match="clip_norm must be a finite positive number"):
+        Trainer(net, clip_norm=clip)

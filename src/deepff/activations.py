@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from . import _kernels
+from .checks import real
 from .registry import Registry
 
 __all__ = [
@@ -202,7 +203,7 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
 
     def __init__(self, slope=0.01):
-        self.slope = float(slope)
+        self.slope = real("leaky_relu", "slope", slope)
 
     def forward(self, a, out=None):
         """h = max(a, slope * a) (for 0 <= slope <= 1). See :meth:`Activation.forward`."""
@@ -231,7 +232,7 @@ class ELU(Activation):
     name = "elu"
 
     def __init__(self, alpha=1.0):
-        self.alpha = float(alpha)
+        self.alpha = real("elu", "alpha", alpha)
 
     def forward(self, a, out=None):
         """See :meth:`Activation.forward`."""

@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels
-from .errors import SpecError
+from .checks import real
 from .registry import Registry
 
 __all__ = [
@@ -302,9 +302,7 @@ class Huber(Loss):
     name = "huber"
 
     def __init__(self, delta=1.0):
-        if not delta > 0:
-            raise SpecError(f"huber delta must be > 0, got {delta!r}")
-        self.delta = float(delta)
+        self.delta = real("huber", "delta", delta, low=0.0, low_open=True)
 
     def value(self, h, y, w=None):
         """See :meth:`Loss.value`."""

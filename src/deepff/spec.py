@@ -28,6 +28,7 @@ naming the layer index and key and listing the valid choices.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
@@ -284,8 +285,9 @@ TRAINING_KEYS = {
 def _check_number(section, key, value, lo=None, hi=None, lo_open=False, hi_open=False, integer=False):
     kind = "an integer" if integer else "a number"
     ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type:
-        raise SpecError(f"{section}: key {key!r} must be {kind}, got {value!r}")
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+        raise SpecError(f"{section}: key {key!r} must be {'a finite number' if not integer else kind}, "
+                        f"got {value!r}")
     if lo is not None and (value <= lo if lo_open else value < lo):
         raise SpecError(f"{section}: key {key!r} must be {'>' if lo_open else '>='} {lo}, got {value!r}")
     if hi is not None and (value >= hi if hi_open else value > hi):

@@ -349,8 +349,9 @@ class Trainer:
         if penalty is not None and not isinstance(penalty, Penalty):
             penalty = parse_regularization(penalty)
         self.penalty = penalty if penalty is not None and penalty.active else None
-        if clip_norm is not None and not (isinstance(clip_norm, (int, float)) and clip_norm > 0):
-            raise SpecError(f"clip_norm must be a positive number or None, got {clip_norm!r}")
+        if clip_norm is not None and (isinstance(clip_norm, bool) or not isinstance(clip_norm, numbers.Real)
+                                      or not 0 < clip_norm < math.inf):
+            raise SpecError(f"clip_norm must be a finite positive number or None, got {clip_norm!r}")
         self.clip_norm = clip_norm
         for name, v in (("epochs", epochs), ("batch_size", batch_size)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
