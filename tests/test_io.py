@@ -414,6 +414,11 @@ REJECTIONS = {
     "invalid-spec": (_spec_variant(_set_units), "architecture is invalid"),
     "huge-spec": (_spec_variant(_set_huge), "does not match the architecture"),
     "spec-not-a-list": (_flip_header("spec", {"layers": 3}), "architecture is invalid"),
+    "fewer-classes-than-outputs": (_flip_header("classes", ["a", "b"]), "2 class labels .* 3 output unit"),
+    "classes-not-a-list": (_flip_header("classes", {"a": 0}), "classes must be a list"),
+    "metadata-seed-text": (_flip_header("metadata", {"seed": "zero"}), "metadata 'seed' must be a non-negative"),
+    "metadata-seed-float": (_flip_header("metadata", {"seed": 1.5}), "metadata 'seed' must be a non-negative"),
+    "metadata-test-fraction": (_flip_header("metadata", {"test_fraction": 2}), "'test_fraction' must be"),
 }
 
 
@@ -634,3 +639,48 @@ def test_save_replaces_an_existing_model(tmp_path):
     deepff.save(second, path)
     assert np.array_equal(deepff.load(path).params.theta, second.params.theta)
     assert os.listdir(tmp_path) == ["m.npz"]
+
+
+def test_class_labels_must_match_the_output_units_at_save(tmp_path):
+    net = _trained("classification", "float32")  # 3 softmax units
+    with pytest.raises(deepff.InputError, match="2 class labels given for a network with 3 output unit"):
+        deepff.save(net, tmp_path / "m.npz", classes=["a", "b"])
+    assert not (tmp_path / "m.npz").exists()
+    deepff.save(net, tmp_path / "m.npz", classes=("a", "b", "c"))
+    assert deepff.load(tmp_path / "m.npz").classes == ["a", "b", "c"]
+    # one sigmoid unit (binary cross-entropy) takes the two labels of its 0 and 1
+    bce = Network([deepff.Dense(1, "sigmoid")], loss="binary_cross_entropy", n_features=5, seed=0)
+    deepff.save(bce, tmp_path / "b.npz", classes=["no", "yes"])
+    assert deepff.load(tmp_path / "b.npz").classes == ["no", "yes"]
+
+
+def test_write_protected_file_is_never_replaced(tmp_path):
+    target = tmp_path / "kept.bin"
+    target.write_bytes(b"the user's file")
+    os.chmod(target, 0o444)
+    with pytest.raises(PermissionError, match="write-protected") as info:
+        atomic_write(target, lambda fh: fh.write(b"new"))
+    assert info.value.filename == str(target)  # the user's file is named, not a temporary one
+    assert target.read_bytes() == b"the user's file"
+    with pytest.raises(PermissionError):
+        deepff.save(_trained("regression", "float32"), target)
+    assert target.read_bytes() == b"the user's file"
+    assert sorted(os.listdir(tmp_path)) == ["kept.bin"]
+
+
+def test_errors_name_the_target_not_the_temporary_file(tmp_path):
+    (tmp_path / "out.npz").mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        deepff.save(_trained("regression", "float32"), tmp_path / "out.npz")
+    assert info.value.filename == str(tmp_path / "out.npz")
+    assert os.listdir(tmp_path / "out.npz") == [] and os.listdir(tmp_path) == ["out.npz"]
+
+
+def test_file_format_reads_only_the_header(tmp_path, good):
+    path, _ = good
+    deepff.save_checkpoint(_trained("regression", "float32").trainer_, tmp_path / "ck.npz")
+    np.savez(tmp_path / "arrays.npz", X=np.zeros((2, 2)))
+    assert deepff.io.file_format(path) == "model"
+    assert deepff.io.file_format(tmp_path / "ck.npz") == "checkpoint"
+    assert deepff.io.file_format(tmp_path / "arrays.npz") is None
+    assert deepff.io.file_format(tmp_path / "missing.npz") is None

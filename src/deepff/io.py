@@ -31,6 +31,7 @@ intact.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import numbers
@@ -41,9 +42,10 @@ import zipfile
 
 import numpy as np
 
-from .errors import DeepffError, ModelFileError
+from .errors import DeepffError, InputError, ModelFileError
 
-__all__ = ["save", "load", "save_checkpoint", "load_checkpoint", "FORMAT_VERSION", "atomic_write"]
+__all__ = ["save", "load", "save_checkpoint", "load_checkpoint", "FORMAT_VERSION", "atomic_write",
+           "check_writable", "file_format"]
 
 FORMAT_VERSION = 1
 _MODEL, _CHECKPOINT = "deepff-model", "deepff-checkpoint"
@@ -74,6 +76,48 @@ def _new_file_mode(path):
         return 0o666 & ~_umask()
 
 
+def _write_protected(path):
+    """True for an existing file that its owner has marked read-only (also when running as root)."""
+    try:
+        return not os.access(path, os.W_OK) or not os.stat(path).st_mode & 0o222
+    except OSError:  # e.g. a dangling symbolic link: nothing to protect
+        return False
+
+
+def check_writable(path, probe=False):
+    """Raise unless :func:`atomic_write` may write ``path``.
+
+    Parameters
+    ----------
+    path : str or path-like
+    probe : bool, default False
+        Also create (and remove) a temporary file in the target's folder,
+        to find an unwritable folder before any work is done.
+
+    Raises
+    ------
+    OSError
+        Naming ``path``: it is a folder, its folder is missing or not
+        writable, or it is an existing write-protected file (never replaced,
+        whoever runs deepff).
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", path)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, f"its folder {folder} does not exist", path)
+    if os.path.lexists(path) and _write_protected(path):
+        raise PermissionError(errno.EACCES, "the file is write-protected; deepff does not replace it", path)
+    if probe:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+        except OSError as exc:
+            raise type(exc)(exc.errno, f"cannot create files in its folder ({exc.strerror})", path) from None
+        os.close(fd)
+        os.unlink(tmp)
+
+
 def atomic_write(path, write):
     """Write a file atomically: temp file in the same folder, fsync, rename.
 
@@ -81,7 +125,8 @@ def atomic_write(path, write):
     ----------
     path : str or path-like
         Target; replaced only once the new content is fully on disk. Its
-        permissions are kept (a new file gets 0666 less the umask).
+        permissions are kept (a new file gets 0666 less the umask). An
+        existing write-protected file is never replaced.
     write : callable
         ``write(fileobj)`` writes the content to a binary file object.
 
@@ -89,12 +134,17 @@ def atomic_write(path, write):
     ------
     OSError
         (or whatever ``write`` raises) with the target untouched and the
-        temporary file removed.
+        temporary file removed; an OSError names ``path``, never the
+        temporary file.
     """
     path = os.fspath(path)
+    check_writable(path)
     folder = os.path.dirname(os.path.abspath(path))
     mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot create files in its folder ({exc.strerror})", path) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             try:
@@ -105,11 +155,13 @@ def atomic_write(path, write):
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.filename == tmp:  # name the user's file, not ours
+            raise type(exc)(exc.errno, exc.strerror, path) from None
         raise
     try:  # make the rename itself durable
         dfd = os.open(folder, os.O_RDONLY)
@@ -177,6 +229,25 @@ def _attribute(model, net, name):
     return value if value is not None else getattr(net, name, None)
 
 
+def _classes_problem(classes, net):
+    """Why ``classes`` cannot label the outputs of ``net`` (None when they can).
+
+    A classification network needs one label per output unit; a single
+    sigmoid unit (binary cross-entropy) takes the two labels of its 0 and 1.
+    """
+    if classes is None:
+        return None
+    if not isinstance(classes, list):
+        return f"classes must be a list of labels, got {type(classes).__name__}"
+    if net.task != "classification" or len(classes) == net.n_outputs:
+        return None
+    if net.multi_label and net.n_outputs == 1 and len(classes) == 2:
+        return None
+    valid = f"{net.n_outputs}" + (" (or 2 for its single sigmoid unit)" if net.n_outputs == 1 else "")
+    return (f"{len(classes)} class labels given for a network with {net.n_outputs} output unit(s); "
+            f"it needs {valid}")
+
+
 def save(model, path, preprocessing=None, classes=None, training=None, metadata=None):
     """Save a network (and what travels with it) to one ``.npz`` file, atomically.
 
@@ -199,8 +270,12 @@ def save(model, path, preprocessing=None, classes=None, training=None, metadata=
     ------
     ModelFileError
         For an unbuilt network or header values that are not JSON-compatible.
+    InputError
+        When a classification network gets a number of class labels other
+        than its number of output units (2 for a single sigmoid unit).
     OSError
-        When the file cannot be written (the previous file, if any, is kept).
+        When the file cannot be written (the previous file, if any, is kept;
+        a write-protected one is never replaced).
     """
     net = _network_of(model)
     header = _base_header(net, _MODEL)
@@ -210,6 +285,11 @@ def save(model, path, preprocessing=None, classes=None, training=None, metadata=
     header["task"] = net.task
     for key, value in given.items():
         header[key] = value if value is not None else _attribute(model, net, attr[key])
+    if isinstance(header["classes"], (tuple, np.ndarray)):
+        header["classes"] = list(header["classes"])
+    problem = _classes_problem(header["classes"], net)
+    if problem:
+        raise InputError(f"cannot save: {problem}")
     arrays = {"theta": net.params.theta}
     arrays.update({"buffer." + k: v for k, v in net.buffers().items()})
     try:
@@ -367,6 +447,52 @@ def _build(header, arrays, path):
     return net
 
 
+def _metadata_problem(metadata):
+    """Why a stored metadata entry cannot be used (None when it can).
+
+    ``seed`` and ``test_fraction`` are read back by ``deepff evaluate`` to
+    re-create the training run's split.
+    """
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        return f"metadata must be a mapping, got {type(metadata).__name__}"
+    seed = metadata.get("seed")
+    if seed is not None and not _non_negative_int(seed):
+        return f"metadata 'seed' must be a non-negative integer, got {seed!r}"
+    fraction = metadata.get("test_fraction")
+    if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, numbers.Real)
+                                 or not 0 <= fraction < 1):
+        return f"metadata 'test_fraction' must be a number in [0, 1), got {fraction!r}"
+    return None
+
+
+def file_format(path):
+    """The kind of deepff file at ``path``, read from its header alone.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    str or None
+        ``"model"`` or ``"checkpoint"``; None for a missing file or any file
+        that is not a readable deepff file.
+    """
+    try:
+        with zipfile.ZipFile(os.fspath(path)) as zf:
+            info = zf.getinfo("header.npy")
+            if info.file_size > _MAX_HEADER:
+                return None
+            blob = _read_member(zf, info, os.path.getsize(path))
+            header = json.loads(blob.tobytes().decode("utf-8"))
+    except Exception:  # missing, not a zip, no header, bad JSON: not a deepff file
+        return None
+    kind = header.get("format") if isinstance(header, dict) else None
+    return {_MODEL: "model", _CHECKPOINT: "checkpoint"}.get(kind)
+
+
 def load(path):
     """Load a model saved by :func:`save`; never executes code from the file.
 
@@ -384,10 +510,15 @@ def load(path):
     ------
     ModelFileError
         For a missing, truncated, corrupted or foreign file, arrays that do
-        not match the architecture, object arrays, or a newer format.
+        not match the architecture, object arrays, a newer format, class
+        labels that do not match the output units, or a metadata ``seed``
+        or ``test_fraction`` of the wrong type.
     """
     header, arrays = _read_archive(path, _MODEL)
     net = _build(header, arrays, os.fspath(path))
+    problem = _classes_problem(header.get("classes"), net) or _metadata_problem(header.get("metadata"))
+    if problem:
+        raise ModelFileError(f"{os.fspath(path)!r}: {problem}")
     net.preprocessing = header.get("preprocessing")
     net.classes = header.get("classes")
     net.training_config = header.get("training")
