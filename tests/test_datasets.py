@@ -453,6 +453,29 @@ def test_load_csv_without_header_and_explicit_delimiter(tmp_path):
         load_csv(path, delimiter=";;")
 
 
+@pytest.mark.parametrize(
+    ("text", "target", "names", "n_rows"),
+    [
+        ("0.5,-1,1\n2,3,0\n4,5,1\n", None, ["col0", "col1", "col2"], 3),  # numbers only: no header
+        ("0.5,-1,cat\n2,3,dog\n4,5,cat\n", None, ["col0", "col1", "col2"], 3),  # string labels
+        ("1,0.5,-1\n0,2,3\n1,4,5\n", "0", ["col1", "col2", "col0"], 3),  # "0" is an index here
+        ("a,b,label\n0.5,-1,1\n2,3,0\n", None, ["a", "b", "label"], 2),
+        ("1,2,label\n0.5,-1,1\n2,3,0\n", None, ["1", "2", "label"], 2),  # text above the numbers
+        ("0,1,2\n0.5,-1,1\n2,3,0\n", None, ["0", "1", "2"], 2),  # pandas' header of an array
+    ],
+    ids=["numbers", "string-labels", "index-target", "header", "numeric-names", "pandas-header"],
+)
+def test_load_csv_detects_a_missing_header(tmp_path, text, target, names, n_rows):
+    data = load_csv(_csv(tmp_path, text), target=target)
+    assert data.feature_names + [data.target_name] == names
+    assert data.X.shape == (n_rows, 2)  # no data row is taken for a header
+
+
+def test_load_csv_refuses_duplicate_column_names(tmp_path):
+    with pytest.raises(DatasetError, match=r"more than one column 'a', 'b'; column names must be unique"):
+        load_csv(_csv(tmp_path, "a,a,b,b,label\n1,2,3,4,0\n5,6,7,8,1\n"))
+
+
 def test_load_csv_quoted_fields_and_bom(tmp_path):
     path = tmp_path / "q.csv"
     path.write_text('\ufeff"a","b","label"\n1,2,"x, y"\n3,4,"z"\n', encoding="utf-8")

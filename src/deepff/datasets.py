@@ -636,6 +636,19 @@ def _resolve_column(target, names, path):
     raise DatasetError(f"target must be a column name or an integer index, got {target!r}")
 
 
+def _check_unique(names, path):
+    seen, repeated = set(), []
+    for name in names:
+        if name in seen and name not in repeated:
+            repeated.append(name)
+        seen.add(name)
+    if repeated:
+        raise DatasetError(
+            f"CSV file {path} names more than one column {', '.join(repr(n) for n in repeated)}; "
+            "column names must be unique"
+        )
+
+
 def _parse_target(cells, lines, name, path):
     for i, cell in enumerate(cells):
         if cell == "":
@@ -677,7 +690,42 @@ def _locate_bad_cell(rows, lines, names, path):
     raise DatasetError(f"{path}: the feature columns could not be read as numbers")  # pragma: no cover
 
 
-def load_csv(path, target=None, delimiter=None, header=True):
+def _is_number(cell):
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_row_is_header(rows, target):
+    """Decide from the first two rows of a CSV file whether the first names its columns.
+
+    It does when it is ``0, 1, ..., d-1`` (the header pandas writes for a
+    DataFrame of an array), when a non-numeric cell of it is ``target``,
+    when a cell outside the target column is not a number (no data row
+    can hold that), or when its target cell is text above a number. A first
+    row of numbers is data: the file has no header.
+    """
+    first = rows[0]
+    numeric = [_is_number(cell) for cell in first]
+    if first == [str(i) for i in range(len(first))]:
+        return True
+    if all(numeric):
+        return False
+    if isinstance(target, str) and target in first:
+        return True
+    try:
+        t = len(first) - 1 if target is None else int(target) % len(first)
+    except ValueError:
+        return True  # a target name: only a header can hold it
+    if not all(ok for i, ok in enumerate(numeric) if i != t):
+        return True
+    below = rows[1][t] if len(rows) > 1 and len(rows[1]) > t else ""
+    return not numeric[t] and _is_number(below)
+
+
+def load_csv(path, target=None, delimiter=None, header=None):
     """Read a delimited text file of numeric features and one target column.
 
     Parameters
@@ -691,9 +739,12 @@ def load_csv(path, target=None, delimiter=None, header=True):
     delimiter : str, optional
         One character. Default: detected with :class:`csv.Sniffer` among
         ``,`` ``;`` tab and ``|`` (tab for a ``.tsv`` file).
-    header : bool, default True
-        Whether the first non-blank row holds the column names. Without a
-        header the columns are named ``col0``, ``col1``, ...
+    header : bool, optional
+        Whether the first non-blank row holds the column names. Default:
+        detected; the first row is data when every cell outside the target
+        column is a number (and it is not ``0,1,...,d-1``, pandas' header
+        for an array). Without a header the columns are named ``col0``,
+        ``col1``, ... and an integer-like ``target`` is a column index.
 
     Returns
     -------
@@ -707,10 +758,10 @@ def load_csv(path, target=None, delimiter=None, header=True):
     DatasetError
         If the file is missing, unreadable, empty, has no data rows or fewer
         than two columns, has a row with a different number of fields than
-        the header, names an unknown target column (the valid names are
-        listed), or has a feature cell that is empty, NaN, infinite or not a
-        number (the data row, file line, column name and value are named).
-        Blank lines are skipped.
+        the header, has two columns of the same name, names an unknown
+        target column (the valid names are listed), or has a feature cell
+        that is empty, NaN, infinite or not a number (the data row, file
+        line, column name and value are named). Blank lines are skipped.
     """
     path = Path(path)
     try:
@@ -730,33 +781,37 @@ def load_csv(path, target=None, delimiter=None, header=True):
         raise DatasetError(f"delimiter must be a single character, got {delimiter!r}")
 
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    names = None
     rows, lines = [], []
     try:
         for row in reader:
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            row = [cell.strip() for cell in row]
-            if names is None:
-                if header:
-                    names = row
-                    continue
-                names = [f"col{i}" for i in range(len(row))]
-            if len(row) != len(names):
-                raise DatasetError(
-                    f"{path}: line {reader.line_num} has {len(row)} fields, expected {len(names)} "
-                    f"like the {'header' if header else 'first row'} (delimiter {delimiter!r})"
-                )
-            rows.append(row)
-            lines.append(reader.line_num)
+            if row and any(cell.strip() for cell in row):
+                rows.append([cell.strip() for cell in row])
+                lines.append(reader.line_num)
     except csv.Error as exc:
         raise DatasetError(f"cannot parse CSV file {path} at line {reader.line_num}: {exc}") from None
+    if not rows:
+        raise DatasetError(f"CSV file {path} holds no rows, only empty cells")
+    if header is None:
+        header = _first_row_is_header(rows[:2], target)
+    if header:
+        names = rows.pop(0)
+        lines.pop(0)
+        _check_unique(names, path)
+    else:
+        names = [f"col{i}" for i in range(len(rows[0]))]
+    for row, line in zip(rows, lines):
+        if len(row) != len(names):
+            raise DatasetError(
+                f"{path}: line {line} has {len(row)} fields, expected {len(names)} "
+                f"like the {'header' if header else 'first row'} (delimiter {delimiter!r})"
+            )
     if not rows:
         raise DatasetError(f"CSV file {path} has a header but no data rows")
     if len(names) < 2:
         raise DatasetError(
             f"CSV file {path} has a single column with delimiter {delimiter!r}; it needs at least "
-            "one feature column and a target column (pass delimiter= if detection failed)"
+            "one feature column and a target column (if the delimiter was misdetected, give it: "
+            "--delimiter on the command line, delimiter= in Python)"
         )
     t = _resolve_column(target, names, path)
     target_name = names[t]
@@ -1002,7 +1057,8 @@ def load_array_file(path, target=None):
                     )
                 if "y" in keys and target is not None:
                     raise DatasetError(
-                        f"{path} already holds 'y'; target={target!r} is only for files without one"
+                        f"{path} already holds 'y', so no target column ({target!r}) can be taken from X; "
+                        "a target (--target, target=) is only for files without 'y'"
                     )
                 X = npz["X"]
                 y = npz["y"] if "y" in keys else None
@@ -1334,7 +1390,7 @@ def _split(X, y, test_fraction, seed):
     return X[train], y[train], X[test], y[test]
 
 
-def load_dataset(name_or_path, data_dir=None, target=None, test_fraction=0.2, seed=0):
+def load_dataset(name_or_path, data_dir=None, target=None, test_fraction=0.2, seed=0, delimiter=None):
     """Load a built-in data set or a data file, split into train and test.
 
     Parameters
@@ -1355,6 +1411,8 @@ def load_dataset(name_or_path, data_dir=None, target=None, test_fraction=0.2, se
         ``"mnist"``, which uses its official 60000/10000 split.
     seed : int, default 0
         Seed of the shuffle before the split.
+    delimiter : str, optional
+        For CSV files: the delimiter (default: detected, see :func:`load_csv`).
 
     Returns
     -------
@@ -1374,7 +1432,10 @@ def load_dataset(name_or_path, data_dir=None, target=None, test_fraction=0.2, se
     key = name_or_path.lower() if isinstance(name_or_path, str) else None
     if key in DATASETS:
         if target is not None:
-            raise DatasetError(f"target= applies to data files only, not to the built-in data set {key!r}")
+            raise DatasetError(
+                f"a target column (--target, target=) applies to data files only, not to the "
+                f"built-in data set {key!r}"
+            )
         if key == "digits":
             X, y = load_digits_dataset()
             Xtr, ytr, Xte, yte = _split(X, y, test_fraction, seed)
@@ -1396,14 +1457,14 @@ def load_dataset(name_or_path, data_dir=None, target=None, test_fraction=0.2, se
     if not path.is_file():
         raise DatasetError(f"data file not found: {path}")
     if suffix in _CSV_EXTENSIONS:
-        data = load_csv(path, target=target)
+        data = load_csv(path, target=target, delimiter=delimiter)
         X, y, feature_names, target_name = data.X, data.y, data.feature_names, data.target_name
     else:
         X, y = load_array_file(path, target=target)
         if y is None:
             raise DatasetError(
-                f"{path} holds only X; pass target=<column index> to take the target from one of "
-                f"its {X.shape[1]} columns, or save X and y together in a .npz"
+                f"{path} holds only X; give the index of the target among its {X.shape[1]} columns "
+                "(--target on the command line, target= in Python), or save X and y together in a .npz"
             )
         feature_names = [f"x{i}" for i in range(X.shape[1])]
         target_name = "y" if target is None else f"column {target}"
