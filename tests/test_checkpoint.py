@@ -208,6 +208,87 @@ def test_resume_with_another_optimizer_is_a_one_line_error(tmp_path, capsys):
     assert "'sgd'" in out.err and "'adam'" in out.err
 
 
+# ------------------------------------------- CLI: a resume continues its own run
+def _one_error(rc, out):
+    lines = out.err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and "Traceback" not in out.err, out.err
+    assert "epoch " not in out.out  # refused before any training
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def seed5(tmp_path_factory):
+    """A 2-epoch checkpoint of an 8-unit digits run with seed 5, and a 3-epoch run it should continue to."""
+    folder = tmp_path_factory.mktemp("seed5")
+    base = ["train", "--hidden", "8", "--seed", "5", "--quiet"]
+    assert cli.main(base + ["--epochs", "2", "--checkpoint", str(folder / "ck.npz"),
+                            "--output", str(folder / "part.npz")]) == 0
+    assert cli.main(base + ["--epochs", "3", "--output", str(folder / "full.npz")]) == 0
+    return folder
+
+
+def test_resume_keeps_the_checkpoints_seed_and_split(seed5, tmp_path, capsys):
+    rc, out = _run_cli(["train", "--resume", str(seed5 / "ck.npz"), "--epochs", "3", "--quiet",
+                        "--output", str(tmp_path / "resumed.npz")], capsys)
+    assert rc == 0, out.err
+    assert np.array_equal(deepff.load(tmp_path / "resumed.npz").params.theta,
+                          deepff.load(seed5 / "full.npz").params.theta)
+    assert deepff.load(tmp_path / "resumed.npz").metadata["seed"] == 5
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    (["--seed", "0"], "has seed 5, this run 0"),
+    (["--test-fraction", "0.3"], "has test_fraction 0.2, this run 0.3"),
+    (["--hidden", "16"], "--hidden [16] contradicts"),
+    (["--dtype", "float64"], "--dtype float64 contradicts"),
+    (["--loss", "mse"], "--loss mse contradicts"),
+    (["--activation", "tanh"], "--activation tanh contradicts"),
+    (["--epochs", "2"], "--epochs 2: the checkpoint"),
+    (["--epochs", "1"], "has already trained 2 epochs"),
+], ids=["seed", "test-fraction", "hidden", "dtype", "loss", "activation", "epochs-equal", "epochs-fewer"])
+def test_resume_refuses_what_contradicts_the_checkpoint(seed5, tmp_path, capsys, flags, expected):
+    argv = ["train", "--resume", str(seed5 / "ck.npz"), "--quiet", "--output", str(tmp_path / "r.npz")]
+    rc, out = _run_cli(argv + (flags if "--epochs" in flags else flags + ["--epochs", "3"]), capsys)
+    assert expected in _one_error(rc, out)
+    assert not (tmp_path / "r.npz").exists()
+
+
+def test_resume_refuses_other_data(seed5, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    rows = np.c_[rng.normal(size=(100, 64)).round(3), rng.integers(0, 3, 100)]
+    np.savetxt(tmp_path / "w64.csv", rows, delimiter=",", fmt="%g",
+               header=",".join([f"f{i}" for i in range(64)] + ["label"]), comments="")
+    argv = ["train", "--epochs", "3", "--quiet", "--output", str(tmp_path / "r.npz")]
+    rc, out = _run_cli(argv + ["--resume", str(seed5 / "ck.npz"), "--dataset", str(tmp_path / "w64.csv")],
+                       capsys)
+    assert "was trained on digits, not w64.csv" in _one_error(rc, out)
+
+    # a checkpoint of a CSV run resumes on that CSV, and refuses it once its rows have changed
+    ck = str(tmp_path / "ck.npz")
+    rc, out = _run_cli(["train", "--dataset", str(tmp_path / "w64.csv"), "--hidden", "4", "--epochs", "1",
+                        "--quiet", "--checkpoint", ck, "--output", str(tmp_path / "a.npz")], capsys)
+    assert rc == 0, out.err
+    rc, out = _run_cli(argv + ["--resume", ck], capsys)  # no --dataset: the checkpoint's file
+    assert rc == 0, out.err
+    np.savetxt(tmp_path / "w64.csv", rows[::-1], delimiter=",", fmt="%g",
+               header=",".join([f"f{i}" for i in range(64)] + ["label"]), comments="")
+    rc, out = _run_cli(argv + ["--resume", ck], capsys)
+    assert "holds other data" in _one_error(rc, out)
+
+
+def test_checkpoint_without_the_new_records_still_resumes(seed5, tmp_path, capsys):
+    def drop(header):
+        header["extra"] = {k: header["extra"][k] for k in ("dataset", "task", "classes", "preprocessing",
+                                                           "training")}
+    old = tmp_path / "old.npz"
+    _rewrite(seed5 / "ck.npz", old, drop)
+    rc, out = _run_cli(["train", "--resume", str(old), "--seed", "5", "--epochs", "3", "--quiet",
+                        "--output", str(tmp_path / "r.npz")], capsys)
+    assert rc == 0, out.err
+    assert np.array_equal(deepff.load(tmp_path / "r.npz").params.theta,
+                          deepff.load(seed5 / "full.npz").params.theta)
+
+
 # --------------------------------------------------------- the Python API
 SPEC = [
     {"layer_type": "input", "n_features": 6},

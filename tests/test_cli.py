@@ -529,6 +529,12 @@ def bad(tmp_path_factory, digits_run):
     (d / "corrupt.npz").write_bytes(b"PK\x03\x04 this is not really a zip file" * 10)
     good = digits_run["model"].read_bytes()
     (d / "truncated.npz").write_bytes(good[: len(good) // 2])
+    write_csv(d / "dup.csv", ["a", "a", "label"], [["1", "2", "0"], ["3", "4", "1"], ["5", "6", "0"]])
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    write_csv(d / "reg.csv", ["a", "b", "t"], np.c_[X, 3 * X[:, 0]].round(4).tolist())  # some t < 0
+    np.save(d / "x_only.npy", X)
+    (d / "folder.npz").mkdir()
     return {"d": d, "model": digits_run["model"]}
 
 
@@ -596,6 +602,17 @@ ERROR_CASES = {
     "predict-bad-extension": "predict --model {model} --input {d}/net.ini",
     "predict-output-extension": "predict --model {model} --input {d}/three.csv --output {d}/o.txt",
     "evaluate-wrong-feature-count": "evaluate --model {model} --dataset {d}/ok.csv",
+    # found before training, not after
+    "duplicate-column-names": "train --dataset {d}/dup.csv",
+    "output-is-a-folder": "train --output {d}/folder.npz",
+    "npy-without-target": "train --dataset {d}/x_only.npy",
+    "mse-on-classes": "train --loss mse",
+    "nll-on-a-regression": "train --dataset {d}/reg.csv --loss neg_log_likelihood",
+    "bce-on-ten-classes": "train --loss binary_cross_entropy",
+    "poisson-on-negative-targets": "train --dataset {d}/reg.csv --loss poisson",
+    "classes-of-a-continuous-target": "train --dataset {d}/reg.csv --task classification",
+    "lbfgs-with-lr": "train --optimizer lbfgs --lr 0.5",
+    "datasets-missing-data-dir": "datasets --data-dir {d}/no_such_dir",
 }
 
 
@@ -700,3 +717,231 @@ def test_poisson_regression_gets_an_exp_output(tmp_path, monkeypatch, capsys):
     net = load(tmp_path / "m.npz")
     assert net.output.activation.name == "exp" and net.loss.name == "poisson" and net.fused
     assert (net.predict_output(np.zeros((2, 3))) > 0).all()
+
+
+# ------------------------------------------------- nothing saved is lost
+def one_error_line(err):
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("deepff: error:") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def user_files(tmp_path_factory):
+    """The user's own files: data sets, a config, a model and a checkpoint (1-epoch, 8-unit runs)."""
+    d = tmp_path_factory.mktemp("own")
+    X, y = load_digits_dataset()
+    np.savez(d / "data.npz", X=X[:300], y=y[:300])
+    write_csv(d / "data.csv", [f"p{i}" for i in range(64)] + ["label"],
+              np.c_[X[:300], y[:300]].astype(int).tolist())
+    write_csv(d / "in.csv", None, X[:3].astype(int).tolist())
+    (d / "cfg.json").write_text(json.dumps(CONFIG))
+    run_quiet("train", "--epochs", 1, "--hidden", 8, "--quiet", "--output", d / "m.npz", "--checkpoint",
+              d / "ck.npz")
+    return d
+
+
+OVERWRITES = {
+    "output-is-the-dataset": ("train --dataset {d}/data.npz --output {d}/data.npz", "data.npz"),
+    "history-is-the-dataset": ("train --dataset {d}/data.csv --history {d}/data.csv", "data.csv"),
+    "history-is-the-config": ("train --config {d}/cfg.json --history {d}/cfg.json", "cfg.json"),
+    "predictions-are-the-input": ("predict --model {d}/m.npz --input {d}/in.csv --output {d}/in.csv", "in.csv"),
+    "output-is-the-checkpoint-resumed": ("train --resume {d}/ck.npz --epochs 2 --output {d}/ck.npz", "ck.npz"),
+    "checkpoint-is-the-output": ("train --checkpoint {d}/m.npz --output {d}/m.npz", "m.npz"),
+    "output-is-someone-elses-npz": ("train --output {d}/data.npz", "data.npz"),
+    "output-is-a-checkpoint": ("train --output {d}/ck.npz", "ck.npz"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OVERWRITES))
+def test_outputs_never_replace_the_users_files(user_files, capsys, case):
+    command, victim = OVERWRITES[case]
+    before = (user_files / victim).read_bytes()
+    rc, out, err = run(capsys, *command.format(d=user_files).split())
+    line = one_error_line(err)
+    assert rc == 2 and "epochs" not in out  # refused before any training
+    assert victim in line and ("same file" in line or "will not replace" in line)
+    assert (user_files / victim).read_bytes() == before
+
+
+def test_write_protected_output_is_refused_before_training(tmp_path, capsys):
+    out = tmp_path / "kept.npz"
+    run_quiet("train", "--epochs", 1, "--hidden", 8, "--quiet", "--output", out)
+    before = out.read_bytes()
+    os.chmod(out, 0o444)
+    rc, stdout, err = run(capsys, "train", "--epochs", 1, "--hidden", 8, "--output", out)
+    line = one_error_line(err)
+    assert rc == 2 and "write-protected" in line and f"--output {out}" in line
+    assert "epoch" not in stdout and out.read_bytes() == before
+
+
+def test_output_problems_are_found_before_training_and_name_the_users_path(tmp_path, capsys):
+    (tmp_path / "out.npz").mkdir()
+    rc, stdout, err = run(capsys, "train", "--epochs", 1, "--hidden", 8, "--output", tmp_path / "out.npz")
+    line = one_error_line(err)
+    assert rc == 2 and "epoch" not in stdout
+    assert f"--output {tmp_path / 'out.npz'}: is a folder" in line and ".tmp" not in line
+
+
+def test_replacing_an_existing_model_is_said_on_stderr(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run(capsys, "train", "--epochs", 1, "--hidden", 8, "--quiet")
+    assert rc == 0 and err == ""
+    first = Path("deepff-digits.npz").read_bytes()
+    rc, _, err = run(capsys, "train", "--epochs", 1, "--hidden", 8, "--quiet", "--seed", 1)
+    assert rc == 0 and err == "deepff: replacing existing model file deepff-digits.npz\n"
+    assert Path("deepff-digits.npz").read_bytes() != first
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs os.pipe semantics")
+def test_closed_stdout_pipe_still_trains_and_saves(tmp_path):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader (``| head -1``) has gone before the first line
+    try:
+        proc = subprocess.run([sys.executable, "-m", "deepff.cli", "train", "--epochs", "3", "--hidden", "8",
+                               "--output", str(tmp_path / "pipe.npz")], cwd=tmp_path, stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert load(tmp_path / "pipe.npz").metadata["results"]["test_accuracy"] > 0
+
+
+# --------------------------------------------------------------- evaluate
+@pytest.mark.parametrize("kind", ["npy", "npz"])
+def test_evaluate_recreates_the_split_of_array_files(tmp_path, capsys, kind):
+    X, y = load_digits_dataset()
+    if kind == "npy":
+        np.save(tmp_path / "d.npy", np.c_[y, X])
+        flags = ["--dataset", tmp_path / "d.npy", "--target", 0]
+    else:
+        np.savez(tmp_path / "d.npz", X=X, y=y)
+        flags = ["--dataset", tmp_path / "d.npz"]
+    run_quiet("train", *flags, "--epochs", 2, "--hidden", 16, "--quiet", "--output", tmp_path / "m.npz")
+    rc, out, err = run(capsys, "evaluate", "--model", tmp_path / "m.npz", "--json")
+    assert rc == 0, err
+    rep = json.loads(out)
+    assert rep["split"] == "test" and rep["n_samples"] == 359
+    assert rep["accuracy"] == pytest.approx(load(tmp_path / "m.npz").metadata["results"]["test_accuracy"])
+
+
+def test_evaluate_recognises_the_training_file_by_content(pets, tmp_path, capsys):
+    other = tmp_path / "pets.csv"  # same name, other rows
+    write_csv(other, ["weight", "height", "animal"], pets_rows(n=50, seed=7), delimiter=";")
+    rc, out, _ = run(capsys, "evaluate", "--model", pets["model"], "--dataset", other, "--json")
+    assert rc == 0 and json.loads(out)["split"] == "all" and json.loads(out)["n_samples"] == 50
+    copy = tmp_path / "renamed.csv"  # same rows, other name
+    copy.write_bytes(pets["csv"].read_bytes())
+    rc, out, _ = run(capsys, "evaluate", "--model", pets["model"], "--dataset", copy, "--json")
+    assert rc == 0 and json.loads(out)["split"] == "test"
+
+
+def test_evaluate_of_a_model_without_a_digest_goes_by_name_and_says_so(pets, tmp_path, capsys):
+    net = load(pets["model"])
+    old = {k: v for k, v in net.metadata.items() if k not in ("dataset_sha256", "target", "delimiter")}
+    from deepff import save
+
+    save(net, tmp_path / "old.npz", metadata=old)
+    rc, out, err = run(capsys, "evaluate", "--model", tmp_path / "old.npz", "--json")
+    assert rc == 0 and json.loads(out)["split"] == "test"
+    assert "records no digest" in err and len(err.splitlines()) == 1
+
+
+def test_headerless_csv_keeps_its_first_row(tmp_path, capsys):
+    rows = [[f"{w}", f"{h}", a] for w, h, a in pets_rows(n=100)]
+    write_csv(tmp_path / "nohdr.csv", None, rows)
+    rc, out, err = run(capsys, "train", "--dataset", tmp_path / "nohdr.csv", "--epochs", 1, "--hidden", 8,
+                       "--output", tmp_path / "m.npz")
+    assert rc == 0, err
+    assert "80 training samples" in out  # 100 rows, none taken for a header
+    meta = load(tmp_path / "m.npz").metadata
+    assert meta["feature_names"] == ["col0", "col1"] and meta["target_name"] == "col2"
+    rc, out, err = run(capsys, "evaluate", "--model", tmp_path / "m.npz", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["n_samples"] == 20 and json.loads(out)["split"] == "test"
+
+
+def test_predict_refuses_a_header_with_repeated_feature_names(pets, tmp_path, capsys):
+    write_csv(tmp_path / "x.csv", ["weight", "height", "height"], [["3", "40", "50"]])
+    rc, _, err = run(capsys, "predict", "--model", pets["model"], "--input", tmp_path / "x.csv")
+    assert rc == 2 and "'height'" in one_error_line(err) and "unique" in err
+
+
+# ------------------------------------------------------------ loss and task
+def test_binary_cross_entropy_on_two_classes(pets, tmp_path, capsys):
+    rc, _, err = run(capsys, "train", "--dataset", pets["csv"], "--loss", "bce", "--epochs", 20, "--hidden", 8,
+                     "--lr", 0.05, "--quiet", "--output", tmp_path / "b.npz")
+    assert rc == 0, err
+    net = load(tmp_path / "b.npz")
+    assert net.n_outputs == 1 and net.loss.name == "binary_cross_entropy" and net.classes == ["cat", "dog"]
+    rc, out, _ = run(capsys, "predict", "--model", tmp_path / "b.npz", "--input", pets["csv"], "--proba")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["p_cat", "p_dog"] and len(rows) == 201
+    assert all(float(a) + float(b) == pytest.approx(1) for a, b in rows[1:])
+    rc, out, _ = run(capsys, "evaluate", "--model", tmp_path / "b.npz", "--json")
+    rep = json.loads(out)
+    assert rc == 0 and rep["classes"] == ["cat", "dog"] and rep["accuracy"] > 0.8
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ("--loss mse", "valid losses for classification: binary_cross_entropy, neg_log_likelihood"),
+    ("--dataset {d}/reg.csv --loss nll", "valid losses for regression: huber, mae, mse, poisson"),
+    ("--dataset {d}/reg.csv --loss poisson", "poisson needs non-negative counts"),
+    ("--dataset {d}/reg.csv --task classification", "looks continuous"),
+])
+def test_loss_and_task_must_suit_the_target(bad, capsys, args, expected):
+    rc, out, err = run(capsys, "train", *args.format(**bad).split(), "--output", bad["d"] / "never.npz")
+    assert rc == 2 and expected in one_error_line(err) and "epoch" not in out
+    assert not (bad["d"] / "never.npz").exists()
+
+
+def test_gradcheck_of_a_poisson_network(tmp_path, capsys):
+    (tmp_path / "p.json").write_text(json.dumps({"layers": [
+        {"layer_type": "input", "n_features": 4},
+        {"layer_type": "fullyconn", "n_neurons": 5, "activation": "tanh"},
+        {"layer_type": "output", "n_neurons": 1, "activation": "exp", "loss_type": "poisson"}]}))
+    rc, out, err = run(capsys, "gradcheck", "--config", tmp_path / "p.json")
+    assert rc == 0, err + out
+    assert "pass" in out
+
+
+# -------------------------------------------------------- messages, flags
+def test_messages_name_command_line_flags(bad, capsys):
+    rc, _, err = run(capsys, "train", "--dataset", bad["d"] / "x_only.npy")
+    assert rc == 2 and "--target" in one_error_line(err)
+    write_csv(bad["d"] / "semi.csv", ["a", "b", "label"], [["1", "2", "0"], ["3", "4", "1"], ["5", "6", "0"]],
+              delimiter=";")
+    rc, _, err = run(capsys, "train", "--dataset", bad["d"] / "semi.csv", "--delimiter", ",")
+    assert rc == 2 and "--delimiter" in one_error_line(err)
+    rc, _, err = run(capsys, "train", "--optimizer", "lbfgs", "--lr", "0.5")
+    assert rc == 2 and "--lr does not apply to --optimizer lbfgs" in one_error_line(err)
+
+
+def test_delimiter_flag_is_used_and_remembered(tmp_path, capsys):
+    write_csv(tmp_path / "p.csv", ["weight", "height", "animal"], pets_rows(), delimiter="|")
+    rc, _, err = run(capsys, "train", "--dataset", tmp_path / "p.csv", "--delimiter", "|", "--epochs", 1,
+                     "--hidden", 8, "--quiet", "--output", tmp_path / "m.npz")
+    assert rc == 0, err
+    rc, out, err = run(capsys, "evaluate", "--model", tmp_path / "m.npz", "--json")
+    assert rc == 0 and json.loads(out)["split"] == "test", err
+
+
+def test_header_shows_the_real_learning_rate_and_lbfgs_says_what_it_does(tmp_path, capsys):
+    rc, out, _ = run(capsys, "train", "--optimizer", "sgd", "--epochs", 1, "--hidden", 8,
+                     "--output", tmp_path / "s.npz")
+    assert rc == 0 and "sgd lr=0.01, batch 32, 1 epochs" in out.splitlines()[0]
+    rc, out, _ = run(capsys, "train", "--optimizer", "lbfgs", "--epochs", 5, "--hidden", 4,
+                     "--output", tmp_path / "l.npz")
+    assert rc == 0
+    assert "lbfgs full batch, at most 200 iterations" in out.splitlines()[0]
+    assert out.count("--epochs and --batch-size do not apply") == 1
+    assert not re.search(r"^epoch +\d+/5 ", out, flags=re.M)  # not measured against --epochs
+
+
+def test_datasets_says_whether_each_data_set_is_present(tmp_path, capsys):
+    rc, out, _ = run(capsys, "datasets", "--data-dir", tmp_path)
+    assert rc == 0
+    header, *rows = out.splitlines()
+    assert header.split()[:2] == ["name", "present"]
+    assert {r.split()[0]: r.split()[1] for r in rows} == {"digits": "yes", "mnist": "no"}
+    assert str(tmp_path) in out

@@ -84,6 +84,13 @@ def _fraction(text):
     return v
 
 
+def _delimiter(text):
+    delim = {"tab": "\t", "\\t": "\t"}.get(text.lower(), text)
+    if len(delim) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character (or 'tab'), got {text!r}")
+    return delim
+
+
 def _hidden(text):
     if text.strip().lower() in ("", "none"):
         return []
@@ -114,6 +121,8 @@ def build_parser():
                        help="digits (default), mnist, or a .csv/.tsv/.npz/.npy file")
         p.add_argument("--data-dir", default=None, help="folder holding an existing MNIST copy")
         p.add_argument("--target", default=None, help="target column of a CSV (name or index)")
+        p.add_argument("--delimiter", type=_delimiter, default=None,
+                       help="delimiter of a CSV file (default: detected among , ; tab |)")
         p.add_argument("--debug", action="store_true", help="show tracebacks")
 
     t = sub.add_parser("train", help="train a network and save it")
@@ -129,7 +138,7 @@ def build_parser():
     t.add_argument("--epochs", type=_positive_int)
     t.add_argument("--seed", type=_non_negative_int, default=None)
     t.add_argument("--validation-split", type=_fraction, default=None)
-    t.add_argument("--test-fraction", type=_fraction, default=0.2,
+    t.add_argument("--test-fraction", type=_fraction, default=None,
                    help="held-out share of a dataset without an official split (default 0.2)")
     t.add_argument("--dtype", choices=["float32", "float64"], default=None)
     t.add_argument("--output", help="where to save the trained model (.npz)")
@@ -163,13 +172,36 @@ def build_parser():
     g.add_argument("--seed", type=_non_negative_int, default=0)
     g.add_argument("--debug", action="store_true", help="show tracebacks")
 
-    d = sub.add_parser("datasets", help="list the available datasets and where they are cached")
-    d.add_argument("--data-dir", default=None)
+    d = sub.add_parser("datasets", help="list the built-in datasets, where they are and whether they are there")
+    d.add_argument("--data-dir", default=None, help="folder holding an existing MNIST copy")
     d.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
 
 # ---------------------------------------------------------------- printing
+def _say(*values):
+    """``print`` to stdout, flushed, that outlives a closed pipe.
+
+    When the reader has gone (``deepff train ... | head -1``), the rest of
+    the output is dropped and the run carries on: training ends and the
+    model is saved as without the pipe.
+    """
+    try:
+        print(*values, flush=True)
+    except BrokenPipeError:
+        _drop_stdout()
+
+
+def _drop_stdout():
+    """Send whatever is still written to stdout to the null device."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())  # also takes the unflushed rest, so exit stays quiet
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # not a real file (tests, embedding)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
 class _Reporter(Callback):
     """Progress bar (terminals only) and one line per epoch, unless quiet."""
 
@@ -210,7 +242,7 @@ class _Reporter(Callback):
                 parts.append(f"{key} {record[key]:.4f}")
         rate = self.n_samples / record["seconds"] if record["seconds"] > 0 else float("inf")
         parts.append(f"{record['seconds']:.2f}s ({rate:,.0f} samples/s)")
-        print("  ".join(parts), flush=True)
+        _say("  ".join(parts))
 
     def on_train_end(self, trainer):
         if self.bar is not None:
@@ -239,11 +271,25 @@ def _table(rows):
 def _load(args, seed=0, test_fraction=0.2):
     from .datasets import load_dataset
 
-    name = args.dataset or "digits"
-    target = args.target
-    if target is not None and target.lstrip("-").isdigit():
-        target = int(target)
-    return load_dataset(name, data_dir=args.data_dir, target=target, test_fraction=test_fraction, seed=seed)
+    return load_dataset(args.dataset or "digits", data_dir=args.data_dir, target=args.target,
+                        test_fraction=test_fraction, seed=seed, delimiter=args.delimiter)
+
+
+def _is_builtin(name):
+    from .datasets import DATASETS
+
+    return str(name or "digits").lower() in DATASETS
+
+
+def _sha256(path):
+    """The SHA-256 of a data file: how a model or checkpoint recognises its training data."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(os.path.expanduser(path), "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _encode(y, classes):
@@ -263,10 +309,96 @@ def _preprocess(X, preprocessing, dtype):
     return Standardizer.from_dict(preprocessing).transform(X, dtype=dtype)
 
 
+# ------------------------------------------------------------ output files
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def _check_output_path(path, flag, exts):
+    """Refuse, before any work, an output path with the wrong extension or that cannot be written."""
+    from .io import check_writable
+
+    if path is None:
+        return
+    if not path.lower().endswith(exts):
+        raise UsageError(f"{flag} must end in {' or '.join(exts)}, got {path!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{flag}: folder {folder!r} does not exist")
+    try:
+        check_writable(path, probe=True)
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: {exc.strerror}") from None
+
+
+def _check_files(outputs, inputs):
+    """Refuse outputs that would overwrite an input, each other, or a file deepff did not write.
+
+    Parameters
+    ----------
+    outputs : list of (flag, path, kind)
+        ``kind`` is "model" or "checkpoint" for deepff files, else None.
+        An existing model or checkpoint is replaced (and said so on stderr);
+        any other existing file at a model or checkpoint path is refused.
+    inputs : list of (flag, path)
+
+    Returns
+    -------
+    list of str
+        One "replacing existing ..." line per deepff file to be replaced.
+    """
+    from .io import file_format
+
+    done, notes = [], []
+    for flag, path, kind in outputs:
+        for other_flag, other in inputs + done:
+            if {flag, other_flag} == {"--checkpoint", "--resume"}:
+                continue  # a resumed run keeps checkpointing to its own file
+            if _same_file(path, other):
+                raise UsageError(f"{flag} {path} is the same file as {other_flag} {other}; deepff never "
+                                 f"writes over its inputs or one output over another: choose another {flag}")
+        done.append((flag, path))
+        if kind is None or not os.path.exists(path):
+            continue
+        if file_format(path) != kind:
+            raise UsageError(f"{flag} {path} exists and is not a deepff {kind} file; deepff will not replace "
+                             f"it: remove it or choose another {flag}")
+        if not any(_same_file(path, p) for f, p in inputs if f == "--resume"):
+            notes.append(f"{PROG}: replacing existing {kind} file {path}")
+    return notes
+
+
+def _default_output(dataset):
+    name = dataset or "digits"
+    return f"deepff-{_slug(name.lower() if _is_builtin(name) else name)}.npz"
+
+
+def _check_train_files(args, output):
+    flags = (("--output", output), ("--history", args.history), ("--plot", args.plot),
+             ("--checkpoint", args.checkpoint))
+    exts = {"--output": (".npz",), "--history": (".json", ".csv"), "--plot": (".png",),
+            "--checkpoint": (".npz",)}
+    outputs = []
+    for flag, path in flags:
+        _check_output_path(path, flag, exts[flag])
+        if path is not None:
+            outputs.append((flag, path, {"--output": "model", "--checkpoint": "checkpoint"}.get(flag)))
+    if args.plot:
+        for suffix in ("-confusion.png", "-boundary.png"):
+            _check_output_path(args.plot[:-4] + suffix, "--plot", (".png",))
+            outputs.append(("--plot", args.plot[:-4] + suffix, None))
+    inputs = [("--config", args.config), ("--resume", args.resume)]
+    if not _is_builtin(args.dataset):
+        inputs.append(("--dataset", os.path.expanduser(args.dataset)))
+    return _check_files(outputs, [(f, p) for f, p in inputs if p is not None])
+
+
 # -------------------------------------------------------------------- train
-def _architecture(args, n_features, n_outputs, task, base_spec):
+def _architecture(args, n_features, n_outputs, task, base_spec, loss):
     """The classic spec from the config file and/or the flags."""
-    loss = args.loss or ("neg_log_likelihood" if task == "classification" else "mse")
     if base_spec is not None and args.hidden is None:
         spec = [dict(layer) for layer in base_spec]
         spec[0]["n_features"] = n_features
@@ -275,7 +407,7 @@ def _architecture(args, n_features, n_outputs, task, base_spec):
                 layer["activation"] = args.activation
         if args.loss:
             spec[-1]["loss_type"] = args.loss
-            spec[-1]["activation"] = OUTPUT_ACTIVATION.get(_canonical_loss(args.loss), "linear")
+            spec[-1]["activation"] = OUTPUT_ACTIVATION.get(loss, "linear")
         if spec[-1]["n_neurons"] != n_outputs:
             raise SpecError(f"the config's output layer has {spec[-1]['n_neurons']} units but the data "
                             f"needs {n_outputs}")
@@ -287,7 +419,7 @@ def _architecture(args, n_features, n_outputs, task, base_spec):
     spec = [{"layer_type": "input", "n_features": n_features}]
     spec += [{"layer_type": "fullyconn", "n_neurons": h, "activation": act} for h in hidden]
     spec.append({"layer_type": "output", "n_neurons": n_outputs,
-                 "activation": OUTPUT_ACTIVATION.get(_canonical_loss(loss), "linear"), "loss_type": loss})
+                 "activation": OUTPUT_ACTIVATION.get(loss, "linear"), "loss_type": loss})
     return spec
 
 
@@ -295,6 +427,43 @@ def _canonical_loss(name):
     from . import losses
 
     return losses.REGISTRY.canonical(name)
+
+
+def _loss_of(args, task, base_spec):
+    """The output loss of a new run (canonical name) and how the user chose it, for messages."""
+    if args.loss:
+        return _canonical_loss(args.loss), "--loss"
+    if base_spec is not None and args.hidden is None:
+        return _canonical_loss(base_spec[-1]["loss_type"]), "the config's loss"
+    return ("neg_log_likelihood" if task == "classification" else "mse"), "the default loss"
+
+
+def _check_loss(loss, how, task, n_classes, y):
+    """Refuse a loss that cannot learn this target, naming the losses that can."""
+    from . import losses
+
+    loss_task = losses.REGISTRY.classes[loss].task
+    if loss_task != task:
+        valid = sorted(n for n, c in losses.REGISTRY.classes.items() if c.task == task)
+        raise UsageError(f"{how} {loss} is a {loss_task} loss, but the task is {task}; valid losses for "
+                         f"{task}: {', '.join(valid)} (--task sets the task)")
+    if loss == "binary_cross_entropy" and n_classes != 2:
+        raise UsageError(f"{how} binary_cross_entropy needs a target with 2 classes; this one has {n_classes}: "
+                         "use neg_log_likelihood")
+    if loss == "poisson" and np.min(y) < 0:
+        raise UsageError(f"{how} poisson needs non-negative counts, but the target goes down to "
+                         f"{np.min(y):g}; use mse, mae or huber")
+
+
+def _check_labels(y, name, n_classes):
+    """Refuse ``--task classification`` for a target that is clearly continuous."""
+    from .datasets import MAX_CLASSES
+
+    y = np.asarray(y)
+    continuous = y.dtype.kind == "f" and not np.array_equal(y, np.round(y))
+    if continuous or (n_classes > MAX_CLASSES and n_classes > y.size / 2):
+        raise UsageError(f"the target {name!r} looks continuous ({n_classes} distinct values in {y.size} "
+                         "samples), not like class labels; use --task regression")
 
 
 def _kind(args):
@@ -325,16 +494,6 @@ def _write_history(records, path):
     atomic_write(path, write)
 
 
-def _check_output_path(path, flag, exts):
-    if path is None:
-        return
-    if not path.lower().endswith(exts):
-        raise UsageError(f"{flag} must end in {' or '.join(exts)}, got {path!r}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UsageError(f"{flag}: folder {folder!r} does not exist")
-
-
 def _check_names(args):
     """Fail fast (before loading any data) on unknown optimizer/activation/loss names."""
     from . import activations, losses, optimizers
@@ -345,43 +504,131 @@ def _check_names(args):
             registry.canonical(value)
 
 
+def _resume_defaults(args, extra):
+    """Take what a resumed run must keep from the checkpoint, unless the command line gives it."""
+    if args.dataset is None:
+        args.dataset = extra.get("dataset_source")  # older checkpoints lack it: compared by name later
+    for key in ("target", "delimiter", "seed", "test_fraction"):
+        if getattr(args, key) is None and extra.get(key) is not None:
+            setattr(args, key, extra[key])
+
+
+def _check_resume(args, net, state, extra, found):
+    """Refuse a resumed run whose data, split or architecture differ from the checkpoint's.
+
+    ``found`` holds what this run has: dataset, dataset_sha256, seed,
+    test_fraction, task, classes, target_name, epochs, dtype. Keys an older
+    checkpoint lacks are not compared.
+    """
+    where = f"the checkpoint {args.resume}"
+    if extra.get("dataset_sha256") is not None:
+        if found["dataset_sha256"] != extra["dataset_sha256"]:
+            raise UsageError(f"{where} was trained on {extra.get('dataset_source')}, but {found['dataset']} "
+                             "holds other data (its SHA-256 differs); resume on the same data")
+    elif extra.get("dataset") is not None and extra["dataset"] != found["dataset"]:
+        raise UsageError(f"{where} was trained on {extra['dataset']}, not {found['dataset']}; give "
+                         f"--dataset {extra['dataset']}")
+    for key, flag in (("seed", "--seed"), ("test_fraction", "--test-fraction"), ("task", "--task"),
+                      ("target_name", "--target"), ("classes", "--dataset")):
+        if key in extra and extra[key] != found[key]:
+            raise UsageError(f"{where} has {key} {extra[key]!r}, this run {found[key]!r}: a resumed run keeps "
+                             f"its data and split; drop {flag} or give the checkpoint's")
+    hidden = [layer.units for layer in net.layers[:-1]]
+    acts = {layer.activation.name for layer in net.layers[:-1]}
+    given = (("--hidden", args.hidden, hidden, args.hidden is not None and args.hidden != hidden),
+             ("--dtype", found["dtype"], str(net.dtype), found["dtype"] not in (None, str(net.dtype))),
+             ("--loss", args.loss, net.loss.name,
+              args.loss is not None and _canonical_loss(args.loss) != net.loss.name),
+             ("--activation", args.activation, ", ".join(sorted(acts)),
+              args.activation is not None and acts - {_canonical_activation(args.activation)}))
+    for flag, value, has, differs in given:
+        if differs:
+            raise UsageError(f"{flag} {value} contradicts {where}, whose network has {has}; a resumed run "
+                             f"keeps its network: drop {flag}")
+    done = state["epoch"]
+    if state.get("stopped_early"):
+        raise UsageError(f"{where} belongs to a run that early stopping ended after epoch {done}; "
+                         "there is nothing to resume")
+    if found["epochs"] <= done:
+        raise UsageError(f"--epochs {found['epochs']}: {where} has already trained {done} epochs, and "
+                         f"--epochs is the total to reach; give more than {done}")
+
+
+def _canonical_activation(name):
+    from . import activations
+
+    return activations.REGISTRY.canonical(name)
+
+
+def _optimizer(args, training, defaults, resume_extra):
+    """The optimizer config of the run: flags over the config file over the defaults."""
+    from . import optimizers
+
+    opt = training.get("optimizer", defaults["optimizer"])
+    if resume_extra and "optimizer" not in training and isinstance(resume_extra.get("training"), dict):
+        opt = resume_extra["training"].get("optimizer", opt)
+    if args.optimizer:
+        opt = args.optimizer
+    opt = dict({"name": opt} if isinstance(opt, str) else opt)
+    full_batch = getattr(optimizers.REGISTRY.classes[optimizers.REGISTRY.canonical(opt["name"])],
+                         "full_batch", False)
+    if args.lr is not None:
+        if full_batch:
+            raise UsageError(f"--lr does not apply to --optimizer {opt['name']}, which finds its step "
+                             "lengths by line search; drop --lr")
+        opt["lr"] = args.lr
+    elif "lr" not in opt and opt["name"].lower() in ("adam", "adamw"):
+        opt["lr"] = defaults["lr"]
+    return opt
+
+
+def _targets(args, data):
+    """The task, the class labels and the training targets (class codes for classification)."""
+    from .datasets import encode_labels
+
+    task = args.task or data.task
+    y_train, y_test = data.y_train, data.y_test
+    if task == "regression":
+        try:
+            return task, None, np.asarray(y_train, dtype=np.float64), np.asarray(y_test, dtype=np.float64)
+        except ValueError:
+            raise InputError("regression needs a numeric target column; use --task classification "
+                             "for labels") from None
+    y = np.concatenate([np.asarray(y_train), np.asarray(y_test)])
+    codes, classes = encode_labels(y)
+    if len(classes) < 2:
+        raise InputError("classification needs at least two classes in the target column")
+    _check_labels(y, data.target_name, len(classes))
+    return task, classes.tolist(), codes[:len(y_train)], codes[len(y_train):]
+
+
 def cmd_train(args):
     """Run ``deepff train``."""
-    from .datasets import Standardizer, encode_labels
+    from .datasets import Standardizer
     from .io import load_checkpoint, save
     from .model import Network
+    from .optimizers import get as get_optimizer
     from .spec import load_config
 
     _check_names(args)
-    _check_output_path(args.output, "--output", (".npz",))
-    _check_output_path(args.history, "--history", (".json", ".csv"))
-    _check_output_path(args.plot, "--plot", (".png",))
-    _check_output_path(args.checkpoint, "--checkpoint", (".npz",))
+    net, resume_state, resume_extra = None, None, None
+    if args.resume:
+        net, resume_state, resume_extra = load_checkpoint(args.resume)
+        resume_extra = resume_extra if isinstance(resume_extra, dict) else {}
+        _resume_defaults(args, resume_extra)
+    output = args.output if args.output is not None else _default_output(args.dataset)
+    replacing = _check_train_files(args, output)
     cfg = load_config(args.config) if args.config else {"layers": None, "training": {}, "dtype": None,
                                                          "seed": None}
     training = dict(cfg["training"])
     seed = args.seed if args.seed is not None else (cfg["seed"] if cfg["seed"] is not None else 0)
-    dtype = args.dtype or cfg["dtype"] or "float32"
+    test_fraction = args.test_fraction if args.test_fraction is not None else 0.2
+    dtype = str(net.dtype) if net is not None else (args.dtype or cfg["dtype"] or "float32")
 
-    data = _load(args, seed=seed, test_fraction=args.test_fraction)
-    task = args.task or data.task
-    classes = None
-    y_train, y_test = data.y_train, data.y_test
-    if task == "classification":
-        codes, classes = encode_labels(np.concatenate([np.asarray(y_train), np.asarray(y_test)]))
-        y_train, y_test = codes[:len(y_train)], codes[len(y_train):]
-        classes = classes.tolist()
-        n_outputs = len(classes)
-        if n_outputs < 2:
-            raise InputError("classification needs at least two classes in the target column")
-    else:
-        try:
-            y_train = np.asarray(y_train, dtype=np.float64)
-            y_test = np.asarray(y_test, dtype=np.float64)
-        except ValueError:
-            raise InputError("regression needs a numeric target column; use --task classification "
-                             "for labels") from None
-        n_outputs = 1 if y_train.ndim == 1 else y_train.shape[1]
+    data = _load(args, seed=seed, test_fraction=test_fraction)
+    digest = None if _is_builtin(args.dataset) else _sha256(args.dataset)
+    task, classes, y_train, y_test = _targets(args, data)
+    n_classes = len(classes) if classes else None
 
     if data.name == "mnist":
         scaler = Standardizer.from_dict({"mean": [0.0] * data.n_features, "std": [1.0] * data.n_features})
@@ -390,28 +637,28 @@ def cmd_train(args):
     X_train = scaler.transform(data.X_train, dtype=dtype)
     X_test = scaler.transform(data.X_test, dtype=dtype) if len(data.X_test) else None
 
-    resume_state, net = None, None
+    defaults = DEFAULTS[_kind(args)]
+    opt = _optimizer(args, training, defaults, resume_extra)
+    optimizer = get_optimizer(dict(opt))
+    full_batch = getattr(optimizer, "full_batch", False)
+    resumed_training = (resume_extra or {}).get("training")
+    epochs = args.epochs or (resumed_training or {}).get("epochs") or training.get("epochs", defaults["epochs"])
     if args.resume:
-        net, resume_state, _ = load_checkpoint(args.resume)
+        _check_resume(args, net, resume_state, resume_extra, {
+            "dataset": data.name, "dataset_sha256": digest, "seed": seed, "test_fraction": test_fraction,
+            "task": task, "classes": classes, "target_name": data.target_name, "epochs": epochs,
+            "dtype": args.dtype or cfg["dtype"]})
         if net.n_features != X_train.shape[1]:
             raise InputError(f"the checkpoint's network expects {net.n_features} features, "
                              f"the data has {X_train.shape[1]}")
     else:
-        spec = _architecture(args, X_train.shape[1], n_outputs, task, cfg["layers"])
+        loss, how = _loss_of(args, task, cfg["layers"])
+        _check_loss(loss, how, task, n_classes, y_train)
+        n_outputs = (1 if loss == "binary_cross_entropy" else n_classes) if classes else \
+            (1 if y_train.ndim == 1 else y_train.shape[1])
+        spec = _architecture(args, X_train.shape[1], n_outputs, task, cfg["layers"], loss)
         net = Network.from_spec(spec, dtype=dtype, seed=seed)
 
-    defaults = DEFAULTS[_kind(args)]
-    opt = training.get("optimizer", defaults["optimizer"])
-    if args.optimizer:
-        opt = args.optimizer
-    if isinstance(opt, str):
-        opt = {"name": opt}
-    opt = dict(opt)
-    if args.lr is not None:
-        opt["lr"] = args.lr
-    elif "lr" not in opt and opt["name"].lower() in ("adam", "adamw"):
-        opt["lr"] = defaults["lr"]
-    epochs = args.epochs or training.get("epochs", defaults["epochs"])
     batch_size = args.batch_size or training.get("batch_size", defaults["batch_size"])
     val_split = args.validation_split if args.validation_split is not None \
         else training.get("validation_split", 0.0)
@@ -420,21 +667,31 @@ def cmd_train(args):
     train_cfg = {**training, "optimizer": opt, "epochs": epochs, "batch_size": batch_size,
                  "validation_split": val_split}
 
-    callbacks = [_Reporter(args.quiet, int(round(X_train.shape[0] * (1 - val_split))), epochs)]
-    extra = {"dataset": data.name, "task": task, "classes": classes, "preprocessing": scaler.to_dict(),
-             "training": train_cfg}
+    shown_epochs = optimizer.max_iter if full_batch else epochs
+    callbacks = [_Reporter(args.quiet, int(round(X_train.shape[0] * (1 - val_split))), shown_epochs)]
+    record = {"dataset": data.name, "dataset_source": _source(args.dataset), "dataset_sha256": digest,
+              "target": args.target, "target_name": data.target_name, "delimiter": args.delimiter,
+              "seed": seed, "test_fraction": test_fraction, "task": task, "classes": classes}
+    extra = {**record, "preprocessing": scaler.to_dict(), "training": train_cfg}
     if args.checkpoint:
         callbacks.append(_Checkpointer(args.checkpoint, extra))
     if not args.quiet:
         kinds = f"{X_train.shape[0]} training samples, {X_train.shape[1]} features"
-        print(f"deepff: {data.name} ({task}; {kinds}); network "
-              f"{'-'.join(str(n) for n in [net.n_features] + [layer.units for layer in net.layers])}, "
-              f"{opt['name']} lr={opt.get('lr', 'default')}, batch {batch_size}, {epochs} epochs")
+        steps = f"full batch, at most {optimizer.max_iter} iterations" if full_batch else \
+            f"lr={optimizer.lr:g}, batch {batch_size}, {epochs} epochs"
+        _say(f"deepff: {data.name} ({task}; {kinds}); network "
+             f"{'-'.join(str(n) for n in [net.n_features] + [layer.units for layer in net.layers])}, "
+             f"{opt['name']} {steps}")
+        if full_batch:
+            _say(f"deepff: {opt['name']} trains on the whole training set until it converges, each iteration "
+                 "reported as an epoch; --epochs and --batch-size do not apply")
+    for note in replacing:
+        print(note, file=sys.stderr)
     validation = None
     if X_test is not None and not val_split:
         validation = (X_test, y_test)  # reported per epoch as val_*: the held-out test split
         if not args.quiet:
-            print(f"deepff: val_* metrics are measured on the held-out test split ({X_test.shape[0]} samples)")
+            _say(f"deepff: val_* metrics are measured on the held-out test split ({X_test.shape[0]} samples)")
     history = net.fit(
         X_train, y_train, epochs=epochs, batch_size=batch_size, optimizer=opt,
         schedule=training.get("schedule"), regularization=training.get("regularization"),
@@ -458,7 +715,7 @@ def cmd_train(args):
         if task == "classification":
             from .metrics import classification_report
 
-            rep = classification_report(y_test, net.predict(X_test), n_outputs)
+            rep = classification_report(y_test, net.predict(X_test), n_classes)
             results = {"test_accuracy": rep["accuracy"], "test_macro_f1": rep["macro_f1"]}
         else:
             from .metrics import regression_report
@@ -470,17 +727,14 @@ def cmd_train(args):
             ("final training loss", f"{last.get('loss', float('nan')):.4f}")]
     rows += [(k.replace("_", " "), f"{v:.4f}") for k, v in results.items()]
     rows.append(("training time", f"{sum(r['seconds'] for r in history.records):.1f}s"))
-    print(_table(rows))
+    _say(_table(rows))
     if "test_accuracy" in results:
-        print(f"test accuracy: {100 * results['test_accuracy']:.2f}%")
+        _say(f"test accuracy: {100 * results['test_accuracy']:.2f}%")
 
-    output = args.output if args.output is not None else f"deepff-{_slug(data.name)}.npz"
     save(net, output, preprocessing=scaler.to_dict(), classes=classes, training=train_cfg,
-         metadata={"dataset": data.name, "dataset_source": _source(args.dataset), "task": task,
-                   "feature_names": list(data.feature_names),
-                   "target_name": data.target_name, "seed": seed, "test_fraction": args.test_fraction,
-                   "results": results})
-    print(f"model saved to {output}")
+         metadata={**{k: v for k, v in record.items() if k != "classes"},
+                   "feature_names": list(data.feature_names), "results": results})
+    _say(f"model saved to {output}")
     if args.history:
         _write_history(history.records, args.history)
     if args.plot:
@@ -491,10 +745,8 @@ def cmd_train(args):
 
 def _source(dataset):
     """How ``evaluate`` finds the training data again: a built-in name or an absolute path."""
-    from .datasets import DATASETS
-
     name = dataset or "digits"
-    return name.lower() if name.lower() in DATASETS else os.path.abspath(os.path.expanduser(name))
+    return name.lower() if _is_builtin(name) else os.path.abspath(os.path.expanduser(name))
 
 
 def _moved_source(source, model_path):
@@ -545,6 +797,39 @@ def _plots(path, records, net, task, classes, X_test, y_test, data, scaler, val_
 
 
 # ----------------------------------------------------------------- evaluate
+def _is_training_data(name, meta, model):
+    """Whether ``name`` is the data set ``model`` was trained on.
+
+    A built-in data set is recognised by its name, a file by the SHA-256 the
+    model recorded. Models saved before deepff recorded it fall back to the
+    file name, and say so.
+    """
+    trained_on = meta.get("dataset")
+    if trained_on is None:
+        return False
+    if _is_builtin(name) or _is_builtin(trained_on):
+        return str(name).lower() == str(trained_on).lower()
+    if meta.get("dataset_sha256") is not None:
+        return os.path.isfile(os.path.expanduser(name)) and _sha256(name) == meta["dataset_sha256"]
+    same = os.path.basename(str(name)).lower() == str(trained_on).lower()
+    if same:
+        print(f"{PROG}: {model} records no digest of its training file; taking {name} for it because the "
+              "names match", file=sys.stderr)
+    return same
+
+
+def _training_target(meta):
+    """The target column the model was trained with (models before deepff recorded it: from its name)."""
+    if "target" in meta:
+        return meta["target"]
+    name = meta.get("target_name")
+    if name is None or (str(meta.get("dataset", "")).lower().endswith(".npz") and name == "y"):
+        return None  # an .npz holding its own y
+    if str(name).startswith("column ") and str(meta.get("dataset", "")).lower().endswith(".npy"):
+        return str(name)[len("column "):]
+    return str(name)
+
+
 def cmd_evaluate(args):
     """Run ``deepff evaluate``."""
     from .io import load
@@ -555,16 +840,15 @@ def cmd_evaluate(args):
     name = args.dataset or _moved_source(meta.get("dataset_source"), args.model) \
         or meta.get("dataset") or "digits"
     args.dataset = str(name)
-    # The data set the model was trained on (same built-in name, or a file of the same name):
-    # re-create its train/test split and score the held-out part only.
-    same = meta.get("dataset") is not None and \
-        os.path.basename(str(name)).lower() == str(meta.get("dataset")).lower()
+    # The data set the model was trained on: re-create its train/test split and score the held-out part.
+    same = _is_training_data(args.dataset, meta, args.model)
     seed = meta.get("seed", 0) if same else 0
     test_fraction = meta.get("test_fraction", 0.2) if same else 0.0
-    from .datasets import DATASETS
-
-    if args.target is None and same and str(name).lower() not in DATASETS and meta.get("target_name"):
-        args.target = str(meta["target_name"])  # the training file's target column, by name
+    if same and not _is_builtin(args.dataset):
+        if args.target is None:
+            args.target = _training_target(meta)
+        if args.delimiter is None:
+            args.delimiter = meta.get("delimiter")
     data = _load(args, seed=seed, test_fraction=test_fraction)
     on_test = len(data.X_test) > 0
     X = data.X_test if on_test else data.X_train
@@ -651,6 +935,10 @@ def _read_features(path, n_features, feature_names=None):
         if rows and _is_header(rows[0]):
             header, rows, first_line = rows[0], rows[1:], 2
             if feature_names and set(feature_names) <= set(header):
+                repeated = sorted({nm for nm in feature_names if header.count(nm) > 1})
+                if repeated:
+                    raise InputError(f"{path} names more than one column {', '.join(map(repr, repeated))}; "
+                                     "column names must be unique")
                 cols = [header.index(nm) for nm in feature_names]
                 rows = [[r[c] if c < len(r) else "" for c in cols] for r in rows]
         if not rows:
@@ -701,6 +989,7 @@ def cmd_predict(args):
     net = load(args.model)
     if args.output is not None:
         _check_output_path(args.output, "--output", (".csv", ".npy"))
+        _check_files([("--output", args.output, None)], [("--model", args.model), ("--input", args.input)])
     meta = net.metadata if isinstance(net.metadata, dict) else {}
     names = meta.get("feature_names") if isinstance(meta.get("feature_names"), list) else None
     X = _read_features(args.input, net.n_features, names)
@@ -709,7 +998,10 @@ def cmd_predict(args):
         if net.task != "classification":
             raise UsageError("--proba needs a classification model")
         out = net.predict_proba(Xp)
-        header = [f"p_{c}" for c in (net.classes or range(net.n_outputs))]
+        classes = net.classes or list(range(net.n_outputs))
+        if out.shape[1] == 1 and len(classes) == 2:  # one sigmoid unit: P(second class)
+            out = np.hstack([1 - out, out])
+        header = [f"p_{c}" for c in classes]
     else:
         out = net.predict(Xp)
         if net.task == "classification" and net.classes and out.ndim == 1:
@@ -769,6 +1061,8 @@ def cmd_gradcheck(args):
         y = rng.integers(0, k, size=args.samples)
     elif net.multi_label:
         y = rng.integers(0, 2, size=(args.samples, k))
+    elif net.loss.name == "poisson":
+        y = rng.poisson(1.0, size=(args.samples, k))  # counts: the loss takes no negative target
     else:
         y = rng.normal(size=(args.samples, k))
     penalty = None
@@ -794,9 +1088,12 @@ def cmd_datasets(args):
     """Run ``deepff datasets``."""
     from .datasets import list_datasets
 
-    rows = [("name", "description", "location")]
+    if args.data_dir is not None and not os.path.isdir(os.path.expanduser(args.data_dir)):
+        raise UsageError(f"--data-dir {args.data_dir} is not a folder")
+    rows = [("name", "present", "description", "location")]
     for d in list_datasets(args.data_dir):
-        rows.append((d["name"], d.get("description", ""), d.get("location", "")))
+        rows.append((d["name"], "yes" if d.get("present") else "no", d.get("description", ""),
+                     d.get("location", "")))
     print(_table(rows))
     return 0
 
@@ -841,7 +1138,7 @@ def main(argv=None):
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
         if isinstance(exc, OSError) and exc.filename:
-            message = f"{exc.strerror or exc}: {exc.filename}"
+            message = f"{exc.filename}: {exc.strerror or exc}"
         print(f"{getattr(exc, 'prog', PROG)}: error: {message}", file=sys.stderr)
         return 2
 
