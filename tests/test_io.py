@@ -349,6 +349,10 @@ def _buffer_nan(path, members, bad):
     return _replace_array(members, "buffer.layer1.running_var", np.full((1, 8), np.nan, dtype=np.float32))
 
 
+def _buffer_negative_variance(path, members, bad):
+    return _replace_array(members, "buffer.layer1.running_var", np.full((1, 8), -1.0, dtype=np.float32))
+
+
 def _object_member(path, members, bad):
     out = dict(members)
     header = _header_of(members)
@@ -406,6 +410,7 @@ REJECTIONS = {
     "declared-table-lies": (_declared_lie, "does not match its declared"),
     "buffer-shape": (_buffer_shape, "buffer"),
     "buffer-nan": (_buffer_nan, "NaN"),
+    "buffer-negative-variance": (_buffer_negative_variance, "negative variance"),
     "buffer-missing": (_drop_member("buffer.layer1.running_var.npy"), "missing"),
     "object-member": (_object_member, "object arrays"),
     "structured-member": (_structured_member, "only numeric"),
@@ -684,3 +689,15 @@ def test_file_format_reads_only_the_header(tmp_path, good):
     assert deepff.io.file_format(tmp_path / "ck.npz") == "checkpoint"
     assert deepff.io.file_format(tmp_path / "arrays.npz") is None
     assert deepff.io.file_format(tmp_path / "missing.npz") is None
+
+
+def test_non_finite_parameters_are_never_saved(tmp_path):
+    """A file that load() would refuse is not written, and the previous file is kept."""
+    net = _trained("classification", "float32")
+    path = tmp_path / "m.npz"
+    deepff.save(net, path)
+    before = path.read_bytes()
+    net.params.theta[0] = np.nan
+    with pytest.raises(deepff.InputError, match="NaN or infinity"):
+        deepff.save(net, path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.npz"]

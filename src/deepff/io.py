@@ -290,6 +290,9 @@ def save(model, path, preprocessing=None, classes=None, training=None, metadata=
     problem = _classes_problem(header["classes"], net)
     if problem:
         raise InputError(f"cannot save: {problem}")
+    if not (np.isfinite(net.params.theta).all() and all(np.isfinite(b).all() for b in net.buffers().values())):
+        raise InputError("cannot save: the parameters contain NaN or infinity (did training diverge?); "
+                         "such a file could not be loaded")
     arrays = {"theta": net.params.theta}
     arrays.update({"buffer." + k: v for k, v in net.buffers().items()})
     try:
@@ -440,6 +443,8 @@ def _build(header, arrays, path):
             raise ModelFileError(f"{path!r}: buffer {name!r} is missing or does not match the architecture")
         if not np.isfinite(stored).all():
             raise ModelFileError(f"{path!r}: buffer {name!r} contains NaN or infinity")
+        if name.endswith(".running_var") and (stored < 0).any():
+            raise ModelFileError(f"{path!r}: buffer {name!r} holds a negative variance")
         buf[...] = stored
     unknown = {k for k in arrays if k.startswith("buffer.")} - {"buffer." + k for k in net.buffers()}
     if unknown:
