@@ -292,3 +292,16 @@ def test_training_numbers_must_be_finite(key, value):
 
     with pytest.raises(SpecError, match=f"key '{key}' must be a finite number"):
         parse_training({key: value})
+
+
+@pytest.mark.parametrize("cw, match", [({0: -1}, r"class_weight\[0\]' must be >= 0"),
+                                       ({0: "abc"}, "must be a finite number"),
+                                       ({1: float("nan")}, "must be a finite number"),
+                                       ({"cat": 2.0}, "keys are class indexes")])
+def test_class_weight_values_are_checked_when_the_config_is_read(cw, match):
+    from deepff.spec import parse_training
+
+    with pytest.raises(SpecError, match=match):
+        parse_training({"class_weight": cw})
+    assert parse_training({"class_weight": {0: 1.0, 2: 3}})["class_weight"] == {0: 1.0, 2: 3}
+    assert parse_training({"class_weight": {"1": 2.5}})["class_weight"] == {1: 2.5}   # a JSON key

@@ -353,6 +353,15 @@ def parse_training(section):
     cw = out.get("class_weight")
     if cw is not None and cw != "balanced" and not isinstance(cw, dict):
         raise SpecError(f"{s}: key 'class_weight' must be 'balanced', a mapping or null, got {cw!r}")
+    if isinstance(cw, dict):
+        checked = {}
+        for cls, weight in cw.items():
+            if isinstance(cls, str) and cls.isdigit():    # JSON and TOML keys are strings
+                cls = int(cls)
+            if isinstance(cls, bool) or not isinstance(cls, (int, np.integer)) or cls < 0:
+                raise SpecError(f"{s}: class_weight keys are class indexes (integers >= 0), got {cls!r}")
+            checked[int(cls)] = _check_number(s, f"class_weight[{cls}]", weight, lo=0)
+        out["class_weight"] = checked
     return out
 
 
