@@ -461,6 +461,13 @@ def test_train_on_mnist(tmp_path, monkeypatch, capsys):
     net = load("deepff-mnist.npz")
     assert net.n_features == 784 and [layer.units for layer in net.layers] == [32, 10]
     assert net.training_config["batch_size"] == 128 and net.training_config["optimizer"]["lr"] == 1e-3
+    # evaluate finds the same MNIST copy without --data-dir (no cache, no mirror to fall back on)
+    monkeypatch.setenv("DEEPFF_DATA", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("DEEPFF_MNIST_MIRRORS", "http://127.0.0.1:9/")
+    rc, out, err = run(capsys, "evaluate", "--model", "deepff-mnist.npz")
+    assert rc == 0, err
+    assert "10000 samples, the held-out test split" in out
+    assert float(re.search(r"^accuracy: ([\d.]+)%", out, flags=re.M).group(1)) > 85
 
 
 # ------------------------------------------------------------------- plots

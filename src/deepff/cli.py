@@ -671,7 +671,8 @@ def cmd_train(args):
     callbacks = [_Reporter(args.quiet, int(round(X_train.shape[0] * (1 - val_split))), shown_epochs)]
     record = {"dataset": data.name, "dataset_source": _source(args.dataset), "dataset_sha256": digest,
               "target": args.target, "target_name": data.target_name, "delimiter": args.delimiter,
-              "seed": seed, "test_fraction": test_fraction, "task": task, "classes": classes}
+              "seed": seed, "test_fraction": test_fraction, "task": task, "classes": classes,
+              "data_dir": None if args.data_dir is None else os.path.abspath(os.path.expanduser(args.data_dir))}
     extra = {**record, "preprocessing": scaler.to_dict(), "training": train_cfg}
     if args.checkpoint:
         callbacks.append(_Checkpointer(args.checkpoint, extra))
@@ -842,6 +843,8 @@ def cmd_evaluate(args):
     args.dataset = str(name)
     # The data set the model was trained on: re-create its train/test split and score the held-out part.
     same = _is_training_data(args.dataset, meta, args.model)
+    if args.data_dir is None and same and isinstance(meta.get("data_dir"), str) and os.path.isdir(meta["data_dir"]):
+        args.data_dir = meta["data_dir"]   # the MNIST copy the model was trained from
     seed = meta.get("seed", 0) if same else 0
     test_fraction = meta.get("test_fraction", 0.2) if same else 0.0
     if same and not _is_builtin(args.dataset):
