@@ -113,3 +113,16 @@ def test_class_colors_distinct():
     for k in (2, 10, 20, 40):
         c = plots.class_colors(k)
         assert len(c) == k and len(set(c)) == k
+
+
+@pytest.mark.parametrize("n", [1, 2, 7])
+def test_history_epoch_ticks_are_whole_numbers(tmp_path, monkeypatch, n):
+    saved = []
+    real_save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: (saved.append(fig), real_save(fig, path)))
+    plots.plot_history(records(n), tmp_path / "h.png")
+    for ax in saved[0].axes:
+        lo, hi = ax.get_xlim()
+        shown = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert shown and all(float(t).is_integer() for t in shown), shown
+    check_png(tmp_path / "h.png")

@@ -103,6 +103,8 @@ def plot_history(records, path, title="Learning curves", val_label="validation")
         ax.set_ylabel(ylabel)
         ax.set_title(name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(set(epochs)) == 1:     # one epoch: its own tick (a locator would divide the axis)
+            ax.set_xticks([epochs[0]])
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
