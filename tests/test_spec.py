@@ -305,3 +305,12 @@ def test_class_weight_values_are_checked_when_the_config_is_read(cw, match):
         parse_training({"class_weight": cw})
     assert parse_training({"class_weight": {0: 1.0, 2: 3}})["class_weight"] == {0: 1.0, 2: 3}
     assert parse_training({"class_weight": {"1": 2.5}})["class_weight"] == {1: 2.5}   # a JSON key
+
+
+def test_a_yaml_syntax_error_names_its_line_and_column(tmp_path):
+    pytest.importorskip("yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("layers: [\n  {layer_type: input, n_features: 4\n")
+    with pytest.raises(SpecError, match=r"not valid YAML: expected ',' or '\}'.*\(line 3, column 1\)") as info:
+        load_config(bad)
+    assert "\n" not in str(info.value)

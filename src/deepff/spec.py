@@ -209,6 +209,9 @@ def _read_text_config(path):
         raise
     except Exception as exc:  # each parser has its own error types
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        mark = getattr(exc, "problem_mark", None)       # YAML: the message proper and its place
+        if getattr(exc, "problem", None) and mark is not None:
+            first = f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
         raise SpecError(f"config file {str(path)!r} is not valid {ext[1:].upper()}: {first}") from None
     raise SpecError(f"config file {str(path)!r} has an unknown extension {ext!r}; "
                     f"valid choices: '.json', '.toml', '.yaml', '.yml'")
