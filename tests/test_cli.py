@@ -952,3 +952,20 @@ def test_datasets_says_whether_each_data_set_is_present(tmp_path, capsys):
     assert header.split()[:2] == ["name", "present"]
     assert {r.split()[0]: r.split()[1] for r in rows} == {"digits": "yes", "mnist": "no"}
     assert str(tmp_path) in out
+
+
+def test_evaluating_a_regression_model_on_text_labels_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = X.sum(axis=1)
+    rows = "".join(f"{a},{b},{c},{t}\n" for (a, b, c), t in zip(X, y))
+    Path("reg.csv").write_text("a,b,c,y\n" + rows)
+    labels = "".join(f"{a},{b},{c},{'outer' if t > 0 else 'inner'}\n" for (a, b, c), t in zip(X, y))
+    Path("labels.csv").write_text("a,b,c,y\n" + labels)
+    assert run(capsys, "train", "--dataset", "reg.csv", "--target", "y", "--epochs", 1, "--quiet",
+               "--output", "r.npz")[0] == 0
+    rc, out, err = run(capsys, "evaluate", "--model", "r.npz", "--dataset", "labels.csv")
+    assert rc == 2 and out == ""
+    assert err == ("deepff: error: r.npz is a regression model, but the target column 'y' holds "
+                   "non-numeric values; give its numeric target with --target\n")

@@ -865,7 +865,12 @@ def cmd_evaluate(args):
         rep = classification_report(yc, net.predict(Xp), len(classes))
         rep["classes"] = classes
     else:
-        rep = regression_report(np.asarray(y, dtype=np.float64), net.predict(Xp))
+        try:
+            y = np.asarray(y, dtype=np.float64)
+        except ValueError:
+            raise InputError(f"{args.model} is a regression model, but the target column {data.target_name!r} "
+                             "holds non-numeric values; give its numeric target with --target") from None
+        rep = regression_report(y, net.predict(Xp))
     rep["n_samples"] = int(X.shape[0])
     rep["dataset"] = data.name
     rep["split"] = "test" if on_test else "all"
