@@ -545,3 +545,25 @@ def test_trainer_clip_norm_is_checked(clip):
     net.build(4)
     with pytest.raises(SpecError, match="clip_norm must be a finite positive number"):
         Trainer(net, clip_norm=clip)
+
+
+def test_class_weight_reaches_a_single_sigmoid_unit():
+    X, y = _blobs(n=40, k=2)
+    make = lambda: Network([Dense(4, "relu"), Dense(1, "sigmoid")], loss="bce", seed=0, dtype="float64")  # noqa: E731
+    plain, weighted, explicit = make(), make(), make()
+    plain.fit(X, y, epochs=2, batch_size=8)
+    weighted.fit(X, y, epochs=2, batch_size=8, class_weight={1: 5.0})
+    explicit.fit(X, y, epochs=2, batch_size=8, sample_weight=np.where(y == 1, 5.0, 1.0))
+    assert not np.array_equal(plain.get_weights(), weighted.get_weights())
+    np.testing.assert_array_equal(weighted.get_weights(), explicit.get_weights())
+    multi = Network([Dense(2, "sigmoid")], loss="bce", seed=0)
+    with pytest.raises(InputError, match="independent labels; pass sample_weight"):
+        multi.fit(X, np.c_[y, 1 - y], epochs=1, class_weight="balanced")
+
+
+def test_evaluate_refuses_weights_that_sum_to_zero():
+    X, y = _blobs(n=20)
+    net = _clf()
+    net.fit(X, y, epochs=1)
+    with pytest.raises(InputError, match="sample_weight sums to 0"):
+        net.evaluate(X, y, sample_weight=np.zeros(20))

@@ -136,7 +136,8 @@ class Network(FeedForward):
         early_stopping : dict, EarlyStopping or True, optional
         sample_weight : array-like of shape (n_samples,), optional
         class_weight : "balanced" or dict, optional
-            Multiplies the sample weights (categorical targets only).
+            Multiplies the sample weights (one class per sample: softmax
+            outputs, or one sigmoid unit with classes 0 and 1).
         shuffle : bool, default True
         callbacks : list of Callback, optional
         warm_start : bool, default False
@@ -159,8 +160,16 @@ class Network(FeedForward):
         X = self.prepare_inputs(X)
         Y = self.prepare_targets(y, X.shape[0])
         w = self.prepare_sample_weight(sample_weight, X.shape[0])
-        if class_weight is not None and self.task == "classification" and not self.multi_label:
-            cw = class_weights(Y.argmax(axis=1), class_weight, self.n_outputs).astype(self.dtype)
+        if class_weight is not None and self.task == "classification":
+            if not self.multi_label:
+                labels, n_classes = Y.argmax(axis=1), self.n_outputs
+            elif self.n_outputs == 1:                       # one sigmoid unit: classes 0 and 1
+                labels, n_classes = (Y[:, 0] >= 0.5).astype(np.int64), 2
+            else:
+                raise InputError("class_weight needs one class per sample, but this network's "
+                                 f"{self.n_outputs} sigmoid outputs are independent labels; "
+                                 "pass sample_weight instead")
+            cw = class_weights(labels, class_weight, n_classes).astype(self.dtype)
             w = cw if w is None else w * cw
         val = None
         if not (isinstance(validation_split, numbers.Real) and 0 <= validation_split < 1):
@@ -227,13 +236,16 @@ class Network(FeedForward):
         dict
             "loss" and, for classification, "accuracy"; for regression
             "mse", "mae" and "r2" (averaged over outputs). With
-            ``sample_weight`` every figure is weighted (as scikit-learn's
-            metrics weight them).
+            ``sample_weight``, the loss is the training objective
+            (1/n) sum_i w_i l_i and the other figures are weighted means
+            sum(w x) / sum(w), as scikit-learn's metrics define them.
         """
         self._require_built()
         X = self.prepare_inputs(X)
         Y = self.prepare_targets(y, X.shape[0])
         w = self.prepare_sample_weight(sample_weight, X.shape[0])
+        if w is not None and not w.sum() > 0:
+            raise InputError("sample_weight sums to 0: there is nothing to evaluate")
         h = np.empty_like(Y) if self.task == "regression" else None
         out = evaluate(self, X, Y, w, outputs=h)
         if self.task == "regression":
