@@ -212,7 +212,7 @@ def test_resume_with_another_optimizer_is_a_one_line_error(tmp_path, capsys):
 def _one_error(rc, out):
     lines = out.err.strip().splitlines()
     assert rc == 2 and len(lines) == 1 and "Traceback" not in out.err, out.err
-    assert "epoch " not in out.out  # refused before any training
+    assert out.out == ""  # refused before any training (and before any output)
     return lines[0]
 
 
@@ -274,6 +274,41 @@ def test_resume_refuses_other_data(seed5, tmp_path, capsys):
                header=",".join([f"f{i}" for i in range(64)] + ["label"]), comments="")
     rc, out = _run_cli(argv + ["--resume", ck], capsys)
     assert "holds other data" in _one_error(rc, out)
+
+
+def test_resume_without_epochs_says_the_run_is_complete(seed5, tmp_path, capsys):
+    rc, out = _run_cli(["train", "--resume", str(seed5 / "ck.npz"), "--quiet",
+                        "--output", str(tmp_path / "r.npz")], capsys)
+    assert _one_error(rc, out).endswith("has already trained all 2 epochs of its run; give --epochs "
+                                        "(the total to reach) above 2 to train further")
+
+
+def test_resume_refuses_a_new_learning_rate(seed5, tmp_path, capsys):
+    rc, out = _run_cli(["train", "--resume", str(seed5 / "ck.npz"), "--epochs", "3", "--lr", "0.5",
+                        "--quiet", "--output", str(tmp_path / "r.npz")], capsys)
+    assert "--lr does not apply to a resumed run" in _one_error(rc, out)
+
+
+def test_resume_keeps_task_batch_size_and_validation_split(tmp_path, capsys):
+    """Nothing but --resume and --epochs: the run continues as it was configured."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4)).round(3)
+    counts = rng.poisson(2.0, 120)
+    np.savetxt(tmp_path / "counts.csv", np.c_[X, counts], delimiter=",", fmt="%g",
+               header="a,b,c,d,n", comments="")
+    base = ["train", "--dataset", str(tmp_path / "counts.csv"), "--task", "regression", "--hidden", "4",
+            "--batch-size", "16", "--validation-split", "0.25", "--quiet"]
+    ck = str(tmp_path / "ck.npz")
+    assert _run_cli(base + ["--epochs", "1", "--checkpoint", ck, "--output", str(tmp_path / "a.npz")],
+                    capsys)[0] == 0
+    assert _run_cli(base + ["--epochs", "2", "--output", str(tmp_path / "full.npz")], capsys)[0] == 0
+    rc, out = _run_cli(["train", "--resume", ck, "--epochs", "2", "--quiet",
+                        "--output", str(tmp_path / "r.npz")], capsys)
+    assert rc == 0, out.err
+    resumed = deepff.load(tmp_path / "r.npz")
+    assert resumed.task == "regression" and resumed.training_config["batch_size"] == 16
+    assert resumed.training_config["validation_split"] == 0.25
+    assert np.array_equal(resumed.params.theta, deepff.load(tmp_path / "full.npz").params.theta)
 
 
 def test_checkpoint_without_the_new_records_still_resumes(seed5, tmp_path, capsys):

@@ -969,3 +969,53 @@ def test_evaluating_a_regression_model_on_text_labels_says_so(tmp_path, monkeypa
     assert rc == 2 and out == ""
     assert err == ("deepff: error: r.npz is a regression model, but the target column 'y' holds "
                    "non-numeric values; give its numeric target with --target\n")
+
+
+def test_header_flag_and_its_memory(tmp_path, monkeypatch, capsys):
+    """--header yes reads a header of numbers; evaluate re-reads the file the same way."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3)).round(3)
+    y = (X[:, 0] > 0).astype(int)
+    rows = "".join(f"{a},{b},{c},{t}\n" for (a, b, c), t in zip(X, y))
+    Path("spectra.csv").write_text("400,450,500,600\n" + rows)
+    rc, out, err = run(capsys, "train", "--dataset", "spectra.csv", "--header", "yes", "--epochs", 1,
+                       "--quiet", "--output", "m.npz")
+    assert rc == 0, err
+    net = load("m.npz")
+    assert net.metadata["target_name"] == "600" and net.metadata["feature_names"] == ["400", "450", "500"]
+    rc, out, err = run(capsys, "evaluate", "--model", "m.npz")
+    assert rc == 0, err
+    assert "16 samples, the held-out test split" in out       # 80 rows, not 81
+
+
+def test_many_text_classes_are_classes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 2)).round(3)
+    rows = "".join(f"{a},{b},person{i % 60}\n" for i, (a, b) in enumerate(X))
+    Path("names.csv").write_text("x1,x2,who\n" + rows)
+    rc, out, err = run(capsys, "train", "--dataset", "names.csv", "--epochs", 1, "--quiet",
+                       "--test-fraction", "0.1", "--output", "n.npz")
+    assert rc == 0, err
+    assert len(load("n.npz").classes) == 60
+
+
+def test_an_interrupted_lbfgs_run_resumes(tmp_path, monkeypatch, capsys):
+    """L-BFGS counts iterations as epochs: a resumed run is not refused for its --epochs."""
+    monkeypatch.chdir(tmp_path)
+    base = ["train", "--optimizer", "lbfgs", "--hidden", "4", "--quiet"]
+    assert run(capsys, *base, "--checkpoint", "ck.npz", "--output", "a.npz")[0] == 0
+    rc, out, err = run(capsys, "train", "--resume", "ck.npz", "--quiet", "--output", "b.npz")
+    assert rc == 0, err
+
+
+def test_evaluate_names_a_split_record_it_cannot_use(tmp_path, monkeypatch, capsys, digits_run):
+    monkeypatch.chdir(tmp_path)
+    net = load(digits_run["model"])
+    from deepff.io import save
+
+    save(net, "edited.npz", metadata={**net.metadata, "seed": "run-7"})
+    rc, out, err = run(capsys, "evaluate", "--model", "edited.npz")
+    assert rc == 2 and out == "" and len(err.splitlines()) == 1
+    assert "records the split as seed 'run-7'" in err

@@ -462,8 +462,11 @@ def test_load_csv_without_header_and_explicit_delimiter(tmp_path):
         ("a,b,label\n0.5,-1,1\n2,3,0\n", None, ["a", "b", "label"], 2),
         ("1,2,label\n0.5,-1,1\n2,3,0\n", None, ["1", "2", "label"], 2),  # text above the numbers
         ("0,1,2\n0.5,-1,1\n2,3,0\n", None, ["0", "1", "2"], 2),  # pandas' header of an array
+        ("400,450,species\n0.1,0.2,cat\n0.3,0.4,dog\n0.5,0.6,cat\n", None,   # wavelengths above labels
+         ["400", "450", "species"], 3),
     ],
-    ids=["numbers", "string-labels", "index-target", "header", "numeric-names", "pandas-header"],
+    ids=["numbers", "string-labels", "index-target", "header", "numeric-names", "pandas-header",
+         "numeric-names-above-labels"],
 )
 def test_load_csv_detects_a_missing_header(tmp_path, text, target, names, n_rows):
     data = load_csv(_csv(tmp_path, text), target=target)
@@ -829,3 +832,14 @@ def test_mnist_digest_constant_is_payload_sha256(tmp_path):
     from deepff.datasets import _read_idx
 
     assert _read_idx(path, digest=True)[1] == hashlib.sha256(data).hexdigest()
+
+
+def test_load_csv_header_can_be_stated(tmp_path):
+    """A header of numbers above numbers cannot be told from data: header=True says it."""
+    path = tmp_path / "spectra.csv"
+    path.write_text("400,450,500,600\n0.1,0.2,0.3,1.5\n0.4,0.5,0.6,2.5\n")
+    assert load_csv(path).X.shape == (3, 3)                       # detected: no header
+    stated = load_csv(path, header=True)
+    assert stated.feature_names == ["400", "450", "500"] and stated.target_name == "600"
+    assert stated.X.shape == (2, 3)
+    assert load_csv(path, header=False).feature_names == ["col0", "col1", "col2"]

@@ -123,6 +123,8 @@ def build_parser():
         p.add_argument("--target", default=None, help="target column of a CSV (name or index)")
         p.add_argument("--delimiter", type=_delimiter, default=None,
                        help="delimiter of a CSV file (default: detected among , ; tab |)")
+        p.add_argument("--header", choices=["auto", "yes", "no"], default=None,
+                       help="whether a CSV file's first row names its columns (default: auto, detected)")
         p.add_argument("--debug", action="store_true", help="show tracebacks")
 
     t = sub.add_parser("train", help="train a network and save it")
@@ -271,8 +273,9 @@ def _table(rows):
 def _load(args, seed=0, test_fraction=0.2):
     from .datasets import load_dataset
 
+    header = {"yes": True, "no": False}.get(args.header)
     return load_dataset(args.dataset or "digits", data_dir=args.data_dir, target=args.target,
-                        test_fraction=test_fraction, seed=seed, delimiter=args.delimiter)
+                        test_fraction=test_fraction, seed=seed, delimiter=args.delimiter, header=header)
 
 
 def _is_builtin(name):
@@ -460,6 +463,8 @@ def _check_labels(y, name, n_classes):
     from .datasets import MAX_CLASSES
 
     y = np.asarray(y)
+    if y.dtype.kind not in "biuf":     # text labels name classes, however many there are
+        return
     continuous = y.dtype.kind == "f" and not np.array_equal(y, np.round(y))
     if continuous or (n_classes > MAX_CLASSES and n_classes > y.size / 2):
         raise UsageError(f"the target {name!r} looks continuous ({n_classes} distinct values in {y.size} "
@@ -508,9 +513,12 @@ def _resume_defaults(args, extra):
     """Take what a resumed run must keep from the checkpoint, unless the command line gives it."""
     if args.dataset is None:
         args.dataset = extra.get("dataset_source")  # older checkpoints lack it: compared by name later
-    for key in ("target", "delimiter", "seed", "test_fraction"):
+    for key in ("target", "delimiter", "header", "seed", "test_fraction", "task", "data_dir"):
         if getattr(args, key) is None and extra.get(key) is not None:
             setattr(args, key, extra[key])
+    if args.lr is not None:
+        raise UsageError(f"--lr does not apply to a resumed run: it continues with the checkpoint "
+                         f"{args.resume}'s optimizer and its state; drop --lr")
 
 
 def _check_resume(args, net, state, extra, found):
@@ -546,12 +554,17 @@ def _check_resume(args, net, state, extra, found):
             raise UsageError(f"{flag} {value} contradicts {where}, whose network has {has}; a resumed run "
                              f"keeps its network: drop {flag}")
     done = state["epoch"]
+    if found["full_batch"]:
+        return                    # L-BFGS counts iterations, not epochs: a resumed run takes max_iter more
     if state.get("stopped_early"):
         raise UsageError(f"{where} belongs to a run that early stopping ended after epoch {done}; "
                          "there is nothing to resume")
     if found["epochs"] <= done:
-        raise UsageError(f"--epochs {found['epochs']}: {where} has already trained {done} epochs, and "
-                         f"--epochs is the total to reach; give more than {done}")
+        if args.epochs is not None:
+            raise UsageError(f"--epochs {found['epochs']}: {where} has already trained {done} epochs, and "
+                             f"--epochs is the total to reach; give more than {done}")
+        raise UsageError(f"{where} has already trained all {done} epochs of its run; give --epochs "
+                         f"(the total to reach) above {done} to train further")
 
 
 def _canonical_activation(name):
@@ -621,6 +634,8 @@ def cmd_train(args):
     cfg = load_config(args.config) if args.config else {"layers": None, "training": {}, "dtype": None,
                                                          "seed": None}
     training = dict(cfg["training"])
+    if args.resume and not args.config and isinstance(resume_extra.get("training"), dict):
+        training = dict(resume_extra["training"])   # batch size, schedule, ... of the run resumed
     seed = args.seed if args.seed is not None else (cfg["seed"] if cfg["seed"] is not None else 0)
     test_fraction = args.test_fraction if args.test_fraction is not None else 0.2
     dtype = str(net.dtype) if net is not None else (args.dtype or cfg["dtype"] or "float32")
@@ -647,7 +662,7 @@ def cmd_train(args):
         _check_resume(args, net, resume_state, resume_extra, {
             "dataset": data.name, "dataset_sha256": digest, "seed": seed, "test_fraction": test_fraction,
             "task": task, "classes": classes, "target_name": data.target_name, "epochs": epochs,
-            "dtype": args.dtype or cfg["dtype"]})
+            "dtype": args.dtype or cfg["dtype"], "full_batch": full_batch})
         if net.n_features != X_train.shape[1]:
             raise InputError(f"the checkpoint's network expects {net.n_features} features, "
                              f"the data has {X_train.shape[1]}")
@@ -671,6 +686,7 @@ def cmd_train(args):
     callbacks = [_Reporter(args.quiet, int(round(X_train.shape[0] * (1 - val_split))), shown_epochs)]
     record = {"dataset": data.name, "dataset_source": _source(args.dataset), "dataset_sha256": digest,
               "target": args.target, "target_name": data.target_name, "delimiter": args.delimiter,
+              "header": args.header,
               "seed": seed, "test_fraction": test_fraction, "task": task, "classes": classes,
               "data_dir": None if args.data_dir is None else os.path.abspath(os.path.expanduser(args.data_dir))}
     extra = {**record, "preprocessing": scaler.to_dict(), "training": train_cfg}
@@ -847,11 +863,18 @@ def cmd_evaluate(args):
         args.data_dir = meta["data_dir"]   # the MNIST copy the model was trained from
     seed = meta.get("seed", 0) if same else 0
     test_fraction = meta.get("test_fraction", 0.2) if same else 0.0
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0 or isinstance(test_fraction, bool) \
+            or not isinstance(test_fraction, (int, float)) or not 0 <= test_fraction < 1:
+        raise InputError(f"{args.model} records the split as seed {seed!r}, test fraction {test_fraction!r}, "
+                         "which does not describe a split (an edited file?); deepff cannot tell its test "
+                         "samples apart")
     if same and not _is_builtin(args.dataset):
         if args.target is None:
             args.target = _training_target(meta)
         if args.delimiter is None:
             args.delimiter = meta.get("delimiter")
+        if args.header is None:
+            args.header = meta.get("header")
     data = _load(args, seed=seed, test_fraction=test_fraction)
     on_test = len(data.X_test) > 0
     X = data.X_test if on_test else data.X_train

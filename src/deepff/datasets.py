@@ -699,13 +699,15 @@ def _is_number(cell):
 
 
 def _first_row_is_header(rows, target):
-    """Decide from the first two rows of a CSV file whether the first names its columns.
+    """Decide from the rows of a CSV file whether the first names its columns.
 
     It does when it is ``0, 1, ..., d-1`` (the header pandas writes for a
     DataFrame of an array), when a non-numeric cell of it is ``target``,
     when a cell outside the target column is not a number (no data row
-    can hold that), or when its target cell is text above a number. A first
-    row of numbers is data: the file has no header.
+    can hold that), when its target cell is text above a number, or when
+    its target cell is text that no other row's target repeats (a column
+    name above class labels, which recur). A first row of numbers is data:
+    the file has no header (``header=True`` says otherwise).
     """
     first = rows[0]
     numeric = [_is_number(cell) for cell in first]
@@ -721,8 +723,12 @@ def _first_row_is_header(rows, target):
         return True  # a target name: only a header can hold it
     if not all(ok for i, ok in enumerate(numeric) if i != t):
         return True
-    below = rows[1][t] if len(rows) > 1 and len(rows[1]) > t else ""
-    return not numeric[t] and _is_number(below)
+    if numeric[t]:
+        return False
+    below = [row[t] for row in rows[1:] if len(row) > t]
+    if below and _is_number(below[0]):
+        return True
+    return first[t] not in below          # a label of its own: a name, not a class
 
 
 def load_csv(path, target=None, delimiter=None, header=None):
@@ -741,10 +747,13 @@ def load_csv(path, target=None, delimiter=None, header=None):
         ``,`` ``;`` tab and ``|`` (tab for a ``.tsv`` file).
     header : bool, optional
         Whether the first non-blank row holds the column names. Default:
-        detected; the first row is data when every cell outside the target
-        column is a number (and it is not ``0,1,...,d-1``, pandas' header
-        for an array). Without a header the columns are named ``col0``,
-        ``col1``, ... and an integer-like ``target`` is a column index.
+        detected. The first row is a header when it is ``0,1,...,d-1``
+        (pandas' header for an array), holds the ``target`` name, has text
+        outside the target column, or has a target cell of text above
+        numbers or that no other row repeats (a name above class labels);
+        otherwise (e.g. a row of numbers) it is data. Without a header the
+        columns are named ``col0``, ``col1``, ... and an integer-like
+        ``target`` is a column index.
 
     Returns
     -------
@@ -792,7 +801,7 @@ def load_csv(path, target=None, delimiter=None, header=None):
     if not rows:
         raise DatasetError(f"CSV file {path} holds no rows, only empty cells")
     if header is None:
-        header = _first_row_is_header(rows[:2], target)
+        header = _first_row_is_header(rows, target)
     if header:
         names = rows.pop(0)
         lines.pop(0)
@@ -1390,7 +1399,8 @@ def _split(X, y, test_fraction, seed):
     return X[train], y[train], X[test], y[test]
 
 
-def load_dataset(name_or_path, data_dir=None, target=None, test_fraction=0.2, seed=0, delimiter=None):
+def load_dataset(name_or_path, data_dir=None, target=None, test_fraction=0.2, seed=0, delimiter=None,
+                 header=None):
     """Load a built-in data set or a data file, split into train and test.
 
     Parameters
@@ -1413,6 +1423,9 @@ def load_dataset(name_or_path, data_dir=None, target=None, test_fraction=0.2, se
         Seed of the shuffle before the split.
     delimiter : str, optional
         For CSV files: the delimiter (default: detected, see :func:`load_csv`).
+    header : bool, optional
+        For CSV files: whether the first row names the columns (default:
+        detected, see :func:`load_csv`).
 
     Returns
     -------
@@ -1457,7 +1470,7 @@ def load_dataset(name_or_path, data_dir=None, target=None, test_fraction=0.2, se
     if not path.is_file():
         raise DatasetError(f"data file not found: {path}")
     if suffix in _CSV_EXTENSIONS:
-        data = load_csv(path, target=target, delimiter=delimiter)
+        data = load_csv(path, target=target, delimiter=delimiter, header=header)
         X, y, feature_names, target_name = data.X, data.y, data.feature_names, data.target_name
     else:
         X, y = load_array_file(path, target=target)

@@ -452,26 +452,6 @@ def _build(header, arrays, path):
     return net
 
 
-def _metadata_problem(metadata):
-    """Why a stored metadata entry cannot be used (None when it can).
-
-    ``seed`` and ``test_fraction`` are read back by ``deepff evaluate`` to
-    re-create the training run's split.
-    """
-    if metadata is None:
-        return None
-    if not isinstance(metadata, dict):
-        return f"metadata must be a mapping, got {type(metadata).__name__}"
-    seed = metadata.get("seed")
-    if seed is not None and not _non_negative_int(seed):
-        return f"metadata 'seed' must be a non-negative integer, got {seed!r}"
-    fraction = metadata.get("test_fraction")
-    if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, numbers.Real)
-                                 or not 0 <= fraction < 1):
-        return f"metadata 'test_fraction' must be a number in [0, 1), got {fraction!r}"
-    return None
-
-
 def file_format(path):
     """The kind of deepff file at ``path``, read from its header alone.
 
@@ -515,13 +495,12 @@ def load(path):
     ------
     ModelFileError
         For a missing, truncated, corrupted or foreign file, arrays that do
-        not match the architecture, object arrays, a newer format, class
-        labels that do not match the output units, or a metadata ``seed``
-        or ``test_fraction`` of the wrong type.
+        not match the architecture, object arrays, a newer format, or class
+        labels that do not match the output units.
     """
     header, arrays = _read_archive(path, _MODEL)
     net = _build(header, arrays, os.fspath(path))
-    problem = _classes_problem(header.get("classes"), net) or _metadata_problem(header.get("metadata"))
+    problem = _classes_problem(header.get("classes"), net)
     if problem:
         raise ModelFileError(f"{os.fspath(path)!r}: {problem}")
     net.preprocessing = header.get("preprocessing")
