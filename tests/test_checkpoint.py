@@ -170,6 +170,22 @@ def _interrupt_at(monkeypatch, step):
     monkeypatch.setattr(cli._Reporter, "on_batch_end", on_batch_end)
 
 
+def test_an_interrupted_run_keeps_the_model_already_at_its_output(tmp_path, capsys, monkeypatch):
+    base = ["train", "--hidden", "8", "--epochs", "3", "--seed", "0", "--quiet"]
+    good = tmp_path / "good.npz"
+    assert _run_cli(base + ["--output", str(good)], capsys)[0] == 0
+    before = good.read_bytes()
+    _interrupt_at(monkeypatch, 10)
+    rc, out = _run_cli(base + ["--checkpoint", str(tmp_path / "ck.npz"), "--output", str(good)], capsys)
+    monkeypatch.undo()
+    assert rc == 130 and good.read_bytes() == before
+    partial = tmp_path / "good.interrupted.npz"
+    assert f"{good} is kept; the interrupted run's model goes to {partial}" in out.err
+    assert deepff.load(partial).metadata["results"]
+    ck = str(tmp_path / "ck.npz")
+    assert f"resume with --resume {ck} --checkpoint {ck}" in out.err
+
+
 # digits: 1437 training samples, batch 32 -> 45 steps per epoch
 @pytest.mark.parametrize(("step", "saved_epoch"), [(20, 0), (90, 2), (100, 2)],
                          ids=["first-epoch", "at-epoch-end", "mid-epoch"])

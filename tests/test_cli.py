@@ -1019,3 +1019,89 @@ def test_evaluate_names_a_split_record_it_cannot_use(tmp_path, monkeypatch, caps
     rc, out, err = run(capsys, "evaluate", "--model", "edited.npz")
     assert rc == 2 and out == "" and len(err.splitlines()) == 1
     assert "records the split as seed 'run-7'" in err
+
+
+def test_a_class_weight_run_resumes(tmp_path, monkeypatch, capsys):
+    """The checkpoint's JSON turned class_weight's keys into text; resume reads them back as indexes."""
+    monkeypatch.chdir(tmp_path)
+    Path("cw.yaml").write_text(
+        "layers:\n - {layer_type: input, n_features: 64}\n"
+        " - {layer_type: fullyconn, n_neurons: 8, activation: relu}\n"
+        " - {layer_type: output, n_neurons: 10, activation: softmax, loss_type: nll}\n"
+        "training: {epochs: 2, class_weight: {3: 2.0}}\n")
+    assert run(capsys, "train", "--config", "cw.yaml", "--checkpoint", "ck.npz", "--output", "a.npz",
+               "--quiet")[0] == 0
+    rc, out, err = run(capsys, "train", "--resume", "ck.npz", "--epochs", 3, "--output", "b.npz", "--quiet")
+    assert rc == 0, err
+    assert load("b.npz").training_config["class_weight"] == {"3": 2.0}   # JSON keys, as saved
+
+
+def test_predict_knows_the_models_own_column_names(tmp_path, monkeypatch, capsys):
+    """Headers of numbers ("400") or years ("2019") are the model's feature names, not a data row."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3)).round(3)
+    y = np.where(X[:, 0] > 0, "yes", "no")
+    Path("years.csv").write_text("temp,2019,2020,label\n" + "".join(
+        f"{a},{b},{c},{t}\n" for (a, b, c), t in zip(X, y)))
+    Path("new.csv").write_text("2019,temp,2020\n" + "".join(f"{b},{a},{c}\n" for a, b, c in X[:3]))
+    assert run(capsys, "train", "--dataset", "years.csv", "--epochs", 1, "--quiet", "--output", "m.npz")[0] == 0
+    rc, out, err = run(capsys, "predict", "--model", "m.npz", "--input", "years.csv")
+    assert rc == 0, err
+    assert len(out.splitlines()) == 61
+    rc, reordered, err = run(capsys, "predict", "--model", "m.npz", "--input", "new.csv")
+    assert rc == 0, err
+    assert reordered.splitlines() == out.splitlines()[:4]          # columns matched by name
+
+
+def test_predicted_labels_holding_the_delimiter_are_quoted(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2)).round(3)
+    Path("amb.csv").write_text("f1;f2;label\n" + "".join(
+        f"{a};{b};{'big,red' if a > 0 else 'small,blue'}\n" for a, b in X))
+    assert run(capsys, "train", "--dataset", "amb.csv", "--epochs", 1, "--quiet", "--output", "m.npz")[0] == 0
+    for extra in ([], ["--proba"]):
+        rc, out, err = run(capsys, "predict", "--model", "m.npz", "--input", "amb.csv", *extra)
+        assert rc == 0, err
+        rows = list(csv.reader(io.StringIO(out)))
+        assert {len(r) for r in rows} == {1 if not extra else 2}
+    assert rows[0] == ["p_big,red", "p_small,blue"]
+
+
+def test_a_few_fractional_values_can_be_classes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 2)).round(3)
+    grade = [0.5, 1.0, 1.5]
+    Path("halves.csv").write_text("a,b,grade\n" + "".join(
+        f"{a},{b},{grade[int(a > 0) + int(b > 0)]}\n" for a, b in X))
+    rc, out, err = run(capsys, "train", "--dataset", "halves.csv", "--task", "classification", "--epochs", 1,
+                       "--quiet", "--output", "m.npz")
+    assert rc == 0, err
+    assert load("m.npz").classes == [0.5, 1.0, 1.5]
+
+
+def test_a_col_name_targets_a_headerless_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3)).round(3)
+    Path("nohead.csv").write_text("".join(f"{a},{b},{c},{'cat' if a > 0 else 'dog'}\n" for a, b, c in X))
+    rc, out, err = run(capsys, "train", "--dataset", "nohead.csv", "--target", "col3", "--epochs", 1,
+                       "--quiet", "--output", "m.npz")
+    assert rc == 0, err
+    assert load("m.npz").metadata["feature_names"] == ["col0", "col1", "col2"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_closed_or_full_stdout_does_not_lose_the_run(tmp_path):
+    model = tmp_path / "m.npz"
+    cmd = [sys.executable, "-m", "deepff.cli", "train", "--epochs", "1", "--hidden", "4", "--output", str(model)]
+    closed = subprocess.run(cmd, stdout=None, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 0 and closed.stderr == "" and model.exists()
+    model.unlink()
+    with open("/dev/full", "w") as full:
+        filled = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert filled.returncode == 0 and model.exists()
+    assert filled.stderr == "deepff: standard output failed (No space left on device); the run goes on without it\n"

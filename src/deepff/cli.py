@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import os
@@ -192,6 +193,10 @@ def _say(*values):
         print(*values, flush=True)
     except BrokenPipeError:
         _drop_stdout()
+    except OSError as exc:          # e.g. a full disk behind ``> file``: say so once, keep training
+        _drop_stdout()
+        print(f"{PROG}: standard output failed ({exc.strerror or exc}); the run goes on without it",
+              file=sys.stderr)
 
 
 def _drop_stdout():
@@ -465,8 +470,8 @@ def _check_labels(y, name, n_classes):
     y = np.asarray(y)
     if y.dtype.kind not in "biuf":     # text labels name classes, however many there are
         return
-    continuous = y.dtype.kind == "f" and not np.array_equal(y, np.round(y))
-    if continuous or (n_classes > MAX_CLASSES and n_classes > y.size / 2):
+    fractional = y.dtype.kind == "f" and not np.array_equal(y, np.round(y))
+    if n_classes > MAX_CLASSES and (fractional or n_classes > y.size / 2):   # a few values are classes
         raise UsageError(f"the target {name!r} looks continuous ({n_classes} distinct values in {y.size} "
                          "samples), not like class labels; use --task regression")
 
@@ -484,8 +489,6 @@ def _write_history(records, path):
         keys += [k for k in r if k not in keys]
     if path.lower().endswith(".csv"):
         def write(fh):
-            import io
-
             text = io.StringIO()
             w = csv.DictWriter(text, fieldnames=keys)
             w.writeheader()
@@ -621,7 +624,7 @@ def cmd_train(args):
     from .io import load_checkpoint, save
     from .model import Network
     from .optimizers import get as get_optimizer
-    from .spec import load_config
+    from .spec import load_config, parse_training
 
     _check_names(args)
     net, resume_state, resume_extra = None, None, None
@@ -635,7 +638,8 @@ def cmd_train(args):
                                                          "seed": None}
     training = dict(cfg["training"])
     if args.resume and not args.config and isinstance(resume_extra.get("training"), dict):
-        training = dict(resume_extra["training"])   # batch size, schedule, ... of the run resumed
+        # batch size, schedule, ... of the run resumed, read as a config's (JSON made class_weight's keys text)
+        training = parse_training(dict(resume_extra["training"]))
     seed = args.seed if args.seed is not None else (cfg["seed"] if cfg["seed"] is not None else 0)
     test_fraction = args.test_fraction if args.test_fraction is not None else 0.2
     dtype = str(net.dtype) if net is not None else (args.dtype or cfg["dtype"] or "float32")
@@ -724,8 +728,9 @@ def cmd_train(args):
 
             # the trainer state holds the position inside the interrupted epoch: an exact resume point
             save_checkpoint(net.trainer_, args.checkpoint, extra)
-            note += f"; resume with --resume {args.checkpoint}"
+            note += f"; resume with --resume {args.checkpoint} --checkpoint {args.checkpoint}"
         print(note, file=sys.stderr, flush=True)
+        output = _interrupted_output(output)
 
     results = {}
     if X_test is not None:
@@ -748,16 +753,37 @@ def cmd_train(args):
     if "test_accuracy" in results:
         _say(f"test accuracy: {100 * results['test_accuracy']:.2f}%")
 
-    save(net, output, preprocessing=scaler.to_dict(), classes=classes, training=train_cfg,
-         metadata={**{k: v for k, v in record.items() if k != "classes"},
-                   "feature_names": list(data.feature_names), "results": results})
-    _say(f"model saved to {output}")
+    if output is not None:
+        save(net, output, preprocessing=scaler.to_dict(), classes=classes, training=train_cfg,
+             metadata={**{k: v for k, v in record.items() if k != "classes"},
+                       "feature_names": list(data.feature_names), "results": results})
+        _say(f"model saved to {output}")
     if args.history:
         _write_history(history.records, args.history)
     if args.plot:
         _plots(args.plot, history.records, net, task, classes, X_test, y_test, data, scaler,
                val_label="test" if validation is not None else "validation", y_train=y_train)
     return 130 if interrupted else 0
+
+
+def _interrupted_output(output):
+    """Where an interrupted run saves its model: never over a model the user already has.
+
+    Returns ``output`` when nothing is there, else ``<stem>.interrupted.npz``
+    beside it (said on stderr); None (with a message) when that path holds
+    a file deepff did not write.
+    """
+    from .io import file_format
+
+    if not os.path.exists(output):
+        return output
+    alt = output[:-len(".npz")] + ".interrupted.npz"
+    if os.path.exists(alt) and file_format(alt) != "model":
+        print(f"{PROG}: the model is not saved: {output} is kept and {alt} is not a deepff model",
+              file=sys.stderr)
+        return None
+    print(f"{PROG}: {output} is kept; the interrupted run's model goes to {alt}", file=sys.stderr)
+    return alt
 
 
 def _source(dataset):
@@ -963,7 +989,8 @@ def _read_features(path, n_features, feature_names=None):
         except csv.Error as exc:
             raise InputError(f"cannot parse {path}: {exc}") from None
         first_line = 1
-        if rows and _is_header(rows[0]):
+        named = bool(feature_names) and rows and set(map(str, feature_names)) <= set(rows[0])
+        if rows and (named or _is_header(rows[0])):    # named: the model's columns, even "400", "2019"
             header, rows, first_line = rows[0], rows[1:], 2
             if feature_names and set(feature_names) <= set(header):
                 repeated = sorted({nm for nm in feature_names if header.count(nm) > 1})
@@ -1046,10 +1073,11 @@ def cmd_predict(args):
                 arr = arr.astype(str)
         atomic_write(args.output, lambda fh: np.save(fh, arr, allow_pickle=False))
         return 0
-    lines = [",".join(header)]
-    rows = out.reshape(len(out), -1)
-    lines += [",".join(_fmt(v) for v in row) for row in rows]
-    text = "\n".join(lines) + "\n"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")    # quotes a label holding a comma or a quote
+    writer.writerow(header)
+    writer.writerows([_fmt(v) for v in row] for row in out.reshape(len(out), -1))
+    text = buffer.getvalue()
     if args.output:
         atomic_write(args.output, lambda fh: fh.write(text.encode("utf-8")))
     else:
@@ -1148,6 +1176,8 @@ def main(argv=None):
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    if sys.stdout is None:          # started with stdout closed (``deepff train >&-``)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     try:
         # No subcommand (``deepff`` or ``deepff --epochs 5``) means train.
         first = next((a for a in argv if a != "--debug"), None)

@@ -26,6 +26,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import sys
 import tempfile
 import zlib
@@ -717,6 +718,8 @@ def _first_row_is_header(rows, target):
         return False
     if isinstance(target, str) and target in first:
         return True
+    if isinstance(target, str) and re.fullmatch(r"col\d+", target) and int(target[3:]) < len(first):
+        target = target[3:]   # the name deepff gives column N of a file without a header
     try:
         t = len(first) - 1 if target is None else int(target) % len(first)
     except ValueError:
