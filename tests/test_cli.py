@@ -1105,3 +1105,19 @@ def test_a_closed_or_full_stdout_does_not_lose_the_run(tmp_path):
         filled = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     assert filled.returncode == 0 and model.exists()
     assert filled.stderr == "deepff: standard output failed (No space left on device); the run goes on without it\n"
+
+
+def test_evaluate_of_a_changed_training_file_reads_it_as_training_did_and_warns(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2)).round(3)
+    Path("first.csv").write_text("species,a,b\n" + "".join(
+        f"{'cat' if a > 0 else 'dog'},{a},{b}\n" for a, b in X))
+    assert run(capsys, "train", "--dataset", "first.csv", "--target", "species", "--epochs", 1, "--quiet",
+               "--output", "m.npz")[0] == 0
+    with open("first.csv", "a") as fh:
+        fh.write("cat,1,1\n")
+    rc, out, err = run(capsys, "evaluate", "--model", "m.npz")
+    assert rc == 0, err
+    assert "first.csv: 61 samples, all samples" in out
+    assert "has changed since m.npz was trained" in err and "training rows included" in err

@@ -894,7 +894,12 @@ def cmd_evaluate(args):
         raise InputError(f"{args.model} records the split as seed {seed!r}, test fraction {test_fraction!r}, "
                          "which does not describe a split (an edited file?); deepff cannot tell its test "
                          "samples apart")
-    if same and not _is_builtin(args.dataset):
+    changed = not same and not _is_builtin(args.dataset) and isinstance(meta.get("dataset_source"), str) \
+        and os.path.abspath(os.path.expanduser(args.dataset)) == meta["dataset_source"]
+    if changed:
+        print(f"{PROG}: {args.dataset} has changed since {args.model} was trained (its SHA-256 differs), so the "
+              "test split cannot be re-created: scoring all its rows, training rows included", file=sys.stderr)
+    if (same or changed) and not _is_builtin(args.dataset):   # read the file as training read it
         if args.target is None:
             args.target = _training_target(meta)
         if args.delimiter is None:
