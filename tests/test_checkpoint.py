@@ -582,3 +582,25 @@ def test_rewritten_but_unchanged_checkpoint_still_loads(tmp_path, checkpoint):
     _, a, _ = load_checkpoint(checkpoint)
     _, b, _ = load_checkpoint(tmp_path / "same.npz")
     _same_state(a, b)
+
+
+@pytest.mark.parametrize(("config", "expected"), [
+    ("layers:\n - {layer_type: input, n_features: 64}\n - {layer_type: fullyconn, n_neurons: 8, activation: relu}\n"
+     " - {layer_type: output, n_neurons: 10, activation: softmax, loss_type: nll}\n"
+     "training: {optimizer: {name: adam, lr: 0.5}}\n", "the config's optimizer 'adam'"),
+    ("layers:\n - {layer_type: input, n_features: 64}\n - {layer_type: fullyconn, n_neurons: 16, activation: relu}\n"
+     " - {layer_type: output, n_neurons: 10, activation: softmax, loss_type: nll}\n", "--config"),
+], ids=["optimizer-lr", "layers"])
+def test_resume_refuses_a_config_that_contradicts_the_checkpoint(seed5, tmp_path, capsys, config, expected):
+    (tmp_path / "other.yaml").write_text(config)
+    rc, out = _run_cli(["train", "--resume", str(seed5 / "ck.npz"), "--epochs", "3", "--seed", "5",
+                        "--config", str(tmp_path / "other.yaml"), "--output", str(tmp_path / "r.npz")], capsys)
+    line = _one_error(rc, out)
+    assert expected in line and "contradicts the checkpoint" in line
+
+
+def test_resume_refuses_another_optimizer_before_reading_data(seed5, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_load", lambda *a, **k: pytest.fail("data read before the refusal"))
+    rc, out = _run_cli(["train", "--resume", str(seed5 / "ck.npz"), "--epochs", "3", "--optimizer", "sgd",
+                        "--output", str(tmp_path / "r.npz")], capsys)
+    assert "--optimizer 'sgd'" in _one_error(rc, out)

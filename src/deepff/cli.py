@@ -528,8 +528,9 @@ def _check_resume(args, net, state, extra, found):
     """Refuse a resumed run whose data, split or architecture differ from the checkpoint's.
 
     ``found`` holds what this run has: dataset, dataset_sha256, seed,
-    test_fraction, task, classes, target_name, epochs, dtype. Keys an older
-    checkpoint lacks are not compared.
+    test_fraction, task, classes, target_name, epochs, full_batch. Keys an
+    older checkpoint lacks are not compared. The network and optimizer are
+    checked earlier, by :func:`_check_resume_settings`.
     """
     where = f"the checkpoint {args.resume}"
     if extra.get("dataset_sha256") is not None:
@@ -544,18 +545,6 @@ def _check_resume(args, net, state, extra, found):
         if key in extra and extra[key] != found[key]:
             raise UsageError(f"{where} has {key} {extra[key]!r}, this run {found[key]!r}: a resumed run keeps "
                              f"its data and split; drop {flag} or give the checkpoint's")
-    hidden = [layer.units for layer in net.layers[:-1]]
-    acts = {layer.activation.name for layer in net.layers[:-1]}
-    given = (("--hidden", args.hidden, hidden, args.hidden is not None and args.hidden != hidden),
-             ("--dtype", found["dtype"], str(net.dtype), found["dtype"] not in (None, str(net.dtype))),
-             ("--loss", args.loss, net.loss.name,
-              args.loss is not None and _canonical_loss(args.loss) != net.loss.name),
-             ("--activation", args.activation, ", ".join(sorted(acts)),
-              args.activation is not None and acts - {_canonical_activation(args.activation)}))
-    for flag, value, has, differs in given:
-        if differs:
-            raise UsageError(f"{flag} {value} contradicts {where}, whose network has {has}; a resumed run "
-                             f"keeps its network: drop {flag}")
     done = state["epoch"]
     if found["full_batch"]:
         return                    # L-BFGS counts iterations, not epochs: a resumed run takes max_iter more
@@ -568,6 +557,44 @@ def _check_resume(args, net, state, extra, found):
                              f"--epochs is the total to reach; give more than {done}")
         raise UsageError(f"{where} has already trained all {done} epochs of its run; give --epochs "
                          f"(the total to reach) above {done} to train further")
+
+
+def _check_resume_settings(args, net, extra, cfg, opt):
+    """Refuse, before any data is read, flags or a config that contradict the checkpoint's network or optimizer."""
+    from .spec import parse_layers
+
+    where = f"the checkpoint {args.resume}"
+    hidden = [layer.units for layer in net.layers[:-1]]
+    acts = {layer.activation.name for layer in net.layers[:-1]}
+    dtype = args.dtype or cfg["dtype"]
+    given = [("--hidden", args.hidden, hidden, args.hidden is not None and args.hidden != hidden),
+             ("--dtype", dtype, str(net.dtype), dtype not in (None, str(net.dtype))),
+             ("--loss", args.loss, net.loss.name,
+              args.loss is not None and _canonical_loss(args.loss) != net.loss.name),
+             ("--activation", args.activation, ", ".join(sorted(acts)),
+              args.activation is not None and acts - {_canonical_activation(args.activation)})]
+    if cfg["layers"] is not None and args.hidden is None:
+        _, layers, loss = parse_layers(cfg["layers"])
+        mine = ([layer.units for layer in layers], [layer.activation.name for layer in layers], loss.name)
+        theirs = ([layer.units for layer in net.layers], [layer.activation.name for layer in net.layers],
+                  net.loss.name)
+        given.append(("--config", args.config, f"layers {theirs[0]} ({', '.join(theirs[1])}) and loss {theirs[2]}",
+                      mine != theirs))
+    for flag, value, has, differs in given:
+        if differs:
+            raise UsageError(f"{flag} {value} contradicts {where}, whose network has {has}; a resumed run "
+                             f"keeps its network: drop {flag}")
+    recorded = (extra.get("training") or {}).get("optimizer")
+    if isinstance(recorded, dict) and "name" in recorded:
+        from . import optimizers
+
+        canon = optimizers.REGISTRY.canonical
+        same = canon(opt["name"]) == canon(recorded["name"]) and all(
+            opt[k] == recorded[k] for k in opt.keys() & recorded.keys() if k != "name")
+        if not same:
+            source = "--optimizer" if args.optimizer else "the config's optimizer"
+            raise UsageError(f"{source} {opt['name']!r} ({opt}) contradicts {where}, whose run uses "
+                             f"{recorded['name']!r} ({recorded}); a resumed run keeps its optimizer and its state")
 
 
 def _canonical_activation(name):
@@ -643,6 +670,9 @@ def cmd_train(args):
     seed = args.seed if args.seed is not None else (cfg["seed"] if cfg["seed"] is not None else 0)
     test_fraction = args.test_fraction if args.test_fraction is not None else 0.2
     dtype = str(net.dtype) if net is not None else (args.dtype or cfg["dtype"] or "float32")
+    if args.resume:
+        _check_resume_settings(args, net, resume_extra, cfg,
+                               _optimizer(args, training, DEFAULTS[_kind(args)], resume_extra))
 
     data = _load(args, seed=seed, test_fraction=test_fraction)
     digest = None if _is_builtin(args.dataset) else _sha256(args.dataset)
@@ -666,7 +696,7 @@ def cmd_train(args):
         _check_resume(args, net, resume_state, resume_extra, {
             "dataset": data.name, "dataset_sha256": digest, "seed": seed, "test_fraction": test_fraction,
             "task": task, "classes": classes, "target_name": data.target_name, "epochs": epochs,
-            "dtype": args.dtype or cfg["dtype"], "full_batch": full_batch})
+            "full_batch": full_batch})
         if net.n_features != X_train.shape[1]:
             raise InputError(f"the checkpoint's network expects {net.n_features} features, "
                              f"the data has {X_train.shape[1]}")
