@@ -604,3 +604,34 @@ def test_resume_refuses_another_optimizer_before_reading_data(seed5, tmp_path, c
     rc, out = _run_cli(["train", "--resume", str(seed5 / "ck.npz"), "--epochs", "3", "--optimizer", "sgd",
                         "--output", str(tmp_path / "r.npz")], capsys)
     assert "--optimizer 'sgd'" in _one_error(rc, out)
+
+
+def test_resume_finds_the_data_beside_a_moved_checkpoint(tmp_path, capsys):
+    project = tmp_path / "p"
+    project.mkdir()
+    rng = np.random.default_rng(0)
+    rows = np.c_[rng.normal(size=(80, 3)).round(3), rng.integers(0, 2, 80)]
+    np.savetxt(project / "d.csv", rows, delimiter=",", fmt="%g", header="a,b,c,y", comments="")
+    base = ["train", "--hidden", "4", "--quiet"]
+    assert _run_cli(base + ["--dataset", str(project / "d.csv"), "--epochs", "1", "--checkpoint",
+                            str(project / "ck.npz"), "--output", str(project / "m.npz")], capsys)[0] == 0
+    moved = tmp_path / "p2"
+    project.rename(moved)
+    rc, out = _run_cli(["train", "--resume", str(moved / "ck.npz"), "--epochs", "2", "--quiet",
+                        "--output", str(moved / "m2.npz")], capsys)
+    assert rc == 0, out.err
+    assert f"using {moved / 'd.csv'}, found beside the checkpoint" in out.err
+
+
+def test_a_negative_and_a_positive_index_of_one_npy_column_agree(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 4))
+    np.save(tmp_path / "tab.npy", np.column_stack([X, X[:, 0] > 0]))
+    ck = str(tmp_path / "ck.npz")
+    base = ["train", "--dataset", str(tmp_path / "tab.npy"), "--hidden", "4", "--quiet"]
+    assert _run_cli(base + ["--target", "-1", "--epochs", "1", "--checkpoint", ck,
+                            "--output", str(tmp_path / "a.npz")], capsys)[0] == 0
+    assert deepff.load(tmp_path / "a.npz").metadata["target_name"] == "column 4"
+    rc, out = _run_cli(base + ["--target", "4", "--epochs", "2", "--resume", ck,
+                               "--output", str(tmp_path / "b.npz")], capsys)
+    assert rc == 0, out.err

@@ -514,8 +514,8 @@ def _check_names(args):
 
 def _resume_defaults(args, extra):
     """Take what a resumed run must keep from the checkpoint, unless the command line gives it."""
-    if args.dataset is None:
-        args.dataset = extra.get("dataset_source")  # older checkpoints lack it: compared by name later
+    if args.dataset is None:   # older checkpoints lack it: compared by name later
+        args.dataset = _moved_source(extra.get("dataset_source"), args.resume, "checkpoint")
     for key in ("target", "delimiter", "header", "seed", "test_fraction", "task", "data_dir"):
         if getattr(args, key) is None and extra.get(key) is not None:
             setattr(args, key, extra[key])
@@ -822,7 +822,7 @@ def _source(dataset):
     return name.lower() if _is_builtin(name) else os.path.abspath(os.path.expanduser(name))
 
 
-def _moved_source(source, model_path):
+def _moved_source(source, model_path, what="model"):
     """The training file recorded in a model, or the file of that name beside the model.
 
     Models record the absolute path of a CSV or .npy training file; when a
@@ -834,7 +834,7 @@ def _moved_source(source, model_path):
     beside = os.path.join(os.path.dirname(os.path.abspath(str(model_path))), os.path.basename(str(source)))
     if not os.path.exists(beside):
         return source
-    print(f"deepff: {source} is gone; using {beside}, found beside the model", file=sys.stderr)
+    print(f"deepff: {source} is gone; using {beside}, found beside the {what}", file=sys.stderr)
     return beside
 
 

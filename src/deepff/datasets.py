@@ -1483,7 +1483,7 @@ def load_dataset(name_or_path, data_dir=None, target=None, test_fraction=0.2, se
                 "(--target on the command line, target= in Python), or save X and y together in a .npz"
             )
         feature_names = [f"x{i}" for i in range(X.shape[1])]
-        target_name = "y" if target is None else f"column {target}"
+        target_name = "y" if target is None else f"column {int(target) % (X.shape[1] + 1)}"  # -1 = last
     task = infer_task(y)
     Xtr, ytr, Xte, yte = _split(X, y, test_fraction, seed)
     return Dataset(Xtr, ytr, Xte, yte, task, feature_names, target_name, path.name)
