@@ -567,3 +567,15 @@ def test_evaluate_refuses_weights_that_sum_to_zero():
     net.fit(X, y, epochs=1)
     with pytest.raises(InputError, match="sample_weight sums to 0"):
         net.evaluate(X, y, sample_weight=np.zeros(20))
+
+
+def test_lbfgs_resumed_at_its_minimum_adds_no_history_row():
+    X, y = _blobs(n=60)
+    net = _clf(dtype="float64")
+    net.fit(X, y, epochs=1, optimizer={"name": "lbfgs", "max_iter": 500})
+    state = net.trainer_.state_dict()
+    again = _clf(seed=3, dtype="float64")
+    again.build(4)
+    again.fit(X, y, epochs=1, optimizer={"name": "lbfgs", "max_iter": 500}, resume_state=state)
+    assert again.history_["epoch"] == net.history_["epoch"]
+    np.testing.assert_array_equal(again.get_weights(), net.get_weights())

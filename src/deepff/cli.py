@@ -734,8 +734,8 @@ def cmd_train(args):
              f"{'-'.join(str(n) for n in [net.n_features] + [layer.units for layer in net.layers])}, "
              f"{opt['name']} {steps}")
         if full_batch:
-            _say(f"deepff: {opt['name']} trains on the whole training set until it converges, each iteration "
-                 "reported as an epoch; --epochs and --batch-size do not apply")
+            _say(f"deepff: {opt['name']} trains on the whole training set until it converges and reports "
+                 "once, counting its iterations as epochs; --epochs and --batch-size do not apply")
     for note in replacing:
         print(note, file=sys.stderr)
     validation = None

@@ -579,6 +579,8 @@ class Trainer:
         result, n_iter, _ = self.optimizer.minimize(fun, theta.astype(np.float64),
                                                     should_stop=lambda: self._flag.requested)
         theta[...] = result
+        if n_iter == 0 and self.history.records:   # resumed at a minimum: nothing new to record
+            return
         record = {"epoch": self.epoch + n_iter, "loss": float(fun(result)[0])}
         if net.task == "classification":
             record["accuracy"] = evaluate(net, X, Y, w).get("accuracy")
