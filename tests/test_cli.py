@@ -1121,3 +1121,15 @@ def test_evaluate_of_a_changed_training_file_reads_it_as_training_did_and_warns(
     assert rc == 0, err
     assert "first.csv: 61 samples, all samples" in out
     assert "has changed since m.npz was trained" in err and "training rows included" in err
+
+
+def test_a_two_unit_bce_config_is_told_the_fix(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2)).round(3)
+    Path("bin.csv").write_text("a,b,y\n" + "".join(f"{a},{b},{int(a > 0)}\n" for a, b in X))
+    Path("b2.yaml").write_text("layers:\n - {layer_type: input, n_features: 2}\n"
+                               " - {layer_type: output, n_neurons: 2, activation: sigmoid,"
+                               " loss_type: binary_cross_entropy}\n")
+    rc, out, err = run(capsys, "train", "--dataset", "bin.csv", "--config", "b2.yaml", "--epochs", 1, "--quiet")
+    assert rc == 2 and err.endswith("trains one sigmoid unit): set its n_neurons to 1\n")

@@ -843,3 +843,9 @@ def test_load_csv_header_can_be_stated(tmp_path):
     assert stated.feature_names == ["400", "450", "500"] and stated.target_name == "600"
     assert stated.X.shape == (2, 3)
     assert load_csv(path, header=False).feature_names == ["col0", "col1", "col2"]
+
+
+def test_a_folder_named_like_a_data_file_is_named_as_a_folder(tmp_path):
+    (tmp_path / "data.csv").mkdir()
+    with pytest.raises(DatasetError, match="data.csv is a folder; give the data file itself"):
+        load_dataset(str(tmp_path / "data.csv"))

@@ -417,8 +417,10 @@ def _architecture(args, n_features, n_outputs, task, base_spec, loss):
             spec[-1]["loss_type"] = args.loss
             spec[-1]["activation"] = OUTPUT_ACTIVATION.get(loss, "linear")
         if spec[-1]["n_neurons"] != n_outputs:
+            why = (" (binary_cross_entropy on two classes trains one sigmoid unit)"
+                   if loss == "binary_cross_entropy" and n_outputs == 1 else "")
             raise SpecError(f"the config's output layer has {spec[-1]['n_neurons']} units but the data "
-                            f"needs {n_outputs}")
+                            f"needs {n_outputs}{why}: set its n_neurons to {n_outputs}")
         return spec
     hidden = args.hidden
     if hidden is None:

@@ -1470,6 +1470,8 @@ def load_dataset(name_or_path, data_dir=None, target=None, test_fraction=0.2, se
             f"unknown data set {str(name_or_path)!r}: valid names are {choices(DATASETS)}, "
             f"or a path to a file ending in {', '.join(_CSV_EXTENSIONS + _ARRAY_EXTENSIONS)}"
         )
+    if path.is_dir():
+        raise DatasetError(f"{path} is a folder; give the data file itself")
     if not path.is_file():
         raise DatasetError(f"data file not found: {path}")
     if suffix in _CSV_EXTENSIONS:
