@@ -1214,7 +1214,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     if sys.stdout is None:          # started with stdout closed (``deepff train >&-``)
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+        _drop_stdout()
     try:
         # No subcommand (``deepff`` or ``deepff --epochs 5``) means train.
         first = next((a for a in argv if a != "--debug"), None)
@@ -1226,10 +1226,7 @@ def main(argv=None):
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. ``deepff predict ... | head``: the reader left, nothing to report
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-        except OSError:
-            pass
+        _drop_stdout()                  # silence the flush at exit
         return 141
     except (DeepffError, ValueError, OSError) as exc:
         if debug:

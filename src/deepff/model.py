@@ -14,12 +14,10 @@ It is the engine (:class:`~deepff.network.FeedForward`) plus the loop
 
 from __future__ import annotations
 
-import copy
 import numbers
 
 import numpy as np
 
-from . import optimizers as _optimizers
 from .checks import real
 from .errors import InputError
 from .metrics import regression_report
@@ -203,20 +201,18 @@ class Network(FeedForward):
                                  f"{', '.join(given)}; call fit without warm_start to train the current "
                                  "weights with new settings (lr may change with warm_start)")
             trainer = self.trainer_
-            if lr is not None:
-                trainer.optimizer.lr = trainer.base_lr = real(trainer.optimizer.name, "lr", lr, low=0.0)
             trainer.epochs = trainer.epoch + int(epochs)
             trainer.batch_size = int(batch_size)
             trainer.stop_requested = False
-        else:
-            opt = copy.deepcopy(_optimizers.get("sgd" if optimizer is None else optimizer))  # never change the caller's
-            if lr is not None:
-                opt.lr = real(opt.name, "lr", lr, low=0.0)
-            trainer = Trainer(self, optimizer=opt, schedule=schedule, penalty=regularization,
-                              clip_norm=clip_norm, epochs=epochs, batch_size=batch_size,
-                              shuffle=shuffle, early_stopping=early_stopping, callbacks=callbacks)
-            if resume_state is not None:
-                trainer.load_state_dict(resume_state)
+        else:   # the trainer works on copies: the caller's optimizer object is never changed
+            trainer = Trainer(self, optimizer="sgd" if optimizer is None else optimizer, schedule=schedule,
+                              penalty=regularization, clip_norm=clip_norm, epochs=epochs,
+                              batch_size=batch_size, shuffle=shuffle, early_stopping=early_stopping,
+                              callbacks=callbacks)
+        if lr is not None:
+            trainer.optimizer.lr = trainer.base_lr = real(trainer.optimizer.name, "lr", lr, low=0.0)
+        if resume_state is not None:
+            trainer.load_state_dict(resume_state)
         self.trainer_ = trainer
         self.history_ = trainer.fit(X, Y, w, val)
         return self.history_
