@@ -1036,6 +1036,32 @@ def test_a_class_weight_run_resumes(tmp_path, monkeypatch, capsys):
     assert load("b.npz").training_config["class_weight"] == {"3": 2.0}   # JSON keys, as saved
 
 
+def test_class_weight_may_name_classes_by_their_labels(tmp_path, monkeypatch, capsys):
+    """A config's class_weight keyed by a CSV's text labels weighs those classes (same run as by index)."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3)).round(3)
+    y = np.where(X[:, 0] > 0.8, "rare", "common")
+    Path("d.csv").write_text("a,b,c,label\n" + "".join(
+        f"{r[0]},{r[1]},{r[2]},{t}\n" for r, t in zip(X, y)))
+    layers = ("layers:\n - {layer_type: input, n_features: 3}\n"
+              " - {layer_type: fullyconn, n_neurons: 8, activation: relu}\n"
+              " - {layer_type: output, n_neurons: 2, activation: softmax, loss_type: nll}\n")
+    for name, cw in (("named", "{rare: 5.0}"), ("indexed", "{1: 5.0}"), ("none", "null"),
+                     ("typo", "{rar: 5.0}")):
+        Path(f"{name}.yaml").write_text(layers + f"training: {{epochs: 2, class_weight: {cw}}}\n")
+    for name in ("named", "indexed", "none"):
+        rc, out, err = run(capsys, "train", "--dataset", "d.csv", "--config", f"{name}.yaml",
+                           "--output", f"{name}.npz", "--quiet")
+        assert rc == 0, err
+    assert load("named.npz").classes == ["common", "rare"]
+    np.testing.assert_array_equal(load("named.npz").get_weights(), load("indexed.npz").get_weights())
+    assert not np.array_equal(load("named.npz").get_weights(), load("none.npz").get_weights())
+    rc, out, err = run(capsys, "train", "--dataset", "d.csv", "--config", "typo.yaml", "--output", "t.npz")
+    assert rc == 2 and len(err.splitlines()) == 1 and not Path("t.npz").exists()
+    assert "class_weight names class 'rar'" in err and "'common', 'rare'" in err
+
+
 def test_predict_knows_the_models_own_column_names(tmp_path, monkeypatch, capsys):
     """Headers of numbers ("400") or years ("2019") are the model's feature names, not a data row."""
     monkeypatch.chdir(tmp_path)

@@ -297,7 +297,9 @@ def test_training_numbers_must_be_finite(key, value):
 @pytest.mark.parametrize("cw, match", [({0: -1}, r"class_weight\[0\]' must be >= 0"),
                                        ({0: "abc"}, "must be a finite number"),
                                        ({1: float("nan")}, "must be a finite number"),
-                                       ({"cat": 2.0}, "keys are class indexes")])
+                                       ({-1: 2.0}, "keys are class indexes"),
+                                       ({"": 2.0}, "keys are class indexes"),
+                                       ({"cat": -2.0}, r"class_weight\[cat\]' must be >= 0")])
 def test_class_weight_values_are_checked_when_the_config_is_read(cw, match):
     from deepff.spec import parse_training
 
@@ -305,6 +307,7 @@ def test_class_weight_values_are_checked_when_the_config_is_read(cw, match):
         parse_training({"class_weight": cw})
     assert parse_training({"class_weight": {0: 1.0, 2: 3}})["class_weight"] == {0: 1.0, 2: 3}
     assert parse_training({"class_weight": {"1": 2.5}})["class_weight"] == {1: 2.5}   # a JSON key
+    assert parse_training({"class_weight": {"cat": 2}})["class_weight"] == {"cat": 2}  # a class's name
 
 
 def test_a_yaml_syntax_error_names_its_line_and_column(tmp_path):

@@ -220,6 +220,15 @@ def test_class_weight_in_fit_equals_the_sample_weights():
     assert not np.array_equal(a.get_weights(), c.get_weights())
 
 
+def test_class_weight_on_a_regression_is_refused_not_ignored():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3))
+    net = Network([Dense(1, "linear")], loss="mse", seed=0)
+    with pytest.raises(InputError, match="task is regression.*sample_weight"):
+        net.fit(X, X.sum(axis=1), epochs=1, class_weight={0: 2.0})
+    assert getattr(net, "trainer_", None) is None   # nothing was trained
+
+
 # ---------------------------------------------------------------- divergence
 def test_divergence_raises_with_a_helpful_message_and_finite_weights():
     X, y = _blobs(n=64, d=5)

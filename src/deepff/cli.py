@@ -647,6 +647,27 @@ def _targets(args, data):
     return task, classes.tolist(), codes[:len(y_train)], codes[len(y_train):]
 
 
+def _class_weight(class_weight, classes):
+    """The config's class_weight with class names (text keys) turned into class indexes."""
+    if not isinstance(class_weight, dict) or not any(isinstance(c, str) for c in class_weight):
+        return class_weight
+    if not classes:
+        return class_weight   # a regression: Network.fit says class_weight does not apply
+    index = {str(c): i for i, c in enumerate(classes)}
+    mapped = {}
+    for c, weight in class_weight.items():
+        if isinstance(c, str):
+            if c not in index:
+                shown = ", ".join(repr(str(k)) for k in classes[:20]) + (", ..." if len(classes) > 20 else "")
+                raise UsageError(f"class_weight names class {c!r}, which the target does not hold; "
+                                 f"its classes are {shown} (or their indexes 0..{len(classes) - 1})")
+            c = index[c]
+        if c in mapped:
+            raise UsageError(f"class_weight gives class {classes[c]!r} (index {c}) two weights")
+        mapped[c] = weight
+    return mapped
+
+
 def cmd_train(args):
     """Run ``deepff train``."""
     from .datasets import Standardizer
@@ -749,7 +770,8 @@ def cmd_train(args):
         X_train, y_train, epochs=epochs, batch_size=batch_size, optimizer=opt,
         schedule=training.get("schedule"), regularization=training.get("regularization"),
         clip_norm=training.get("clip_norm"), validation_data=validation, validation_split=val_split,
-        early_stopping=training.get("early_stopping"), class_weight=training.get("class_weight"),
+        early_stopping=training.get("early_stopping"),
+        class_weight=_class_weight(training.get("class_weight"), classes),
         shuffle=training.get("shuffle", True), callbacks=callbacks, resume_state=resume_state)
     interrupted = history.interrupted
     if interrupted:

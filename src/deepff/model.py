@@ -135,7 +135,8 @@ class Network(FeedForward):
         sample_weight : array-like of shape (n_samples,), optional
         class_weight : "balanced" or dict, optional
             Multiplies the sample weights (one class per sample: softmax
-            outputs, or one sigmoid unit with classes 0 and 1).
+            outputs, or one sigmoid unit with classes 0 and 1); a dict maps
+            class index to weight. A regression refuses it.
         shuffle : bool, default True
         callbacks : list of Callback, optional
         warm_start : bool, default False
@@ -158,7 +159,10 @@ class Network(FeedForward):
         X = self.prepare_inputs(X)
         Y = self.prepare_targets(y, X.shape[0])
         w = self.prepare_sample_weight(sample_weight, X.shape[0])
-        if class_weight is not None and self.task == "classification":
+        if class_weight is not None and self.task != "classification":
+            raise InputError(f"class_weight weighs classes, but this network's task is {self.task} "
+                             f"(its loss is {self.loss.name}); pass sample_weight instead")
+        if class_weight is not None:
             if not self.multi_label:
                 labels, n_classes = Y.argmax(axis=1), self.n_outputs
             elif self.n_outputs == 1:                       # one sigmoid unit: classes 0 and 1

@@ -361,8 +361,12 @@ def parse_training(section):
         for cls, weight in cw.items():
             if isinstance(cls, str) and cls.isdigit():    # JSON and TOML keys are strings
                 cls = int(cls)
+            if isinstance(cls, str) and cls.strip():       # a class's name: the CLI maps it to its index
+                checked[cls] = _check_number(s, f"class_weight[{cls}]", weight, lo=0)
+                continue
             if isinstance(cls, bool) or not isinstance(cls, (int, np.integer)) or cls < 0:
-                raise SpecError(f"{s}: class_weight keys are class indexes (integers >= 0), got {cls!r}")
+                raise SpecError(f"{s}: class_weight keys are class indexes (integers >= 0) or class names, "
+                                f"got {cls!r}")
             checked[int(cls)] = _check_number(s, f"class_weight[{cls}]", weight, lo=0)
         out["class_weight"] = checked
     return out
