@@ -1080,6 +1080,24 @@ def test_predict_knows_the_models_own_column_names(tmp_path, monkeypatch, capsys
     assert reordered.splitlines() == out.splitlines()[:4]          # columns matched by name
 
 
+def test_predict_names_the_row_and_column_of_a_bad_cell(tmp_path, monkeypatch, capsys):
+    """The message points at the cell: data row, the file's column number and, with a header, its name."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)).round(3)
+    Path("d.csv").write_text("a,b,c,label\n" + "".join(
+        f"{r[0]},{r[1]},{r[2]},{'yes' if r[0] > 0 else 'no'}\n" for r in X))
+    assert run(capsys, "train", "--dataset", "d.csv", "--epochs", 1, "--quiet", "--output", "m.npz")[0] == 0
+    cases = {"1,2,3\n4,x,6\n": "data row 2, column 2, holds the non-numeric value 'x'",
+             "a,b,c\n1,2,\n": "data row 1, column 3 ('c'), is empty",
+             "c,a,b\n1,2,3\n1,2,\n": "data row 2, column 3 ('b'), is empty",   # the file's column
+             "1,2,3\n4,5\n": "data row 2 has 2 columns, the first 3"}
+    for i, (text, message) in enumerate(cases.items()):
+        Path(f"in{i}.csv").write_text(text)
+        rc, out, err = run(capsys, "predict", "--model", "m.npz", "--input", f"in{i}.csv")
+        assert rc == 2 and out == "" and err == f"deepff: error: in{i}.csv: {message}\n"
+
+
 def test_predicted_labels_holding_the_delimiter_are_quoted(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)

@@ -1047,10 +1047,11 @@ def _read_features(path, n_features, feature_names=None):
                     if r and any(c.strip() for c in r)]
         except csv.Error as exc:
             raise InputError(f"cannot parse {path}: {exc}") from None
-        first_line = 1
+        names, positions = None, None    # for messages: the columns read, by header name and file position
         named = bool(feature_names) and rows and set(map(str, feature_names)) <= set(rows[0])
         if rows and (named or _is_header(rows[0])):    # named: the model's columns, even "400", "2019"
-            header, rows, first_line = rows[0], rows[1:], 2
+            header, rows = rows[0], rows[1:]
+            names = header
             if feature_names and set(feature_names) <= set(header):
                 repeated = sorted({nm for nm in feature_names if header.count(nm) > 1})
                 if repeated:
@@ -1058,18 +1059,22 @@ def _read_features(path, n_features, feature_names=None):
                                      "column names must be unique")
                 cols = [header.index(nm) for nm in feature_names]
                 rows = [[r[c] if c < len(r) else "" for c in cols] for r in rows]
+                names, positions = list(feature_names), cols
         if not rows:
             raise InputError(f"{path} holds no data rows")
         X = []
-        for i, row in enumerate(rows, start=first_line):
+        for i, row in enumerate(rows, start=1):
             try:
                 X.append([float(v) for v in row])
             except ValueError:
-                bad = next(v for v in row if not _is_float(v))
-                raise InputError(f"{path}: data row {i - first_line + 1} holds the non-numeric value {bad!r}"
-                                 ) from None
-        if len({len(r) for r in X}) > 1:
-            raise InputError(f"{path}: rows have different numbers of columns")
+                j = next(j for j, v in enumerate(row) if not _is_float(v))
+                where = f"column {(positions[j] if positions else j) + 1}"
+                if names and j < len(names):
+                    where += f" ({names[j]!r})"
+                what = "is empty" if not row[j] else f"holds the non-numeric value {row[j]!r}"
+                raise InputError(f"{path}: data row {i}, {where}, {what}") from None
+            if len(row) != len(X[0]):
+                raise InputError(f"{path}: data row {i} has {len(row)} columns, the first {len(X[0])}")
         X = np.array(X, dtype=np.float64)
     else:
         raise InputError(f"--input must be a .csv, .tsv, .txt or .npy file, got {path!r}")
