@@ -277,7 +277,7 @@ def test_resume_refuses_other_data(seed5, tmp_path, capsys):
     argv = ["train", "--epochs", "3", "--quiet", "--output", str(tmp_path / "r.npz")]
     rc, out = _run_cli(argv + ["--resume", str(seed5 / "ck.npz"), "--dataset", str(tmp_path / "w64.csv")],
                        capsys)
-    assert "was trained on digits, not w64.csv" in _one_error(rc, out)
+    assert f"was trained on digits, not {tmp_path / 'w64.csv'}" in _one_error(rc, out)
 
     # a checkpoint of a CSV run resumes on that CSV, and refuses it once its rows have changed
     ck = str(tmp_path / "ck.npz")
@@ -604,6 +604,18 @@ def test_resume_refuses_another_optimizer_before_reading_data(seed5, tmp_path, c
     rc, out = _run_cli(["train", "--resume", str(seed5 / "ck.npz"), "--epochs", "3", "--optimizer", "sgd",
                         "--output", str(tmp_path / "r.npz")], capsys)
     assert "--optimizer 'sgd'" in _one_error(rc, out)
+
+
+def test_resume_refuses_another_builtin_or_file_before_reading_data(seed5, tmp_path, capsys, monkeypatch):
+    """A digits checkpoint resumed with --dataset mnist is refused before MNIST is loaded (or downloaded)."""
+    rng = np.random.default_rng(0)
+    np.savetxt(tmp_path / "w.csv", np.c_[rng.normal(size=(20, 64)).round(3), rng.integers(0, 2, 20)],
+               delimiter=",", fmt="%g")
+    monkeypatch.setattr(cli, "_load", lambda *a, **k: pytest.fail("data read before the refusal"))
+    for dataset in ("mnist", str(tmp_path / "w.csv")):
+        rc, out = _run_cli(["train", "--resume", str(seed5 / "ck.npz"), "--epochs", "3", "--dataset", dataset,
+                            "--output", str(tmp_path / "r.npz")], capsys)
+        assert f"was trained on digits, not {dataset}; resume on the same data" in _one_error(rc, out)
 
 
 def test_resume_finds_the_data_beside_a_moved_checkpoint(tmp_path, capsys):

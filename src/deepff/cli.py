@@ -566,6 +566,12 @@ def _check_resume_settings(args, net, extra, cfg, opt):
     from .spec import parse_layers
 
     where = f"the checkpoint {args.resume}"
+    recorded, now = extra.get("dataset"), args.dataset or "digits"
+    if recorded is not None:    # built-in versus file, or another built-in: known before any download
+        was_builtin = extra.get("dataset_sha256") is None and _is_builtin(recorded)
+        if (was_builtin != _is_builtin(now)) or (was_builtin and str(now).lower() != str(recorded).lower()):
+            raise UsageError(f"{where} was trained on {extra.get('dataset_source') or recorded}, not {now}; "
+                             f"resume on the same data (drop --dataset, or give the checkpoint's)")
     hidden = [layer.units for layer in net.layers[:-1]]
     acts = {layer.activation.name for layer in net.layers[:-1]}
     dtype = args.dtype or cfg["dtype"]
