@@ -1060,6 +1060,16 @@ def test_class_weight_may_name_classes_by_their_labels(tmp_path, monkeypatch, ca
     rc, out, err = run(capsys, "train", "--dataset", "d.csv", "--config", "typo.yaml", "--output", "t.npz")
     assert rc == 2 and len(err.splitlines()) == 1 and not Path("t.npz").exists()
     assert "class_weight names class 'rar'" in err and "'common', 'rare'" in err
+    # a regression refuses class_weight before anything is printed (no "replacing" note for a kept file)
+    Path("r.csv").write_text("a,b,c,t\n" + "".join(f"{r[0]},{r[1]},{r[2]},{r.sum():.3f}\n" for r in X))
+    Path("reg.yaml").write_text(layers.replace("n_neurons: 2, activation: softmax, loss_type: nll",
+                                               "n_neurons: 1, activation: linear, loss_type: mse")
+                                + "training: {epochs: 2, class_weight: {0: 5.0}}\n")
+    before = Path("none.npz").read_bytes()
+    rc, out, err = run(capsys, "train", "--dataset", "r.csv", "--config", "reg.yaml", "--output", "none.npz")
+    assert (rc, out) == (2, "") and err == ("deepff: error: class_weight weighs classes, but this run is a "
+                                            "regression; drop it from the config\n")
+    assert Path("none.npz").read_bytes() == before
 
 
 def test_predict_knows_the_models_own_column_names(tmp_path, monkeypatch, capsys):

@@ -658,7 +658,7 @@ def _class_weight(class_weight, classes):
     if not isinstance(class_weight, dict) or not any(isinstance(c, str) for c in class_weight):
         return class_weight
     if not classes:
-        return class_weight   # a regression: Network.fit says class_weight does not apply
+        return class_weight   # a regression: the caller refuses it
     index = {str(c): i for i, c in enumerate(classes)}
     mapped = {}
     for c, weight in class_weight.items():
@@ -681,6 +681,7 @@ def cmd_train(args):
     from .model import Network
     from .optimizers import get as get_optimizer
     from .spec import load_config, parse_training
+    from .training import class_weights
 
     _check_names(args)
     net, resume_state, resume_extra = None, None, None
@@ -707,6 +708,11 @@ def cmd_train(args):
     digest = None if _is_builtin(args.dataset) else _sha256(args.dataset)
     task, classes, y_train, y_test = _targets(args, data)
     n_classes = len(classes) if classes else None
+    class_weight = _class_weight(training.get("class_weight"), classes)
+    if class_weight is not None:     # refused here, before anything is printed or trained
+        if task != "classification":
+            raise UsageError("class_weight weighs classes, but this run is a regression; drop it from the config")
+        class_weights(y_train, class_weight, n_classes)
 
     if data.name == "mnist":
         scaler = Standardizer.from_dict({"mean": [0.0] * data.n_features, "std": [1.0] * data.n_features})
@@ -777,7 +783,7 @@ def cmd_train(args):
         schedule=training.get("schedule"), regularization=training.get("regularization"),
         clip_norm=training.get("clip_norm"), validation_data=validation, validation_split=val_split,
         early_stopping=training.get("early_stopping"),
-        class_weight=_class_weight(training.get("class_weight"), classes),
+        class_weight=class_weight,
         shuffle=training.get("shuffle", True), callbacks=callbacks, resume_state=resume_state)
     interrupted = history.interrupted
     if interrupted:
