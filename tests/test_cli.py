@@ -23,7 +23,7 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
-from deepff import cli  # noqa: E402
+from deepff import __version__, cli  # noqa: E402
 from deepff.datasets import Standardizer, load_digits_dataset  # noqa: E402
 from deepff.errors import DeepffError  # noqa: E402
 from deepff.io import load, load_checkpoint  # noqa: E402
@@ -194,6 +194,14 @@ def test_progress_bar_on_a_terminal(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     rc, out, _ = run(capsys, "train", "--epochs", 1, "--hidden", 16, "--quiet")
     assert rc == 0 and "\r" not in out
+
+
+def test_version_flag_prints_the_package_version(tmp_path):
+    """``deepff --version`` is the version, not a ``train`` flag (no subcommand otherwise means train)."""
+    for argv in (["--version"], ["--version", "--debug"]):
+        done = run_subprocess(*argv, cwd=tmp_path)
+        assert (done.returncode, done.stdout, done.stderr) == (0, f"deepff {__version__}\n", "")
+    assert list(tmp_path.iterdir()) == []      # nothing trained, nothing written
 
 
 def test_no_subcommand_means_train(tmp_path, monkeypatch, capsys):

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from . import __version__
 from .errors import DeepffError, InputError, SpecError
 from .training import Callback
 
@@ -115,6 +116,7 @@ def build_parser():
     """
     parser = _Parser(prog=PROG, description="Deep feedforward networks on numpy.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     def common_data(p):
@@ -1257,7 +1259,7 @@ def main(argv=None):
     try:
         # No subcommand (``deepff`` or ``deepff --epochs 5``) means train.
         first = next((a for a in argv if a != "--debug"), None)
-        if first is None or (first.startswith("-") and first not in ("-h", "--help")):
+        if first is None or (first.startswith("-") and first not in ("-h", "--help", "--version")):
             argv = ["train"] + [a for a in argv if a != "--debug"] + (["--debug"] if debug else [])
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
