@@ -214,6 +214,33 @@ def test_batch_norm_evaluation_uses_running_stats_and_does_not_update_them():
     np.testing.assert_allclose(one, expected[2:3], rtol=1e-12)
 
 
+def test_batch_norm_a_one_sample_training_batch_uses_and_keeps_the_running_stats():
+    """A singleton batch (a short last batch) has no variance: normalised as in evaluation, stats untouched."""
+    net = _bn_net()
+    layer = net.layers[0]
+    layer.running_mean[...] = np.linspace(-1, 1, 6)
+    layer.running_var[...] = np.linspace(0.5, 3, 6)
+    x = _X(n=1)
+    evaluated = layer.forward(x, training=False).copy()
+    trained = layer.forward(x, training=True)
+    np.testing.assert_array_equal(trained, evaluated)
+    np.testing.assert_array_equal(layer.running_var[0], np.linspace(0.5, 3, 6))
+    np.testing.assert_array_equal(layer.running_mean[0], np.linspace(-1, 1, 6))
+
+
+def test_batch_norm_running_variance_survives_epochs_ending_in_one_sample():
+    """65 samples in batches of 32 end each epoch with one sample; the running variance still tracks var(z)."""
+    from deepff import Network
+
+    X = _X(n=65, d=4, seed=3)
+    net = Network([Dense(4, "linear", batch_norm=True), Dense(2, "softmax")], loss="nll", seed=0,
+                  dtype="float64")
+    net.fit(X, (X[:, 0] > 0).astype(int), epochs=30, batch_size=32, optimizer="sgd", lr=0.0, shuffle=False)
+    layer = net.layers[0]
+    ratio = layer.running_var[0] / (X @ layer.W).var(axis=0, ddof=1)
+    np.testing.assert_allclose(ratio, 1, atol=0.1)      # 0.63 when the singleton set the variance to 0
+
+
 def test_batch_norm_float32():
     net = _bn_net(dtype="float32")
     layer = net.layers[0]

@@ -8,7 +8,7 @@ import pytest
 from scipy.special import expit, log_softmax
 
 from deepff import Dense, FeedForward, losses
-from deepff.errors import SpecError
+from deepff.errors import InputError, SpecError
 
 LOSSES = ["neg_log_likelihood", "mse", "mae", "huber", "binary_cross_entropy"]
 
@@ -190,6 +190,43 @@ def test_integer_labels_equal_one_hot_through_the_network():
         expected = -np.mean(np.log(h[np.arange(8), labels]))
         assert net.loss_value(Y_lab) == pytest.approx(expected, rel=1e-12)
         assert net.loss_value(Y_hot) == net.loss_value(Y_lab)
+
+
+def test_nll_targets_must_be_probability_rows():
+    """The fused gradient (h - y)/n assumes rows summing to 1: other rows are refused, not mis-trained."""
+    net = FeedForward([Dense(5, "tanh"), Dense(3, "softmax")], loss="nll", n_features=4, dtype="float64", seed=0)
+    soft = np.array([[0.7, 0.2, 0.1], [0.0, 0.5, 0.5]])
+    np.testing.assert_array_equal(net.prepare_targets(soft, 2), soft)          # soft labels are fine
+    for bad, match in (([[1, 1, 0], [0, 1, 0]], "row 0 sums to 2;.*binary_cross_entropy"),
+                       ([[1, 0, 0], [0, 0, 0]], "row 1 sums to 0;"),
+                       ([[1.5, -0.5, 0], [0, 1, 0]], "negative entry")):
+        with pytest.raises(InputError, match=match):
+            net.prepare_targets(np.array(bad, dtype=float), 2)
+    f32 = FeedForward([Dense(3, "softmax")], loss="nll", n_features=4, dtype="float32", seed=0)
+    third = np.full((2, 3), np.float32(1 / 3))                                 # sums to 1 within rounding
+    assert f32.prepare_targets(third, 2).dtype == np.float32
+
+
+def test_poisson_value_from_logits_agrees_with_its_gradient_at_extreme_logits():
+    """y log y - y a - y + e^a, unclipped: J keeps falling as a grows more negative, with slope -y."""
+    loss = losses.get("poisson")
+    y = np.array([[1.0, 3.0]])
+    for a0 in (-40.0, -60.0, 0.5):
+        a = np.array([[a0, a0]])
+        expected = np.mean(y * np.log(y) - y * a - y + np.exp(a))
+        assert loss.value_from_logits(a, y) == pytest.approx(expected, rel=1e-13)
+        step = 1e-4
+        numeric = (loss.value_from_logits(a + [[step, 0]], y) - loss.value_from_logits(a - [[step, 0]], y)) / (2 * step)
+        analytic = loss.grad_from_logits(a, np.exp(a), y)[0, 0]
+        assert numeric == pytest.approx(analytic, rel=1e-6)
+    with np.errstate(over="raise"):
+        assert loss.value_from_logits(np.array([[1000.0, 0.0]]), y) == math.inf
+
+
+def test_poisson_targets_must_not_be_negative():
+    net = FeedForward([Dense(2, "exp")], loss="poisson", n_features=3, dtype="float64", seed=0)
+    with pytest.raises(InputError, match=r"negative value \(-1\); the poisson loss needs targets >= 0"):
+        net.prepare_targets(np.array([[1.0, 2.0], [0.0, -1.0]]), 2)
 
 
 @pytest.mark.parametrize("alias, name", [("nll", "neg_log_likelihood"),

@@ -94,7 +94,10 @@ class Dense:
         Normalise z^l over the batch before the activation, with a learnable
         scale ``gamma`` and shift ``beta`` (the bias b is then dropped, as
         beta takes its role). Running averages (momentum 0.1, unbiased
-        variance, as in PyTorch) are used in evaluation.
+        variance, as in PyTorch) are used in evaluation, and for a training
+        batch of a single sample, which has no variance (it happens when the
+        last batch of an epoch holds one sample); that batch leaves them
+        unchanged.
     max_norm : float, optional
         Upper bound on the L2 norm of each unit's incoming weights (each
         column of W), enforced by the optimizer after every step.
@@ -253,6 +256,9 @@ class Dense:
         return ws.h
 
     def _bn_forward(self, z, ws, training):
+        # A training batch of one sample has no variance (PyTorch refuses it): it is normalised
+        # like an evaluation batch, with the running statistics, which it leaves as they are.
+        training = training and z.shape[0] > 1
         if training:
             mu = z.mean(axis=0, keepdims=True)
             var = z.var(axis=0, keepdims=True)

@@ -34,10 +34,13 @@ the clip is active, so value and gradient always agree.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _kernels
 from .checks import real
+from .errors import InputError
 from .registry import Registry
 
 __all__ = [
@@ -134,6 +137,21 @@ class Loss:
         """
         raise NotImplementedError(f"{self.name} has no fused path")
 
+    def check_targets(self, y, name="y"):
+        """Refuse prepared targets outside the loss's domain (the base class takes any finite value).
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_samples, n_outputs)
+            Finite targets, class labels already one-hot.
+        name : str
+            What to call them in the message.
+
+        Raises
+        ------
+        InputError
+        """
+
     def get_config(self):
         """Return the constructor arguments as a dict."""
         return {}
@@ -175,6 +193,21 @@ class NegLogLikelihood(Loss):
     name = "neg_log_likelihood"
     task = "classification"
     fused_activation = "softmax"
+
+    def check_targets(self, y, name="y"):
+        """Rows must be probability vectors: entries >= 0 summing to 1 (the fused gradient h - y needs it).
+
+        See :meth:`Loss.check_targets`.
+        """
+        if (y < 0).any():
+            raise InputError(f"{name} holds a negative entry; {self.name} targets are class labels or rows of "
+                             "probabilities")
+        sums = np.add.reduce(y, axis=1, dtype=np.float64)
+        bad = np.flatnonzero(np.abs(sums - 1) > math.sqrt(np.finfo(y.dtype).eps))
+        if bad.size:
+            raise InputError(f"{name} row {bad[0]} sums to {sums[bad[0]]:g}; {self.name} targets are class "
+                             "labels or rows of probabilities summing to 1 (for several labels per sample, "
+                             "use sigmoid outputs with binary_cross_entropy)")
 
     def value(self, h, y, w=None):
         """See :meth:`Loss.value`."""
@@ -333,6 +366,11 @@ class PoissonDeviance(Loss):
     name = "poisson"
     fused_activation = "exp"
 
+    def check_targets(self, y, name="y"):
+        """Counts and rates: y >= 0. See :meth:`Loss.check_targets`."""
+        if (y < 0).any():
+            raise InputError(f"{name} holds a negative value ({y.min():g}); the poisson loss needs targets >= 0")
+
     def value(self, h, y, w=None):
         """See :meth:`Loss.value` (h is clipped below at eps, as for the NLL)."""
         from scipy.special import xlogy  # imported here to keep `import deepff` fast
@@ -350,8 +388,15 @@ class PoissonDeviance(Loss):
         return _scale_rows(g, w, 1.0 / h.size)
 
     def value_from_logits(self, a, y, w=None):
-        """See :meth:`Loss.value_from_logits`."""
-        return self.value(np.exp(a), y, w)
+        """J from the logits: y log y - y a - y + e^a, unclipped, so it agrees with the fused gradient.
+
+        See :meth:`Loss.value_from_logits`.
+        """
+        from scipy.special import xlogy
+
+        with np.errstate(over="ignore"):       # e^a = inf: J = inf, which the trainer reports as divergence
+            per = (xlogy(y, y) - y * a - y + np.exp(a)).sum(axis=1)
+        return _weighted_mean(per, w, a.size)
 
     def grad_from_logits(self, a, h, y, w=None, out=None):
         """(h - y) / (n k), rows scaled by w. See :meth:`Loss.grad_from_logits`."""

@@ -278,7 +278,9 @@ class FeedForward:
         -------
         ndarray of shape (n_samples, n_outputs)
         """
-        return check_targets(y, n_samples, self.n_outputs, self.task, self.multi_label, self.dtype)
+        Y = check_targets(y, n_samples, self.n_outputs, self.task, self.multi_label, self.dtype)
+        self.loss.check_targets(Y)
+        return Y
 
     def prepare_sample_weight(self, w, n_samples):
         """Validate sample weights (see :func:`deepff.validation.check_sample_weight`).
