@@ -109,6 +109,31 @@ def test_plot_decision_boundary_rejects_wrong_width(tmp_path):
         plots.plot_decision_boundary(lambda Z: Z[:, 0], np.zeros((5, 3)), None, tmp_path / "x.png")
 
 
+def test_plot_history_takes_a_history_and_refuses_what_is_not_one(tmp_path):
+    from deepff import InputError
+    from deepff.training import History
+
+    plots.plot_history(History(records(3)), tmp_path / "h.png")      # used to loop forever
+    check_png(tmp_path / "h.png")
+    for bad, match in (({"loss": [1, 2]}, "got dict"), ([1, 2], "got list"), ([], "no epoch")):
+        with pytest.raises(InputError, match=match):
+            plots.plot_history(bad, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_arguments_are_checked_before_drawing(tmp_path):
+    from deepff import InputError
+
+    with pytest.raises(InputError, match="3 class names for a 2 x 2 matrix"):
+        plots.plot_confusion_matrix([[3, 1], [0, 4]], ["a", "b", "c"], tmp_path / "cm.png")
+    with pytest.raises(InputError, match="square matrix"):
+        plots.plot_confusion_matrix([3, 1, 0, 4], ["a", "b"], tmp_path / "cm.png")
+    with pytest.raises(InputError, match="unknown task 'classif'; valid choices: 'classification', 'regression'"):
+        plots.plot_decision_boundary(lambda Z: Z[:, 0], np.zeros((5, 2)), None, tmp_path / "db.png",
+                                     task="classif")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_class_colors_distinct():
     for k in (2, 10, 20, 40):
         c = plots.class_colors(k)

@@ -220,6 +220,19 @@ def test_class_weight_in_fit_equals_the_sample_weights():
     assert not np.array_equal(a.get_weights(), c.get_weights())
 
 
+def test_history_is_a_read_only_mapping_of_names_to_per_epoch_values():
+    X, y = _blobs(n=30)
+    history = _clf().fit(X, y, epochs=3, batch_size=8)
+    assert list(history) == history.keys() and history.keys()[:2] == ["epoch", "loss"]
+    assert "loss" in history and "val_loss" not in history and 0 not in history   # `in` used to hang
+    assert history["epoch"] == [1, 2, 3] and len(history) == 3
+    with pytest.raises(KeyError, match="'val_loss': no epoch recorded it; recorded: 'epoch', 'loss'"):
+        history["val_loss"]
+    with pytest.raises(TypeError, match=r"indexed by name.*history.records\[i\]"):
+        history[0]
+    assert deepff.History()["loss"] == []                       # an empty history has no names yet
+
+
 def test_class_weight_on_a_regression_is_refused_not_ignored():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20, 3))

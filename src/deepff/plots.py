@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from .errors import InputError
+
 __all__ = ["plot_history", "plot_confusion_matrix", "plot_decision_boundary", "class_colors"]
 
 
@@ -84,6 +86,12 @@ def plot_history(records, path, title="Learning curves", val_label="validation")
     """
     from matplotlib.ticker import MaxNLocator
 
+    records = getattr(records, "records", records)        # a History, or its list of records
+    if not isinstance(records, (list, tuple)) or not all(isinstance(r, dict) and "epoch" in r for r in records):
+        raise InputError("plot_history needs a History or its records (dicts with an 'epoch' key), got "
+                         f"{type(records).__name__}")
+    if not records:
+        raise InputError("plot_history: the history holds no epoch to plot")
     plt = _pyplot()
     epochs = [r["epoch"] for r in records]
     has_acc = _has(records, "accuracy") or _has(records, "val_accuracy")
@@ -125,9 +133,14 @@ def plot_confusion_matrix(cm, class_names, path, title="Confusion matrix (test s
     path : str or path-like
     title : str
     """
-    plt = _pyplot()
     cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.dtype.kind not in "biuf":
+        raise InputError(f"plot_confusion_matrix needs a square matrix of counts, got shape {cm.shape}")
     k = cm.shape[0]
+    if len(class_names) != k:
+        raise InputError(f"plot_confusion_matrix: {len(class_names)} class names for a {k} x {k} matrix; "
+                         "give one name per class")
+    plt = _pyplot()
     size = min(max(4.0, 0.55 * k + 2), 14.0)
     fig, ax = plt.subplots(figsize=(size, size))
     im = ax.imshow(cm, cmap="Blues", vmin=0)
@@ -185,10 +198,13 @@ def plot_decision_boundary(predict, X, y, path, task="classification", title=Non
     from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
     from matplotlib.lines import Line2D
 
-    plt = _pyplot()
+    if task not in ("classification", "regression"):
+        raise InputError(f"plot_decision_boundary: unknown task {task!r}; valid choices: 'classification', "
+                         "'regression'")
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != 2:
-        raise ValueError(f"plot_decision_boundary needs X of shape (n, 2), got {X.shape}")
+        raise InputError(f"plot_decision_boundary needs X of shape (n, 2), got {X.shape}")
+    plt = _pyplot()
     span = X.max(axis=0) - X.min(axis=0)
     pad = 0.08 * np.where(span > 0, span, 1.0)
     lo, hi = X.min(axis=0) - pad, X.max(axis=0) + pad

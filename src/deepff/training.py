@@ -62,9 +62,41 @@ class History:
         self.interrupted = False
         self.stopped_early = False
 
+    def keys(self):
+        """Return the names recorded, in the order they first appear ("epoch", "loss", ...).
+
+        Returns
+        -------
+        list of str
+        """
+        names = {}
+        for r in self.records:
+            names.update(dict.fromkeys(r))
+        return list(names)
+
     def __getitem__(self, key):
-        """Return the list of values of ``key`` over the epochs."""
+        """Return the list of values of ``key`` over the epochs (None where an epoch lacks it).
+
+        Raises
+        ------
+        TypeError
+            For a key that is not a name (``history.records[i]`` is epoch i's record).
+        KeyError
+            For a name no epoch recorded.
+        """
+        if not isinstance(key, str):
+            raise TypeError(f"a History is indexed by name, e.g. history['loss'], not by {key!r}; "
+                            "history.records[i] is the record of epoch i + 1")
+        if self.records and key not in self.keys():
+            raise KeyError(f"{key!r}: no epoch recorded it; recorded: {', '.join(map(repr, self.keys()))}")
         return [r.get(key) for r in self.records]
+
+    def __iter__(self):
+        """Iterate over the names recorded (as a dict iterates over its keys)."""
+        return iter(self.keys())
+
+    def __contains__(self, key):
+        return key in self.keys()
 
     def __len__(self):
         return len(self.records)
