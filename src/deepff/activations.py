@@ -57,9 +57,23 @@ class Activation:
     :meth:`backward`. Hyperparameters are constructor arguments and are
     returned by :meth:`get_config`, so ``type(act)(**act.get_config())``
     rebuilds the same activation.
+
+    Attributes
+    ----------
+    name : str
+        Registry name.
+    output_range : tuple of float, or None
+        ``(low, high)``: h lies within these bounds (loose ones where they
+        depend on a hyperparameter, as for elu). Losses check them on an
+        output layer; None (the default, for custom activations) means
+        unknown, and any loss takes it.
+    sums_to_one : bool
+        Whether each row of h is a probability vector (softmax).
     """
 
     name = "activation"
+    output_range = None
+    sums_to_one = False
 
     def forward(self, a, out=None):
         """Return h = f(a).
@@ -144,6 +158,7 @@ class Linear(Activation):
     """Identity: f(a) = a, f'(a) = 1."""
 
     name = "linear"
+    output_range = (-math.inf, math.inf)
 
     def forward(self, a, out=None):
         """h = a. See :meth:`Activation.forward`."""
@@ -166,6 +181,7 @@ class ReLU(Activation):
     """Rectified linear unit: f(a) = max(a, 0), f'(a) = [a > 0]."""
 
     name = "relu"
+    output_range = (0.0, math.inf)
 
     def forward(self, a, out=None):
         """h = max(a, 0). See :meth:`Activation.forward`."""
@@ -201,6 +217,7 @@ class LeakyReLU(Activation):
     """
 
     name = "leaky_relu"
+    output_range = (-math.inf, math.inf)
 
     def __init__(self, slope=0.01):
         self.slope = real("leaky_relu", "slope", slope)
@@ -230,6 +247,7 @@ class ELU(Activation):
     """
 
     name = "elu"
+    output_range = (-math.inf, math.inf)
 
     def __init__(self, alpha=1.0):
         self.alpha = real("elu", "alpha", alpha)
@@ -257,6 +275,7 @@ class SELU(Activation):
     """
 
     name = "selu"
+    output_range = (-math.inf, math.inf)
     alpha = 1.6732632423543772848170429916717
     scale = 1.0507009873554804934193349852946
 
@@ -278,6 +297,7 @@ class Softplus(Activation):
     """
 
     name = "softplus"
+    output_range = (0.0, math.inf)
 
     def forward(self, a, out=None):
         """See :meth:`Activation.forward`."""
@@ -295,6 +315,7 @@ class Sigmoid(Activation):
     """
 
     name = "sigmoid"
+    output_range = (0.0, 1.0)
 
     def forward(self, a, out=None):
         """See :meth:`Activation.forward`."""
@@ -315,6 +336,7 @@ class Tanh(Activation):
     """Hyperbolic tangent: f(a) = tanh(a), f'(a) = 1 - h^2."""
 
     name = "tanh"
+    output_range = (-1.0, 1.0)
 
     def forward(self, a, out=None):
         """See :meth:`Activation.forward`."""
@@ -336,6 +358,7 @@ class GELU(Activation):
     """
 
     name = "gelu"
+    output_range = (-math.inf, math.inf)
 
     def forward(self, a, out=None):
         """See :meth:`Activation.forward`."""
@@ -355,6 +378,7 @@ class SiLU(Activation):
     """
 
     name = "silu"
+    output_range = (-math.inf, math.inf)
 
     def forward(self, a, out=None):
         """See :meth:`Activation.forward`."""
@@ -374,6 +398,7 @@ class Exp(Activation):
     """
 
     name = "exp"
+    output_range = (0.0, math.inf)
 
     def forward(self, a, out=None):
         """h = e^a. See :meth:`Activation.forward`."""
@@ -398,6 +423,8 @@ class Softmax(Activation):
     """
 
     name = "softmax"
+    output_range = (0.0, 1.0)
+    sums_to_one = True
 
     def forward(self, a, out=None):
         """Stable softmax: subtract the row maximum first. See :meth:`Activation.forward`."""

@@ -40,7 +40,7 @@ import numpy as np
 
 from . import _kernels
 from .checks import real
-from .errors import InputError
+from .errors import InputError, SpecError
 from .registry import Registry
 
 __all__ = [
@@ -137,6 +137,20 @@ class Loss:
         """
         raise NotImplementedError(f"{self.name} has no fused path")
 
+    def check_output(self, activation):
+        """Refuse an output activation whose values the loss cannot take (the base class takes any).
+
+        Parameters
+        ----------
+        activation : Activation
+            The output layer's; one whose ``output_range`` is None (a
+            custom activation) is always taken.
+
+        Raises
+        ------
+        SpecError
+        """
+
     def check_targets(self, y, name="y"):
         """Refuse prepared targets outside the loss's domain (the base class takes any finite value).
 
@@ -193,6 +207,13 @@ class NegLogLikelihood(Loss):
     name = "neg_log_likelihood"
     task = "classification"
     fused_activation = "softmax"
+
+    def check_output(self, activation):
+        """h must be a probability vector per row: softmax. See :meth:`Loss.check_output`."""
+        if activation.output_range is not None and not activation.sums_to_one:
+            raise SpecError(f"{self.name} needs an output layer of probabilities summing to 1, which "
+                            f"{activation.name!r} does not give; use the 'softmax' activation there (fused with "
+                            "the loss, it takes the logits itself)")
 
     def check_targets(self, y, name="y"):
         """Rows must be probability vectors: entries >= 0 summing to 1 (the fused gradient h - y needs it).
@@ -261,6 +282,13 @@ class BinaryCrossEntropy(Loss):
     name = "binary_cross_entropy"
     task = "classification"
     fused_activation = "sigmoid"
+
+    def check_output(self, activation):
+        """h must lie in [0, 1]. See :meth:`Loss.check_output`."""
+        r = activation.output_range
+        if r is not None and not (r[0] >= 0 and r[1] <= 1):
+            raise SpecError(f"{self.name} needs outputs in [0, 1], which {activation.name!r} does not give; "
+                            "use the 'sigmoid' activation there (fused with the loss, it takes the logits itself)")
 
     def value(self, h, y, w=None):
         """See :meth:`Loss.value`."""
@@ -365,6 +393,12 @@ class PoissonDeviance(Loss):
 
     name = "poisson"
     fused_activation = "exp"
+
+    def check_output(self, activation):
+        """h must be >= 0 (a rate). See :meth:`Loss.check_output`."""
+        if activation.output_range is not None and activation.output_range[0] < 0:
+            raise SpecError(f"the poisson loss needs outputs >= 0, which {activation.name!r} does not give; "
+                            "use the 'exp' activation there (fused with the loss) or 'softplus'")
 
     def check_targets(self, y, name="y"):
         """Counts and rates: y >= 0. See :meth:`Loss.check_targets`."""

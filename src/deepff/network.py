@@ -83,6 +83,7 @@ class FeedForward:
         if self.loss.name == "neg_log_likelihood" and layers[-1].units < 2:
             raise SpecError("neg_log_likelihood needs one output unit per class (at least 2), got 1; "
                             "for a 0/1 target use one sigmoid unit with binary_cross_entropy")
+        self.loss.check_output(layers[-1].activation)   # e.g. a linear output cannot feed neg_log_likelihood
         self.dtype = check_dtype(dtype)
         if seed is not None and not (isinstance(seed, (int, np.integer)) and seed >= 0):
             raise SpecError(f"seed must be a non-negative integer or None, got {seed!r}")
