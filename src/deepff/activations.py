@@ -486,7 +486,9 @@ def _phi_cdf(a):
 
 REGISTRY = Registry("activation", Activation, aliases={"identity": "linear", "logistic": "sigmoid", "swish": "silu"})
 register = REGISTRY.register
+"""Register a new activation class under its ``name`` (:meth:`deepff.registry.Registry.register`)."""
 names = REGISTRY.names
+"""The registered activation names, sorted (:meth:`deepff.registry.Registry.names`)."""
 
 for _cls in (Linear, ReLU, LeakyReLU, ELU, SELU, Softplus, Sigmoid, Tanh, GELU, SiLU, Exp, Softmax):
     register(_cls)

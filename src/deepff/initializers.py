@@ -23,7 +23,8 @@ constant         value                                  value = 0 by default
 ===============  =====================================  ==========================
 
 ``xavier_normal`` and ``xavier_uniform`` are aliases of the Glorot pair.
-:func:`default_for` picks He for the ReLU family and Glorot otherwise.
+:func:`default_for` picks He for the ReLU family, LeCun for SELU and Glorot
+otherwise.
 """
 
 from __future__ import annotations
@@ -250,7 +251,9 @@ REGISTRY = Registry(
     aliases={"xavier_normal": "glorot_normal", "xavier_uniform": "glorot_uniform", "zero": "zeros"},
 )
 register = REGISTRY.register
+"""Register a new initializer class under its ``name`` (:meth:`deepff.registry.Registry.register`)."""
 names = REGISTRY.names
+"""The registered initializer names, sorted (:meth:`deepff.registry.Registry.names`)."""
 
 for _cls in (HeNormal, HeUniform, GlorotNormal, GlorotUniform, LecunNormal, LecunUniform,
              Normal, Uniform, Zeros, Constant):

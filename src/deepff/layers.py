@@ -2,10 +2,11 @@
 
 Layer l maps h^{l-1} (n, n_{l-1}) to h^l (n, n_l):
 
-    forward   z^l = h^{l-1} W^l + b^l                 (n, n_l)
-              a^l = BN(z^l)   if batch_norm else z^l  (n, n_l)
+    forward   z^l = h^{l-1} W^l                       (n, n_l)
+              a^l = BN(z^l) if batch_norm else z^l + b^l   (n, n_l)
               h^l = f^l(a^l)                          (n, n_l)
-              h^l <- h^l o m / (1 - p)  if dropout p  (training only)
+              the next layer gets h^l o m / (1 - p)   (dropout p, training only;
+                                                       ``h`` keeps f(a))
 
     backward  given g_h = dJ/dh^l (n, n_l):
               g_a = f'(...) applied to g_h            backward_activation
@@ -14,7 +15,7 @@ Layer l maps h^{l-1} (n, n_{l-1}) to h^l (n, n_l):
               dJ/dh^{l-1} = g_z (W^l)^T               (n, n_{l-1})   backward_linear
 
 W^l is (n_{l-1}, n_l) and b^l is (1, n_l): rows are samples. Without batch
-normalisation z^l and a^l are the same array.
+normalisation z^l and a^l are the same array (the bias is added in place).
 
 The layer's arrays live in preallocated per-batch-size workspaces, so a
 training step allocates (almost) nothing; after ``forward`` the attributes

@@ -8,8 +8,8 @@ weights (``None`` means all ones).
 Every loss is a *mean over the mini-batch*:
 
 * ``neg_log_likelihood``: J = -(1/n) sum_i w_i sum_j y_ij log h_ij
-* ``mse``, ``mae``, ``huber``, ``binary_cross_entropy``: the mean over all
-  n * k elements, J = (1/(n k)) sum_i w_i sum_j l(h_ij, y_ij).
+* ``mse``, ``mae``, ``huber``, ``binary_cross_entropy``, ``poisson``: the
+  mean over all n * k elements, J = (1/(n k)) sum_i w_i sum_j l(h_ij, y_ij).
 
 Methods (the same on every loss):
 
@@ -18,18 +18,26 @@ Methods (the same on every loss):
 ``grad(h, y, w=None, out=None) -> g_h``
     dJ/dh, (n_samples, n_outputs), the 1/n (or 1/(n k)) included.
 
-Canonical pairs are *fused*: for softmax + neg_log_likelihood and
-sigmoid + binary_cross_entropy the engine skips the activation's backward
-and asks the loss for dJ/da directly from the logits ``a``:
+Canonical pairs are *fused*: for softmax + neg_log_likelihood,
+sigmoid + binary_cross_entropy and exp + poisson the engine skips the
+activation's backward and asks the loss for dJ/da directly from the
+logits ``a``:
 
 ``value_from_logits(a, y, w=None) -> float``
     J computed with log-sum-exp, finite for any logits.
 ``grad_from_logits(a, h, y, w=None, out=None) -> g_a``
-    (h - y) / n for softmax + NLL, (h - y) / (n k) for sigmoid + BCE.
+    (h - y) / n for softmax + NLL, (h - y) / (n k) for sigmoid + BCE and
+    exp + poisson.
 
-Probabilities are clipped to [eps, 1 - eps] (eps = 1e-7, 1e-15 in
-float64) in the general (non-fused) path, and the gradient is zero where
-the clip is active, so value and gradient always agree.
+In the general (non-fused) path h is clipped (eps = 1e-7, 1e-15 in
+float64): to [eps, 1] for NLL, [eps, 1 - eps] for BCE, [eps, inf) for
+poisson, and the gradient is zero where the clip is active, so value and
+gradient always agree.
+
+A loss also checks what reaches it: :meth:`Loss.check_output` the output
+layer's activation (a linear output cannot feed neg_log_likelihood), and
+:meth:`Loss.check_targets` the prepared targets (rows of probabilities
+for NLL, y >= 0 for poisson).
 """
 
 from __future__ import annotations
@@ -449,7 +457,9 @@ REGISTRY = Registry("loss", Loss, aliases={
     "mean_absolute_error": "mae",
 })
 register = REGISTRY.register
+"""Register a new loss class under its ``name`` (:meth:`deepff.registry.Registry.register`)."""
 names = REGISTRY.names
+"""The registered loss names, sorted (:meth:`deepff.registry.Registry.names`)."""
 
 for _cls in (NegLogLikelihood, BinaryCrossEntropy, MeanSquaredError, MeanAbsoluteError, Huber, PoissonDeviance):
     register(_cls)

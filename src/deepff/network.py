@@ -6,9 +6,10 @@ Conventions (rows are samples)::
     for l = 1..L:
         a^l = h^{l-1} W^l + b^l               (n, n_l)     W^l: (n_{l-1}, n_l), b^l: (1, n_l)
         h^l = f^l(a^l)                        (n, n_l)
-    J = mean over the n samples of the loss of (h^L, y)
+    J = mean over the n samples of the loss of (h^L, y)   (mse, bce, ...: over the n n_L entries)
 
-    g^L = dJ/da^L                             (n, n_L)     fused: (h^L - y) / n
+    g^L = dJ/da^L                             (n, n_L)     fused: (h^L - y) / n for softmax + NLL,
+                                                           (h^L - y) / (n n_L) for sigmoid + BCE, exp + poisson
     for l = L..1:
         dJ/dW^l = (h^{l-1})^T g^l             (n_{l-1}, n_l)
         dJ/db^l = sum over rows of g^l        (1, n_l)

@@ -11,9 +11,10 @@ step, whatever the depth of the network::
         opt.step(params.theta, params.grad)
 
 The hyperparameters mean exactly what they mean in PyTorch's
-``torch.optim`` (same names, same defaults, same placement of ``eps``, same
-first-step conventions), so a recipe written for PyTorch carries over and
+``torch.optim`` (same names, same defaults but one, same placement of ``eps``,
+same first-step conventions), so a recipe written for PyTorch carries over and
 the two libraries agree to rounding error (``tests/test_torch_parity.py``).
+The exception: SGD's learning rate defaults to 0.01 (PyTorch 2.x: 1e-3).
 
 ==========  =========================================================
 name        update (g = dJ/dtheta, t = 1, 2, ... counts steps)
@@ -875,7 +876,9 @@ class LBFGS(Optimizer):
 
 REGISTRY = Registry("optimizer", Optimizer, aliases={"l-bfgs": "lbfgs", "l-bfgs-b": "lbfgs"})
 register = REGISTRY.register
+"""Register a new optimizer class under its ``name`` (:meth:`deepff.registry.Registry.register`)."""
 names = REGISTRY.names
+"""The registered optimizer names, sorted (:meth:`deepff.registry.Registry.names`)."""
 
 for _cls in (SGD, Adagrad, RMSprop, Adam, AdamW, LBFGS):
     register(_cls)

@@ -496,7 +496,9 @@ REGISTRY = Registry(
     aliases={"adaptive": "plateau", "reduce_on_plateau": "plateau", "cosine_annealing": "cosine"},
 )
 register = REGISTRY.register
+"""Register a new schedule class under its ``name`` (:meth:`deepff.registry.Registry.register`)."""
 names = REGISTRY.names
+"""The registered schedule names, sorted (:meth:`deepff.registry.Registry.names`)."""
 
 for _cls in (Constant, StepDecay, ExponentialDecay, Cosine, InvScaling, Plateau):
     register(_cls)
