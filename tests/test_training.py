@@ -601,3 +601,116 @@ def test_lbfgs_resumed_at_its_minimum_adds_no_history_row():
     again.fit(X, y, epochs=1, optimizer={"name": "lbfgs", "max_iter": 500}, resume_state=state)
     assert again.history_["epoch"] == net.history_["epoch"]
     np.testing.assert_array_equal(again.get_weights(), net.get_weights())
+
+
+# ------------------------------------------------ continuing and checking a fit
+def test_warm_start_after_early_stopping_trains_the_epochs_asked_for():
+    X, y = _blobs(n=30)
+    net = _clf(dtype="float64")
+    net.fit(X, y, epochs=50, early_stopping={"monitor": "loss", "patience": 1, "min_delta": 10})
+    assert net.history_.stopped_early and len(net.history_) == 2
+    steps = net.trainer_.step
+    history = net.fit(X, y, epochs=5, warm_start=True)     # used to train nothing, silently
+    # the carried-over early stopping counts its patience afresh: one more epoch without a
+    # 10-point gain, and it stops again (and puts back the best epoch's weights, epoch 1's)
+    assert history["epoch"] == [1, 2, 3] and history.stopped_early
+    assert net.trainer_.step == steps + 4                  # 30 samples in batches of 8
+
+
+def test_warm_start_after_a_stop_request_ends_uninterrupted_and_restores_the_best_epoch():
+    X, y = _blobs(n=40)
+    Xv, yv = _blobs(n=30, seed=1)
+
+    class StopAtStep2(Callback):
+        def on_batch_end(self, trainer, step, batch_size, loss):
+            if step == 2:
+                trainer.request_stop()
+
+    net = _clf(dtype="float64")
+    net.fit(X, y, epochs=3, batch_size=8, lr=0.5, validation_data=(Xv, yv), early_stopping={"patience": 50},
+            callbacks=[StopAtStep2()])
+    assert net.history_.interrupted
+    history = net.fit(X, y, epochs=6, warm_start=True, validation_data=(Xv, yv))
+    assert not history.interrupted
+    best = int(np.argmin(history["val_loss"]))
+    assert net.evaluate(Xv, yv)["loss"] == pytest.approx(history["val_loss"][best], rel=1e-9)
+
+
+@pytest.mark.parametrize("kw, match", [({"epochs": -5}, "epochs must be a positive integer, got -5"),
+                                       ({"epochs": 2.7}, "epochs must be a positive integer"),
+                                       ({"batch_size": 0}, "batch_size must be a positive integer, got 0")])
+def test_warm_start_checks_epochs_and_batch_size(kw, match):
+    X, y = _blobs(n=30)
+    net = _clf()
+    net.fit(X, y, epochs=1)
+    with pytest.raises(SpecError, match=match):
+        net.fit(X, y, **{"epochs": 1, **kw}, warm_start=True)
+
+
+def test_warm_start_applies_shuffle():
+    X, y = _blobs(n=30)
+    a, b = _clf(dtype="float64"), _clf(dtype="float64")
+    for net in (a, b):
+        net.fit(X, y, epochs=1, batch_size=8)
+    a.fit(X, y, epochs=1, batch_size=8, shuffle=False, warm_start=True)
+    assert a.trainer_.shuffle is False
+    b.fit(X, y, epochs=1, batch_size=8, warm_start=True)
+    assert not np.array_equal(a.get_weights(), b.get_weights())
+
+
+def test_a_fit_refused_for_its_data_leaves_the_network_unbuilt():
+    X, y = _blobs(n=30)
+    net = _clf()
+    with pytest.raises(InputError, match="X has 4 samples but y has 30"):
+        net.fit(X.T, y)                                    # a transposed X
+    assert not net.built
+    net.fit(X, y, epochs=1)                                # the corrected call works
+    assert net.n_features == 4
+
+
+def test_early_stopping_without_validation_is_refused_before_any_step():
+    X, y = _blobs(n=30)
+    net = _clf()
+    net.build(4)
+    before = net.get_weights().copy()
+    with pytest.raises(InputError, match="monitors 'val_loss', which this run does not compute"):
+        net.fit(X, y, epochs=3, early_stopping=True)
+    np.testing.assert_array_equal(net.get_weights(), before)
+
+
+def test_trainer_checks_the_validation_arrays_before_training():
+    X, y = _blobs(n=30)
+    net = _clf()
+    net.build(4)
+    Xp, Yp = net.prepare_inputs(X), net.prepare_targets(y, 30)
+    before = net.get_weights().copy()
+    with pytest.raises(InputError, match="needs Y of shape \\(30, 3\\)"):
+        Trainer(net, epochs=2).fit(Xp, Yp, validation_data=(Xp, y))     # raw labels
+    with pytest.raises(InputError, match="validation_data as \\(X_val, Y_val\\)"):
+        Trainer(net, epochs=2).fit(Xp, Yp, validation_data=Xp)
+    np.testing.assert_array_equal(net.get_weights(), before)
+
+
+def test_sample_weight_must_be_one_weight_per_sample():
+    X, y = _blobs(n=30)
+    with pytest.raises(InputError, match="sample_weight must be 1-D, one weight per sample, got .*\\(15, 2\\)"):
+        _clf().fit(X, y, epochs=1, sample_weight=np.ones((15, 2)))
+    _clf().fit(X, y, epochs=1, sample_weight=np.ones((30, 1)))     # a column is fine
+
+
+def test_callbacks_must_be_callback_objects():
+    X, y = _blobs(n=30)
+    with pytest.raises(SpecError, match="callbacks must be a list of deepff.Callback objects"):
+        _clf().fit(X, y, epochs=1, callbacks=[object()])
+    seen = []
+
+    class Count(Callback):
+        def on_epoch_end(self, trainer, record):
+            seen.append(record["epoch"])
+
+    _clf().fit(X, y, epochs=2, callbacks=Count())                 # a single callback is taken
+    assert seen == [1, 2]
+
+
+def test_divergence_is_a_value_error():
+    assert issubclass(DivergenceError, ValueError) and issubclass(DivergenceError, FloatingPointError)

@@ -41,8 +41,12 @@ class DatasetError(DeepffError, ValueError):
     """A data set cannot be found, downloaded, verified or parsed."""
 
 
-class DivergenceError(DeepffError, FloatingPointError):
-    """Training produced a non-finite loss; the last finite weights are kept."""
+class DivergenceError(DeepffError, FloatingPointError, ValueError):
+    """Training produced a non-finite loss; the last finite weights are kept.
+
+    Usually a learning rate too high for the data's scale, so a ValueError
+    like every other error a user can cause (and a FloatingPointError).
+    """
 
 
 def choices(names) -> str:

@@ -23,7 +23,7 @@ from .errors import InputError
 from .metrics import regression_report
 from .network import FeedForward
 from .spec import network_spec, parse_config, parse_layers
-from .training import Trainer, class_weights, evaluate
+from .training import Trainer, _positive_int, class_weights, evaluate
 from .validation import check_X
 
 __all__ = ["Network"]
@@ -153,10 +153,9 @@ class Network(FeedForward):
         -------
         History
         """
-        if not self.built:
-            X = check_X(X, self.dtype)
-            self.build(X.shape[1])
-        X = self.prepare_inputs(X)
+        # the data are checked before a first fit builds the network, so that a mistake
+        # (X transposed, say) does not fix the input width for the corrected call
+        X = self.prepare_inputs(X) if self.built else check_X(X, self.dtype)
         Y = self.prepare_targets(y, X.shape[0])
         w = self.prepare_sample_weight(sample_weight, X.shape[0])
         if class_weight is not None and self.task != "classification":
@@ -182,7 +181,7 @@ class Network(FeedForward):
                                  f"{type(validation_data).__name__}"
                                  + (f" of length {len(validation_data)}"
                                     if isinstance(validation_data, (tuple, list)) else ""))
-            Xv = self.prepare_inputs(validation_data[0])
+            Xv = check_X(validation_data[0], self.dtype, X.shape[1], name="validation X")
             val = (Xv, self.prepare_targets(validation_data[1], Xv.shape[0]))
         elif validation_split > 0:
             rng = np.random.default_rng(np.random.SeedSequence(self.seed).spawn(4)[3])
@@ -195,6 +194,8 @@ class Network(FeedForward):
             val = (X[vi], Y[vi])
             X, Y = X[ti], Y[ti]
             w = None if w is None else w[ti]
+        if not self.built:
+            self.build(X.shape[1])
         if warm_start and getattr(self, "trainer_", None) is not None:
             given = [name for name, v in (("optimizer", optimizer), ("schedule", schedule),
                                           ("regularization", regularization), ("clip_norm", clip_norm),
@@ -205,9 +206,15 @@ class Network(FeedForward):
                                  f"{', '.join(given)}; call fit without warm_start to train the current "
                                  "weights with new settings (lr may change with warm_start)")
             trainer = self.trainer_
-            trainer.epochs = trainer.epoch + int(epochs)
-            trainer.batch_size = int(batch_size)
+            trainer.epochs = trainer.epoch + _positive_int("epochs", epochs)
+            trainer.batch_size = _positive_int("batch_size", batch_size)
+            trainer.shuffle = bool(shuffle)
+            # the last fit may have ended on Ctrl-C or by early stopping: this one runs its epochs
+            # (and may stop early again: patience counts afresh, the best epoch so far is kept)
             trainer.stop_requested = False
+            trainer.history.interrupted = trainer.history.stopped_early = False
+            if trainer.early_stopping is not None:
+                trainer.early_stopping.wait = 0
         else:   # the trainer works on copies: the caller's optimizer object is never changed
             trainer = Trainer(self, optimizer="sgd" if optimizer is None else optimizer, schedule=schedule,
                               penalty=regularization, clip_norm=clip_norm, epochs=epochs,

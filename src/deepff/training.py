@@ -305,6 +305,18 @@ def class_weights(labels, class_weight, n_classes):
     return per_class[labels]
 
 
+def _positive_int(name, value):
+    """Return ``value`` as an int after checking it is an integer >= 1 (epochs, batch_size).
+
+    Raises
+    ------
+    SpecError
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise SpecError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 class _InterruptFlag:
     """Turns the first Ctrl-C into a request to stop after the current step."""
 
@@ -385,10 +397,8 @@ class Trainer:
                                       or not 0 < clip_norm < math.inf):
             raise SpecError(f"clip_norm must be a finite positive number or None, got {clip_norm!r}")
         self.clip_norm = clip_norm
-        for name, v in (("epochs", epochs), ("batch_size", batch_size)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise SpecError(f"{name} must be a positive integer, got {v!r}")
-        self.epochs, self.batch_size, self.shuffle = int(epochs), int(batch_size), bool(shuffle)
+        self.epochs, self.batch_size = _positive_int("epochs", epochs), _positive_int("batch_size", batch_size)
+        self.shuffle = bool(shuffle)
         if isinstance(early_stopping, dict) or early_stopping is True:
             from .spec import parse_early_stopping
 
@@ -402,6 +412,12 @@ class Trainer:
             early_stopping = copy.deepcopy(early_stopping)
             early_stopping.reset()
         self.early_stopping = early_stopping
+        if isinstance(callbacks, Callback):
+            callbacks = [callbacks]
+        if callbacks is not None and (not isinstance(callbacks, (list, tuple))
+                                      or not all(isinstance(cb, Callback) for cb in callbacks)):
+            raise SpecError("callbacks must be a list of deepff.Callback objects (subclass Callback and override "
+                            f"the hooks you need), got {callbacks!r}")
         self.callbacks = list(callbacks or [])
         self.base_lr = float(getattr(self.optimizer, "lr", 0.0) or 0.0)
         self.epoch = 0
@@ -444,7 +460,11 @@ class Trainer:
         DivergenceError
             When the loss stops being finite.
         """
-        self._check_prepared(X, Y, sample_weight)
+        self._check_prepared(X, Y, sample_weight, validation_data)
+        es = self.early_stopping
+        if es is not None and es.monitor.startswith("val_") and validation_data is None:
+            raise InputError(f"early stopping monitors {es.monitor!r}, which this run does not compute; give "
+                             "validation data or a validation_split, or monitor 'loss'")
         for cb in self.callbacks:
             cb.on_train_begin(self)
         try:
@@ -464,7 +484,7 @@ class Trainer:
                 cb.on_train_end(self)
         return self.history
 
-    def _check_prepared(self, X, Y, w):
+    def _check_prepared(self, X, Y, w=None, validation_data=None):
         """Name arrays that were not prepared by the network (raw labels, wrong width or dtype)."""
         net = self.network
         hint = "prepare them with network.prepare_inputs(X) and network.prepare_targets(y, n), or use Network.fit"
@@ -479,6 +499,11 @@ class Trainer:
         if w is not None and not (isinstance(w, np.ndarray) and w.shape == (X.shape[0],)):
             raise InputError(f"Trainer.fit needs sample_weight of shape ({X.shape[0]},); "
                              "use network.prepare_sample_weight(w, n)")
+        if validation_data is not None:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)):
+                raise InputError("Trainer.fit needs validation_data as (X_val, Y_val) or (X_val, Y_val, w_val), "
+                                 f"got {type(validation_data).__name__}")
+            self._check_prepared(*validation_data)
 
     def _fit_minibatch(self, X, Y, w, validation_data):
         net, opt = self.network, self.optimizer

@@ -186,7 +186,10 @@ def check_sample_weight(w, n_samples, dtype):
     """
     if w is None:
         return None
-    a = _as_numeric(w, "sample_weight").astype(dtype).reshape(-1)
+    a = _as_numeric(w, "sample_weight").astype(dtype)
+    if a.ndim > 2 or (a.ndim == 2 and a.shape[1] != 1):
+        raise InputError(f"sample_weight must be 1-D, one weight per sample, got an array of shape {a.shape}")
+    a = a.reshape(-1)
     if a.shape[0] != n_samples:
         raise InputError(f"sample_weight has {a.shape[0]} entries but X has {n_samples} samples")
     if not np.isfinite(a).all() or (a < 0).any():
