@@ -614,7 +614,7 @@ def test_warm_start_after_early_stopping_trains_the_epochs_asked_for():
     # the carried-over early stopping counts its patience afresh: one more epoch without a
     # 10-point gain, and it stops again (and puts back the best epoch's weights, epoch 1's)
     assert history["epoch"] == [1, 2, 3] and history.stopped_early
-    assert net.trainer_.step == steps + 4                  # 30 samples in batches of 8
+    assert net.trainer_.step == steps + 1                  # one epoch of one batch of 30
 
 
 def test_warm_start_after_a_stop_request_ends_uninterrupted_and_restores_the_best_epoch():
