@@ -259,9 +259,8 @@ def test_resume_keeps_the_checkpoints_seed_and_split(seed5, tmp_path, capsys):
     (["--dtype", "float64"], "--dtype float64 contradicts"),
     (["--loss", "mse"], "--loss mse contradicts"),
     (["--activation", "tanh"], "--activation tanh contradicts"),
-    (["--epochs", "2"], "--epochs 2: the checkpoint"),
-    (["--epochs", "1"], "has already trained 2 epochs"),
-], ids=["seed", "test-fraction", "hidden", "dtype", "loss", "activation", "epochs-equal", "epochs-fewer"])
+    (["--epochs", "1"], "--epochs 1: the checkpoint"),
+], ids=["seed", "test-fraction", "hidden", "dtype", "loss", "activation", "epochs-fewer"])
 def test_resume_refuses_what_contradicts_the_checkpoint(seed5, tmp_path, capsys, flags, expected):
     argv = ["train", "--resume", str(seed5 / "ck.npz"), "--quiet", "--output", str(tmp_path / "r.npz")]
     rc, out = _run_cli(argv + (flags if "--epochs" in flags else flags + ["--epochs", "3"]), capsys)
@@ -292,11 +291,38 @@ def test_resume_refuses_other_data(seed5, tmp_path, capsys):
     assert "holds other data" in _one_error(rc, out)
 
 
-def test_resume_without_epochs_says_the_run_is_complete(seed5, tmp_path, capsys):
+def test_resuming_a_complete_checkpoint_writes_the_runs_model(seed5, tmp_path, capsys):
+    """Killed after its last checkpoint but before its model was written: the resume trains nothing
+    and writes the model (and history) the run would have written, bit for bit."""
     rc, out = _run_cli(["train", "--resume", str(seed5 / "ck.npz"), "--quiet",
-                        "--output", str(tmp_path / "r.npz")], capsys)
-    assert _one_error(rc, out).endswith("has already trained all 2 epochs of its run; give --epochs "
-                                        "(the total to reach) above 2 to train further")
+                        "--output", str(tmp_path / "r.npz"), "--history", str(tmp_path / "h.csv")], capsys)
+    assert rc == 0, out.err
+    assert out.err == (f"deepff: the checkpoint {seed5 / 'ck.npz'} is complete (it has trained all 2 epochs of "
+                       "its run); nothing to train, writing the run's outputs\n")
+    np.testing.assert_array_equal(deepff.load(tmp_path / "r.npz").params.theta,
+                                  deepff.load(seed5 / "part.npz").params.theta)
+    assert len((tmp_path / "h.csv").read_text().splitlines()) == 3            # header and 2 epochs
+    rc, out = _run_cli(["train", "--resume", str(seed5 / "ck.npz"), "--epochs", "2", "--quiet",
+                        "--output", str(tmp_path / "r2.npz")], capsys)           # the same total: the same
+    assert rc == 0, out.err
+
+
+def test_resuming_an_early_stopped_checkpoint_writes_the_runs_model(tmp_path, capsys):
+    cfg = tmp_path / "es.yaml"
+    cfg.write_text("layers:\n - {layer_type: input, n_features: 64}\n"
+                   " - {layer_type: fullyconn, n_neurons: 8, activation: relu}\n"
+                   " - {layer_type: output, n_neurons: 10, activation: softmax, loss_type: nll}\n"
+                   "training: {epochs: 40, early_stopping: {monitor: loss, patience: 1, min_delta: 5}}\n")
+    ck, full = str(tmp_path / "ck.npz"), tmp_path / "full.npz"
+    rc, out = _run_cli(["train", "--config", str(cfg), "--checkpoint", ck, "--output", str(full), "--quiet"],
+                       capsys)
+    assert rc == 0, out.err
+    assert deepff.load_checkpoint(ck)[1]["stopped_early"]
+    rc, out = _run_cli(["train", "--resume", ck, "--output", str(tmp_path / "r.npz"), "--quiet"], capsys)
+    assert rc == 0 and "early stopping ended its run after epoch 2" in out.err, out.err
+    np.testing.assert_array_equal(deepff.load(tmp_path / "r.npz").params.theta, deepff.load(full).params.theta)
+    rc, out = _run_cli(["train", "--resume", ck, "--epochs", "50", "--output", str(tmp_path / "r2.npz")], capsys)
+    assert "resume it without --epochs to write its model" in _one_error(rc, out)
 
 
 def test_resume_refuses_a_new_learning_rate(seed5, tmp_path, capsys):

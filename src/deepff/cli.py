@@ -535,6 +535,9 @@ def _check_resume(args, net, state, extra, found):
     test_fraction, task, classes, target_name, epochs, full_batch. Keys an
     older checkpoint lacks are not compared. The network and optimizer are
     checked earlier, by :func:`_check_resume_settings`.
+
+    Returns None, or for a checkpoint of a run that already ended, why it
+    did (the resumed run then trains nothing and writes the outputs).
     """
     where = f"the checkpoint {args.resume}"
     if extra.get("dataset_sha256") is not None:
@@ -551,16 +554,20 @@ def _check_resume(args, net, state, extra, found):
                              f"its data and split; drop {flag} or give the checkpoint's")
     done = state["epoch"]
     if found["full_batch"]:
-        return                    # L-BFGS counts iterations, not epochs: a resumed run takes max_iter more
+        return None               # L-BFGS counts iterations, not epochs: a resumed run takes max_iter more
+    # A checkpoint of a run that ended (all its epochs, or early stopping) but was killed before it
+    # wrote its model: resuming it trains nothing and writes what the run would have written.
     if state.get("stopped_early"):
-        raise UsageError(f"{where} belongs to a run that early stopping ended after epoch {done}; "
-                         "there is nothing to resume")
-    if found["epochs"] <= done:
         if args.epochs is not None:
-            raise UsageError(f"--epochs {found['epochs']}: {where} has already trained {done} epochs, and "
-                             f"--epochs is the total to reach; give more than {done}")
-        raise UsageError(f"{where} has already trained all {done} epochs of its run; give --epochs "
-                         f"(the total to reach) above {done} to train further")
+            raise UsageError(f"--epochs {args.epochs}: {where} belongs to a run that early stopping ended after "
+                             f"epoch {done}; resume it without --epochs to write its model")
+        return f"early stopping ended its run after epoch {done}"
+    if found["epochs"] < done:
+        raise UsageError(f"--epochs {found['epochs']}: {where} has already trained {done} epochs, and "
+                         f"--epochs is the total to reach; give more than {done}")
+    if found["epochs"] == done:
+        return f"it has trained all {done} epochs of its run"
+    return None
 
 
 def _check_resume_settings(args, net, extra, cfg, opt):
@@ -729,8 +736,9 @@ def cmd_train(args):
     full_batch = getattr(optimizer, "full_batch", False)
     resumed_training = (resume_extra or {}).get("training")
     epochs = args.epochs or (resumed_training or {}).get("epochs") or training.get("epochs", defaults["epochs"])
+    finished = None
     if args.resume:
-        _check_resume(args, net, resume_state, resume_extra, {
+        finished = _check_resume(args, net, resume_state, resume_extra, {
             "dataset": data.name, "dataset_sha256": digest, "seed": seed, "test_fraction": test_fraction,
             "task": task, "classes": classes, "target_name": data.target_name, "epochs": epochs,
             "full_batch": full_batch})
@@ -773,6 +781,9 @@ def cmd_train(args):
         if full_batch:
             _say(f"deepff: {opt['name']} trains on the whole training set until it converges and reports "
                  "once, counting its iterations as epochs; --epochs and --batch-size do not apply")
+    if finished:   # on stderr even with --quiet: the run trains nothing, and says why
+        print(f"{PROG}: the checkpoint {args.resume} is complete ({finished}); nothing to train, "
+              "writing the run's outputs", file=sys.stderr)
     for note in replacing:
         print(note, file=sys.stderr)
     validation = None
