@@ -1116,6 +1116,47 @@ def test_predict_names_the_row_and_column_of_a_bad_cell(tmp_path, monkeypatch, c
         assert rc == 2 and out == "" and err == f"deepff: error: in{i}.csv: {message}\n"
 
 
+def test_outputs_never_replace_a_file_deepff_did_not_write(tmp_path, monkeypatch, capsys):
+    """--history, --plot (and the plots written beside it) and predict --output: a user's file is refused,
+    untouched; a file an earlier deepff run wrote is replaced, with a note."""
+    monkeypatch.chdir(tmp_path)
+    Path("precious.csv").write_text("my,precious\n1,2\n")
+    Path("notes.json").write_text('{"a": 1}')
+    import matplotlib.pyplot as plt
+    fig = plt.figure()
+    fig.savefig("photo.png")
+    fig.savefig("own-confusion.png")
+    plt.close(fig)
+    kept = {p: Path(p).read_bytes() for p in ("precious.csv", "notes.json", "photo.png", "own-confusion.png")}
+    base = ["train", "--epochs", 1, "--hidden", 8, "--quiet", "--output", "m.npz"]
+    for flags, message in (
+            (["--history", "precious.csv"], "--history precious.csv exists and is not a deepff history file"),
+            (["--history", "notes.json"], "--history notes.json exists and is not a deepff history file"),
+            (["--plot", "photo.png"], "--plot photo.png exists and is not a deepff plot file"),
+            (["--plot", "own.png"], "--plot own-confusion.png exists and is not a deepff plot file")):
+        rc, out, err = run(capsys, *base, *flags)
+        assert (rc, out) == (2, "") and err == f"deepff: error: {message}; deepff will not replace it: remove " \
+            f"it or choose another {flags[0]}\n"
+    assert {p: Path(p).read_bytes() for p in kept} == kept and not Path("m.npz").exists()
+    for _ in range(2):      # the second run replaces what the first wrote
+        rc, out, err = run(capsys, *base, "--history", "h.csv", "--plot", "c.png")
+        assert rc == 0, err
+    assert "replacing existing history file h.csv" in err and "replacing existing plot file c-confusion.png" in err
+
+    Path("x.csv").write_text("".join(",".join(["0"] * 64) + "\n" for _ in range(3)))
+    predict = ["predict", "--model", "m.npz", "--input", "x.csv", "--output"]
+    rc, out, err = run(capsys, *predict, "precious.csv")
+    assert rc == 2 and "--output precious.csv exists and is not a deepff predictions file" in err
+    np.save("labels.npy", np.array([7, 1, 3]))                  # data shaped like the predictions
+    rc, out, err = run(capsys, *predict, "labels.npy")
+    assert rc == 2 and "--output labels.npy exists, and a .npy file does not say what wrote it" in err
+    assert Path("precious.csv").read_bytes() == kept["precious.csv"] and np.load("labels.npy").tolist() == [7, 1, 3]
+    for _ in range(2):
+        rc, out, err = run(capsys, *predict, "p.csv")
+        assert rc == 0, err
+    assert err == "deepff: replacing existing predictions file p.csv\n"
+
+
 def test_predicted_labels_holding_the_delimiter_are_quoted(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)

@@ -350,9 +350,10 @@ def _check_files(outputs, inputs):
     Parameters
     ----------
     outputs : list of (flag, path, kind)
-        ``kind`` is "model" or "checkpoint" for deepff files, else None.
-        An existing model or checkpoint is replaced (and said so on stderr);
-        any other existing file at a model or checkpoint path is refused.
+        ``kind`` is what deepff writes there: "model", "checkpoint",
+        "history", "plot" or "predictions" (None: not checked). An existing
+        file of that kind is replaced (and said so on stderr); any other
+        existing file there is refused.
     inputs : list of (flag, path)
 
     Returns
@@ -373,12 +374,38 @@ def _check_files(outputs, inputs):
         done.append((flag, path))
         if kind is None or not os.path.exists(path):
             continue
-        if file_format(path) != kind:
+        ours = file_format(path) == kind if kind in ("model", "checkpoint") else _written_by_deepff(path, kind)
+        if not ours:
             raise UsageError(f"{flag} {path} exists and is not a deepff {kind} file; deepff will not replace "
                              f"it: remove it or choose another {flag}")
         if not any(_same_file(path, p) for f, p in inputs if f == "--resume"):
             notes.append(f"{PROG}: replacing existing {kind} file {path}")
     return notes
+
+
+def _written_by_deepff(path, kind):
+    """Whether the existing file ``path`` looks like the ``kind`` of file deepff writes.
+
+    "plot": a PNG with deepff's "Software" text; "history": a CSV whose
+    header starts with ``epoch``, or a JSON list of records with an "epoch";
+    "predictions": a CSV headed ``prediction``, ``p_...`` or ``y0, y1, ...``.
+    """
+    from .plots import written_by_deepff
+
+    if kind == "plot":
+        return written_by_deepff(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            if kind == "history" and path.lower().endswith(".json"):
+                records = json.load(fh)
+                return isinstance(records, list) and all(isinstance(r, dict) and "epoch" in r for r in records)
+            header = next(csv.reader([fh.readline()]), [])
+    except (OSError, ValueError):     # unreadable, not UTF-8, not JSON
+        return False
+    if kind == "history":
+        return header[:1] == ["epoch"]
+    return header == ["prediction"] or (bool(header) and (all(h.startswith("p_") for h in header)
+                                                          or header == [f"y{i}" for i in range(len(header))]))
 
 
 def _default_output(dataset):
@@ -395,11 +422,12 @@ def _check_train_files(args, output):
     for flag, path in flags:
         _check_output_path(path, flag, exts[flag])
         if path is not None:
-            outputs.append((flag, path, {"--output": "model", "--checkpoint": "checkpoint"}.get(flag)))
+            outputs.append((flag, path, {"--output": "model", "--checkpoint": "checkpoint", "--history": "history",
+                                         "--plot": "plot"}[flag]))
     if args.plot:
-        for suffix in ("-confusion.png", "-boundary.png"):
+        for suffix in ("-confusion.png", "-boundary.png"):   # written beside --plot, when they apply
             _check_output_path(args.plot[:-4] + suffix, "--plot", (".png",))
-            outputs.append(("--plot", args.plot[:-4] + suffix, None))
+            outputs.append(("--plot", args.plot[:-4] + suffix, "plot"))
     inputs = [("--config", args.config), ("--resume", args.resume)]
     if not _is_builtin(args.dataset):
         inputs.append(("--dataset", os.path.expanduser(args.dataset)))
@@ -1136,7 +1164,11 @@ def cmd_predict(args):
     net = load(args.model)
     if args.output is not None:
         _check_output_path(args.output, "--output", (".csv", ".npy"))
-        _check_files([("--output", args.output, None)], [("--model", args.model), ("--input", args.input)])
+        if args.output.lower().endswith(".npy") and os.path.exists(args.output):
+            raise UsageError(f"--output {args.output} exists, and a .npy file does not say what wrote it, so deepff "
+                             "never replaces one: remove it or choose another --output")
+        replacing = _check_files([("--output", args.output, "predictions" if args.output.lower().endswith(".csv")
+                                   else None)], [("--model", args.model), ("--input", args.input)])
     meta = net.metadata if isinstance(net.metadata, dict) else {}
     names = meta.get("feature_names") if isinstance(meta.get("feature_names"), list) else None
     X = _read_features(args.input, net.n_features, names)
@@ -1168,6 +1200,8 @@ def cmd_predict(args):
     writer.writerows([_fmt(v) for v in row] for row in out.reshape(len(out), -1))
     text = buffer.getvalue()
     if args.output:
+        for note in replacing:
+            print(note, file=sys.stderr)
         atomic_write(args.output, lambda fh: fh.write(text.encode("utf-8")))
     else:
         sys.stdout.write(text)

@@ -25,10 +25,46 @@ def _pyplot():
     return plt
 
 
+#: The PNG "Software" text of every figure deepff writes: how the command knows a file is its own.
+SOFTWARE = "deepff"
+
+
 def _save(fig, path):
     from .io import atomic_write
 
-    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"))
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight",
+                                              metadata={"Software": SOFTWARE}))
+
+
+def written_by_deepff(path):
+    """Whether ``path`` is a PNG that deepff's plot functions wrote (its "Software" text chunk).
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    bool
+        False for a missing or unreadable file, or any other image.
+    """
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+                return False
+            while True:                      # chunks: length, type, data, CRC
+                head = fh.read(8)
+                if len(head) < 8:
+                    return False
+                length, kind = int.from_bytes(head[:4], "big"), head[4:]
+                if kind == b"IDAT" or kind == b"IEND" or length > 1 << 16:
+                    return False             # text chunks come before the image data
+                data = fh.read(length)
+                fh.read(4)
+                if kind == b"tEXt" and data.split(b"\0", 1) == [b"Software", SOFTWARE.encode()]:
+                    return True
+    except OSError:
+        return False
 
 
 def _series(records, key):
