@@ -380,7 +380,7 @@ def test_unknown_name_lists_choices():
 
 
 def test_unknown_hyperparameter():
-    with pytest.raises(SpecError, match="bad parameters"):
+    with pytest.raises(SpecError, match="optimizer 'adam' has no parameter 'beta1'; valid parameters: 'amsgrad', "):
         optimizers.get({"name": "adam", "beta1": 0.9})
 
 

@@ -284,7 +284,7 @@ BAD = [
     ({"name": "plateau", "tol": -1}, "tol"),
     ({"name": "plateau", "n_iter_no_change": 0}, "n_iter_no_change"),
     ({"name": "plateau", "min_lr": -1}, "min_lr"),
-    ({"name": "constant", "gamma": 0.5}, "bad parameters"),
+    ({"name": "constant", "gamma": 0.5}, "schedule .constant. has no parameter .gamma.; valid parameters: none"),
 ]
 
 

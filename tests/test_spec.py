@@ -295,7 +295,7 @@ def test_training_numbers_must_be_finite(key, value):
 
 
 @pytest.mark.parametrize("cw, match", [({0: -1}, r"class_weight\[0\]' must be >= 0"),
-                                       ({0: "abc"}, "must be a finite number"),
+                                       ({0: "abc"}, "must be a number, got the text 'abc'"),
                                        ({1: float("nan")}, "must be a finite number"),
                                        ({-1: 2.0}, "keys are class indexes"),
                                        ({"": 2.0}, "keys are class indexes"),
@@ -317,3 +317,50 @@ def test_a_yaml_syntax_error_names_its_line_and_column(tmp_path):
     with pytest.raises(SpecError, match=r"not valid YAML: expected ',' or '\}'.*\(line 3, column 1\)") as info:
         load_config(bad)
     assert "\n" not in str(info.value)
+
+
+_SMALL = ("layers:\n  - {layer_type: input, n_features: 3}\n"
+          "  - {layer_type: output, n_neurons: 2, activation: softmax, loss_type: nll}\n")
+
+
+def test_yaml_reads_exponent_numbers_without_a_dot_as_numbers(tmp_path):
+    """YAML 1.1 reads 1e-3 as text; deepff's loader reads it as 0.001 (YAML 1.2), and nothing else changes."""
+    pytest.importorskip("yaml")
+    path = tmp_path / "c.yaml"
+    path.write_text(_SMALL + "training:\n  optimizer: {name: adam, lr: 1e-3}\n  epochs: 3\n"
+                    "  regularization: {l2: 5E-4}\n  schedule: {name: step, step_size: 2, gamma: '0.5'}\n")
+    with pytest.raises(SpecError, match="step schedule gamma must be > 0, got the text '0.5'; "
+                                        "leave out the quotes"):
+        load_config(path)
+    path.write_text(path.read_text().replace("'0.5'", "0.5"))
+    training = load_config(path)["training"]
+    assert training["optimizer"]["lr"] == 0.001 and training["regularization"]["l2"] == 0.0005
+    assert training["epochs"] == 3 and isinstance(training["epochs"], int)
+
+
+@pytest.mark.parametrize("ext, body", [
+    (".json", '{"layers": [{"layer_type": "input", "n_features": 3}, {"layer_type": "output", "n_neurons": 2, '
+              '"activation": "softmax", "loss_type": "nll"}]}'),
+    (".toml", '[[layers]]\nlayer_type = "input"\nn_features = 3\n[[layers]]\nlayer_type = "output"\n'
+              'n_neurons = 2\nactivation = "softmax"\nloss_type = "nll"\n'),
+    (".yaml", _SMALL)])
+def test_a_config_with_a_byte_order_mark_reads_as_without(tmp_path, ext, body):
+    plain, marked = tmp_path / f"plain{ext}", tmp_path / f"bom{ext}"
+    plain.write_text(body, encoding="utf-8")
+    marked.write_text(body, encoding="utf-8-sig")
+    assert marked.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert load_config(marked) == load_config(plain)
+
+
+@pytest.mark.parametrize("ident, message", [
+    ({"name": "leaky_relu", "slop": 0.1}, "activation 'leaky_relu' has no parameter 'slop'; valid parameters: 'slope'"),
+    ({"name": "adam", "beta_1": 0.9}, "optimizer 'adam' has no parameter 'beta_1'; valid parameters: 'amsgrad', "
+                                      "'betas', 'eps', 'lr', 'weight_decay'"),
+    ({"name": "relu", "alpha": 1}, "activation 'relu' has no parameter 'alpha'; valid parameters: none")])
+def test_a_misspelt_parameter_is_named_with_the_valid_ones(ident, message):
+    from deepff import activations, optimizers
+
+    registry = optimizers if ident["name"] == "adam" else activations
+    with pytest.raises(SpecError) as info:
+        registry.get(ident)
+    assert str(info.value) == message

@@ -49,6 +49,9 @@ def real(owner, param, value, low=None, high=None, low_open=False, high_open=Fal
         valid = f"{'>' if low_open else '>='} {low:g}"
     else:
         valid = "a finite number"
+    if isinstance(value, str):
+        raise SpecError(f"{owner} {param} must be {valid}, got the text {value!r}"
+                        + ("; leave out the quotes" if _is_number_text(value) else ""))
     bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
     if not bad:
         v = float(value)
@@ -59,6 +62,13 @@ def real(owner, param, value, low=None, high=None, low_open=False, high_open=Fal
     if bad:
         raise SpecError(f"{owner} {param} must be {valid}, got {value!r}")
     return float(value)
+
+
+def _is_number_text(text):
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def flag(owner, param, value):

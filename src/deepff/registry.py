@@ -82,6 +82,29 @@ class Registry:
             raise SpecError(f"unknown {self.kind} {name!r}; valid choices: {choices(self.names())}")
         return key
 
+    @staticmethod
+    def parameters(cls):
+        """The keyword parameters ``cls(...)`` takes, or None when it takes any (``**kwargs``).
+
+        Parameters
+        ----------
+        cls : type
+
+        Returns
+        -------
+        list of str or None
+        """
+        import inspect
+
+        try:
+            sig = inspect.signature(cls)
+        except (TypeError, ValueError):
+            return None
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+            return None
+        return [name for name, p in sig.parameters.items() if p.kind in kinds]
+
     def get(self, identifier, **defaults):
         """Resolve ``identifier`` to an instance.
 
@@ -115,6 +138,11 @@ class Registry:
                 f"{self.base.__name__}; got {identifier!r}; valid names: {choices(self.names())}"
             )
         cls = self.classes[self.canonical(identifier)]
+        accepted = self.parameters(cls)
+        unknown = [k for k in params if accepted is not None and k not in accepted]
+        if unknown:
+            raise SpecError(f"{self.kind} {identifier!r} has no parameter {unknown[0]!r}; valid parameters: "
+                            f"{choices(accepted) if accepted else 'none'}")
         try:
             return cls(**params)
         except (TypeError, ValueError, OverflowError) as exc:

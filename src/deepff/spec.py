@@ -185,6 +185,26 @@ def network_spec(n_features, layers, loss):
 
 
 # ---------------------------------------------------------------- config files
+def _yaml_load(text):
+    """yaml.safe_load, reading 1e-3 as the number it is (YAML 1.1 wants a dot, 1.0e-3, and reads text).
+
+    Learning rates are written that way more often than not, so the loader
+    adds YAML 1.2's rule for exponent floats without a dot; everything else
+    is PyYAML's safe loader.
+    """
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                 re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+                                 list("-+0123456789."))
+    return yaml.load(text, Loader=Loader)     # noqa: S506 - a SafeLoader subclass
+
+
 def _read_text_config(path):
     ext = os.path.splitext(str(path))[1].lower()
     try:
@@ -193,18 +213,17 @@ def _read_text_config(path):
     except OSError as exc:
         raise SpecError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
     try:
+        text = raw.decode("utf-8-sig")      # a byte-order mark, as some editors write, is not content
         if ext == ".json":
-            return json.loads(raw.decode("utf-8"))
+            return json.loads(text)
         if ext in (".yaml", ".yml"):
-            import yaml
-
-            return yaml.safe_load(raw.decode("utf-8"))
+            return _yaml_load(text)
         if ext == ".toml":
             try:
                 import tomllib
             except ModuleNotFoundError:  # Python 3.10
                 import tomli as tomllib
-            return tomllib.loads(raw.decode("utf-8"))
+            return tomllib.loads(text)
     except SpecError:
         raise
     except Exception as exc:  # each parser has its own error types
@@ -287,6 +306,8 @@ TRAINING_KEYS = {
 
 def _check_number(section, key, value, lo=None, hi=None, lo_open=False, hi_open=False, integer=False):
     kind = "an integer" if integer else "a number"
+    if isinstance(value, str):
+        raise SpecError(f"{section}: key {key!r} must be {kind}, got the text {value!r}")
     ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type or not math.isfinite(value):
         raise SpecError(f"{section}: key {key!r} must be {'a finite number' if not integer else kind}, "
