@@ -574,6 +574,8 @@ BAD_STATES = {
     "step-float": (_state("step", 2.5), None),
     "base-lr-nan": (_state("base_lr", float("nan")), None),
     "history-not-list": (_state("history", {"a": 1}), None),
+    "history-row-without-seconds": (_state("history", [{"epoch": 1, "loss": 0.5}]), None),
+    "history-loss-text": (_state("history", [{"epoch": 1, "loss": "low", "seconds": 0.1}]), None),
     "rng-garbage": (_rng_garbage, None),
     "rng-missing": (_drop_state("dropout_rng"), None),
     "optimizer-unknown": (_optimizer_name, None),

@@ -421,6 +421,9 @@ REJECTIONS = {
     "spec-not-a-list": (_flip_header("spec", {"layers": 3}), "architecture is invalid"),
     "fewer-classes-than-outputs": (_flip_header("classes", ["a", "b"]), "2 class labels .* 3 output unit"),
     "classes-not-a-list": (_flip_header("classes", {"a": 0}), "classes must be a list"),
+    "classes-of-dicts": (_flip_header("classes", [{"a": 1}, 2, 3]), "class labels must be texts, numbers or "
+                                                                     "booleans, got \\{'a': 1\\}"),
+    "classes-repeated": (_flip_header("classes", ["a", "b", "a"]), "class labels must be distinct"),
 }
 
 
@@ -706,3 +709,29 @@ def test_metadata_is_free_form(tmp_path):
     meta = {"seed": "run-7", "test_fraction": 2, "note": ["a", 1]}
     deepff.save(net, tmp_path / "m.npz", metadata=meta)
     assert deepff.load(tmp_path / "m.npz").metadata == meta
+
+
+def test_an_archive_naming_a_member_twice_is_refused(tmp_path):
+    """zip readers take the last of two same-named members: a crafted file could swap the weights unseen."""
+    import warnings
+
+    net = Network([deepff.Dense(3, "softmax")], loss="nll", seed=0)
+    net.build(2)
+    path = tmp_path / "m.npz"
+    deepff.save(net, path)
+    buf = io.BytesIO()
+    np.save(buf, np.zeros_like(net.params.theta))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")              # zipfile warns of the duplicate name
+        with zipfile.ZipFile(path, "a") as zf:
+            zf.writestr("theta.npy", buf.getvalue())
+    with pytest.raises(ModelFileError, match="holds more than one member named 'theta.npy'"):
+        deepff.load(path)
+
+
+def test_a_dangling_link_at_an_output_path_is_not_called_write_protected(tmp_path):
+    from deepff.io import check_writable
+
+    link = tmp_path / "dangling.npz"
+    link.symlink_to(tmp_path / "nowhere.npz")
+    check_writable(link, probe=True)                 # used to raise "the file is write-protected"

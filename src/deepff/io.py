@@ -78,9 +78,11 @@ def _new_file_mode(path):
 
 def _write_protected(path):
     """True for an existing file that its owner has marked read-only (also when running as root)."""
+    if not os.path.exists(path):   # e.g. a dangling symbolic link: nothing to protect
+        return False
     try:
         return not os.access(path, os.W_OK) or not os.stat(path).st_mode & 0o222
-    except OSError:  # e.g. a dangling symbolic link: nothing to protect
+    except OSError:
         return False
 
 
@@ -239,6 +241,11 @@ def _classes_problem(classes, net):
         return None
     if not isinstance(classes, list):
         return f"classes must be a list of labels, got {type(classes).__name__}"
+    odd = next((c for c in classes if not isinstance(c, (str, int, float, bool))), None)
+    if odd is not None:
+        return f"class labels must be texts, numbers or booleans, got {odd!r}"
+    if len({repr(c) for c in classes}) < len(classes):
+        return "class labels must be distinct"
     if net.task != "classification" or len(classes) == net.n_outputs:
         return None
     if net.multi_label and net.n_outputs == 1 and len(classes) == 2:
@@ -346,7 +353,12 @@ def _read_archive(path, expected_format):
     try:
         archive_size = os.path.getsize(path)
         with zipfile.ZipFile(path) as zf:
-            infos = {i.filename: i for i in zf.infolist()}
+            members = zf.infolist()
+            infos = {i.filename: i for i in members}
+            if len(infos) < len(members):   # the archive names a member twice: which one is meant?
+                twice = sorted({i.filename for i in members if sum(m.filename == i.filename for m in members) > 1})
+                raise ModelFileError(f"{path!r} holds more than one member named {twice[0]!r}; it was not "
+                                     "written by deepff")
             if "header.npy" not in infos:
                 raise ModelFileError(f"{path!r} is not a deepff file (no header)")
             if infos["header.npy"].file_size > _MAX_HEADER:
@@ -603,6 +615,11 @@ def _check_state(state, net):
     history = state.get("history")
     if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
         raise ModelFileError("'history' must be a list of per-epoch records")
+    for i, r in enumerate(history):
+        for key in ("epoch", "loss", "seconds"):
+            v = r.get(key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ModelFileError(f"history record {i} must hold a number {key!r}, got {v!r}")
     for key in ("shuffle_rng", "dropout_rng"):
         probe = np.random.Generator(np.random.PCG64())
         probe.bit_generator.state = state[key]
