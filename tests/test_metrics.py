@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from deepff import InputError
 from deepff.metrics import classification_report, confusion_matrix, regression_report
 
 skm = pytest.importorskip("sklearn.metrics")
@@ -67,3 +68,33 @@ def test_regression_report_perfect_and_constant_target():
     # a constant target has no variance to explain: R^2 is reported as 0, not NaN
     rep = regression_report(np.ones(4), np.array([1.0, 2.0, 1.0, 1.0]))
     assert rep["r2"] == 0.0 and np.isfinite(rep["mse"])
+
+
+@pytest.mark.parametrize("y_true, y_pred, match", [
+    ([0, 1, -1], [0, 1, 1], "y_true holds -1; class labels must be integers 0..1"),
+    ([0, 1.7], [0, 1], "y_true holds 1.7"),
+    ([0, 1], [0, 2], "y_pred holds 2"),
+    ([0, 1, 1], [0, 1], "y_true has 3 labels but y_pred has 2"),
+    (np.eye(2), np.eye(2), "y_true must be 1-D, one class label per sample.*argmax"),
+    (["a", "b"], [0, 1], "y_true must hold integer class labels"),
+])
+def test_confusion_matrix_refuses_what_is_not_labels(y_true, y_pred, match):
+    """Negative labels used to wrap round to the last class, one-hot rows to count each sample twice."""
+    with pytest.raises(InputError, match=match):
+        confusion_matrix(y_true, y_pred, 2)
+    with pytest.raises(InputError, match=match):
+        classification_report(y_true, y_pred, 2)
+
+
+@pytest.mark.parametrize("y_true, y_pred, kw, match", [
+    (np.zeros((4, 2)), np.zeros(4), {}, "y_true has shape \\(4, 2\\) but y_pred \\(4, 1\\)"),
+    (np.zeros(4), np.zeros(3), {}, "y_true has shape \\(4, 1\\) but y_pred \\(3, 1\\)"),
+    ([1.0, np.nan], [1.0, 2.0], {}, "y_true contains NaN or infinity"),
+    ([1.0, 2.0], [1.0, 2.0], {"sample_weight": [0, 0]}, "not all 0"),
+    ([1.0, 2.0], [1.0, 2.0], {"sample_weight": [1, 1, 1]}, "sample_weight must be 2 finite weights"),
+])
+def test_regression_report_refuses_mismatched_or_non_finite_input(y_true, y_pred, kw, match):
+    """A (4, 2) target against (4,) predictions used to broadcast to a perfect score."""
+    with pytest.raises(InputError, match=match):
+        regression_report(y_true, y_pred, **kw)
+    assert regression_report([1.0, 2.0, 3.0], np.array([[1.0], [2.0], [3.0]]))["r2"] == 1.0

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputError
+
 __all__ = ["confusion_matrix", "classification_report", "regression_report"]
 
 
@@ -21,9 +23,31 @@ def confusion_matrix(y_true, y_pred, n_classes):
     -------
     ndarray of shape (n_classes, n_classes), int64
     """
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
+        raise InputError(f"n_classes must be a positive integer, got {n_classes!r}")
+    t, p = _labels(y_true, "y_true", n_classes), _labels(y_pred, "y_pred", n_classes)
+    if t.shape != p.shape:
+        raise InputError(f"y_true has {t.size} labels but y_pred has {p.size}; they must match")
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
+    np.add.at(cm, (t, p), 1)
     return cm
+
+
+def _labels(y, name, n_classes):
+    """y as int64 class labels 0..n_classes-1, shape (n,); anything else is an InputError."""
+    a = np.asarray(y)
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.ndim != 1:
+        raise InputError(f"{name} must be 1-D, one class label per sample, got shape {a.shape} "
+                         "(for one-hot rows pass their argmax(axis=1))")
+    if a.dtype.kind not in "biuf" or (a.dtype.kind == "f" and not np.isfinite(a).all()):
+        raise InputError(f"{name} must hold integer class labels 0..{n_classes - 1}")
+    labels = a.astype(np.int64)
+    if (labels != a).any() or (labels < 0).any() or (labels >= n_classes).any():
+        bad = a[(labels != a) | (labels < 0) | (labels >= n_classes)][0]
+        raise InputError(f"{name} holds {bad!r}; class labels must be integers 0..{n_classes - 1}")
+    return labels
 
 
 def classification_report(y_true, y_pred, n_classes):
@@ -63,6 +87,19 @@ def classification_report(y_true, y_pred, n_classes):
     }
 
 
+def _values(y, name):
+    """y as float64 columns (n, k); NaN, infinity or more than 2 dimensions are an InputError."""
+    try:
+        a = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must hold numbers") from None
+    if a.ndim not in (1, 2) or a.shape[0] == 0:
+        raise InputError(f"{name} must be 1-D or 2-D with at least one row, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise InputError(f"{name} contains NaN or infinity")
+    return a.reshape(len(a), -1)
+
+
 def regression_report(y_true, y_pred, sample_weight=None):
     """MSE, MAE and R^2 (averaged over outputs), optionally weighted.
 
@@ -79,9 +116,12 @@ def regression_report(y_true, y_pred, sample_weight=None):
         "mse", "mae", "r2" (floats). R^2 = 1 - SS_res / SS_tot per output,
         0 for a constant target.
     """
-    yt = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
-    yp = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
-    w = np.ones(len(yt)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    yt, yp = _values(y_true, "y_true"), _values(y_pred, "y_pred")
+    if yt.shape != yp.shape:
+        raise InputError(f"y_true has shape {yt.shape} but y_pred {yp.shape} (as columns); they must match")
+    w = np.ones(len(yt)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if w.shape != (len(yt),) or not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+        raise InputError(f"sample_weight must be {len(yt)} finite weights >= 0, not all 0")
     w = (w / w.sum())[:, None]                           # weights summing to 1
     r = yp - yt
     ss_res = (w * r * r).sum(axis=0)
