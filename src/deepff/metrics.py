@@ -45,7 +45,7 @@ def _labels(y, name, n_classes):
         raise InputError(f"{name} must hold integer class labels 0..{n_classes - 1}")
     labels = a.astype(np.int64)
     if (labels != a).any() or (labels < 0).any() or (labels >= n_classes).any():
-        bad = a[(labels != a) | (labels < 0) | (labels >= n_classes)][0]
+        bad = a[(labels != a) | (labels < 0) | (labels >= n_classes)][0].item()
         raise InputError(f"{name} holds {bad!r}; class labels must be integers 0..{n_classes - 1}")
     return labels
 
