@@ -849,3 +849,20 @@ def test_a_folder_named_like_a_data_file_is_named_as_a_folder(tmp_path):
     (tmp_path / "data.csv").mkdir()
     with pytest.raises(DatasetError, match="data.csv is a folder; give the data file itself"):
         load_dataset(str(tmp_path / "data.csv"))
+
+
+@pytest.mark.parametrize("header", ["no", "false", "0", 1])
+def test_load_csv_header_must_be_a_bool_or_none(tmp_path, header):
+    """header="no" used to be truthy: the first data row became the header and one sample was lost."""
+    path = tmp_path / "b.csv"
+    path.write_text("1,2,0\n3,4,1\n5,6,0\n7,8,1\n")
+    with pytest.raises(DatasetError, match="header must be True, False or None .*--header yes/no/auto"):
+        load_csv(path, header=header)
+    assert load_csv(path, header=False).X.shape == (4, 2)
+
+
+@pytest.mark.parametrize("timeout", ["x", -1, 0, float("nan"), True])
+def test_download_timeout_must_be_positive_seconds(tmp_path, timeout):
+    with pytest.raises(DatasetError, match="timeout must be a positive number of seconds"):
+        download_mnist(tmp_path, mirrors=["http://127.0.0.1:9/"], timeout=timeout)
+    assert list(tmp_path.iterdir()) == []

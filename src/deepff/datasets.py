@@ -412,6 +412,8 @@ def download_mnist(dest_dir, mirrors=None, timeout=30):
         If ``dest_dir`` cannot be created, or when every mirror fails for a
         file; the message names the file and each mirror's reason.
     """
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+        raise DatasetError(f"timeout must be a positive number of seconds, got {timeout!r}")
     dest = Path(dest_dir).expanduser()
     mirrors = _mirror_list(mirrors)
     try:
@@ -775,6 +777,9 @@ def load_csv(path, target=None, delimiter=None, header=None):
         that is empty, NaN, infinite or not a number (the data row, file
         line, column name and value are named). Blank lines are skipped.
     """
+    if header is not None and not isinstance(header, (bool, np.bool_)):
+        raise DatasetError(f"header must be True, False or None (detect), got {header!r}; the command line's "
+                           "--header yes/no/auto is header=True/False/None here")
     path = Path(path)
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
