@@ -218,3 +218,17 @@ def test_sparse_input_is_named_with_the_fix():
     sparse = pytest.importorskip("scipy.sparse")
     with pytest.raises(InputError, match=r"X is a sparse matrix.*X.toarray\(\)"):
         check_X(sparse.csr_matrix(np.eye(3)), np.float64)
+
+
+def test_values_beyond_float32_are_named_as_too_large_not_as_nan():
+    """1e300 is finite: cast to float32 it overflows, which the message says (and numpy's warning is kept quiet)."""
+    import warnings
+
+    X = np.array([[1e300, 1.0], [2.0, 3.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputError, match="X holds values too large for float32 \\(largest 3.4e\\+38\\)"):
+            check_X(X, np.float32)
+    assert check_X(X, np.float64)[0, 0] == 1e300
+    with pytest.raises(InputError, match="X contains NaN or infinity"):
+        check_X(np.array([[np.inf, 1.0]]), np.float32)

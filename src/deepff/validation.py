@@ -94,8 +94,13 @@ def check_X(X, dtype, n_features=None, name="X"):
         raise InputError(f"{name} is empty (shape {a.shape}); it needs at least one sample and one feature")
     if n_features is not None and a.shape[1] != n_features:
         raise InputError(f"{name} has {a.shape[1]} features, but the network expects {n_features}")
-    a = np.ascontiguousarray(a, dtype=dtype)
+    source = a
+    with np.errstate(over="ignore"):        # values beyond the dtype's range become inf: said below
+        a = np.ascontiguousarray(a, dtype=dtype)
     if not _all_finite(a):
+        if source is not a and _all_finite(source):
+            raise InputError(f"{name} holds values too large for {np.dtype(dtype)} (largest "
+                             f"{np.finfo(dtype).max:.3g}); rescale {name} (standardise it) or use float64")
         raise InputError(f"{name} contains NaN or infinity")
     return a
 
