@@ -715,6 +715,12 @@ def test_diverging_run_reports_one_line_and_exit_2(tmp_path, monkeypatch, capsys
     assert status == 2
     assert len(lines) == 1, err  # no numpy RuntimeWarnings around the error
     assert "diverged" in lines[0] and "epoch 1" in lines[0] and "lower learning rate" in lines[0]
+    assert "nothing was saved" in lines[0] and "weights were" not in lines[0]   # kept weights die with the run
+    assert not (tmp_path / "m.npz").exists()
+    (tmp_path / "folder.csv").mkdir()
+    assert run(capsys, "train", "--epochs", 1, "--hidden", 4, "--quiet", "--output", "m.npz")[0] == 0
+    rc, out, err = run(capsys, "predict", "--model", "m.npz", "--input", "folder.csv")
+    assert rc == 2 and err == "deepff: error: --input folder.csv is a folder; give the file of feature rows itself\n"
 
 
 def test_poisson_regression_gets_an_exp_output(tmp_path, monkeypatch, capsys):

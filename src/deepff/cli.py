@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from . import __version__
-from .errors import DeepffError, InputError, SpecError
+from .errors import DeepffError, DivergenceError, InputError, SpecError
 from .training import Callback
 
 __all__ = ["main", "build_parser"]
@@ -1069,6 +1069,8 @@ def _read_features(path, n_features, feature_names=None):
     picked by name; otherwise every column is a feature, in order.
     """
     ext = os.path.splitext(path)[1].lower()
+    if os.path.isdir(path):
+        raise InputError(f"--input {path} is a folder; give the file of feature rows itself")
     if not os.path.isfile(path):
         raise InputError(f"input file not found: {path}")
     if ext == ".npy":
@@ -1318,6 +1320,9 @@ def main(argv=None):
         if debug:
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, DivergenceError):   # the weights it kept die with the process: nothing is saved
+            message = message.replace("the last (finite) weights were kept", "nothing was saved").replace(
+                "the last finite weights (from the start of an epoch) were restored", "nothing was saved")
         if isinstance(exc, OSError) and exc.filename:
             message = f"{exc.filename}: {exc.strerror or exc}"
         print(f"{getattr(exc, 'prog', PROG)}: error: {message}", file=sys.stderr)
