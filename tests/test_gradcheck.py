@@ -308,3 +308,21 @@ def test_gradcheck_names_bad_arguments(bad, error, match):
     X, y = np.ones((4, 3)), np.array([0, 1, 0, 1])
     with pytest.raises(error, match=match):
         gradcheck(object() if bad == "object" else net, X, y, eps=0.0 if bad == "eps" else 1e-6)
+
+
+def test_gradcheck_warns_when_a_pre_activation_sits_on_a_relu_kink():
+    """A blank input row with zero biases puts ReLU pre-activations at exactly 0, where the central
+    difference reads 1/2 and backprop (rightly) 0: the report flags the bias, and a warning says why."""
+    from deepff.gradcheck import GradcheckWarning
+
+    net = FeedForward([Dense(8, "relu"), Dense(3, "softmax")], loss="nll", n_features=4, dtype="float64", seed=0)
+    X = _X()
+    X[3] = 0.0
+    with pytest.warns(GradcheckWarning, match="8 pre-activation\\(s\\) of layer1 lie on .* kink of relu at 0"):
+        report = gradcheck_report(net, X, _y("neg_log_likelihood"))
+    assert report["layer1.b"] > 1e-3 and report["layer1.W"] < TOL
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                       # off the kink: no warning, and a pass
+        assert gradcheck(_net("relu", "neg_log_likelihood", 2), _X(), _y("neg_log_likelihood")) < TOL

@@ -69,11 +69,16 @@ class Activation:
         unknown, and any loss takes it.
     sums_to_one : bool
         Whether each row of h is a probability vector (softmax).
+    kinks : tuple of float
+        Points where f' jumps (0 for relu), at which finite differences
+        cannot check the gradient; :func:`deepff.gradcheck` warns when a
+        pre-activation sits on one.
     """
 
     name = "activation"
     output_range = None
     sums_to_one = False
+    kinks = ()
 
     def forward(self, a, out=None):
         """Return h = f(a).
@@ -181,6 +186,7 @@ class ReLU(Activation):
     """Rectified linear unit: f(a) = max(a, 0), f'(a) = [a > 0]."""
 
     name = "relu"
+    kinks = (0.0,)
     output_range = (0.0, math.inf)
 
     def forward(self, a, out=None):
@@ -217,6 +223,7 @@ class LeakyReLU(Activation):
     """
 
     name = "leaky_relu"
+    kinks = (0.0,)
     output_range = (-math.inf, math.inf)
 
     def __init__(self, slope=0.01):

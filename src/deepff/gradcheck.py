@@ -22,6 +22,14 @@ Run it in float64: in float32
 the rounding of J swamps the difference quotient. Dropout masks are held
 fixed by replaying the dropout generator's state before every evaluation,
 and batch norm is checked in training mode (batch statistics).
+
+Finite differences cannot check a derivative where it jumps: at a ReLU's
+kink (a pre-activation of exactly 0, as a blank input row gives with zero
+biases) backprop uses f'(0) = 0, as PyTorch does, while the central
+difference straddles the kink and reads 1/2. Such entries make a correct
+gradient report an error; :func:`gradcheck_report` warns
+(:class:`GradcheckWarning`) when a pre-activation lies that close to a
+kink, so move the inputs or biases off it.
 """
 
 from __future__ import annotations
@@ -35,7 +43,30 @@ from .errors import InputError
 from .network import FeedForward
 from .regularizers import Penalty
 
-__all__ = ["gradcheck", "gradcheck_report"]
+__all__ = ["gradcheck", "gradcheck_report", "GradcheckWarning"]
+
+
+class GradcheckWarning(UserWarning):
+    """The check is unreliable for this network and data (a pre-activation on an activation's kink)."""
+
+
+def _warn_about_kinks(net, eps):
+    """Warn when a pre-activation lies within the finite differences' reach of a kink of its activation."""
+    import warnings
+
+    for i, layer in enumerate(net.layers):
+        kinks = getattr(layer.activation, "kinks", ())
+        if not kinks or layer.a is None:
+            continue
+        reach = 10 * eps * (1 + float(np.abs(layer.h_in).max()))   # how far one step of eps moves a
+        near = sum(int(np.count_nonzero(np.abs(layer.a - k) <= reach)) for k in kinks)
+        if near:
+            warnings.warn(
+                f"{near} pre-activation(s) of layer{i + 1} lie on (or within {reach:.1g} of) a kink of "
+                f"{layer.activation.name} at {', '.join(f'{k:g}' for k in kinks)}, where finite differences "
+                "cannot check the derivative: an error above 1e-6 there need not mean a wrong gradient; move the "
+                "inputs or the biases (e.g. bias_init={'name': 'normal', 'std': 0.5}) off it",
+                GradcheckWarning, stacklevel=3)
 
 
 def _objective(net, X, Y, w, penalty, training, rng_state):
@@ -94,6 +125,7 @@ def gradcheck_report(network, X, y, sample_weight=None, penalty=None, training=T
     rng_state = copy.deepcopy(network.dropout_rng.bit_generator.state)
     try:
         J = _objective(network, X, Y, w, penalty, training, rng_state)
+        _warn_about_kinks(network, eps)
         if not np.isfinite(J):
             raise InputError(f"the loss is {J} at these weights and data, so there is no gradient to "
                              "check (an output or activation overflowed); use smaller inputs or weights")
