@@ -1056,8 +1056,7 @@ def test_class_weight_may_name_classes_by_their_labels(tmp_path, monkeypatch, ca
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 3)).round(3)
     y = np.where(X[:, 0] > 0.8, "rare", "common")
-    Path("d.csv").write_text("a,b,c,label\n" + "".join(
-        f"{r[0]},{r[1]},{r[2]},{t}\n" for r, t in zip(X, y)))
+    write_csv("d.csv", ["a", "b", "c", "label"], [[*r, t] for r, t in zip(X, y)])
     layers = ("layers:\n - {layer_type: input, n_features: 3}\n"
               " - {layer_type: fullyconn, n_neurons: 8, activation: relu}\n"
               " - {layer_type: output, n_neurons: 2, activation: softmax, loss_type: nll}\n")
@@ -1109,8 +1108,7 @@ def test_predict_names_the_row_and_column_of_a_bad_cell(tmp_path, monkeypatch, c
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3)).round(3)
-    Path("d.csv").write_text("a,b,c,label\n" + "".join(
-        f"{r[0]},{r[1]},{r[2]},{'yes' if r[0] > 0 else 'no'}\n" for r in X))
+    write_csv("d.csv", ["a", "b", "c", "label"], [[*r, "yes" if r[0] > 0 else "no"] for r in X])
     assert run(capsys, "train", "--dataset", "d.csv", "--epochs", 1, "--quiet", "--output", "m.npz")[0] == 0
     cases = {"1,2,3\n4,x,6\n": "data row 2, column 2, holds the non-numeric value 'x'",
              "a,b,c\n1,2,\n": "data row 1, column 3 ('c'), is empty",
