@@ -675,3 +675,19 @@ def test_a_negative_and_a_positive_index_of_one_npy_column_agree(tmp_path, capsy
     rc, out = _run_cli(base + ["--target", "4", "--epochs", "2", "--resume", ck,
                                "--output", str(tmp_path / "b.npz")], capsys)
     assert rc == 0, out.err
+
+
+def test_ctrl_c_in_the_first_epoch_with_plot_and_history_ends_with_status_130(tmp_path, capsys, monkeypatch):
+    """No epoch is complete: the learning curves are skipped (nothing to draw), the confusion matrix and an
+    empty history (its header) are written, and a second run may replace that history."""
+    base = ["train", "--epochs", "2", "--hidden", "8", "--quiet", "--plot", str(tmp_path / "p.png"),
+            "--history", str(tmp_path / "h.csv")]
+    _interrupt_at(monkeypatch, 3)
+    rc, out = _run_cli(base + ["--output", str(tmp_path / "m.npz")], capsys)
+    monkeypatch.undo()
+    assert rc == 130, out.err
+    assert (tmp_path / "p-confusion.png").exists() and not (tmp_path / "p.png").exists()
+    assert (tmp_path / "h.csv").read_text().splitlines() == ["epoch,loss"]
+    rc, out = _run_cli(base + ["--output", str(tmp_path / "m2.npz")], capsys)
+    assert rc == 0, out.err
+    assert "replacing existing history file" in out.err

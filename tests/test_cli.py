@@ -1139,13 +1139,25 @@ def test_outputs_never_replace_a_file_deepff_did_not_write(tmp_path, monkeypatch
             (["--plot", "photo.png"], "--plot photo.png exists and is not a deepff plot file"),
             (["--plot", "own.png"], "--plot own-confusion.png exists and is not a deepff plot file")):
         rc, out, err = run(capsys, *base, *flags)
-        assert (rc, out) == (2, "") and err == f"deepff: error: {message}; deepff will not replace it: remove " \
-            f"it or choose another {flags[0]}\n"
+        assert (rc, out) == (2, "") and len(err.splitlines()) == 1 and err.startswith(f"deepff: error: {message}")
+        assert err.endswith(f"deepff will not replace it: remove it or choose another {flags[0]}\n")
     assert {p: Path(p).read_bytes() for p in kept} == kept and not Path("m.npz").exists()
     for _ in range(2):      # the second run replaces what the first wrote
         rc, out, err = run(capsys, *base, "--history", "h.csv", "--plot", "c.png")
         assert rc == 0, err
     assert "replacing existing history file h.csv" in err and "replacing existing plot file c-confusion.png" in err
+    # figures that a run does not draw are not its business: a regression on 3 features draws neither
+    rng = np.random.default_rng(0)
+    write_csv("reg.csv", ["a", "b", "c", "t"], rng.normal(size=(40, 4)).round(3).tolist())
+    fig = plt.figure()
+    fig.savefig("mine-boundary.png")
+    plt.close(fig)
+    kept = {p: Path(p).read_bytes() for p in ("own-confusion.png", "mine-boundary.png")}
+    for plot in ("own.png", "mine.png"):
+        rc, out, err = run(capsys, "train", "--dataset", "reg.csv", "--epochs", 1, "--quiet", "--output", "r.npz",
+                           "--plot", plot)
+        assert rc == 0 and "own-confusion" not in err and "mine-boundary" not in err, err
+    assert {p: Path(p).read_bytes() for p in kept} == kept
 
     Path("x.csv").write_text("".join(",".join(["0"] * 64) + "\n" for _ in range(3)))
     predict = ["predict", "--model", "m.npz", "--input", "x.csv", "--output"]

@@ -735,3 +735,26 @@ def test_a_dangling_link_at_an_output_path_is_not_called_write_protected(tmp_pat
     link = tmp_path / "dangling.npz"
     link.symlink_to(tmp_path / "nowhere.npz")
     check_writable(link, probe=True)                 # used to raise "the file is write-protected"
+
+
+def test_a_model_whose_loss_output_pairing_is_now_refused_still_loads_and_predicts(tmp_path):
+    """Files saved before a pairing (tanh into binary_cross_entropy) was refused keep working for prediction."""
+    from deepff.network import stored_architecture
+
+    with stored_architecture():
+        old = Network([deepff.Dense(4, "relu"), deepff.Dense(2, "tanh")], loss="bce", seed=0)
+        old.build(3)
+    deepff.save(old, tmp_path / "old.npz")
+    with pytest.raises(deepff.SpecError, match="binary_cross_entropy needs outputs in \\[0, 1\\]"):
+        Network([deepff.Dense(4, "relu"), deepff.Dense(2, "tanh")], loss="bce", seed=0)
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    np.testing.assert_array_equal(deepff.load(tmp_path / "old.npz").predict_output(X), old.predict_output(X))
+
+
+def test_numpy_scalar_class_labels_are_saved_as_plain_values(tmp_path):
+    net = Network([deepff.Dense(2, "softmax")], loss="nll", seed=0)
+    net.build(3)
+    deepff.save(net, tmp_path / "m.npz", classes=np.unique(np.array([7, 3, 7])))      # np.int64 scalars
+    assert deepff.load(tmp_path / "m.npz").classes == [3, 7]
+    deepff.save(net, tmp_path / "b.npz", classes=[np.bool_(False), np.bool_(True)])
+    assert deepff.load(tmp_path / "b.npz").classes == [False, True]

@@ -258,3 +258,17 @@ def test_unknown_loss_lists_choices():
 def test_huber_delta_is_checked(delta):
     with pytest.raises(SpecError, match="huber delta must be > 0"):
         losses.get({"name": "huber", "delta": delta})
+
+
+def test_nll_takes_probabilities_off_by_rounding_and_rescales_them():
+    """float32 softmax rows or 6-decimal probabilities given to a float64 network sum to 1 only within ~1e-6."""
+    net = FeedForward([Dense(3, "softmax")], loss="nll", n_features=4, dtype="float64", seed=0)
+    rng = np.random.default_rng(0)
+    p32 = rng.dirichlet(np.ones(3), size=50).astype(np.float32)
+    rounded = np.round(rng.dirichlet(np.ones(3), size=50), 6)
+    for y in (p32, rounded):
+        Y = net.prepare_targets(y, 50)
+        np.testing.assert_allclose(Y.sum(axis=1), 1, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(Y, y, atol=2e-6)
+    with pytest.raises(InputError, match="row 0 sums to 0.99;"):
+        net.prepare_targets(np.array([[0.5, 0.3, 0.19]]), 1)

@@ -351,7 +351,7 @@ def _check_files(outputs, inputs):
     ----------
     outputs : list of (flag, path, kind)
         ``kind`` is what deepff writes there: "model", "checkpoint",
-        "history", "plot" or "predictions" (None: not checked). An existing
+        "history", "plot" or ("predictions", the model) (None: not checked). An existing
         file of that kind is replaced (and said so on stderr); any other
         existing file there is refused.
     inputs : list of (flag, path)
@@ -374,12 +374,14 @@ def _check_files(outputs, inputs):
         done.append((flag, path))
         if kind is None or not os.path.exists(path):
             continue
+        name = kind[0] if isinstance(kind, tuple) else kind
         ours = file_format(path) == kind if kind in ("model", "checkpoint") else _written_by_deepff(path, kind)
         if not ours:
-            raise UsageError(f"{flag} {path} exists and is not a deepff {kind} file; deepff will not replace "
-                             f"it: remove it or choose another {flag}")
+            older = " (plots from earlier deepff builds carry no mark of it)" if name == "plot" else ""
+            raise UsageError(f"{flag} {path} exists and is not a deepff {name} file{older}; deepff will not "
+                             f"replace it: remove it or choose another {flag}")
         if not any(_same_file(path, p) for f, p in inputs if f == "--resume"):
-            notes.append(f"{PROG}: replacing existing {kind} file {path}")
+            notes.append(f"{PROG}: replacing existing {name} file {path}")
     return notes
 
 
@@ -387,8 +389,9 @@ def _written_by_deepff(path, kind):
     """Whether the existing file ``path`` looks like the ``kind`` of file deepff writes.
 
     "plot": a PNG with deepff's "Software" text; "history": a CSV whose
-    header starts with ``epoch``, or a JSON list of records with an "epoch";
-    "predictions": a CSV headed ``prediction``, ``p_...`` or ``y0, y1, ...``.
+    header starts with ``epoch,loss``, or a JSON list of records with an
+    "epoch" and a "loss"; "predictions": a CSV headed as
+    :func:`_prediction_headers` says ``kind[1]`` (the model) would write.
     """
     from .plots import written_by_deepff
 
@@ -398,14 +401,25 @@ def _written_by_deepff(path, kind):
         with open(path, encoding="utf-8") as fh:
             if kind == "history" and path.lower().endswith(".json"):
                 records = json.load(fh)
-                return isinstance(records, list) and all(isinstance(r, dict) and "epoch" in r for r in records)
+                return isinstance(records, list) and all(isinstance(r, dict) and {"epoch", "loss"} <= set(r)
+                                                         for r in records)
             header = next(csv.reader([fh.readline()]), [])
     except (OSError, ValueError):     # unreadable, not UTF-8, not JSON
         return False
     if kind == "history":
-        return header[:1] == ["epoch"]
-    return header == ["prediction"] or (bool(header) and (all(h.startswith("p_") for h in header)
-                                                          or header == [f"y{i}" for i in range(len(header))]))
+        return header[:2] == ["epoch", "loss"]
+    return header in _prediction_headers(kind[1])
+
+
+def _prediction_headers(net):
+    """The header rows ``deepff predict`` writes for ``net``: labels or values, and probabilities."""
+    headers = [["prediction"], [f"y{i}" for i in range(net.n_outputs)]]
+    if net.task == "classification":
+        classes = net.classes or list(range(net.n_outputs))
+        if net.n_outputs == 1 and len(classes) < 2:
+            classes = [0, 1]
+        headers.append([f"p_{c}" for c in classes])
+    return headers
 
 
 def _default_output(dataset):
@@ -424,14 +438,29 @@ def _check_train_files(args, output):
         if path is not None:
             outputs.append((flag, path, {"--output": "model", "--checkpoint": "checkpoint", "--history": "history",
                                          "--plot": "plot"}[flag]))
-    if args.plot:
-        for suffix in ("-confusion.png", "-boundary.png"):   # written beside --plot, when they apply
-            _check_output_path(args.plot[:-4] + suffix, "--plot", (".png",))
-            outputs.append(("--plot", args.plot[:-4] + suffix, "plot"))
+    return _check_files(outputs, _train_inputs(args))
+
+
+def _train_inputs(args):
     inputs = [("--config", args.config), ("--resume", args.resume)]
     if not _is_builtin(args.dataset):
         inputs.append(("--dataset", os.path.expanduser(args.dataset)))
-    return _check_files(outputs, [(f, p) for f, p in inputs if p is not None])
+    return [(f, p) for f, p in inputs if p is not None]
+
+
+def _plot_siblings(plot, task, has_test, n_features):
+    """The figures written beside ``--plot``: a confusion matrix (classification with a test split) and
+    decision regions (two features)."""
+    stem = plot[:-4]
+    return ([stem + "-confusion.png"] if task == "classification" and has_test else []) + \
+        ([stem + "-boundary.png"] if n_features == 2 else [])
+
+
+def _check_plot_siblings(args, output, siblings):
+    """Check the figures written beside --plot once the data say which apply (before any training)."""
+    others = [(f, p) for f, p in (("--output", output), ("--history", args.history), ("--plot", args.plot),
+                                   ("--checkpoint", args.checkpoint)) if p is not None]
+    return _check_files([("--plot", p, "plot") for p in siblings], _train_inputs(args) + others)
 
 
 # -------------------------------------------------------------------- train
@@ -516,7 +545,7 @@ def _kind(args):
 def _write_history(records, path):
     from .io import atomic_write
 
-    keys = []
+    keys = ["epoch", "loss"]       # first, even for a run stopped in its first epoch (no record yet)
     for r in records:
         keys += [k for k in r if k not in keys]
     if path.lower().endswith(".csv"):
@@ -757,6 +786,9 @@ def cmd_train(args):
         scaler = Standardizer().fit(data.X_train)
     X_train = scaler.transform(data.X_train, dtype=dtype)
     X_test = scaler.transform(data.X_test, dtype=dtype) if len(data.X_test) else None
+    if args.plot:
+        replacing += _check_plot_siblings(args, output, _plot_siblings(args.plot, task, X_test is not None,
+                                                                       data.n_features))
 
     defaults = DEFAULTS[_kind(args)]
     opt = _optimizer(args, training, defaults, resume_extra)
@@ -923,7 +955,8 @@ def _plots(path, records, net, task, classes, X_test, y_test, data, scaler, val_
            y_train=None):
     from . import plots
 
-    plots.plot_history(records, path, title=f"deepff on {data.name}", val_label=val_label)
+    if records:    # none when Ctrl-C came in the first epoch
+        plots.plot_history(records, path, title=f"deepff on {data.name}", val_label=val_label)
     stem = path[:-4]
     if task == "classification" and X_test is not None:
         from .metrics import confusion_matrix
@@ -1169,8 +1202,8 @@ def cmd_predict(args):
         if args.output.lower().endswith(".npy") and os.path.exists(args.output):
             raise UsageError(f"--output {args.output} exists, and a .npy file does not say what wrote it, so deepff "
                              "never replaces one: remove it or choose another --output")
-        replacing = _check_files([("--output", args.output, "predictions" if args.output.lower().endswith(".csv")
-                                   else None)], [("--model", args.model), ("--input", args.input)])
+        kind = ("predictions", net) if args.output.lower().endswith(".csv") else None
+        replacing = _check_files([("--output", args.output, kind)], [("--model", args.model), ("--input", args.input)])
     meta = net.metadata if isinstance(net.metadata, dict) else {}
     names = meta.get("feature_names") if isinstance(meta.get("feature_names"), list) else None
     X = _read_features(args.input, net.n_features, names)

@@ -241,7 +241,7 @@ def _classes_problem(classes, net):
         return None
     if not isinstance(classes, list):
         return f"classes must be a list of labels, got {type(classes).__name__}"
-    odd = next((c for c in classes if not isinstance(c, (str, int, float, bool))), None)
+    odd = next((c for c in classes if not isinstance(c, (str, int, float, bool, np.number, np.bool_))), None)
     if odd is not None:
         return f"class labels must be texts, numbers or booleans, got {odd!r}"
     if len({repr(c) for c in classes}) < len(classes):
@@ -294,6 +294,8 @@ def save(model, path, preprocessing=None, classes=None, training=None, metadata=
         header[key] = value if value is not None else _attribute(model, net, attr[key])
     if isinstance(header["classes"], (tuple, np.ndarray)):
         header["classes"] = list(header["classes"])
+    if isinstance(header["classes"], list):    # numpy scalars (np.unique(y)) as the plain JSON values they are
+        header["classes"] = [c.item() if isinstance(c, (np.number, np.bool_)) else c for c in header["classes"]]
     problem = _classes_problem(header["classes"], net)
     if problem:
         raise InputError(f"cannot save: {problem}")
@@ -421,6 +423,7 @@ def _n_params(spec):
 
 def _build(header, arrays, path):
     from .model import Network
+    from .network import stored_architecture
 
     dtype = header.get("dtype")
     if dtype not in ("float32", "float64"):
@@ -443,7 +446,8 @@ def _build(header, arrays, path):
     if not np.isfinite(theta).all():
         raise ModelFileError(f"{path!r}: the parameters contain NaN or infinity")
     try:
-        net = Network.from_spec(header["spec"], dtype=dtype, seed=header.get("seed"))
+        with stored_architecture():      # an older file's pairing that is now refused still loads
+            net = Network.from_spec(header["spec"], dtype=dtype, seed=header.get("seed"))
     except DeepffError as exc:
         raise ModelFileError(f"{path!r}: the stored architecture is invalid: {exc}") from None
     except Exception as exc:

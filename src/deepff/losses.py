@@ -169,10 +169,16 @@ class Loss:
         name : str
             What to call them in the message.
 
+        Returns
+        -------
+        ndarray of shape (n_samples, n_outputs)
+            ``y``, or a corrected copy (rows rescaled to sum to 1).
+
         Raises
         ------
         InputError
         """
+        return y
 
     def get_config(self):
         """Return the constructor arguments as a dict."""
@@ -226,17 +232,23 @@ class NegLogLikelihood(Loss):
     def check_targets(self, y, name="y"):
         """Rows must be probability vectors: entries >= 0 summing to 1 (the fused gradient h - y needs it).
 
-        See :meth:`Loss.check_targets`.
+        Rows that sum to 1 within 1e-3 (rounded or float32 probabilities)
+        are rescaled to sum to 1 (when they are off by more than rounding);
+        others are refused. See
+        :meth:`Loss.check_targets`.
         """
         if (y < 0).any():
             raise InputError(f"{name} holds a negative entry; {self.name} targets are class labels or rows of "
                              "probabilities")
         sums = np.add.reduce(y, axis=1, dtype=np.float64)
-        bad = np.flatnonzero(np.abs(sums - 1) > math.sqrt(np.finfo(y.dtype).eps))
+        bad = np.flatnonzero(np.abs(sums - 1) > 1e-3)
         if bad.size:
-            raise InputError(f"{name} row {bad[0]} sums to {sums[bad[0]]:g}; {self.name} targets are class "
+            raise InputError(f"{name} row {bad[0]} sums to {sums[bad[0]]:.10g}; {self.name} targets are class "
                              "labels or rows of probabilities summing to 1 (for several labels per sample, "
                              "use sigmoid outputs with binary_cross_entropy)")
+        if (np.abs(sums - 1) > math.sqrt(np.finfo(y.dtype).eps)).any():   # beyond rounding: rescale
+            y = (y / sums[:, None]).astype(y.dtype, copy=False)
+        return y
 
     def value(self, h, y, w=None):
         """See :meth:`Loss.value`."""
@@ -412,6 +424,7 @@ class PoissonDeviance(Loss):
         """Counts and rates: y >= 0. See :meth:`Loss.check_targets`."""
         if (y < 0).any():
             raise InputError(f"{name} holds a negative value ({y.min():g}); the poisson loss needs targets >= 0")
+        return y
 
     def value(self, h, y, w=None):
         """See :meth:`Loss.value` (h is clipped below at eps, as for the NLL)."""

@@ -23,6 +23,9 @@ never changes a weight. Updating is the optimizer's job
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import numpy as np
 
 from . import losses
@@ -35,6 +38,21 @@ __all__ = ["FeedForward"]
 
 _PREDICT_CHUNK = 8192
 _MAX_PARAMS = 2**33  # 32 GiB of float32: far beyond what a CPU MLP can train
+
+
+# Whether a new network's loss must take its output activation. Model files are built with the check
+# off (stored_architecture): a file saved before a pairing was refused still loads and predicts.
+_CHECK_OUTPUT = contextvars.ContextVar("deepff_check_output", default=True)
+
+
+@contextlib.contextmanager
+def stored_architecture():
+    """Build networks as stored, without refusing a loss/output pairing that newer deepff would refuse."""
+    token = _CHECK_OUTPUT.set(False)
+    try:
+        yield
+    finally:
+        _CHECK_OUTPUT.reset(token)
 
 
 class FeedForward:
@@ -84,7 +102,8 @@ class FeedForward:
         if self.loss.name == "neg_log_likelihood" and layers[-1].units < 2:
             raise SpecError("neg_log_likelihood needs one output unit per class (at least 2), got 1; "
                             "for a 0/1 target use one sigmoid unit with binary_cross_entropy")
-        self.loss.check_output(layers[-1].activation)   # e.g. a linear output cannot feed neg_log_likelihood
+        if _CHECK_OUTPUT.get():   # e.g. a linear output cannot feed neg_log_likelihood
+            self.loss.check_output(layers[-1].activation)
         self.dtype = check_dtype(dtype)
         if seed is not None and not (isinstance(seed, (int, np.integer)) and seed >= 0):
             raise SpecError(f"seed must be a non-negative integer or None, got {seed!r}")
@@ -281,8 +300,7 @@ class FeedForward:
         ndarray of shape (n_samples, n_outputs)
         """
         Y = check_targets(y, n_samples, self.n_outputs, self.task, self.multi_label, self.dtype)
-        self.loss.check_targets(Y)
-        return Y
+        return self.loss.check_targets(Y)
 
     def prepare_sample_weight(self, w, n_samples):
         """Validate sample weights (see :func:`deepff.validation.check_sample_weight`).
