@@ -1152,12 +1152,12 @@ def test_outputs_never_replace_a_file_deepff_did_not_write(tmp_path, monkeypatch
     fig = plt.figure()
     fig.savefig("mine-boundary.png")
     plt.close(fig)
-    kept = {p: Path(p).read_bytes() for p in ("own-confusion.png", "mine-boundary.png")}
+    undrawn = {p: Path(p).read_bytes() for p in ("own-confusion.png", "mine-boundary.png")}
     for plot in ("own.png", "mine.png"):
         rc, out, err = run(capsys, "train", "--dataset", "reg.csv", "--epochs", 1, "--quiet", "--output", "r.npz",
                            "--plot", plot)
         assert rc == 0 and "own-confusion" not in err and "mine-boundary" not in err, err
-    assert {p: Path(p).read_bytes() for p in kept} == kept
+    assert {p: Path(p).read_bytes() for p in undrawn} == undrawn
 
     Path("x.csv").write_text("".join(",".join(["0"] * 64) + "\n" for _ in range(3)))
     predict = ["predict", "--model", "m.npz", "--input", "x.csv", "--output"]
