@@ -1051,7 +1051,7 @@ def test_a_class_weight_run_resumes(tmp_path, monkeypatch, capsys):
 
 
 def test_class_weight_may_name_classes_by_their_labels(tmp_path, monkeypatch, capsys):
-    """A config's class_weight keyed by a CSV's text labels weighs those classes (same run as by index)."""
+    """A config's class_weight is keyed by the target's labels, as the CSV writes them."""
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 3)).round(3)
@@ -1060,19 +1060,25 @@ def test_class_weight_may_name_classes_by_their_labels(tmp_path, monkeypatch, ca
     layers = ("layers:\n - {layer_type: input, n_features: 3}\n"
               " - {layer_type: fullyconn, n_neurons: 8, activation: relu}\n"
               " - {layer_type: output, n_neurons: 2, activation: softmax, loss_type: nll}\n")
-    for name, cw in (("named", "{rare: 5.0}"), ("indexed", "{1: 5.0}"), ("none", "null"),
+    for name, cw in (("named", "{rare: 5.0}"), ("quoted", "{'rare': 5.0, common: 1}"), ("none", "null"),
                      ("typo", "{rar: 5.0}")):
         Path(f"{name}.yaml").write_text(layers + f"training: {{epochs: 2, class_weight: {cw}}}\n")
-    for name in ("named", "indexed", "none"):
+    for name in ("named", "quoted", "none"):
         rc, out, err = run(capsys, "train", "--dataset", "d.csv", "--config", f"{name}.yaml",
                            "--output", f"{name}.npz", "--quiet")
         assert rc == 0, err
     assert load("named.npz").classes == ["common", "rare"]
-    np.testing.assert_array_equal(load("named.npz").get_weights(), load("indexed.npz").get_weights())
+    np.testing.assert_array_equal(load("named.npz").get_weights(), load("quoted.npz").get_weights())
     assert not np.array_equal(load("named.npz").get_weights(), load("none.npz").get_weights())
     rc, out, err = run(capsys, "train", "--dataset", "d.csv", "--config", "typo.yaml", "--output", "t.npz")
     assert rc == 2 and len(err.splitlines()) == 1 and not Path("t.npz").exists()
     assert "class_weight names class 'rar'" in err and "'common', 'rare'" in err
+    # numeric labels are matched as labels, never as indexes: -1/0/1 and wine's 1/2/3
+    assert cli._class_weight({"-1": 2.0, 1: 5.0}, [-1, 0, 1]) == {0: 2.0, 2: 5.0}
+    assert cli._class_weight({1: 5.0, "3": 2.0}, [1.0, 2.0, 3.0]) == {0: 5.0, 2: 2.0}
+    with pytest.raises(DeepffError, match="class_weight names class '0', which the target does not hold; "
+                                          "its classes are '1', '2', '3'"):
+        cli._class_weight({0: 5.0}, [1, 2, 3])
     # a regression refuses class_weight before anything is printed (no "replacing" note for a kept file)
     Path("r.csv").write_text("a,b,c,t\n" + "".join(f"{r[0]},{r[1]},{r[2]},{r.sum():.3f}\n" for r in X))
     Path("reg.yaml").write_text(layers.replace("n_neurons: 2, activation: softmax, loss_type: nll",

@@ -720,24 +720,39 @@ def _targets(args, data):
 
 
 def _class_weight(class_weight, classes):
-    """The config's class_weight with class names (text keys) turned into class indexes."""
-    if not isinstance(class_weight, dict) or not any(isinstance(c, str) for c in class_weight):
-        return class_weight
-    if not classes:
-        return class_weight   # a regression: the caller refuses it
-    index = {str(c): i for i, c in enumerate(classes)}
+    """The config's class_weight, keyed by the target's class labels, keyed by class index.
+
+    A key is the label as the data write it (``rare``, ``3``, ``-1``): its
+    text, or failing that its number (``1`` for a label ``1.0``). For the
+    built-in digits and MNIST the labels 0..9 are also the indexes.
+    """
+    if not isinstance(class_weight, dict) or not classes:
+        return class_weight       # a regression: the caller refuses it
     mapped = {}
-    for c, weight in class_weight.items():
-        if isinstance(c, str):
-            if c not in index:
-                shown = ", ".join(repr(str(k)) for k in classes[:20]) + (", ..." if len(classes) > 20 else "")
-                raise UsageError(f"class_weight names class {c!r}, which the target does not hold; "
-                                 f"its classes are {shown} (or their indexes 0..{len(classes) - 1})")
-            c = index[c]
-        if c in mapped:
-            raise UsageError(f"class_weight gives class {classes[c]!r} (index {c}) two weights")
-        mapped[c] = weight
+    for key, weight in class_weight.items():
+        i = _class_index(key, classes)
+        if i in mapped:
+            raise UsageError(f"class_weight gives class {classes[i]!r} two weights")
+        mapped[i] = weight
     return mapped
+
+
+def _class_index(key, classes):
+    found = [i for i, c in enumerate(classes) if str(c) == str(key)]
+    if not found:
+        try:
+            number = float(key)
+        except (TypeError, ValueError):
+            number = None
+        found = [i for i, c in enumerate(classes) if number is not None and not isinstance(c, (str, bool))
+                 and float(c) == number]
+    if len(found) == 1:
+        return found[0]
+    shown = ", ".join(repr(str(c)) for c in classes[:20]) + (", ..." if len(classes) > 20 else "")
+    if not found:
+        raise UsageError(f"class_weight names class {str(key)!r}, which the target does not hold; its classes "
+                         f"are {shown}")
+    raise UsageError(f"class_weight key {str(key)!r} matches more than one class: {shown}")
 
 
 def cmd_train(args):
