@@ -716,6 +716,17 @@ def test_diverging_run_reports_one_line_and_exit_2(tmp_path, monkeypatch, capsys
     assert len(lines) == 1, err  # no numpy RuntimeWarnings around the error
     assert "diverged" in lines[0] and "epoch 1" in lines[0] and "lower learning rate" in lines[0]
     assert "nothing was saved" in lines[0] and "weights were" not in lines[0]   # kept weights die with the run
+    # with --checkpoint the message names the epoch the checkpoint holds (the schedule grows lr 4x an epoch)
+    Path("grow.yaml").write_text("layers:\n - {layer_type: input, n_features: 64}\n"
+                                 " - {layer_type: fullyconn, n_neurons: 8, activation: relu}\n"
+                                 " - {layer_type: output, n_neurons: 10, activation: softmax, loss_type: nll}\n"
+                                 "training: {epochs: 40, optimizer: {name: sgd, lr: 0.5},"
+                                 " schedule: {name: exponential, gamma: 4}}\n")
+    rc, out, err = run(capsys, "train", "--config", "grow.yaml", "--checkpoint", "ck.npz", "--quiet",
+                       "--output", "g.npz")
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    done = load_checkpoint("ck.npz")[1]["epoch"]
+    assert done >= 1 and f"the checkpoint ck.npz holds epoch {done}. Try a lower learning rate" in err
     assert not (tmp_path / "m.npz").exists()
     (tmp_path / "folder.csv").mkdir()
     assert run(capsys, "train", "--epochs", 1, "--hidden", 4, "--quiet", "--output", "m.npz")[0] == 0

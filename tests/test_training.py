@@ -684,7 +684,7 @@ def test_trainer_checks_the_validation_arrays_before_training():
     net.build(4)
     Xp, Yp = net.prepare_inputs(X), net.prepare_targets(y, 30)
     before = net.get_weights().copy()
-    with pytest.raises(InputError, match="needs Y of shape \\(30, 3\\)"):
+    with pytest.raises(InputError, match="needs validation Y of shape \\(30, 3\\)"):
         Trainer(net, epochs=2).fit(Xp, Yp, validation_data=(Xp, y))     # raw labels
     with pytest.raises(InputError, match="validation_data as \\(X_val, Y_val\\)"):
         Trainer(net, epochs=2).fit(Xp, Yp, validation_data=Xp)
@@ -700,7 +700,7 @@ def test_sample_weight_must_be_one_weight_per_sample():
 
 def test_callbacks_must_be_callback_objects():
     X, y = _blobs(n=30)
-    with pytest.raises(SpecError, match="callbacks must be a list of deepff.Callback objects"):
+    with pytest.raises(SpecError, match="callbacks must be deepff.Callback objects .subclass Callback"):
         _clf().fit(X, y, epochs=1, callbacks=[object()])
     seen = []
 
@@ -710,6 +710,15 @@ def test_callbacks_must_be_callback_objects():
 
     _clf().fit(X, y, epochs=2, callbacks=Count())                 # a single callback is taken
     assert seen == [1, 2]
+
+    class Duck:                                                   # and any object with every hook
+        def __getattr__(self, name):
+            if name.startswith("on_"):
+                return lambda *args: seen.append(name)
+            raise AttributeError(name)
+
+    _clf().fit(X, y, epochs=1, callbacks=(cb for cb in [Duck()]))
+    assert seen[2:] == ["on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end"]
 
 
 def test_divergence_is_a_value_error():

@@ -264,11 +264,13 @@ class _Checkpointer(Callback):
 
     def __init__(self, path, extra):
         self.path, self.extra = path, extra
+        self.epoch = None          # the last epoch this run wrote
 
     def on_epoch_end(self, trainer, record):
         from .io import save_checkpoint
 
         save_checkpoint(trainer, self.path, self.extra)
+        self.epoch = trainer.epoch
 
 
 def _table(rows):
@@ -621,7 +623,7 @@ def _check_resume(args, net, state, extra, found):
         return f"early stopping ended its run after epoch {done}"
     if found["epochs"] < done:
         raise UsageError(f"--epochs {found['epochs']}: {where} has already trained {done} epochs, and "
-                         f"--epochs is the total to reach; give more than {done}")
+                         f"--epochs is the total to reach; give {done} or more")
     if found["epochs"] == done:
         return f"it has trained all {done} epochs of its run"
     return None
@@ -866,13 +868,21 @@ def cmd_train(args):
         validation = (X_test, y_test)  # reported per epoch as val_*: the held-out test split
         if not args.quiet:
             _say(f"deepff: val_* metrics are measured on the held-out test split ({X_test.shape[0]} samples)")
-    history = net.fit(
-        X_train, y_train, epochs=epochs, batch_size=batch_size, optimizer=opt,
-        schedule=training.get("schedule"), regularization=training.get("regularization"),
-        clip_norm=training.get("clip_norm"), validation_data=validation, validation_split=val_split,
-        early_stopping=training.get("early_stopping"),
-        class_weight=class_weight,
-        shuffle=training.get("shuffle", True), callbacks=callbacks, resume_state=resume_state)
+    try:
+        history = net.fit(
+            X_train, y_train, epochs=epochs, batch_size=batch_size, optimizer=opt,
+            schedule=training.get("schedule"), regularization=training.get("regularization"),
+            clip_norm=training.get("clip_norm"), validation_data=validation, validation_split=val_split,
+            early_stopping=training.get("early_stopping"),
+            class_weight=class_weight,
+            shuffle=training.get("shuffle", True), callbacks=callbacks, resume_state=resume_state)
+    except DivergenceError as exc:   # the weights the trainer kept die with the process: say what is on disk
+        checkpointer = next((cb for cb in callbacks if isinstance(cb, _Checkpointer)), None)
+        done = None if checkpointer is None else checkpointer.epoch
+        if done is None and args.resume and checkpointer is not None and _same_file(args.resume, args.checkpoint):
+            done = resume_state["epoch"]   # the checkpoint resumed from is still there, untouched
+        saved = "nothing was saved" if done is None else f"the checkpoint {args.checkpoint} holds epoch {done}"
+        raise DivergenceError(f"training diverged: {exc.where}; {saved}. {exc.advice}") from None
     interrupted = history.interrupted
     if interrupted:
         note = f"{PROG}: interrupted after {net.trainer_.epoch} complete epoch(s)"
@@ -1374,9 +1384,6 @@ def main(argv=None):
         if debug:
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
-        if isinstance(exc, DivergenceError):   # the weights it kept die with the process: nothing is saved
-            message = message.replace("the last (finite) weights were kept", "nothing was saved").replace(
-                "the last finite weights (from the start of an epoch) were restored", "nothing was saved")
         if isinstance(exc, OSError) and exc.filename:
             message = f"{exc.filename}: {exc.strerror or exc}"
         print(f"{getattr(exc, 'prog', PROG)}: error: {message}", file=sys.stderr)

@@ -412,13 +412,21 @@ class Trainer:
             early_stopping = copy.deepcopy(early_stopping)
             early_stopping.reset()
         self.early_stopping = early_stopping
-        if isinstance(callbacks, Callback):
-            callbacks = [callbacks]
-        if callbacks is not None and (not isinstance(callbacks, (list, tuple))
-                                      or not all(isinstance(cb, Callback) for cb in callbacks)):
-            raise SpecError("callbacks must be a list of deepff.Callback objects (subclass Callback and override "
-                            f"the hooks you need), got {callbacks!r}")
-        self.callbacks = list(callbacks or [])
+        hooks = ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
+        if callbacks is None:
+            callbacks = []
+        elif isinstance(callbacks, (Callback, str, bytes, dict)) or all(hasattr(callbacks, h) for h in hooks):
+            callbacks = [callbacks]    # one callback (or one wrong thing, named below)
+        else:
+            try:
+                callbacks = list(callbacks)
+            except TypeError:
+                callbacks = [callbacks]
+        for cb in callbacks:   # a Callback, or any object with all of its hooks
+            if isinstance(cb, (str, bytes, dict)) or not all(callable(getattr(cb, h, None)) for h in hooks):
+                raise SpecError("callbacks must be deepff.Callback objects (subclass Callback and override the "
+                                f"hooks you need), got {cb!r}")
+        self.callbacks = callbacks
         self.base_lr = float(getattr(self.optimizer, "lr", 0.0) or 0.0)
         self.epoch = 0
         self.step = 0
@@ -464,7 +472,7 @@ class Trainer:
         es = self.early_stopping
         if es is not None and es.monitor.startswith("val_") and validation_data is None:
             raise InputError(f"early stopping monitors {es.monitor!r}, which this run does not compute; give "
-                             "validation data or a validation_split, or monitor 'loss'")
+                             "validation data or a validation_split (or, in a new fit, monitor 'loss')")
         for cb in self.callbacks:
             cb.on_train_begin(self)
         try:
@@ -484,26 +492,26 @@ class Trainer:
                 cb.on_train_end(self)
         return self.history
 
-    def _check_prepared(self, X, Y, w=None, validation_data=None):
+    def _check_prepared(self, X, Y, w=None, validation_data=None, what=""):
         """Name arrays that were not prepared by the network (raw labels, wrong width or dtype)."""
         net = self.network
         hint = "prepare them with network.prepare_inputs(X) and network.prepare_targets(y, n), or use Network.fit"
         if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == net.n_features
                 and X.dtype == net.dtype):
-            raise InputError(f"Trainer.fit needs X of shape (n_samples, {net.n_features}) and dtype "
+            raise InputError(f"Trainer.fit needs {what}X of shape (n_samples, {net.n_features}) and dtype "
                              f"{net.dtype}, got {getattr(X, 'shape', type(X).__name__)} "
                              f"{getattr(X, 'dtype', '')}; {hint}")
         if not (isinstance(Y, np.ndarray) and Y.shape == (X.shape[0], net.n_outputs)):
-            raise InputError(f"Trainer.fit needs Y of shape ({X.shape[0]}, {net.n_outputs}), got "
+            raise InputError(f"Trainer.fit needs {what}Y of shape ({X.shape[0]}, {net.n_outputs}), got "
                              f"{getattr(Y, 'shape', type(Y).__name__)}; {hint}")
         if w is not None and not (isinstance(w, np.ndarray) and w.shape == (X.shape[0],)):
-            raise InputError(f"Trainer.fit needs sample_weight of shape ({X.shape[0]},); "
+            raise InputError(f"Trainer.fit needs {what}sample_weight of shape ({X.shape[0]},); "
                              "use network.prepare_sample_weight(w, n)")
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)):
                 raise InputError("Trainer.fit needs validation_data as (X_val, Y_val) or (X_val, Y_val, w_val), "
                                  f"got {type(validation_data).__name__}")
-            self._check_prepared(*validation_data)
+            self._check_prepared(*validation_data[:2], *validation_data[2:], what="validation ")
 
     def _fit_minibatch(self, X, Y, w, validation_data):
         net, opt = self.network, self.optimizer
@@ -610,10 +618,11 @@ class Trainer:
             kept = "the last (finite) weights were kept"
         lr = getattr(self.optimizer, "lr", None)
         hint = f" (it is {lr:g})" if isinstance(lr, (int, float)) else ""
-        raise DivergenceError(
-            f"training diverged: the loss became {J} at epoch {epoch + 1}, step {self.step + 1}; "
-            f"{kept}. Try a lower learning rate{hint}, gradient clipping or standardised inputs."
-        )
+        where = f"the loss became {J} at epoch {epoch + 1}, step {self.step + 1}"
+        advice = f"Try a lower learning rate{hint}, gradient clipping or standardised inputs."
+        exc = DivergenceError(f"training diverged: {where}; {kept}. {advice}")
+        exc.where, exc.advice = where, advice     # for a caller that says what it kept in its own words
+        raise exc
 
     def _fit_full_batch(self, X, Y, w, validation_data):
         net = self.network
@@ -627,7 +636,9 @@ class Trainer:
             if self.penalty is not None:
                 J += self.penalty.value(net.params)
             if not math.isfinite(J):
-                raise DivergenceError(f"training diverged: L-BFGS reached a non-finite loss ({J})")
+                exc = DivergenceError(f"training diverged: L-BFGS reached a non-finite loss ({J})")
+                exc.where, exc.advice = f"L-BFGS reached a non-finite loss ({J})", "Standardise the inputs."
+                raise exc
             net.backward(Y, w)
             if self.penalty is not None:
                 self.penalty.add_grad(net.params)
