@@ -628,3 +628,66 @@ def test_float32_losses_are_python_floats_summed_in_float64():
     with pytest.warns(ConvergenceWarning):
         est.fit(X.astype(np.float32), y)
     assert all(type(v) is float for v in est.loss_curve_ + [est.loss_, est.best_loss_])
+
+
+# ----------------------------------------------------------------------------
+# changes made to a fitted estimator between calls, as scikit-learn sees them
+# ----------------------------------------------------------------------------
+
+
+def _both(kind, **params):
+    return getattr(skn, kind)(**params), getattr(dsk, kind)(**params)
+
+
+@quiet
+def test_changes_between_calls_follow_sklearn():
+    X, y = _digits(200)
+    # replaced weights keep training
+    fitted = []
+    for est in _both("MLPClassifier", hidden_layer_sizes=(5,), random_state=0):
+        est.partial_fit(X, y, classes=np.arange(10))
+        est.coefs_[0] = est.coefs_[0] * 0.5
+        est.intercepts_ = [b + 0.1 for b in est.intercepts_]
+        for _ in range(5):
+            est.partial_fit(X, y)
+            est.predict(X[:3])
+        fitted.append(est)
+    ref, ours = fitted
+    for a, b in zip(ref.coefs_ + ref.intercepts_, ours.coefs_ + ours.intercepts_):
+        assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+    # a new activation takes effect at the next prediction and fit
+    fitted = []
+    for est in _both("MLPClassifier", hidden_layer_sizes=(5,), max_iter=10, random_state=0, warm_start=True):
+        est.fit(X, y)
+        est.set_params(activation="tanh")
+        proba = est.predict_proba(X[:5])
+        est.fit(X, y)
+        fitted.append((proba, est.loss_))
+    assert_allclose(fitted[1][0], fitted[0][0], rtol=1e-9)
+    assert fitted[1][1] == pytest.approx(fitted[0][1], rel=1e-9)
+    # partial_fit keeps the learning-rate settings of its first call
+    fitted = []
+    for est in _both("MLPClassifier", hidden_layer_sizes=(5,), solver="sgd", learning_rate="invscaling",
+                     learning_rate_init=0.01, power_t=0.25, random_state=0):
+        est.partial_fit(X, y, classes=np.arange(10))
+        est.set_params(learning_rate_init=0.5, power_t=0.1)
+        est.partial_fit(X, y)
+        est.partial_fit(X, y)
+        fitted.append(est)
+    for a, b in zip(fitted[0].coefs_, fitted[1].coefs_):
+        assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+
+
+def test_a_refused_warm_fit_leaves_the_estimator_usable():
+    X, y = _digits(100)
+    Y = np.c_[X[:, 0], X[:, 1]]
+    m = MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, warm_start=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m.fit(X, Y)
+        with pytest.raises(ValueError, match="cannot change with warm_start or partial_fit"):
+            m.fit(X, Y[:, 0])
+    assert m.n_outputs_ == 2 and m.predict(X[:2]).shape == (2, 2)
+    m.set_params(batch_norm=True)
+    with pytest.raises(ValueError, match="batch_norm cannot change on a fitted estimator"):
+        m.predict(X[:2])

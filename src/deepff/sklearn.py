@@ -610,14 +610,38 @@ class _BaseMLP(BaseEstimator):
         self._views = (list(self.coefs_), list(self.intercepts_))
 
     def _sync_params(self):
-        """Copy coefs_ / intercepts_ into the network where the user replaced an array."""
+        """Bring the network up to date with what the user changed since the last call.
+
+        An array of coefs_ / intercepts_ replaced by the user is copied into
+        the network, and the lists point at the network's (live) weights
+        again, so further training shows in them as in scikit-learn. A
+        changed ``activation`` or ``dropout`` takes effect, as scikit-learn
+        reads its activation at every pass; ``batch_norm`` (which changes the
+        parameters) cannot change on a fitted estimator.
+        """
         coef_views, intercept_views = self._views
+        replaced = False
         for i, layer in enumerate(self._net.layers):
             if self.coefs_[i] is not coef_views[i]:
                 layer.W[...] = np.asarray(self.coefs_[i])
+                replaced = True
             if self.intercepts_[i] is not intercept_views[i]:
                 bias = layer.beta if layer.batch_norm else layer.b
                 bias[...] = np.asarray(self.intercepts_[i]).reshape(bias.shape)
+                replaced = True
+        if replaced:
+            self._bind_views()
+        hidden = self._arch["hidden"]
+        if bool(self.batch_norm) != any(bn for *_, bn in hidden):
+            raise ValueError("batch_norm cannot change on a fitted estimator (it changes the parameters); "
+                             "fit it anew with warm_start=False")
+        acts, drops = self._hidden_activations(len(hidden)), self._hidden_dropouts(len(hidden))
+        for i, (units, act, p, bn) in enumerate(hidden):
+            if (acts[i], drops[i]) != (act, p):
+                layer = self._net.layers[i]
+                layer.activation, layer.dropout = _activation_object(acts[i]), drops[i]
+                layer._ws, layer._last_ws = {}, None       # workspaces are shaped by the dropout flag
+                hidden[i] = (units, acts[i], drops[i], bn)
 
     def _initialize(self, y, layer_units, dtype):
         """Set the fitted attributes and draw scikit-learn's initial weights."""
@@ -687,8 +711,7 @@ class _BaseMLP(BaseEstimator):
         sample_weight = self._apply_class_weight(labels, sample_weight, incremental)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
-        self.n_outputs_ = y.shape[1]
-        layer_units = [X.shape[1]] + hidden + [self.n_outputs_]
+        layer_units = [X.shape[1]] + hidden + [y.shape[1]]   # n_outputs_ changes only with a new network
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, self._target_dtype(X))
@@ -820,6 +843,8 @@ class _BaseMLP(BaseEstimator):
         theta = net.params.theta
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._make_optimizer()
+            # scikit-learn's optimizer keeps these from its creation: partial_fit does not see later changes
+            self._lr_settings = (self.learning_rate, float(self.learning_rate_init), self.power_t)
             self._base_lr = float(self._optimizer.lr)
             self._schedule = None if self.schedule is None else copy.deepcopy(_schedules.get(self.schedule))
             self._steps = 0
@@ -869,7 +894,9 @@ class _BaseMLP(BaseEstimator):
         wb = None if w_train is None else np.empty(batch_size, dtype=dtype)
         rs = self._random_state
         uses_lr_policy = schedule is None and self._uses_lr_schedule()
-        lr_policy = self.learning_rate if uses_lr_policy else "constant"
+        policy, lr_init, power_t = getattr(self, "_lr_settings", None) or (   # (older pickles lack it)
+            self.learning_rate, float(self.learning_rate_init), self.power_t)
+        lr_policy = policy if uses_lr_policy else "constant"
         step = self._batch_step
 
         try:
@@ -914,7 +941,7 @@ class _BaseMLP(BaseEstimator):
                     schedule.epoch_end(self._epochs, self.loss_)
                 self._epochs += 1
                 if lr_policy == "invscaling":
-                    opt.lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+                    opt.lr = lr_init / (self.t_ + 1) ** power_t
 
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
