@@ -691,3 +691,15 @@ def test_a_refused_warm_fit_leaves_the_estimator_usable():
     m.set_params(batch_norm=True)
     with pytest.raises(ValueError, match="batch_norm cannot change on a fitted estimator"):
         m.predict(X[:2])
+
+
+@quiet
+def test_long_lbfgs_runs_stay_on_sklearns_path():
+    """scipy gets the parameters in scikit-learn's order (all W, then all b); in layer order, L-BFGS's
+    inner products rounded differently and a 500-iteration fit ended elsewhere (loss 2.39 vs 2.06)."""
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    ref, ours = (cls(solver="lbfgs", max_iter=500, random_state=0).fit(X, y)
+                 for cls in (skn.MLPRegressor, MLPRegressor))
+    assert ours.n_iter_ == ref.n_iter_ and ours.loss_ == pytest.approx(ref.loss_, rel=1e-9)
+    assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-7, atol=1e-7)

@@ -801,8 +801,15 @@ class _BaseMLP(BaseEstimator):
         alpha = self.alpha
         sw_sum = Xd.shape[0] if w is None else w.sum()
 
+        # scipy sees the parameters in scikit-learn's order (every W, then every b): L-BFGS's
+        # inner products then add in the same order, and long runs stay on scikit-learn's path
+        params = net.params
+        kinds = list(zip(params.kinds, params.slices))
+        order = np.concatenate([np.arange(s.start, s.stop) for k, s in kinds if k == "weight"]
+                               + [np.arange(s.start, s.stop) for k, s in kinds if k != "weight"])
+
         def fun(x):
-            theta[...] = x
+            theta[order] = x
             h = net.forward(Xd, training=True)
             value = loss.objective(h, Y, w)
             if alpha:
@@ -812,12 +819,12 @@ class _BaseMLP(BaseEstimator):
                 value += (0.5 * alpha) * values / sw_sum
             net.backward(Y, w)
             self._penalty_grad(sw_sum)
-            return float(value), grad.astype(np.float64)
+            return float(value), grad[order].astype(np.float64)
 
         opt = self._make_optimizer()
         max_iter = int(getattr(opt, "max_iter", self.max_iter))
-        result, nit, _ = opt.minimize(fun, theta.astype(np.float64))
-        theta[...] = result
+        result, nit, _ = opt.minimize(fun, theta[order].astype(np.float64))
+        theta[order] = result
         self.n_iter_ = min(int(nit), max_iter)
         if getattr(opt, "converged", None) is False:   # worded as scikit-learn's warning
             msg = (f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status={opt.status}):\n"
