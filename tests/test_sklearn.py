@@ -530,6 +530,12 @@ def test_class_weight():
     assert_array_equal(by_dict.coefs_[0], manual.coefs_[0])
     with pytest.raises(ValueError, match="balanced"):
         MLPClassifier(**kw, class_weight="balanced").partial_fit(X, y, classes=np.arange(10))
+    Xm, Ym = make_multilabel_classification(n_samples=100, n_features=10, n_classes=3, random_state=0)
+    with pytest.raises(ValueError, match="multi-label y must be 'balanced'"):
+        MLPClassifier(**kw, class_weight={1: 2.0}).fit(Xm, Ym)
+    per_label = MLPClassifier(**kw, class_weight="balanced").fit(Xm, Ym)
+    manual = MLPClassifier(**kw).fit(Xm, Ym, sample_weight=compute_sample_weight("balanced", Ym))
+    assert_array_equal(per_label.coefs_[0], manual.coefs_[0])
 
 
 @quiet

@@ -234,8 +234,7 @@ class NegLogLikelihood(Loss):
 
         Rows that sum to 1 within 1e-3 (rounded or float32 probabilities)
         are rescaled to sum to 1 (when they are off by more than rounding);
-        others are refused. See
-        :meth:`Loss.check_targets`.
+        others are refused. See :meth:`Loss.check_targets`.
         """
         if (y < 0).any():
             raise InputError(f"{name} holds a negative entry; {self.name} targets are class labels or rows of "

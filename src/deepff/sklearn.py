@@ -1272,6 +1272,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 "sklearn.utils.class_weight.compute_class_weight and pass them as a dict"
             )
         labels = column_or_1d(labels) if np.ndim(labels) == 2 and np.shape(labels)[1] == 1 else labels
+        if isinstance(self.class_weight, dict) and np.ndim(labels) == 2:
+            raise ValueError("class_weight for a multi-label y must be 'balanced' (each label balanced on its "
+                             "own); a dict weighs the classes of a single target")
         cw = compute_sample_weight(self.class_weight, labels)
         return cw if sample_weight is None else sample_weight * cw
 
