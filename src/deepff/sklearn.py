@@ -122,6 +122,7 @@ from . import activations as _activations
 from . import losses as _losses
 from . import optimizers as _optimizers
 from . import schedules as _schedules
+from ._fpenv import FlushDenormals
 from .layers import Dense
 from .network import FeedForward
 
@@ -905,6 +906,7 @@ class _BaseMLP(BaseEstimator):
             self.learning_rate, float(self.learning_rate_init), self.power_t)
         lr_policy = policy if uses_lr_policy else "constant"
         step = self._batch_step
+        flush = FlushDenormals()
 
         try:
             self.n_iter_ = 0
@@ -914,28 +916,29 @@ class _BaseMLP(BaseEstimator):
                     rs.shuffle(perm)
                     sample_idx = sample_idx[perm]
                 accumulated_loss = 0.0
-                for start in range(0, n_samples, batch_size):
-                    stop = min(start + batch_size, n_samples)
-                    m = stop - start
-                    if self.shuffle:
-                        idx = sample_idx[start:stop]
-                        if sparse:
-                            x = np.ascontiguousarray(X_train[idx].toarray(), dtype=dtype)
+                with flush:   # denormals read as 0 during the steps (see deepff._fpenv)
+                    for start in range(0, n_samples, batch_size):
+                        stop = min(start + batch_size, n_samples)
+                        m = stop - start
+                        if self.shuffle:
+                            idx = sample_idx[start:stop]
+                            if sparse:
+                                x = np.ascontiguousarray(X_train[idx].toarray(), dtype=dtype)
+                            else:
+                                x = np.take(X_train, idx, axis=0, out=xb[:m])
+                            y = np.take(Y_train, idx, axis=0, out=yb[:m])
+                            w = None if w_train is None else np.take(w_train, idx, out=wb[:m])
                         else:
-                            x = np.take(X_train, idx, axis=0, out=xb[:m])
-                        y = np.take(Y_train, idx, axis=0, out=yb[:m])
-                        w = None if w_train is None else np.take(w_train, idx, out=wb[:m])
-                    else:
-                        x = X_train[start:stop]
-                        if sparse:
-                            x = np.ascontiguousarray(x.toarray(), dtype=dtype)
-                        y = Y_train[start:stop]
-                        w = None if w_train is None else w_train[start:stop]
-                    if schedule is not None:
-                        opt.lr = schedule.lr(self._base_lr, self._steps, self._epochs)
-                    batch_loss = step(x, y, w)
-                    self._steps += 1
-                    accumulated_loss += float(batch_loss) * m   # in float64, as scikit-learn sums
+                            x = X_train[start:stop]
+                            if sparse:
+                                x = np.ascontiguousarray(x.toarray(), dtype=dtype)
+                            y = Y_train[start:stop]
+                            w = None if w_train is None else w_train[start:stop]
+                        if schedule is not None:
+                            opt.lr = schedule.lr(self._base_lr, self._steps, self._epochs)
+                        batch_loss = step(x, y, w)
+                        self._steps += 1
+                        accumulated_loss += float(batch_loss) * m   # in float64, as scikit-learn sums
 
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / n_samples

@@ -13,6 +13,10 @@ One epoch, for a network ``net`` and an optimizer ``opt``::
         opt.step(theta, grad)                          # the only place weights change
         apply_max_norm(...)                            # optional
 
+Each step runs with denormal floats read and written as zero, which spares
+Intel CPUs a slow path (see :mod:`deepff._fpenv`; ``DEEPFF_FLUSH_DENORMALS=0``
+turns it off).
+
 The architecture (:mod:`deepff.network`) knows nothing of this loop, and
 the optimizers (:mod:`deepff.optimizers`) know nothing of layers.
 """
@@ -30,6 +34,7 @@ import numpy as np
 
 from . import optimizers as _optimizers
 from . import schedules as _schedules
+from ._fpenv import FlushDenormals
 from .errors import DivergenceError, InputError, SpecError
 from .regularizers import Penalty, apply_max_norm, clip_grad_norm
 
@@ -526,6 +531,7 @@ class Trainer:
         labels = Y.argmax(axis=1) if classification and not net.multi_label and Y.shape[1] > 1 else None
         lb = None if labels is None else np.empty(bs, dtype=labels.dtype)
         snapshot = None
+        flush = FlushDenormals()
         if self._schedule_spans_run:   # e.g. cosine: anneal over the whole run, even a resumed,
             self.schedule.total_steps = self.epochs * -(-n // bs)   # lengthened one
         while self.epoch < self.epochs and not self.history.stopped_early:
@@ -549,22 +555,23 @@ class Trainer:
                 np.take(X, idx, axis=0, out=x, mode="clip")
                 np.take(Y, idx, axis=0, out=y, mode="clip")
                 wm = None if w is None else np.take(w, idx, out=wb[:m], mode="clip")
-                h = net.forward(x, training=True)
-                J = net.loss_value(y, wm)
-                if self.penalty is not None:
-                    J += self.penalty.value(net.params)
-                if not math.isfinite(J):
-                    self._diverged(J, epoch, snapshot)
-                net.backward(y, wm)
-                if self.penalty is not None:
-                    self.penalty.add_grad(net.params)
-                if self.clip_norm is not None:
-                    clip_grad_norm(grad, self.clip_norm)
-                if self.schedule is not None:
-                    opt.lr = self.schedule.lr(self.base_lr, self.step, epoch)
-                opt.step(theta, grad)
-                if max_norm:
-                    apply_max_norm(net.layers)
+                with flush:                      # denormals read as 0 during the step (see _fpenv)
+                    h = net.forward(x, training=True)
+                    J = net.loss_value(y, wm)
+                    if self.penalty is not None:
+                        J += self.penalty.value(net.params)
+                    if not math.isfinite(J):
+                        self._diverged(J, epoch, snapshot)
+                    net.backward(y, wm)
+                    if self.penalty is not None:
+                        self.penalty.add_grad(net.params)
+                    if self.clip_norm is not None:
+                        clip_grad_norm(grad, self.clip_norm)
+                    if self.schedule is not None:
+                        opt.lr = self.schedule.lr(self.base_lr, self.step, epoch)
+                    opt.step(theta, grad)
+                    if max_norm:
+                        apply_max_norm(net.layers)
                 self.step += 1
                 loss_sum += J * m
                 seen += m
