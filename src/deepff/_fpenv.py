@@ -15,8 +15,10 @@ The CPU can instead treat denormal inputs as zero and round denormal
 results to zero (the MXCSR register's DAZ and FTZ bits). TensorFlow does so
 by default; PyTorch offers ``torch.set_flush_denormal(True)``. deepff sets
 both bits for the duration of each training step (forward, backward and
-update) and restores the caller's floating-point environment afterwards,
-so user code (callbacks included) never runs in this mode. What changes:
+update) and restores the caller's floating-point environment afterwards:
+callbacks, validation and prediction run in the caller's mode (custom
+activations, losses and optimizers, being part of the step, run flushed).
+What changes:
 values below the normal range become 0. An update smaller than 1.2e-38
 changes no weight of ordinary size, so the weights come out the same in
 practice; optimizer state that would have held a denormal holds 0 instead.
