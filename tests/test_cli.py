@@ -962,12 +962,10 @@ def test_header_shows_the_real_learning_rate_and_lbfgs_says_what_it_does(tmp_pat
     rc, out, _ = run(capsys, "train", "--optimizer", "sgd", "--epochs", 1, "--hidden", 8,
                      "--output", tmp_path / "s.npz")
     assert rc == 0 and "sgd lr=0.01, batch 32, 1 epochs" in out.splitlines()[0]
-    rc, out, _ = run(capsys, "train", "--optimizer", "lbfgs", "--epochs", 5, "--hidden", 4,
-                     "--output", tmp_path / "l.npz")
+    rc, out, _ = run(capsys, "train", "--optimizer", "lbfgs", "--hidden", 4, "--output", tmp_path / "l.npz")
     assert rc == 0
     assert "lbfgs full batch, at most 200 iterations" in out.splitlines()[0]
-    assert out.count("--epochs and --batch-size do not apply") == 1
-    assert not re.search(r"^epoch +\d+/5 ", out, flags=re.M)  # not measured against --epochs
+    assert out.count("counting its iterations as epochs") == 1
 
 
 def test_datasets_says_whether_each_data_set_is_present(tmp_path, capsys):
@@ -1269,3 +1267,76 @@ def test_a_two_unit_bce_config_is_told_the_fix(tmp_path, monkeypatch, capsys):
                                " loss_type: binary_cross_entropy}\n")
     rc, out, err = run(capsys, "train", "--dataset", "bin.csv", "--config", "b2.yaml", "--epochs", 1, "--quiet")
     assert rc == 2 and err.endswith("trains one sigmoid unit): set its n_neurons to 1\n")
+
+
+def _regression_csv(path, order=("a", "b", "c"), extra_line=""):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    t = X @ [1.0, 2.0, 3.0]
+    cols = {"a": X[:, 0], "b": X[:, 1], "c": X[:, 2]}
+    lines = [",".join(order) + ",target"]
+    lines += [",".join(f"{cols[k][i]:.4f}" for k in order) + f",{t[i]:.4f}" for i in range(len(t))]
+    Path(path).write_text("\n".join(lines) + "\n" + extra_line)
+
+
+def test_evaluate_picks_feature_columns_by_name_as_predict_does(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _regression_csv("train.csv")
+    assert run(capsys, "train", "--dataset", "train.csv", "--hidden", 8, "--epochs", 20, "--lr", 0.01,
+               "--quiet", "--output", "m.npz")[0] == 0
+    _regression_csv("same.csv", extra_line="\n")            # other bytes: scored whole
+    _regression_csv("reordered.csv", order=("c", "a", "b"))
+    reports = []
+    for name in ("same.csv", "reordered.csv"):
+        rc, out, err = run(capsys, "evaluate", "--model", "m.npz", "--dataset", name, "--json")
+        assert rc == 0, err
+        reports.append(json.loads(out))
+    assert reports[0]["split"] == reports[1]["split"] == "all"
+    assert reports[1]["r2"] == reports[0]["r2"] > 0.5        # positions would have scored the columns c, a, b
+    rc, out, err = run(capsys, "evaluate", "--model", "m.npz", "--dataset", "same.csv", "--target", "a")
+    assert rc == 2 and "the target column 'a' is one of the features m.npz was trained on" in one_error_line(err)
+
+
+def test_a_resumed_run_refuses_another_batch_size_or_validation_split(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "train", "--epochs", 1, "--hidden", 4, "--validation-split", 0.25, "--batch-size", 16,
+               "--checkpoint", "ck.npz", "--output", "a.npz", "--quiet")[0] == 0
+    for flag, value, recorded in (("--batch-size", 64, "batch_size 16"),
+                                  ("--validation-split", 0, "validation_split 0.25")):
+        rc, out, err = run(capsys, "train", "--resume", "ck.npz", "--epochs", 2, flag, value, "--output", "b.npz")
+        assert rc == 2 and out == "" and f"whose run has {recorded}" in one_error_line(err)
+    rc, _, err = run(capsys, "train", "--resume", "ck.npz", "--epochs", 2, "--batch-size", 16,
+                     "--validation-split", 0.25, "--output", "b.npz", "--quiet")
+    assert rc == 0, err                                         # the checkpoint's own values are fine
+
+
+def test_evaluate_of_a_deleted_training_file_says_one_thing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _regression_csv("d.csv")
+    assert run(capsys, "train", "--dataset", "d.csv", "--hidden", 4, "--epochs", 1, "--quiet",
+               "--output", "m.npz")[0] == 0
+    Path("d.csv").unlink()
+    rc, out, err = run(capsys, "evaluate", "--model", "m.npz")
+    assert rc == 2 and "not found" in one_error_line(err) and "changed" not in err
+
+
+def test_a_config_with_an_unknown_extension_is_named_before_it_is_read(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("model.npz").write_bytes(b"PK\x03\x04\xc0\xff binary")
+    rc, _, err = run(capsys, "summary", "--config", "model.npz")
+    assert rc == 2 and "unknown extension '.npz'; valid choices: '.json'" in one_error_line(err)
+
+
+def test_an_empty_json_list_is_not_taken_for_a_history(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("mine.json").write_text("[]\n")
+    rc, _, err = run(capsys, "train", "--epochs", 1, "--hidden", 4, "--quiet", "--history", "mine.json",
+                     "--output", "m.npz")
+    assert rc == 2 and "--history" in one_error_line(err)
+    assert Path("mine.json").read_text() == "[]\n" and not Path("m.npz").exists()
+
+
+@pytest.mark.parametrize("flag,value", [("--epochs", 3), ("--batch-size", 16)])
+def test_lbfgs_refuses_epochs_and_batch_size_as_it_refuses_lr(tmp_path, capsys, flag, value):
+    rc, out, err = run(capsys, "train", "--optimizer", "lbfgs", flag, value, "--output", tmp_path / "m.npz")
+    assert rc == 2 and out == "" and f"{flag} does not apply to --optimizer lbfgs" in one_error_line(err)

@@ -403,8 +403,8 @@ def _written_by_deepff(path, kind):
         with open(path, encoding="utf-8") as fh:
             if kind == "history" and path.lower().endswith(".json"):
                 records = json.load(fh)
-                return isinstance(records, list) and all(isinstance(r, dict) and {"epoch", "loss"} <= set(r)
-                                                         for r in records)
+                return isinstance(records, list) and bool(records) and all(   # [] could be anyone's
+                    isinstance(r, dict) and {"epoch", "loss"} <= set(r) for r in records)
             header = next(csv.reader([fh.readline()]), [])
     except (OSError, ValueError):     # unreadable, not UTF-8, not JSON
         return False
@@ -660,7 +660,14 @@ def _check_resume_settings(args, net, extra, cfg, opt):
         if differs:
             raise UsageError(f"{flag} {value} contradicts {where}, whose network has {has}; a resumed run "
                              f"keeps its network: drop {flag}")
-    recorded = (extra.get("training") or {}).get("optimizer")
+    run = extra.get("training") if isinstance(extra.get("training"), dict) else {}
+    for key, flag, value in (("batch_size", "--batch-size", args.batch_size),
+                             ("validation_split", "--validation-split", args.validation_split)):
+        value = cfg["training"].get(key) if value is None and args.config else value
+        if value is not None and key in run and value != run[key]:
+            raise UsageError(f"{flag} {value} contradicts {where}, whose run has {key} {run[key]!r}; a resumed "
+                             f"run keeps its training settings: drop {flag} or give the checkpoint's")
+    recorded = run.get("optimizer")
     if isinstance(recorded, dict) and "name" in recorded:
         from . import optimizers
 
@@ -691,10 +698,13 @@ def _optimizer(args, training, defaults, resume_extra):
     opt = dict({"name": opt} if isinstance(opt, str) else opt)
     full_batch = getattr(optimizers.REGISTRY.classes[optimizers.REGISTRY.canonical(opt["name"])],
                          "full_batch", False)
+    if full_batch:
+        for flag, value, why in (("--lr", args.lr, "finds its step lengths by line search"),
+                                 ("--epochs", args.epochs, "runs until it converges (at most max_iter iterations)"),
+                                 ("--batch-size", args.batch_size, "takes the whole training set at each step")):
+            if value is not None:
+                raise UsageError(f"{flag} does not apply to --optimizer {opt['name']}, which {why}; drop {flag}")
     if args.lr is not None:
-        if full_batch:
-            raise UsageError(f"--lr does not apply to --optimizer {opt['name']}, which finds its step "
-                             "lengths by line search; drop --lr")
         opt["lr"] = args.lr
     elif "lr" not in opt and opt["name"].lower() in ("adam", "adamw"):
         opt["lr"] = defaults["lr"]
@@ -857,7 +867,7 @@ def cmd_train(args):
              f"{opt['name']} {steps}")
         if full_batch:
             _say(f"deepff: {opt['name']} trains on the whole training set until it converges and reports "
-                 "once, counting its iterations as epochs; --epochs and --batch-size do not apply")
+                 "once, counting its iterations as epochs")
     if finished:   # on stderr even with --quiet: the run trains nothing, and says why
         print(f"{PROG}: the checkpoint {args.resume} is complete ({finished}); nothing to train, "
               "writing the run's outputs", file=sys.stderr)
@@ -1038,6 +1048,33 @@ def _training_target(meta):
     return str(name)
 
 
+def _model_columns(meta, data, model):
+    """Positions of the model's features among the data's feature columns, matched by name as
+    ``deepff predict`` matches them; None: take the columns in order (the names do not cover them).
+
+    A file whose header names every feature the model was trained on is read by name, in any
+    column order; its target column may not be one of those features.
+    """
+    wanted = meta.get("feature_names")
+    names = [str(nm) for nm in (data.feature_names or [])]
+    if not isinstance(wanted, list) or not wanted:
+        return None
+    wanted = [str(nm) for nm in wanted]
+    if data.target_name in wanted and data.target_name not in names:
+        trained = meta.get("target_name")
+        raise InputError(f"the target column {data.target_name!r} is one of the features {model} was trained on"
+                         + (f"; its target was {trained!r}" if trained else "")
+                         + ": give the model's target with --target")
+    if not set(wanted) <= set(names):
+        return None
+    repeated = sorted({nm for nm in wanted if names.count(nm) > 1})
+    if repeated:
+        raise InputError(f"{data.name} names more than one column {', '.join(map(repr, repeated))}; column "
+                         "names must be unique")
+    cols = [names.index(nm) for nm in wanted]
+    return None if cols == list(range(len(names))) else cols
+
+
 def cmd_evaluate(args):
     """Run ``deepff evaluate``."""
     from .io import load
@@ -1060,7 +1097,8 @@ def cmd_evaluate(args):
                          "which does not describe a split (an edited file?); deepff cannot tell its test "
                          "samples apart")
     changed = not same and not _is_builtin(args.dataset) and isinstance(meta.get("dataset_source"), str) \
-        and os.path.abspath(os.path.expanduser(args.dataset)) == meta["dataset_source"]
+        and os.path.abspath(os.path.expanduser(args.dataset)) == meta["dataset_source"] \
+        and os.path.isfile(os.path.expanduser(args.dataset))     # (a missing file is reported by _load)
     if changed:
         print(f"{PROG}: {args.dataset} has changed since {args.model} was trained (its SHA-256 differs), so the "
               "test split cannot be re-created: scoring all its rows, training rows included", file=sys.stderr)
@@ -1075,6 +1113,9 @@ def cmd_evaluate(args):
     on_test = len(data.X_test) > 0
     X = data.X_test if on_test else data.X_train
     y = data.y_test if on_test else data.y_train
+    cols = _model_columns(meta, data, args.model)
+    if cols is not None:
+        X = X[:, cols]
     if X.shape[1] != net.n_features:
         raise InputError(f"the data has {X.shape[1]} features, but the model expects {net.n_features}")
     Xp = _preprocess(X, net.preprocessing, net.dtype)

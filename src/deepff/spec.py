@@ -207,6 +207,9 @@ def _yaml_load(text):
 
 def _read_text_config(path):
     ext = os.path.splitext(str(path))[1].lower()
+    if ext not in (".json", ".yaml", ".yml", ".toml"):   # before reading: a model file is not decoded as text
+        raise SpecError(f"config file {str(path)!r} has an unknown extension {ext!r}; "
+                        f"valid choices: '.json', '.toml', '.yaml', '.yml'")
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
@@ -232,8 +235,6 @@ def _read_text_config(path):
         if getattr(exc, "problem", None) and mark is not None:
             first = f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
         raise SpecError(f"config file {str(path)!r} is not valid {ext[1:].upper()}: {first}") from None
-    raise SpecError(f"config file {str(path)!r} has an unknown extension {ext!r}; "
-                    f"valid choices: '.json', '.toml', '.yaml', '.yml'")
 
 
 def load_config(path):
