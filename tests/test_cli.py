@@ -1340,3 +1340,14 @@ def test_an_empty_json_list_is_not_taken_for_a_history(tmp_path, monkeypatch, ca
 def test_lbfgs_refuses_epochs_and_batch_size_as_it_refuses_lr(tmp_path, capsys, flag, value):
     rc, out, err = run(capsys, "train", "--optimizer", "lbfgs", flag, value, "--output", tmp_path / "m.npz")
     assert rc == 2 and out == "" and f"{flag} does not apply to --optimizer lbfgs" in one_error_line(err)
+
+
+def test_options_that_would_be_ignored_are_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = run(capsys, "train", "--data-dir", tmp_path, "--epochs", 1, "--output", "m.npz")
+    assert rc == 2 and out == "" and "applies to --dataset mnist only, not to digits" in one_error_line(err)
+    assert run(capsys, "train", "--epochs", 1, "--hidden", 4, "--quiet", "--output", "m.npz")[0] == 0
+    Path("net.yaml").write_text("layers:\n - {layer_type: input, n_features: 4}\n"
+                                " - {layer_type: output, n_neurons: 1, activation: identity, loss_type: mse}\n")
+    rc, out, err = run(capsys, "summary", "--model", "m.npz", "--config", "net.yaml")
+    assert rc == 2 and out == "" and "not both" in one_error_line(err)

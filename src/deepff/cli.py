@@ -283,6 +283,9 @@ def _load(args, seed=0, test_fraction=0.2):
     from .datasets import load_dataset
 
     header = {"yes": True, "no": False}.get(args.header)
+    if args.data_dir is not None and str(args.dataset or "digits").lower() != "mnist":
+        raise UsageError(f"--data-dir is the folder of the MNIST files and applies to --dataset mnist only, not to "
+                         f"{args.dataset or 'digits'}; drop it")
     return load_dataset(args.dataset or "digits", data_dir=args.data_dir, target=args.target,
                         test_fraction=test_fraction, seed=seed, delimiter=args.delimiter, header=header)
 
@@ -580,6 +583,8 @@ def _resume_defaults(args, extra):
     if args.dataset is None:   # older checkpoints lack it: compared by name later
         args.dataset = _moved_source(extra.get("dataset_source"), args.resume, "checkpoint")
     for key in ("target", "delimiter", "header", "seed", "test_fraction", "task", "data_dir"):
+        if key == "data_dir" and str(extra.get("dataset")).lower() != "mnist":
+            continue    # (only an MNIST run's folder matters; older versions recorded any)
         if getattr(args, key) is None and extra.get(key) is not None:
             setattr(args, key, extra[key])
     if args.lr is not None:
@@ -1087,7 +1092,8 @@ def cmd_evaluate(args):
     args.dataset = str(name)
     # The data set the model was trained on: re-create its train/test split and score the held-out part.
     same = _is_training_data(args.dataset, meta, args.model)
-    if args.data_dir is None and same and isinstance(meta.get("data_dir"), str) and os.path.isdir(meta["data_dir"]):
+    if args.data_dir is None and same and args.dataset.lower() == "mnist" and isinstance(meta.get("data_dir"), str) \
+            and os.path.isdir(meta["data_dir"]):
         args.data_dir = meta["data_dir"]   # the MNIST copy the model was trained from
     seed = meta.get("seed", 0) if same else 0
     test_fraction = meta.get("test_fraction", 0.2) if same else 0.0
@@ -1321,6 +1327,8 @@ def cmd_summary(args):
     from .io import load
     from .model import Network
 
+    if args.model and args.config:
+        raise UsageError("summary: give --model FILE or --config FILE, not both")
     if args.model:
         net = load(args.model)
     elif args.config:
