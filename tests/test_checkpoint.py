@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -179,11 +180,23 @@ def test_an_interrupted_run_keeps_the_model_already_at_its_output(tmp_path, caps
     rc, out = _run_cli(base + ["--checkpoint", str(tmp_path / "ck.npz"), "--output", str(good)], capsys)
     monkeypatch.undo()
     assert rc == 130 and good.read_bytes() == before
+    assert "replacing existing model file" not in out.err     # it was not replaced, so nothing says so
     partial = tmp_path / "good.interrupted.npz"
     assert f"{good} is kept; the interrupted run's model goes to {partial}" in out.err
     assert deepff.load(partial).metadata["results"]
     ck = str(tmp_path / "ck.npz")
     assert f"resume with --resume {ck} --checkpoint {ck}" in out.err
+    # a file of the user's at NAME.interrupted.npz: the next free name takes the model
+    partial.write_bytes(b"the user's own file")
+    _interrupt_at(monkeypatch, 10)
+    rc, out = _run_cli(base + ["--output", str(good)], capsys)
+    monkeypatch.undo()
+    second = tmp_path / "good.interrupted-2.npz"
+    assert rc == 130 and good.read_bytes() == before and partial.read_bytes() == b"the user's own file"
+    assert f"the interrupted run's model goes to {second}" in out.err and deepff.load(second).n_features == 64
+    # and an uninterrupted run says, when it does, that it replaces the model
+    rc, out = _run_cli(base + ["--output", str(good)], capsys)
+    assert rc == 0 and f"replacing existing model file {good}" in out.err   # (the same run: the same bytes)
 
 
 # digits: 1437 training samples, batch 32 -> 45 steps per epoch
@@ -686,6 +699,8 @@ def test_ctrl_c_in_the_first_epoch_with_plot_and_history_ends_with_status_130(tm
     rc, out = _run_cli(base + ["--output", str(tmp_path / "m.npz")], capsys)
     monkeypatch.undo()
     assert rc == 130, out.err
+    assert re.search(r"^final training loss +- \(no complete epoch\)$", out.out, flags=re.M), out.out
+    assert "nan" not in out.out
     assert (tmp_path / "p-confusion.png").exists() and not (tmp_path / "p.png").exists()
     assert (tmp_path / "h.csv").read_text().splitlines() == ["epoch,loss"]
     rc, out = _run_cli(base + ["--output", str(tmp_path / "m2.npz")], capsys)

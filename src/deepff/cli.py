@@ -876,13 +876,16 @@ def cmd_train(args):
     if finished:   # on stderr even with --quiet: the run trains nothing, and says why
         print(f"{PROG}: the checkpoint {args.resume} is complete ({finished}); nothing to train, "
               "writing the run's outputs", file=sys.stderr)
-    for note in replacing:
-        print(note, file=sys.stderr)
+    model_note = f"{PROG}: replacing existing model file {output}"   # said when it happens: an
+    for note in replacing:                                              # interrupted run keeps the file
+        if note != model_note:
+            print(note, file=sys.stderr)
     validation = None
     if X_test is not None and not val_split:
         validation = (X_test, y_test)  # reported per epoch as val_*: the held-out test split
         if not args.quiet:
             _say(f"deepff: val_* metrics are measured on the held-out test split ({X_test.shape[0]} samples)")
+    started = time.perf_counter()
     try:
         history = net.fit(
             X_train, y_train, epochs=epochs, batch_size=batch_size, optimizer=opt,
@@ -910,6 +913,8 @@ def cmd_train(args):
             note += f"; resume with --resume {args.checkpoint} --checkpoint {args.checkpoint}"
         print(note, file=sys.stderr, flush=True)
         output = _interrupted_output(output)
+    elif model_note in replacing:
+        print(model_note, file=sys.stderr)
 
     results = {}
     if X_test is not None:
@@ -924,10 +929,15 @@ def cmd_train(args):
             rep = regression_report(y_test, net.predict(X_test))
             results = {"test_" + k: v for k, v in rep.items()}
     last = history.records[-1] if history.records else {}
+    seconds = sum(r["seconds"] for r in history.records)
+    if interrupted:    # add the interrupted epoch's time, which no record holds
+        start = resume_state["epoch"] if resume_state else 0
+        seconds += max(0.0, time.perf_counter() - started
+                       - sum(r["seconds"] for r in history.records if r["epoch"] > start))
     rows = [("metric", "value"), ("epochs", str(net.trainer_.epoch)),
-            ("final training loss", f"{last.get('loss', float('nan')):.4f}")]
+            ("final training loss", f"{last['loss']:.4f}" if "loss" in last else "- (no complete epoch)")]
     rows += [(k.replace("_", " "), f"{v:.4f}") for k, v in results.items()]
-    rows.append(("training time", f"{sum(r['seconds'] for r in history.records):.1f}s"))
+    rows.append(("training time", f"{seconds:.1f}s"))
     _say(_table(rows))
     if "test_accuracy" in results:
         _say(f"test accuracy: {100 * results['test_accuracy']:.2f}%")
@@ -948,21 +958,23 @@ def cmd_train(args):
 def _interrupted_output(output):
     """Where an interrupted run saves its model: never over a model the user already has.
 
-    Returns ``output`` when nothing is there, else ``<stem>.interrupted.npz``
-    beside it (said on stderr); None (with a message) when that path holds
-    a file deepff did not write.
+    Returns ``output`` when nothing is there, else the first of
+    ``<stem>.interrupted.npz``, ``<stem>.interrupted-2.npz``, ... ``-9``
+    beside it that is free or holds a deepff model (said on stderr); None
+    (with a message) when all of them hold files deepff did not write.
     """
     from .io import file_format
 
     if not os.path.exists(output):
         return output
-    alt = output[:-len(".npz")] + ".interrupted.npz"
-    if os.path.exists(alt) and file_format(alt) != "model":
-        print(f"{PROG}: the model is not saved: {output} is kept and {alt} is not a deepff model",
-              file=sys.stderr)
-        return None
-    print(f"{PROG}: {output} is kept; the interrupted run's model goes to {alt}", file=sys.stderr)
-    return alt
+    stem = output[:-len(".npz")]
+    for alt in [f"{stem}.interrupted.npz"] + [f"{stem}.interrupted-{i}.npz" for i in range(2, 10)]:
+        if not os.path.exists(alt) or (os.path.isfile(alt) and file_format(alt) == "model"):
+            print(f"{PROG}: {output} is kept; the interrupted run's model goes to {alt}", file=sys.stderr)
+            return alt
+    print(f"{PROG}: the model is not saved: {output} is kept, and {stem}.interrupted.npz to "
+          f"{stem}.interrupted-9.npz all hold files that are not deepff models", file=sys.stderr)
+    return None
 
 
 def _source(dataset):
