@@ -177,3 +177,18 @@ def test_the_learning_rate_setter_checks_its_value(lr):
     with pytest.raises(deepff.SpecError, match="learning_rate must be >= 0"):
         net.learning_rate = lr
     assert net.learning_rate == 0.1
+
+
+def test_the_classic_net_applies_max_norm_after_every_step():
+    rng = np.random.default_rng(0)
+    spec = [{"layer_type": "input", "n_features": 5},
+            {"layer_type": "fullyconn", "n_neurons": 5, "activation": "relu", "max_norm": 0.1},
+            {"layer_type": "output", "n_neurons": 2, "activation": "softmax", "loss_type": "nll", "max_norm": 0.1}]
+    X = rng.normal(size=(10, 5))
+    Y = np.eye(2)[(X[:, 0] > 0).astype(int)]
+    net = Net(layers=spec, learning_rate=1.0, seed=0)
+    for _ in range(20):
+        net.forward(X)
+        net.backward(Y)
+    norms = [np.linalg.norm(layer.W, axis=0).max() for layer in net.network.layers]
+    assert max(norms) <= 0.1 * (1 + 1e-6) and min(norms) > 0.09   # capped, and the cap is reached

@@ -709,3 +709,9 @@ def test_long_lbfgs_runs_stay_on_sklearns_path():
                  for cls in (skn.MLPRegressor, MLPRegressor))
     assert ours.n_iter_ == ref.n_iter_ and ours.loss_ == pytest.approx(ref.loss_, rel=1e-9)
     assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-7, atol=1e-7)
+
+
+def test_lbfgs_refuses_dropout():
+    X, y = _digits(100)
+    with pytest.raises(ValueError, match="dropout does not work with solver='lbfgs'"):
+        MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", dropout=0.5, max_iter=5).fit(X, y)

@@ -2,6 +2,7 @@
 weights, divergence, determinism, and a real problem."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -723,3 +724,56 @@ def test_callbacks_must_be_callback_objects():
 
 def test_divergence_is_a_value_error():
     assert issubclass(DivergenceError, ValueError) and issubclass(DivergenceError, FloatingPointError)
+
+
+# ------------------------------------------- what L-BFGS and the weights refuse
+def _lbfgs_data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 4))
+    return X, (X[:, 0] > 0).astype(int)
+
+
+@pytest.mark.parametrize(("layer", "fit_kw", "named"), [
+    (Dense(16, "relu"), {"clip_norm": 1.0}, "clip_norm"),
+    (Dense(16, "relu"), {"schedule": "cosine"}, "schedule"),
+    (Dense(16, "relu", max_norm=0.5), {}, "max_norm (layer 0)"),
+    (Dense(16, "relu", dropout=0.5), {}, "dropout (layer 0"),
+])
+def test_lbfgs_refuses_settings_it_would_ignore(layer, fit_kw, named):
+    X, y = _lbfgs_data()
+    net = Network([layer, Dense(2, "softmax")], loss="nll", seed=0)
+    with pytest.raises(SpecError, match=re.escape(f"takes no {named}")):
+        net.fit(X, y, optimizer={"name": "lbfgs", "max_iter": 5}, **fit_kw)
+
+
+def test_lbfgs_refuses_a_learning_rate():
+    X, y = _lbfgs_data()
+    net = Network([Dense(4, "relu"), Dense(2, "softmax")], loss="nll", seed=0)
+    with pytest.raises(InputError, match="lr does not apply to optimizer 'lbfgs'"):
+        net.fit(X, y, optimizer="lbfgs", lr=0.1)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"sample_weight": np.zeros(64)}, "sample_weight gives the samples a total weight of 0"),
+    ({"class_weight": {0: 0.0, 1: 0.0}}, "class_weight gives the samples a total weight of 0"),
+    ({"class_weight": {0: 1e39}}, "class_weight holds values too large for float32"),
+    ({"sample_weight": np.full(64, 1e39)}, "sample_weight holds values too large for float32"),
+    ({"sample_weight": np.full(64, 1e30), "class_weight": {0: 1e30}}, "sample_weight times class_weight overflows"),
+])
+def test_fit_refuses_weights_that_train_nothing_or_overflow(kw, message):
+    X, y = _lbfgs_data()
+    net = Network([Dense(2, "softmax")], loss="nll", seed=0)
+    with pytest.raises(InputError, match=re.escape(message)):
+        net.fit(X, y, epochs=1, **kw)
+
+
+def test_targets_too_large_for_float32_are_named_before_training():
+    X, _ = _lbfgs_data()
+    net = Network([Dense(1, "identity")], loss="mse", seed=0)
+    with pytest.raises(InputError, match=r"y holds values too large for float32 \(largest 3.4e\+38\)"):
+        net.fit(X, np.full(64, 1e39), epochs=1)
+    with pytest.raises(InputError, match="too large for float32"):
+        net.fit(X, np.zeros(64), epochs=1, validation_data=(X[:2], [1e39, 0.0]))
+    f64 = Network([Dense(1, "identity")], loss="mse", seed=0, dtype="float64")
+    f64.fit(X, np.ones(64), epochs=1)
+    assert f64.evaluate(X[:2], [1e39, 0.0])["loss"] > 1e70    # float64 holds such targets: no refusal

@@ -25,6 +25,7 @@ from .checks import real
 from .layers import InputLayer
 from .network import FeedForward
 from .optimizers import SGD
+from .regularizers import apply_max_norm
 from .spec import parse_layers
 
 __all__ = ["Net"]
@@ -107,7 +108,7 @@ class Net:
         return self.network.loss_value(self._targets(y))
 
     def backward(self, y):
-        """Backpropagate the last forward pass and take one SGD step.
+        """Backpropagate the last forward pass and take one SGD step (then apply any max_norm).
 
         Parameters
         ----------
@@ -116,6 +117,7 @@ class Net:
         self.network.backward(self._targets(y))
         params = self.network.params
         self.optimizer.step(params.theta, params.grad)  # theta <- theta - lr * grad
+        apply_max_norm(self.network.layers)              # layers with max_norm: rescale long columns of W
 
     def predict(self, X):
         """Predicted labels or values in evaluation mode (see FeedForward.predict).

@@ -24,7 +24,7 @@ from .metrics import regression_report
 from .network import FeedForward
 from .spec import network_spec, parse_config, parse_layers
 from .training import Trainer, _positive_int, class_weights, evaluate
-from .validation import check_X
+from .validation import cast_finite, check_X
 
 __all__ = ["Network"]
 
@@ -170,8 +170,17 @@ class Network(FeedForward):
                 raise InputError("class_weight needs one class per sample, but this network's "
                                  f"{self.n_outputs} sigmoid outputs are independent labels; "
                                  "pass sample_weight instead")
-            cw = class_weights(labels, class_weight, n_classes).astype(self.dtype)
-            w = cw if w is None else w * cw
+            cw = cast_finite(class_weights(labels, class_weight, n_classes), self.dtype, "class_weight",
+                             fix="divide the weights by a constant (only their ratios matter)")
+            with np.errstate(over="ignore"):
+                w = cw if w is None else w * cw
+            if not np.isfinite(w).all():
+                raise InputError(f"sample_weight times class_weight overflows {np.dtype(self.dtype)}; divide "
+                                 "either by a constant (only their ratios matter)")
+        if w is not None and not w.sum(dtype=np.float64) > 0:
+            what = "sample_weight" if class_weight is None else \
+                "class_weight" if sample_weight is None else "sample_weight times class_weight"
+            raise InputError(f"{what} gives the samples a total weight of 0: there is nothing to train on")
         val = None
         if not (isinstance(validation_split, numbers.Real) and 0 <= validation_split < 1):
             raise InputError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
@@ -221,6 +230,9 @@ class Network(FeedForward):
                               batch_size=batch_size, shuffle=shuffle, early_stopping=early_stopping,
                               callbacks=callbacks)
         if lr is not None:
+            if getattr(trainer.optimizer, "full_batch", False):
+                raise InputError(f"lr does not apply to optimizer {trainer.optimizer.name!r}, which chooses its "
+                                 "step lengths by line search; drop lr")
             trainer.optimizer.lr = trainer.base_lr = real(trainer.optimizer.name, "lr", lr, low=0.0)
         if resume_state is not None:
             trainer.load_state_dict(resume_state)

@@ -795,6 +795,9 @@ class _BaseMLP(BaseEstimator):
 
     def _fit_lbfgs(self, X, Y, w):
         net = self._net
+        if any(layer.dropout > 0 for layer in net.layers):
+            raise ValueError("dropout does not work with solver='lbfgs': a new mask at every evaluation makes the "
+                             "line search's objective noisy; use dropout with solver 'adam' or 'sgd'")
         self._prepare_step_buffers()
         Xd = X.toarray() if sp.issparse(X) else X
         theta, grad = net.params.theta, net.params.grad

@@ -432,6 +432,19 @@ class Trainer:
                 raise SpecError("callbacks must be deepff.Callback objects (subclass Callback and override the "
                                 f"hooks you need), got {cb!r}")
         self.callbacks = callbacks
+        if getattr(self.optimizer, "full_batch", False):
+            # a line search over the whole data set: per-step settings and a noisy objective do not fit
+            unused = [name for name, value in (("schedule", self.schedule), ("clip_norm", clip_norm))
+                      if value is not None]
+            for i, layer in enumerate(network.layers):
+                if getattr(layer, "max_norm", None) is not None:
+                    unused.append(f"max_norm (layer {i})")
+                if getattr(layer, "dropout", 0) > 0:
+                    unused.append(f"dropout (layer {i}: a new mask at every evaluation makes the objective noisy)")
+            if unused:
+                raise SpecError(f"optimizer {self.optimizer.name!r} minimises the full-batch loss by line search, "
+                                f"so it takes no {', '.join(unused)}; drop them or use a mini-batch optimizer "
+                                "(sgd, adam, adamw, rmsprop, adagrad)")
         self.base_lr = float(getattr(self.optimizer, "lr", 0.0) or 0.0)
         self.epoch = 0
         self.step = 0

@@ -94,19 +94,44 @@ def check_X(X, dtype, n_features=None, name="X"):
         raise InputError(f"{name} is empty (shape {a.shape}); it needs at least one sample and one feature")
     if n_features is not None and a.shape[1] != n_features:
         raise InputError(f"{name} has {a.shape[1]} features, but the network expects {n_features}")
+    return cast_finite(a, dtype, name)
+
+
+def cast_finite(a, dtype, name, fix="rescale {name} (standardise it) or use float64"):
+    """``a`` as a C-contiguous array of ``dtype``, refused if it holds NaN or inf, before or after the cast.
+
+    Parameters
+    ----------
+    a : ndarray
+    dtype : numpy dtype
+    name : str
+        Name used in error messages.
+    fix : str
+        What to do about values too large for ``dtype`` ({name} is replaced).
+
+    Returns
+    -------
+    ndarray of ``dtype``
+
+    Raises
+    ------
+    InputError
+        For NaN or infinity, naming values that only overflowed in the cast (float32's largest is 3.4e38).
+    """
     source = a
     with np.errstate(over="ignore"):        # values beyond the dtype's range become inf: said below
         a = np.ascontiguousarray(a, dtype=dtype)
     if not _all_finite(a):
         if source is not a and _all_finite(source):
             raise InputError(f"{name} holds values too large for {np.dtype(dtype)} (largest "
-                             f"{np.finfo(dtype).max:.3g}); rescale {name} (standardise it) or use float64")
+                             f"{np.finfo(dtype).max:.3g}); {fix.format(name=name)}")
         raise InputError(f"{name} contains NaN or infinity")
     return a
 
 
 def _all_finite(a, chunk_elements=1 << 20):
     """np.isfinite(a).all(), in row chunks so no full-size boolean temporary is made."""
+    a = a.reshape(a.shape[0], -1) if a.ndim != 2 else a
     rows = max(1, chunk_elements // max(1, a.shape[1]))
     return all(np.isfinite(a[i:i + rows]).all() for i in range(0, a.shape[0], rows))
 
@@ -168,7 +193,7 @@ def check_targets(y, n_samples, n_outputs, task, multi_label, dtype, name="y"):
         raise InputError(f"{name} has {a.shape[1]} columns but the output layer has {n_outputs} units")
     if multi_label and ((a < 0) | (a > 1)).any():
         raise InputError(f"{name} must hold values in [0, 1] for binary cross-entropy")
-    return np.ascontiguousarray(a, dtype=dtype)
+    return cast_finite(a, dtype, name, fix="rescale {name} (standardise it) or use a float64 network")
 
 
 def check_sample_weight(w, n_samples, dtype):
@@ -191,7 +216,11 @@ def check_sample_weight(w, n_samples, dtype):
     """
     if w is None:
         return None
-    a = _as_numeric(w, "sample_weight").astype(dtype)
+    a = _as_numeric(w, "sample_weight")
+    if a.size and np.isfinite(a).all():
+        a = cast_finite(a, dtype, "sample_weight", fix="divide the weights by a constant (only their ratios "
+                                                       "matter) or use a float64 network")
+    a = a.astype(dtype)
     if a.ndim > 2 or (a.ndim == 2 and a.shape[1] != 1):
         raise InputError(f"sample_weight must be 1-D, one weight per sample, got an array of shape {a.shape}")
     a = a.reshape(-1)
