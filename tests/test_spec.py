@@ -3,6 +3,7 @@ naming the layer index, the key and (for names) the valid choices."""
 
 import copy
 import json
+import re
 
 import numpy as np
 import pytest
@@ -364,3 +365,27 @@ def test_a_misspelt_parameter_is_named_with_the_valid_ones(ident, message):
     with pytest.raises(SpecError) as info:
         registry.get(ident)
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("ext, body, key", [
+    (".yaml", "seed: 1\nseed: 2\n" + _SMALL, "seed"),
+    (".yaml", _SMALL + "training:\n  optimizer: {name: adam, lr: 0.1, lr: 0.01}\n", "lr"),
+    (".json", '{"seed": 1, "layers": [], "layers": [{"layer_type": "input", "n_features": 3}, {"layer_type": '
+              '"output", "n_neurons": 2, "activation": "softmax", "loss_type": "nll"}]}', "layers"),
+])
+def test_a_key_given_twice_is_an_error_not_the_last_value(tmp_path, ext, body, key):
+    pytest.importorskip("yaml")
+    path = tmp_path / f"c{ext}"
+    path.write_text(body)
+    with pytest.raises(SpecError, match=f"config file .*c{re.escape(ext)}.*key '{key}' appears twice"):
+        load_config(path)
+
+
+def test_a_yaml_merge_key_may_still_be_overridden(tmp_path):
+    pytest.importorskip("yaml")
+    path = tmp_path / "c.yaml"
+    path.write_text("x-opt: &opt {name: adam, lr: 0.1}\n" + _SMALL
+                    + "training:\n  optimizer:\n    <<: *opt\n    lr: 0.01\n")
+    from deepff.spec import _read_text_config
+
+    assert _read_text_config(path)["training"]["optimizer"] == {"name": "adam", "lr": 0.01}

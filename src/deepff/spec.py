@@ -202,7 +202,32 @@ def _yaml_load(text):
     Loader.add_implicit_resolver("tag:yaml.org,2002:float",
                                  re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
                                  list("-+0123456789."))
+
+    def mapping(loader, node):       # a key given twice is a mistake (PyYAML keeps the last silently)
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":    # '<<: *base' may be overridden key by key
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)):
+                if key in seen:
+                    raise SpecError(f"key {key!r} appears twice in one mapping (line {key_node.start_mark.line + 1})")
+                seen.add(key)
+        loader.flatten_mapping(node)
+        return loader.construct_mapping(node, deep=True)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     return yaml.load(text, Loader=Loader)     # noqa: S506 - a SafeLoader subclass
+
+
+def _json_object(pairs):
+    """A JSON object as a dict, refusing a key given twice (json keeps the last silently)."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise SpecError(f"key {key!r} appears twice in one object")
+        out[key] = value
+    return out
 
 
 def _read_text_config(path):
@@ -218,7 +243,7 @@ def _read_text_config(path):
     try:
         text = raw.decode("utf-8-sig")      # a byte-order mark, as some editors write, is not content
         if ext == ".json":
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_json_object)
         if ext in (".yaml", ".yml"):
             return _yaml_load(text)
         if ext == ".toml":
@@ -227,8 +252,8 @@ def _read_text_config(path):
             except ModuleNotFoundError:  # Python 3.10
                 import tomli as tomllib
             return tomllib.loads(text)
-    except SpecError:
-        raise
+    except SpecError as exc:         # a key given twice
+        raise SpecError(f"config file {str(path)!r}: {exc}") from None
     except Exception as exc:  # each parser has its own error types
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         mark = getattr(exc, "problem_mark", None)       # YAML: the message proper and its place
