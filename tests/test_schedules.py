@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
+import deepff
 from deepff import schedules
 from deepff.errors import ModelFileError, SpecError
 from deepff.schedules import Constant, Cosine, ExponentialDecay, InvScaling, Plateau, Schedule, StepDecay
@@ -278,8 +279,6 @@ BAD = [
     ({"name": "cosine", "total_steps": 10, "min_lr": -1e-3}, "min_lr"),
     ({"name": "invscaling", "power_t": -0.5}, "power_t"),
     ({"name": "invscaling", "per": "batch"}, "per"),
-    ({"name": "invscaling", "per": "sample"}, "batch_size"),
-    ({"name": "invscaling", "per": "epoch"}, "n_samples"),
     ({"name": "plateau", "factor": 1.0}, "factor"),
     ({"name": "plateau", "tol": -1}, "tol"),
     ({"name": "plateau", "n_iter_no_change": 0}, "n_iter_no_change"),
@@ -300,3 +299,18 @@ def test_error_message_gives_range():
         StepDecay(step_size=0)
     with pytest.raises(SpecError, match=r"plateau schedule factor must be > 1, got 0.5"):
         Plateau(factor=0.5)
+
+
+@pytest.mark.parametrize(("per", "expected_t"), [("epoch", 2 * 48), ("sample", 8 * 16)])
+def test_invscaling_takes_the_run_sizes_from_the_trainer(per, expected_t):
+    """48 training samples (64 less a 25% validation split), batch 16: 3 steps an epoch, 3 epochs."""
+    with pytest.raises(SpecError, match="needs"):
+        schedules.get({"name": "invscaling", "per": per}).lr(0.1, 1, 1)   # unbound: no size to count with
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3))
+    net = deepff.Network([deepff.Dense(2, "softmax")], loss="nll", seed=0)
+    net.fit(X, (X[:, 0] > 0).astype(int), epochs=3, batch_size=16, optimizer="sgd", lr=0.1,
+            validation_split=0.25, schedule={"name": "invscaling", "per": per, "power_t": 0.5})
+    # the last step (step 8, epoch 2) ran at lr = 0.1 / (t + 1) ** 0.5
+    assert net.trainer_.optimizer.lr == pytest.approx(0.1 / (expected_t + 1) ** 0.5, rel=1e-12)
+    assert net.trainer_.schedule.get_config()["n_samples"] is None     # the config stays as given

@@ -84,6 +84,17 @@ class Schedule:
         """
         raise NotImplementedError
 
+    def bind(self, n_samples, batch_size):
+        """Learn the run's sizes before its first step (the trainer calls it; a no-op by default).
+
+        Parameters
+        ----------
+        n_samples : int
+            Training samples per epoch.
+        batch_size : int
+            Samples per step (the last step of an epoch may have fewer).
+        """
+
     def epoch_end(self, epoch, train_loss):
         """Observe the end of an epoch (no-op except for ``plateau``).
 
@@ -317,9 +328,11 @@ class InvScaling(Schedule):
     per : {"step", "sample", "epoch"}, default "step"
         What t counts (see above).
     batch_size : int or None, default None
-        Needed (>= 1) when ``per="sample"``.
+        Samples per step, used when ``per="sample"``; None: the training
+        run's (the trainer supplies it through :meth:`bind`).
     n_samples : int or None, default None
-        Training set size, needed (>= 1) when ``per="epoch"``.
+        Training set size, used when ``per="epoch"``; None: the training
+        run's (after any validation split).
     """
 
     name = "invscaling"
@@ -334,20 +347,29 @@ class InvScaling(Schedule):
         self.per = per
         self.batch_size = None if batch_size is None else _int(self.name, "batch_size", batch_size, 1)
         self.n_samples = None if n_samples is None else _int(self.name, "n_samples", n_samples, 1)
-        if per == "sample" and self.batch_size is None:
-            raise SpecError("invscaling schedule per='sample' needs batch_size (an integer >= 1)")
-        if per == "epoch" and self.n_samples is None:
-            raise SpecError("invscaling schedule per='epoch' needs n_samples (an integer >= 1)")
+        self._run = (None, None)      # (n_samples, batch_size) of the run, from bind()
+
+    def bind(self, n_samples, batch_size):
+        """Take the run's sizes where none were given. See :meth:`Schedule.bind`."""
+        self._run = (int(n_samples), int(batch_size))
 
     def lr(self, base_lr, step, epoch):
         """See :meth:`Schedule.lr`."""
         if self.per == "step":
             t = step
         elif self.per == "sample":
-            t = step * self.batch_size
+            t = step * self._size("batch_size", self.batch_size, self._run[1])
         else:
-            t = epoch * self.n_samples
+            t = epoch * self._size("n_samples", self.n_samples, self._run[0])
         return float(base_lr) / (t + 1) ** self.power_t
+
+    def _size(self, name, given, bound):
+        if given is not None:
+            return given
+        if bound is None:
+            raise SpecError(f"invscaling schedule per={self.per!r} needs {name}: give it, or let Trainer.fit "
+                            "supply the run's")
+        return bound
 
     def get_config(self):
         """Return the constructor arguments."""

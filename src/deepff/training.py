@@ -547,6 +547,8 @@ class Trainer:
         flush = FlushDenormals()
         if self._schedule_spans_run:   # e.g. cosine: anneal over the whole run, even a resumed,
             self.schedule.total_steps = self.epochs * -(-n // bs)   # lengthened one
+        if self.schedule is not None and callable(getattr(self.schedule, "bind", None)):
+            self.schedule.bind(n, bs)    # e.g. invscaling per epoch: t counts this run's samples
         while self.epoch < self.epochs and not self.history.stopped_early:
             epoch = self.epoch
             for cb in self.callbacks:
