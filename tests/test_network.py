@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.special import expit, log_softmax, softmax
 
-from deepff import Dense, FeedForward, gradcheck
+from deepff import Dense, FeedForward, Network, gradcheck
 from deepff.errors import InputError, SpecError
 
 
@@ -379,3 +379,26 @@ def test_a_dense_object_serves_one_place_in_one_network():
         FeedForward([shared, Dense(1)], n_features=5)
     np.testing.assert_array_equal(first.params.theta, before)
     assert first.forward(np.ones((2, 3), first.dtype)).shape == (2, 1)
+
+
+@pytest.mark.parametrize(("theta", "message"), [
+    (np.full(8, np.nan), "contains NaN or infinity"),
+    (np.full(8, 1e39), "too large for float32"),
+    (np.array(["a"] * 8), "must hold real numbers"),
+])
+def test_set_weights_refuses_what_no_network_can_hold(theta, message):
+    net = Network([Dense(2, "softmax")], loss="nll", seed=0)
+    net.build(3)
+    before = net.get_weights().copy()
+    with pytest.raises(InputError, match=message):
+        net.set_weights(theta)
+    np.testing.assert_array_equal(net.get_weights(), before)       # left as it was
+
+
+@pytest.mark.parametrize("batch_size", [0, "x", 2.5])
+def test_summary_refuses_a_batch_size_that_is_not_a_positive_integer(batch_size):
+    net = Network([Dense(2, "softmax")], loss="nll", seed=0)
+    net.build(3)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        net.summary(batch_size=batch_size)
+    assert "(7, 2)" in net.summary(batch_size=7)

@@ -284,6 +284,7 @@ class Network(FeedForward):
         str
         """
         self._require_built()
+        batch_size = _positive_int("batch_size", batch_size)
         rows = [("layer", "activation", "W", "b", "a, h", "params")]
         rows.append(("0 input", "-", "-", "-", f"({batch_size}, {self.n_features})", "0"))
         for i, layer in enumerate(self.layers, start=1):

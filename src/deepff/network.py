@@ -32,7 +32,7 @@ from . import losses
 from .errors import InputError, SpecError
 from .layers import Dense
 from .params import ParamBuffer
-from .validation import check_dtype, check_sample_weight, check_targets, check_X
+from .validation import cast_finite, check_dtype, check_sample_weight, check_targets, check_X
 
 __all__ = ["FeedForward"]
 
@@ -396,7 +396,10 @@ class FeedForward:
         theta = np.asarray(theta)
         if theta.shape != self.params.theta.shape:
             raise InputError(f"expected a weight vector of shape {self.params.theta.shape}, got {theta.shape}")
-        self.params.theta[...] = theta
+        if theta.dtype.kind not in "biuf":
+            raise InputError(f"the weight vector must hold real numbers, got dtype {theta.dtype}")
+        self.params.theta[...] = cast_finite(theta, self.dtype, "the weight vector",
+                                             fix="scale it down, or use a float64 network")
 
     def buffers(self):
         """Return every non-trainable state array by name.
