@@ -206,6 +206,8 @@ def test_class_weight_dict_and_errors():
         class_weights(labels, {3: 2.0}, 3)
     with pytest.raises(InputError, match="balanced"):
         class_weights(labels, "auto", 3)
+    with pytest.raises(InputError, match="class True; valid classes are 0..2"):   # not taken for class 1
+        class_weights(labels, {True: 5.0}, 3)
 
 
 def test_class_weight_in_fit_equals_the_sample_weights():

@@ -300,7 +300,7 @@ def class_weights(labels, class_weight, n_classes):
     elif isinstance(class_weight, dict):
         per_class = np.ones(n_classes)
         for c, wt in class_weight.items():
-            if not (isinstance(c, (int, np.integer)) and 0 <= c < n_classes):
+            if isinstance(c, bool) or not (isinstance(c, (int, np.integer)) and 0 <= c < n_classes):
                 raise InputError(f"class_weight names class {c!r}; valid classes are 0..{n_classes - 1}")
             if isinstance(wt, bool) or not isinstance(wt, numbers.Real) or not (0 <= wt < math.inf):
                 raise InputError(f"class_weight for class {c} must be a finite number >= 0, got {wt!r}")
