@@ -42,7 +42,7 @@ import zipfile
 
 import numpy as np
 
-from .errors import DeepffError, InputError, ModelFileError
+from .errors import DeepffError, InputError, ModelFileError, SpecError
 
 __all__ = ["save", "load", "save_checkpoint", "load_checkpoint", "FORMAT_VERSION", "atomic_write",
            "check_writable", "file_format"]
@@ -598,6 +598,25 @@ def _non_negative_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
 
 
+def _restored(registry, state):
+    """The optimizer or schedule a state dict describes, built and loaded.
+
+    Built with no arguments first (every built-in has defaults); a custom
+    class with required constructor arguments is built from the stored
+    values of those arguments instead, then loaded.
+    """
+    try:
+        obj = registry.get(state["name"])
+    except SpecError:
+        cls = registry.classes[registry.canonical(state["name"])]
+        names = registry.parameters(cls) or []
+        stored = {k: (state[k].item() if isinstance(state[k], np.ndarray) and state[k].ndim == 0 else state[k])
+                  for k in names if k in state}
+        obj = registry.get({"name": state["name"], **stored})
+    obj.load_state_dict(state)
+    return obj
+
+
 def _check_state(state, net):
     """Check a checkpoint's trainer state before anyone relies on it.
 
@@ -631,8 +650,7 @@ def _check_state(state, net):
     opt_state = state.get("optimizer")
     if not isinstance(opt_state, dict) or not isinstance(opt_state.get("name"), str):
         raise ModelFileError("the optimizer state is missing or has no name")
-    opt = optimizers.get(opt_state["name"])
-    opt.load_state_dict(opt_state)
+    opt = _restored(optimizers.REGISTRY, opt_state)
     for key, arr in opt.state.items():
         if arr.shape != shape or not np.isfinite(arr).all():
             raise ModelFileError(f"optimizer array {key!r} does not match the parameters")
@@ -652,7 +670,7 @@ def _check_state(state, net):
     if sched is not None:
         if not isinstance(sched, dict) or not isinstance(sched.get("name"), str):
             raise ModelFileError("the schedule state has no name")
-        schedules.get(sched["name"]).load_state_dict(sched)
+        _restored(schedules.REGISTRY, sched)
     es = state.get("early_stopping")
     if es is not None:
         if not isinstance(es, dict) or not _non_negative_int(es.get("wait")) \

@@ -245,6 +245,9 @@ class Dense:
             self.h = self.activation.forward(ws.a, out=ws.h)  # h = f(a)
         else:                                           # a = h^{l-1} W + b, h = f(a)
             self.h = self.activation.forward_biased(z, self.b, out=ws.h)
+        if self.h is not ws.h:                          # a custom activation that returned a new array
+            np.copyto(ws.h, self.h)                     # instead of writing into out
+            self.h = ws.h
         if training and self.dropout > 0:
             keep = 1.0 - self.dropout
             rng.random(out=ws.mask, dtype=self.dtype)

@@ -34,22 +34,55 @@ class Registry:
         self.aliases = dict(aliases or {})
 
     def register(self, cls, name=None):
-        """Register ``cls`` under ``name`` (default ``cls.name``).
+        """Register ``cls`` under its ``name`` attribute.
+
+        Specs, model files and checkpoints store that attribute and look it
+        up here when read back, so it must be the class's own (not one
+        inherited from the class it extends), and may not take the name of
+        a built-in part or of an alias. Registering another class under a
+        name a user class already has replaces it (re-running a notebook
+        cell that defines the class again).
 
         Parameters
         ----------
         cls : type
-            A subclass of the registry's base class.
+            A subclass of the registry's base class, with its own ``name``.
         name : str, optional
+            If given, it must equal ``cls.name`` (ignoring case).
 
         Returns
         -------
         type
             ``cls``, so that ``register`` works as a decorator.
+
+        Raises
+        ------
+        TypeError
+            When ``cls`` is not a subclass of the base class.
+        SpecError
+            For a missing, inherited or mismatched name, or one that is
+            taken by a built-in part or an alias.
         """
         if not (isinstance(cls, type) and issubclass(cls, self.base)):
             raise TypeError(f"register() needs a {self.base.__name__} subclass, got {cls!r}")
-        self.classes[(name or cls.name).lower()] = cls
+        own = cls.__dict__.get("name")
+        if not isinstance(own, str) or not own.strip():
+            inherited = getattr(cls, "name", None)
+            raise SpecError(f"{self.kind} class {cls.__name__} needs its own name attribute (a non-empty string; "
+                            + (f"it inherits {inherited!r}, " if isinstance(inherited, str) else "")
+                            + "which files would store and load back as another class): add name = '...' "
+                            "to the class")
+        if name is not None and (not isinstance(name, str) or name.lower() != own.lower()):
+            raise SpecError(f"register({cls.__name__}, name={name!r}): files store the {self.kind} under its "
+                            f"class's name {own!r}, so it is registered under that name; set the class's name "
+                            "attribute instead")
+        key = own.lower()
+        if key in self.aliases:
+            raise SpecError(f"{self.kind} name {own!r} is an alias of {self.aliases[key]!r}; choose another name")
+        taken = self.classes.get(key)
+        if taken is not None and taken is not cls and taken.__module__.startswith("deepff."):
+            raise SpecError(f"{self.kind} name {own!r} is deepff's {taken.__name__}; choose another name")
+        self.classes[key] = cls
         return cls
 
     def names(self):

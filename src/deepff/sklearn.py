@@ -423,6 +423,23 @@ def _solver_names():
     return {"lbfgs", "sgd", "adam"} | set(_optimizers.names())
 
 
+class _RegisteredNames(StrOptions):
+    """scikit-learn's StrOptions over names read from deepff's registries each time a value is checked,
+    so that an activation or optimizer registered after this module was imported is valid too."""
+
+    def __init__(self, names):
+        self._names = names
+        super().__init__(set(names()))
+
+    @property
+    def options(self):
+        return set(self._names())
+
+    @options.setter
+    def options(self, value):   # StrOptions.__init__ assigns it; the registry stays the source
+        pass
+
+
 def _canonical_activation(name):
     """deepff registry name for a scikit-learn or deepff activation name."""
     name = name.lower()
@@ -452,8 +469,8 @@ class _BaseMLP(BaseEstimator):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
-        "activation": [StrOptions(_activation_names()), "array-like"],
-        "solver": [StrOptions(_solver_names()), dict, _optimizers.Optimizer],
+        "activation": [_RegisteredNames(_activation_names), "array-like"],
+        "solver": [_RegisteredNames(_solver_names), dict, _optimizers.Optimizer],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
         "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
@@ -505,6 +522,10 @@ class _BaseMLP(BaseEstimator):
         return values
 
     def _hidden_activations(self, n_hidden):
+        if isinstance(self.activation, dict):
+            raise ValueError(f"activation takes names (one, or one per hidden layer), got the dict "
+                             f"{self.activation!r}; an activation with parameters is not available here: use "
+                             "deepff.Network, or register a subclass with those parameters under a name of its own")
         names = self._per_layer(self.activation, n_hidden, "activation")
         valid = _activation_names()
         for a in names:
