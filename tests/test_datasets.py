@@ -3,6 +3,7 @@ HTTP server on 127.0.0.1 for downloads, real CSV/npy/npz files in tmp_path."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import gzip
 import hashlib
@@ -12,9 +13,12 @@ import os
 import re
 import shutil
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -866,3 +870,54 @@ def test_download_timeout_must_be_positive_seconds(tmp_path, timeout):
     with pytest.raises(DatasetError, match="timeout must be a positive number of seconds"):
         download_mnist(tmp_path, mirrors=["http://127.0.0.1:9/"], timeout=timeout)
     assert list(tmp_path.iterdir()) == []
+
+
+class _Trickle(http.server.BaseHTTPRequestHandler):
+    """Promises 100 kB and sends a byte every 0.2 s: each byte restarts a socket timeout."""
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(150):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:   # the client gave up
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@requires_mnist
+def test_a_trickling_mirror_is_given_up_after_the_timeout(tmp_path, base_url):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        others = [s for s in MNIST_FILES if s != "train-labels-idx1-ubyte"]
+        dest = _copy_mnist(tmp_path / "dest", others)
+        host, port = server.server_address[:2]
+        started = time.monotonic()
+        download_mnist(dest, mirrors=[f"http://{host}:{port}/", base_url + "good/"], timeout=1)
+        assert time.monotonic() - started < 20          # not the 30 s the trickle would take
+        assert sorted(os.listdir(dest)) == sorted(f"{s}.gz" for s in MNIST_FILES)
+        mode = stat.S_IMODE(os.stat(dest / "train-labels-idx1-ubyte.gz").st_mode)
+        umask = os.umask(0)
+        os.umask(umask)
+        assert mode == 0o666 & ~umask                  # as any other file, not mkstemp's 0600
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_unwritable_cache_folder_is_named(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):     # a read-only file system (root ignores chmod, so it is simulated)
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(DatasetError, match=r"cannot write the MNIST files into .*cache.*DEEPFF_DATA"):
+        download_mnist(tmp_path / "cache", mirrors=["http://127.0.0.1:9/"], timeout=1)

@@ -758,3 +758,55 @@ def test_numpy_scalar_class_labels_are_saved_as_plain_values(tmp_path):
     assert deepff.load(tmp_path / "m.npz").classes == [3, 7]
     deepff.save(net, tmp_path / "b.npz", classes=[np.bool_(False), np.bool_(True)])
     assert deepff.load(tmp_path / "b.npz").classes == [False, True]
+
+
+def _tiny_net(seed=0):
+    return Network([deepff.Dense(4, "relu"), deepff.Dense(3, "softmax")], loss="nll", n_features=4, seed=seed)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX pipes")
+def test_save_never_replaces_a_device_or_pipe(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for target in (fifo, pathlib.Path(os.devnull)):
+        with pytest.raises(OSError, match="is not a regular file"):
+            deepff.save(_tiny_net(), target)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and stat.S_ISCHR(os.lstat(os.devnull).st_mode)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_save_through_a_symbolic_link_replaces_the_file_it_names(tmp_path):
+    real = tmp_path / "real.npz"
+    deepff.save(_tiny_net(0), real)
+    link = tmp_path / "link.npz"
+    os.symlink(real, link)
+    deepff.save(_tiny_net(5), link)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    np.testing.assert_array_equal(deepff.load(real).get_weights(), _tiny_net(5).get_weights())
+
+
+@pytest.mark.parametrize("path", [None, b"model.npz", 5, ""])
+def test_paths_that_are_not_file_names_are_named(path):
+    with pytest.raises(deepff.InputError, match="path must be a file name"):
+        deepff.save(_tiny_net(), path)
+    with pytest.raises(deepff.InputError, match="path must be a file name"):
+        deepff.load(path)
+
+
+def test_save_checkpoint_given_a_network_says_where_its_trainer_is(tmp_path):
+    net = _tiny_net()
+    with pytest.raises(deepff.InputError, match=r"needs a Trainer, got Network \(a fitted Network's trainer"):
+        deepff.save_checkpoint(net, tmp_path / "c.npz")
+    assert not (tmp_path / "c.npz").exists()
+
+
+def test_a_model_file_with_a_left_over_array_is_refused(tmp_path):
+    from deepff.io import _read_archive, _write_archive
+
+    good = tmp_path / "m.npz"
+    deepff.save(_tiny_net(), good)
+    header, arrays = _read_archive(str(good), deepff.io._MODEL)
+    header.pop("arrays", None)
+    _write_archive(tmp_path / "extra.npz", header, {**arrays, "secret": np.arange(5)})
+    with pytest.raises(ModelFileError, match="'secret' has no place in a model file"):
+        deepff.load(tmp_path / "extra.npz")

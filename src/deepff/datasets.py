@@ -29,6 +29,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,14 +311,23 @@ def _fetch(url, out, timeout):
     request = urllib.request.Request(url, headers={"User-Agent": "deepff-datasets"})
     with urllib.request.urlopen(request, timeout=timeout) as resp:
         total = 0
+        # the socket timeout restarts with every byte, so a server that trickles would hold the
+        # download forever: each `timeout` seconds must also bring at least 1 KiB a second
+        window_start, window_bytes = time.monotonic(), 0
         while True:
-            chunk = resp.read(_CHUNK)
+            chunk = resp.read1(_CHUNK)
             if not chunk:
                 break
             total += len(chunk)
             if total > _MAX_DOWNLOAD_BYTES:
                 raise DatasetError(f"response larger than {_MAX_DOWNLOAD_BYTES} bytes")
             out.write(chunk)
+            window_bytes += len(chunk)
+            elapsed = time.monotonic() - window_start
+            if elapsed >= timeout:
+                if window_bytes < 1024 * elapsed:
+                    raise DatasetError(f"the transfer stalled ({window_bytes} bytes in {elapsed:.0f} s)")
+                window_start, window_bytes = time.monotonic(), 0
 
 
 def _gz_payload_digest(path, limit):
@@ -343,7 +353,11 @@ def _download_one(stem, dest, mirrors, timeout):
     reasons = []
     for base in mirrors:
         url = f"{base}{stem}.gz"
-        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.gz.", suffix=".part", dir=dest)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{stem}.gz.", suffix=".part", dir=dest)
+        except OSError as exc:
+            raise DatasetError(f"cannot write the MNIST files into {dest} ({exc.strerror}); give a writable folder "
+                               "(data_dir=, --data-dir, or the DEEPFF_DATA environment variable)") from None
         try:
             try:
                 with os.fdopen(fd, "wb") as out:
@@ -354,6 +368,9 @@ def _download_one(stem, dest, mirrors, timeout):
                         f"SHA-256 digest mismatch of the decompressed payload ({size} bytes): "
                         f"got {digest}, expected {MNIST_SHA256[stem]}"
                     )
+                from .io import _new_file_mode
+
+                os.chmod(tmp, _new_file_mode(dest / f"{stem}.gz"))   # as other files: mkstemp makes 0600
                 os.replace(tmp, dest / f"{stem}.gz")
                 return dest / f"{stem}.gz"
             except urllib.error.HTTPError as exc:
@@ -399,7 +416,9 @@ def download_mnist(dest_dir, mirrors=None, timeout=30):
         comma-separated list in ``$DEEPFF_MNIST_MIRRORS`` if set, else
         :data:`MNIST_MIRRORS`.
     timeout : float, default 30
-        Socket timeout in seconds for each request.
+        Socket timeout in seconds for each request; a transfer that brings
+        less than 1 KiB a second over that long is given up too (the next
+        mirror is tried).
 
     Returns
     -------

@@ -86,6 +86,20 @@ def _write_protected(path):
         return False
 
 
+def _file_path(path, what="path"):
+    """``path`` as a str, refusing what is not a file name (None, bytes, numbers...)."""
+    if isinstance(path, (str, os.PathLike)):
+        path = os.fspath(path)
+        if isinstance(path, str) and path:
+            return path
+    raise InputError(f"{what} must be a file name (a non-empty str or os.PathLike), got {path!r}")
+
+
+def _link_target(path):
+    """The file a symbolic link at ``path`` names (followed to the end), else ``path`` itself."""
+    return os.path.realpath(path) if os.path.islink(path) else path
+
+
 def check_writable(path, probe=False):
     """Raise unless :func:`atomic_write` may write ``path``.
 
@@ -104,18 +118,22 @@ def check_writable(path, probe=False):
         whoever runs deepff).
     """
     path = os.fspath(path)
+    shown, path = path, _link_target(path)
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", path)
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", shown)
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise OSError(errno.EINVAL, "is not a regular file (a device, pipe or socket); deepff does not replace it",
+                      shown)
     if not os.path.isdir(folder):
-        raise FileNotFoundError(errno.ENOENT, f"its folder {folder} does not exist", path)
+        raise FileNotFoundError(errno.ENOENT, f"its folder {folder} does not exist", shown)
     if os.path.lexists(path) and _write_protected(path):
-        raise PermissionError(errno.EACCES, "the file is write-protected; deepff does not replace it", path)
+        raise PermissionError(errno.EACCES, "the file is write-protected; deepff does not replace it", shown)
     if probe:
         try:
             fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
         except OSError as exc:
-            raise type(exc)(exc.errno, f"cannot create files in its folder ({exc.strerror})", path) from None
+            raise type(exc)(exc.errno, f"cannot create files in its folder ({exc.strerror})", shown) from None
         os.close(fd)
         os.unlink(tmp)
 
@@ -141,6 +159,7 @@ def atomic_write(path, write):
     """
     path = os.fspath(path)
     check_writable(path)
+    path = _link_target(path)        # through a symbolic link: the file it names is replaced, the link kept
     folder = os.path.dirname(os.path.abspath(path))
     mode = _new_file_mode(path)
     try:
@@ -285,6 +304,7 @@ def save(model, path, preprocessing=None, classes=None, training=None, metadata=
         a write-protected one is never replaced).
     """
     net = _network_of(model)
+    path = _file_path(path)
     header = _base_header(net, _MODEL)
     given = {"preprocessing": preprocessing, "classes": classes, "training": training, "metadata": metadata}
     attr = {"preprocessing": "preprocessing", "classes": "classes", "training": "training_config",
@@ -514,8 +534,12 @@ def load(path):
         not match the architecture, object arrays, a newer format, or class
         labels that do not match the output units.
     """
+    path = _file_path(path)
     header, arrays = _read_archive(path, _MODEL)
-    net = _build(header, arrays, os.fspath(path))
+    net = _build(header, arrays, path)
+    left_over = set(arrays) - {"theta"} - {"buffer." + k for k in net.buffers()}
+    if left_over:      # a model file holds the weights and the layers' buffers, nothing else
+        raise ModelFileError(f"{path!r}: array {sorted(left_over)[0]!r} has no place in a model file")
     problem = _classes_problem(header.get("classes"), net)
     if problem:
         raise ModelFileError(f"{os.fspath(path)!r}: {problem}")
@@ -579,6 +603,10 @@ def save_checkpoint(trainer, path, extra=None):
     OSError
         When the file cannot be written (the previous checkpoint is kept).
     """
+    if not (hasattr(trainer, "state_dict") and hasattr(trainer, "network")):
+        hint = " (a fitted Network's trainer is network.trainer_)" if hasattr(trainer, "fit") else ""
+        raise InputError(f"save_checkpoint needs a Trainer, got {type(trainer).__name__}{hint}")
+    path = _file_path(path)
     net = trainer.network
     header = _base_header(net, _CHECKPOINT)
     state = trainer.state_dict()
@@ -712,6 +740,7 @@ def load_checkpoint(path):
         As :func:`load`, and for a trainer state that is incomplete or does
         not match the network.
     """
+    path = _file_path(path)
     header, arrays = _read_archive(path, _CHECKPOINT)
     net = _build(header, arrays, os.fspath(path))
     try:
