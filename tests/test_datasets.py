@@ -921,3 +921,23 @@ def test_an_unwritable_cache_folder_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     with pytest.raises(DatasetError, match=r"cannot write the MNIST files into .*cache.*DEEPFF_DATA"):
         download_mnist(tmp_path / "cache", mirrors=["http://127.0.0.1:9/"], timeout=1)
+
+
+def test_load_csv_ignores_a_delimiter_that_ends_every_line(tmp_path):
+    path = tmp_path / "trail.csv"
+    path.write_text("a,b,label,\n1,2,x,\n3,4,y,\n5,6,x,\n")
+    data = load_csv(path)
+    assert data.feature_names == ["a", "b"] and data.target_name == "label"
+    np.testing.assert_array_equal(data.X, [[1, 2], [3, 4], [5, 6]])
+    assert list(data.y) == ["x", "y", "x"]
+
+
+@pytest.mark.parametrize(("text", "column", "hint"), [
+    ("a,,label\n1,2,x\n3,4,y\n", 2, ""),
+    (",a,label\n0,1,x\n1,3,y\n", 1, "index=False"),
+])
+def test_load_csv_refuses_a_header_column_without_a_name(tmp_path, text, column, hint):
+    path = tmp_path / "noname.csv"
+    path.write_text(text)
+    with pytest.raises(DatasetError, match=f"header column {column} has no name.*{hint}"):
+        load_csv(path)

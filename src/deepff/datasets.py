@@ -827,11 +827,19 @@ def load_csv(path, target=None, delimiter=None, header=None):
         raise DatasetError(f"cannot parse CSV file {path} at line {reader.line_num}: {exc}") from None
     if not rows:
         raise DatasetError(f"CSV file {path} holds no rows, only empty cells")
+    while len(rows[0]) > 1 and all(len(r) == len(rows[0]) and r[-1] == "" for r in rows):
+        for r in rows:        # a delimiter that ends every line (spreadsheet exports): no column
+            r.pop()
     if header is None:
         header = _first_row_is_header(rows, target)
     if header:
         names = rows.pop(0)
         lines.pop(0)
+        if "" in names:
+            first = names.index("") == 0
+            raise DatasetError(f"{path}: header column {names.index('') + 1} has no name; name every column "
+                               + ("(a pandas index? write the file with to_csv(..., index=False)) " if first else "")
+                               + "(or give header=False / --header no if the first line is data)")
         _check_unique(names, path)
     else:
         names = [f"col{i}" for i in range(len(rows[0]))]
