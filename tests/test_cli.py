@@ -1351,3 +1351,66 @@ def test_options_that_would_be_ignored_are_refused(tmp_path, monkeypatch, capsys
                                 " - {layer_type: output, n_neurons: 1, activation: identity, loss_type: mse}\n")
     rc, out, err = run(capsys, "summary", "--model", "m.npz", "--config", "net.yaml")
     assert rc == 2 and out == "" and "not both" in one_error_line(err)
+
+
+def _headerless(path, order):
+    """Rows of x1..x4 and y = x1 + 2 x2 - x3 + 0.5 x4, columns in ``order`` ('y', 'x1'..'x4', 'id')."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 4))
+    cols = {f"x{i + 1}": X[:, i] for i in range(4)}
+    cols["y"] = X @ [1.0, 2.0, -1.0, 0.5]
+    cols["id"] = np.arange(150.0)
+    Path(path).write_text("".join(",".join(f"{cols[k][r]:.4f}" for k in order) + "\n" for r in range(150)))
+
+
+def test_evaluate_of_header_less_files_goes_by_position(tmp_path, monkeypatch, capsys):
+    """col0, col1, ... are made-up names: a header-less file's columns are matched by position."""
+    monkeypatch.chdir(tmp_path)
+    _headerless("label_first.csv", ["y", "x1", "x2", "x3", "x4"])
+    _headerless("label_last.csv", ["x1", "x2", "x3", "x4", "y"])
+    _headerless("with_id.csv", ["id", "x1", "x2", "x3", "x4", "y"])
+    assert run(capsys, "train", "--dataset", "label_first.csv", "--target", "col0", "--hidden", 8, "--epochs", 30,
+               "--lr", 0.01, "--quiet", "--output", "m.npz")[0] == 0
+    rc, out, err = run(capsys, "evaluate", "--model", "m.npz", "--dataset", "label_last.csv", "--target", "col4",
+                       "--json")
+    assert rc == 0, err
+    assert json.loads(out)["r2"] > 0.8
+    rc, out, err = run(capsys, "evaluate", "--model", "m.npz", "--dataset", "with_id.csv")
+    assert rc == 2 and "the data has 5 features, but the model expects 4" in one_error_line(err)
+
+
+def test_resuming_an_early_stopping_run_with_its_own_settings_is_accepted(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("es.yaml").write_text("layers:\n - {layer_type: input, n_features: 64}\n"
+                               " - {layer_type: fullyconn, n_neurons: 8, activation: relu}\n"
+                               " - {layer_type: output, n_neurons: 10, activation: softmax, loss_type: nll}\n"
+                               "training: {epochs: 6, batch_size: 32, validation_split: 0,"
+                               " early_stopping: {patience: 3}}\n")
+    base = ["train", "--config", "es.yaml", "--validation-split", 0, "--quiet"]
+    assert run(capsys, *base, "--epochs", 2, "--checkpoint", "ck.npz", "--output", "a.npz")[0] == 0
+    rc, _, err = run(capsys, *base, "--epochs", 3, "--resume", "ck.npz", "--output", "b.npz")
+    assert rc == 0, err
+    Path("es64.yaml").write_text(Path("es.yaml").read_text().replace("batch_size: 32", "batch_size: 64"))
+    rc, out, err = run(capsys, "train", "--config", "es64.yaml", "--resume", "ck.npz", "--output", "c.npz")
+    assert rc == 2 and "the config's batch_size 64 contradicts" in one_error_line(err)
+    assert "remove batch_size from the config" in err
+
+
+def test_a_run_stopped_in_its_first_epoch_writes_no_json_history(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    original = cli._Reporter.on_batch_end
+
+    def stop_at_once(self, trainer, step, batch_size, loss):
+        original(self, trainer, step, batch_size, loss)
+        trainer.request_stop()
+
+    monkeypatch.setattr(cli._Reporter, "on_batch_end", stop_at_once)
+    rc, _, err = run(capsys, "train", "--epochs", 2, "--hidden", 4, "--quiet", "--history", "h.json",
+                     "--output", "m.npz")
+    monkeypatch.setattr(cli._Reporter, "on_batch_end", original)   # (undo() would also undo the chdir)
+    assert rc == 130 and "no epoch was complete, so h.json is not written" in err
+    assert not Path("h.json").exists()
+    rc, _, err = run(capsys, "train", "--epochs", 1, "--hidden", 4, "--quiet", "--history", "h.json",
+                     "--output", "m2.npz")
+    assert rc == 0, err
+    assert [r["epoch"] for r in json.loads(Path("h.json").read_text())] == [1]

@@ -116,3 +116,12 @@ def test_sklearn_estimator_steps_flush(monkeypatch):
     assert v_flushed[1] == 0.0 and 0.0 < v_ieee[1] < np.finfo(np.float32).tiny
     np.testing.assert_array_equal(states["1"][1], states["0"][1])
     assert denormal_product() != 0.0
+
+
+def test_one_instance_entered_twice_restores_once_at_the_outer_exit():
+    flush = _fpenv.FlushDenormals()
+    with flush:
+        with flush:
+            assert denormal_product() == 0.0
+        assert denormal_product() == 0.0
+    assert denormal_product() != 0.0

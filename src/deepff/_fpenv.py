@@ -122,6 +122,7 @@ class FlushDenormals:
     def __init__(self):
         fns = _libm() if os.environ.get("DEEPFF_FLUSH_DENORMALS", "1") != "0" else None
         self.active = fns is not None
+        self._depth = 0                 # entered again while active (nested use): only the outer one acts
         if self.active:
             self._get, self._set = fns
             self._saved = _Env()
@@ -129,7 +130,8 @@ class FlushDenormals:
             self._saved_ref, self._flushed_ref = ctypes.byref(self._saved), ctypes.byref(self._flushed)
 
     def __enter__(self):
-        if self.active:
+        self._depth += 1
+        if self.active and self._depth == 1:
             self._get(self._saved_ref)
             self._get(self._flushed_ref)                     # the same environment, plus two bits
             self._flushed.mxcsr |= _DAZ_FTZ
@@ -137,6 +139,7 @@ class FlushDenormals:
         return self
 
     def __exit__(self, *exc):
-        if self.active:
+        self._depth -= 1
+        if self.active and self._depth == 0:
             self._set(self._saved_ref)
         return False

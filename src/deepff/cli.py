@@ -14,6 +14,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import time
 
@@ -666,12 +667,18 @@ def _check_resume_settings(args, net, extra, cfg, opt):
             raise UsageError(f"{flag} {value} contradicts {where}, whose network has {has}; a resumed run "
                              f"keeps its network: drop {flag}")
     run = extra.get("training") if isinstance(extra.get("training"), dict) else {}
+    early_stopping = (cfg["training"] if args.config else run).get("early_stopping")
     for key, flag, value in (("batch_size", "--batch-size", args.batch_size),
                              ("validation_split", "--validation-split", args.validation_split)):
-        value = cfg["training"].get(key) if value is None and args.config else value
+        source = flag
+        if value is None and args.config:
+            value, source = cfg["training"].get(key), f"the config's {key}"
+        if key == "validation_split" and early_stopping and value is not None and not value:
+            value = 0.1       # what cmd_train makes of it: early stopping never looks at the test split
         if value is not None and key in run and value != run[key]:
-            raise UsageError(f"{flag} {value} contradicts {where}, whose run has {key} {run[key]!r}; a resumed "
-                             f"run keeps its training settings: drop {flag} or give the checkpoint's")
+            drop = f"drop {flag}" if source == flag else f"remove {key} from the config"
+            raise UsageError(f"{source} {value} contradicts {where}, whose run has {key} {run[key]!r}; a resumed "
+                             f"run keeps its training settings: {drop} or give the checkpoint's")
     recorded = run.get("optimizer")
     if isinstance(recorded, dict) and "name" in recorded:
         from . import optimizers
@@ -948,7 +955,10 @@ def cmd_train(args):
                        "feature_names": list(data.feature_names), "results": results})
         _say(f"model saved to {output}")
     if args.history:
-        _write_history(history.records, args.history)
+        if history.records or not args.history.lower().endswith(".json"):
+            _write_history(history.records, args.history)
+        else:     # [] could be anyone's file, so deepff never writes one (a CSV keeps its header)
+            print(f"{PROG}: no epoch was complete, so {args.history} is not written", file=sys.stderr)
     if args.plot:
         _plots(args.plot, history.records, net, task, classes, X_test, y_test, data, scaler,
                val_label="test" if validation is not None else "validation", y_train=y_train)
@@ -1077,6 +1087,8 @@ def _model_columns(meta, data, model):
     if not isinstance(wanted, list) or not wanted:
         return None
     wanted = [str(nm) for nm in wanted]
+    if _positional_names(wanted) or _positional_names(names + [str(data.target_name)]):
+        return None     # col0, col1, ... (no header) or x0, x1, ... (arrays): names made from positions
     if data.target_name in wanted and data.target_name not in names:
         trained = meta.get("target_name")
         raise InputError(f"the target column {data.target_name!r} is one of the features {model} was trained on"
@@ -1090,6 +1102,11 @@ def _model_columns(meta, data, model):
                          "names must be unique")
     cols = [names.index(nm) for nm in wanted]
     return None if cols == list(range(len(names))) else cols
+
+
+def _positional_names(names):
+    """Whether ``names`` are the ones deepff makes up for columns without a header (col3, x3)."""
+    return all(re.fullmatch(r"(col|x)\d+", nm) for nm in names)
 
 
 def cmd_evaluate(args):
