@@ -1094,14 +1094,22 @@ def _model_columns(meta, data, model):
         raise InputError(f"the target column {data.target_name!r} is one of the features {model} was trained on"
                          + (f"; its target was {trained!r}" if trained else "")
                          + ": give the model's target with --target")
+    cols = _columns_named(wanted, names, data.name)
+    return None if cols == list(range(len(names))) else cols
+
+
+def _columns_named(wanted, names, source):
+    """Positions in ``names`` of every name in ``wanted``, or None when some are missing.
+
+    Raises InputError when one of them names more than one column of ``source``.
+    """
     if not set(wanted) <= set(names):
         return None
     repeated = sorted({nm for nm in wanted if names.count(nm) > 1})
     if repeated:
-        raise InputError(f"{data.name} names more than one column {', '.join(map(repr, repeated))}; column "
+        raise InputError(f"{source} names more than one column {', '.join(map(repr, repeated))}; column "
                          "names must be unique")
-    cols = [names.index(nm) for nm in wanted]
-    return None if cols == list(range(len(names))) else cols
+    return [names.index(nm) for nm in wanted]
 
 
 def _positional_names(names):
@@ -1241,12 +1249,8 @@ def _read_features(path, n_features, feature_names=None):
         if rows and (named or _is_header(rows[0])):    # named: the model's columns, even "400", "2019"
             header, rows = rows[0], rows[1:]
             names = header
-            if feature_names and set(feature_names) <= set(header):
-                repeated = sorted({nm for nm in feature_names if header.count(nm) > 1})
-                if repeated:
-                    raise InputError(f"{path} names more than one column {', '.join(map(repr, repeated))}; "
-                                     "column names must be unique")
-                cols = [header.index(nm) for nm in feature_names]
+            cols = _columns_named(feature_names, header, path) if feature_names else None
+            if cols is not None:
                 rows = [[r[c] if c < len(r) else "" for c in cols] for r in rows]
                 names, positions = list(feature_names), cols
         if not rows:

@@ -217,10 +217,6 @@ def check_sample_weight(w, n_samples, dtype):
     if w is None:
         return None
     a = _as_numeric(w, "sample_weight")
-    if a.size and np.isfinite(a).all():
-        a = cast_finite(a, dtype, "sample_weight", fix="divide the weights by a constant (only their ratios "
-                                                       "matter) or use a float64 network")
-    a = a.astype(dtype)
     if a.ndim > 2 or (a.ndim == 2 and a.shape[1] != 1):
         raise InputError(f"sample_weight must be 1-D, one weight per sample, got an array of shape {a.shape}")
     a = a.reshape(-1)
@@ -228,4 +224,5 @@ def check_sample_weight(w, n_samples, dtype):
         raise InputError(f"sample_weight has {a.shape[0]} entries but X has {n_samples} samples")
     if not np.isfinite(a).all() or (a < 0).any():
         raise InputError("sample_weight must be finite and non-negative")
-    return np.ascontiguousarray(a)
+    return cast_finite(a, dtype, "sample_weight",        # finite here: only an overflow is left to name
+                       fix="divide the weights by a constant (only their ratios matter) or use a float64 network")
