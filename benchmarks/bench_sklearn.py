@@ -177,13 +177,17 @@ def main(argv=None):
     n_seeds = args.seeds or (1 if args.quick else 3)
     repeats = args.repeats or (1 if args.quick else 2)
 
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter is expected on both sides
+    for impl in ("sklearn", "deepff"):  # warm-up: imports, numba kernels, and every BLAS library loaded
+        Xtr, _, ytr, _ = load("iris", 0, True)
+        make(impl, "classification", 0, True).fit(Xtr, ytr)
+    # the limit reaches only the libraries loaded by now: numpy's BLAS, and scipy's, which
+    # deepff's compiled step calls through numba
     with threadpool_limits(args.threads):
-        for impl in ("sklearn", "deepff"):  # warm-up: imports, numba kernels, BLAS
-            Xtr, _, ytr, _ = load("iris", 0, True)
-            make(impl, "classification", 0, True).fit(Xtr, ytr)
+        blas = [{k: info[k] for k in ("internal_api", "filepath", "num_threads")}
+                for info in threadpool_info() if info["user_api"] == "blas"]
         results = [run_dataset(name, range(n_seeds), repeats, args.quick) for name in args.datasets]
 
     import sklearn
@@ -197,6 +201,7 @@ def main(argv=None):
         "n_seeds": n_seeds,
         "repeats": repeats,
         "threads": args.threads,
+        "blas": blas,
         "quick": args.quick,
         "versions": {"deepff": deepff.__version__, "sklearn": sklearn.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},

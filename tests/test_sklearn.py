@@ -112,7 +112,10 @@ def _assert_same_fit(ref, ours, X, rtol=1e-9, atol=1e-12):
             assert_allclose(ours.best_validation_score_, ref.best_validation_score_, rtol=1e-12)
     else:
         assert not hasattr(ours, "loss_curve_")
-    assert_array_equal(ours.predict(X), ref.predict(X))
+    if hasattr(ref, "classes_"):
+        assert_array_equal(ours.predict(X), ref.predict(X))
+    else:   # float predictions: the compiled step's sums round differently (deepff._kernels)
+        assert_allclose(ours.predict(X), ref.predict(X), rtol=rtol, atol=atol)
     if hasattr(ref, "predict_proba"):
         assert_array_equal(ours.classes_, ref.classes_)
         assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=1e-7, atol=1e-10)
@@ -271,14 +274,20 @@ def _fit_without_kernels(monkeypatch, estimator, X, y):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 def test_regressor_fits_are_bit_identical_with_and_without_kernels(solver, dtype, monkeypatch):
-    """No softmax in a regressor: every kernel on its path must give the numpy path's bits."""
+    """No softmax in a regressor: every per-piece kernel on its path must give the numpy path's bits.
+
+    (The compiled whole step, which sums in its own order, is switched off
+    here; tests/test_sklearn_step.py compares it with the engine.)
+    """
     X, _ = _digits(150)
     X = X.astype(dtype)
     y = (X[:, :3] @ np.array([0.5, -0.25, 0.125], dtype=dtype)).astype(dtype)
     kw = {"hidden_layer_sizes": (16, 8), "max_iter": 6, "random_state": 0, "solver": solver, "alpha": 1e-3}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        fast = MLPRegressor(**kw).fit(X, y)
+        with monkeypatch.context() as m:
+            m.setattr(dsk._BaseMLP, "_step_plan", lambda self, *args: None)
+            fast = MLPRegressor(**kw).fit(X, y)
         slow = _fit_without_kernels(monkeypatch, MLPRegressor(**kw), X, y)
     assert fast.coefs_[0].dtype == dtype
     for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_, strict=True):

@@ -19,6 +19,15 @@ row passes (maximum and shift; sum, then division or log) and leave ``exp``
 to numpy's vector code; their row sums run in another order than numpy's
 (the loss's in float64), so they agree with numpy to float rounding.
 tests/test_kernels.py checks both claims.
+
+:func:`sklearn_step_kernel` goes further for the scikit-learn estimators:
+a whole mini-batch step of a plain dense network (forward, loss, backward,
+update) in one compiled call, for the small networks where calling forty
+numpy functions a step costs more than the arithmetic inside them. It calls
+the kernels above, so all of them live in this one file (numba's cache of a
+compiled function is invalidated by changes to its own file only).
+tests/test_sklearn_step.py checks it against the engine and against finite
+differences.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ __all__ = [
     "adam_kernel", "sgd_kernel", "sklearn_adam_kernel", "sklearn_sgd_kernel",
     "bias_relu_kernel", "relu_backward_kernel", "tanh_backward_kernel", "sigmoid_backward_kernel",
     "softmax_kernels", "nll_kernel", "log_loss_terms_kernel",
+    "sklearn_step_kernel", "step_scratch_size", "STEP_HIDDEN", "STEP_OUTPUTS", "STEP_OPTIMIZERS",
 ]
 
 _CACHE = {}
@@ -271,6 +281,210 @@ def _sklearn_sgd(theta, grad, mask, alpha, sw_sum, vel, mu, lr, nesterov):
             theta[i] += vi
 
 
+# ---------------------------------------------------------------------------
+# A whole training step of the scikit-learn estimators in one call
+# ---------------------------------------------------------------------------
+
+STEP_HIDDEN = {"linear": 0, "sigmoid": 1, "tanh": 2, "relu": 3}
+"""Hidden activations the whole step takes (by the engine's name), and their codes."""
+STEP_OUTPUTS = {"sklearn_log_loss": 0, "sklearn_binary_log_loss": 1, "sklearn_squared_error": 2}
+"""Losses the whole step takes (softmax, logistic and identity outputs), and their codes."""
+STEP_OPTIMIZERS = {"sklearn_adam": 0, "sklearn_sgd": 1}
+"""Optimizers the whole step takes, and their codes."""
+
+# The compiled kernels that _sklearn_step calls. numba resolves a global name when it
+# compiles the function that uses it, so sklearn_step_kernel() sets these first.
+_nb_shift_by_row_max = _nb_divide_by_row_sum = _nb_log_loss_terms = None
+_nb_sklearn_adam = _nb_sklearn_sgd = _nb_bias_act = _nb_act_backward = None
+
+
+def step_scratch_size(n, dims):
+    """Number of scratch entries :func:`sklearn_step_kernel`'s kernel needs for batches of up to ``n`` rows.
+
+    Parameters
+    ----------
+    n : int
+        Largest batch size.
+    dims : sequence of int
+        Layer widths n_0 (features), n_1, ..., n_L (outputs).
+
+    Returns
+    -------
+    int
+        n (n_0 + n_1 + ... + n_L) for x and every h^l, n n_L for y and as
+        much for the loss terms, 2 n max(n_1..n_L) for the two alternating g
+        buffers, n for the softmax row maxima.
+    """
+    return n * (sum(dims) + 2 * dims[-1] + 2 * max(dims[1:]) + 1)
+
+
+def _bias_act(z, b, code):
+    # a = z + b, then h = f(a), in place (in hidden layers only h is kept: the
+    # derivatives below need only h). The formulas are those of the kernels above
+    # and of the activations' numpy code; each activation has its own loop so that
+    # LLVM vectorises it (one array, no aliasing to rule out).
+    zero, one = z.dtype.type(0), z.dtype.type(1)
+    n, m = z.shape
+    for i in range(n):
+        row = z[i]
+        bias = b[0]
+        if code == 3:                                   # relu: +0.0 for -0.0, NaN stays
+            for j in range(m):
+                a = row[j] + bias[j]
+                row[j] = zero if a <= zero else a
+        elif code == 2:                                 # tanh
+            for j in range(m):
+                row[j] = np.tanh(row[j] + bias[j])
+        elif code == 1:                                 # logistic, in scipy's expit's overflow-free form
+            for j in range(m):
+                a = row[j] + bias[j]
+                if a >= zero:
+                    row[j] = one / (one + np.exp(-a))
+                else:
+                    e = np.exp(a)
+                    row[j] = e / (one + e)
+        else:                                           # identity
+            for j in range(m):
+                row[j] = row[j] + bias[j]
+
+
+def _act_backward(g, h, code):
+    # g <- dJ/da = g o f'(a), from h = f(a), in place
+    if code == 0:
+        return
+    zero, one = g.dtype.type(0), g.dtype.type(1)
+    n, m = g.shape
+    for i in range(n):
+        gr = g[i]
+        hr = h[i]
+        if code == 3:                                   # relu: g o [h > 0]
+            for j in range(m):
+                gr[j] = gr[j] * (one if hr[j] > zero else zero)
+        elif code == 2:                                 # tanh: g o (1 - h^2)
+            for j in range(m):
+                gr[j] = gr[j] * (one - hr[j] * hr[j])
+        else:                                           # logistic: (g o h) o (1 - h)
+            for j in range(m):
+                gr[j] = (gr[j] * hr[j]) * (one - hr[j])
+
+
+def _sklearn_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, acts, out_code,
+                  scratch, alpha, opt_code, s1, s2, hyper):
+    # One scikit-learn step on the rows idx of X, Y; the arguments and the five
+    # stages are described in sklearn_step_kernel's docstring.
+    n = idx.shape[0]
+    L = dims.shape[0] - 1
+    n_out = dims[L]
+    dt = theta.dtype.type
+
+    # scratch: x, y, h^1..h^L, loss terms, two g buffers, row maxima
+    pos = n * dims[0]
+    x = scratch[:pos].reshape(n, dims[0])
+    y = scratch[pos:pos + n * n_out].reshape(n, n_out)
+    pos += n * n_out
+    for r in range(n):                                  # x = X[idx], y = Y[idx]
+        src = idx[r]
+        for c in range(dims[0]):
+            x[r, c] = X[src, c]
+        for c in range(n_out):
+            y[r, c] = Y[src, c]
+    hoff = np.empty(L + 1, np.int64)
+    for l in range(1, L + 1):
+        hoff[l] = pos
+        pos += n * dims[l]
+    terms = scratch[pos:pos + n * n_out].reshape(n, n_out)
+    pos += n * n_out
+    gmax = 0
+    for l in range(1, L + 1):
+        gmax = max(gmax, dims[l])
+    gbuf0 = scratch[pos:pos + n * gmax]
+    gbuf1 = scratch[pos + n * gmax:pos + 2 * n * gmax]
+    rowmax = scratch[pos + 2 * n * gmax:pos + 2 * n * gmax + n]
+
+    # forward: a^l = h^{l-1} W^l + b^l, h^l = f(a^l)
+    h = x
+    for l in range(1, L + 1):
+        Wl = theta[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
+        bl = theta[boff[l - 1]:boff[l - 1] + dims[l]].reshape(1, dims[l])
+        a = scratch[hoff[l]:hoff[l] + n * dims[l]].reshape(n, dims[l])
+        np.dot(h, Wl, a)
+        if l < L:
+            _nb_bias_act(a, bl, acts[l - 1])
+        elif out_code == 0:                             # softmax
+            _nb_bias_act(a, bl, 0)
+            _nb_shift_by_row_max(a, a, rowmax)
+            np.exp(a, a)
+            _nb_divide_by_row_sum(a)
+        elif out_code == 1:                             # logistic
+            _nb_bias_act(a, bl, 1)
+        else:                                           # identity
+            _nb_bias_act(a, bl, 0)
+        h = a
+
+    # scikit-learn's loss (weighted averages over the rows) and g^L = w o (h - y)
+    g = gbuf0[:n * n_out].reshape(n, n_out)
+    for i in range(n):
+        for j in range(n_out):
+            g[i, j] = h[i, j] - y[i, j]
+    if out_code == 2:                                   # half squared error, mean over outputs
+        for i in range(n):
+            for j in range(n_out):
+                terms[i, j] = g[i, j] * g[i, j]
+    else:                                               # xlogy terms of the log-loss
+        _nb_log_loss_terms(h, y, dt(np.finfo(theta.dtype).eps), out_code == 1, terms)
+    sw_sum = 0.0
+    colsum = np.zeros(n_out)                            # sum_i w_i terms_ij, in float64
+    for i in range(n):
+        wi = np.float64(W[idx[i]]) if weighted else 1.0
+        sw_sum += wi
+        for j in range(n_out):
+            colsum[j] += wi * np.float64(terms[i, j])
+    total = 0.0
+    for j in range(n_out):
+        total += colsum[j] / sw_sum
+    loss = 0.5 * total / n_out if out_code == 2 else -total
+    if weighted:
+        for i in range(n):
+            wi = W[idx[i]]
+            for j in range(n_out):
+                g[i, j] *= wi
+    if alpha != 0:
+        sq = 0.0
+        for l in range(L):
+            for k in range(woff[l], woff[l] + dims[l] * dims[l + 1]):
+                sq += np.float64(theta[k]) * np.float64(theta[k])
+        loss += 0.5 * alpha * sq / sw_sum
+
+    # backward: dW = h^T g, db = sum of g's rows, g <- (g W^T) o f'(a)
+    spare_is_1 = True                                   # which g buffer does not hold g
+    for l in range(L, 0, -1):
+        h_in = x if l == 1 else scratch[hoff[l - 1]:hoff[l - 1] + n * dims[l - 1]].reshape(n, dims[l - 1])
+        dW = grad[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
+        np.dot(h_in.T, g, dW)
+        db = grad[boff[l - 1]:boff[l - 1] + dims[l]]
+        db[:] = 0
+        for i in range(n):
+            gr = g[i]
+            for j in range(dims[l]):
+                db[j] += gr[j]
+        if l > 1:
+            Wl = theta[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
+            spare = gbuf1 if spare_is_1 else gbuf0
+            g_in = spare[:n * dims[l - 1]].reshape(n, dims[l - 1])
+            np.dot(g, Wl.T, g_in)
+            _nb_act_backward(g_in, h_in, acts[l - 2])
+            spare_is_1 = not spare_is_1
+            g = g_in
+
+    # the update, with the alpha term and the division by sum(w) folded in
+    if opt_code == 0:
+        _nb_sklearn_adam(theta, grad, mask, dt(alpha), dt(sw_sum), s1, s2,
+                         hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5])
+    else:
+        _nb_sklearn_sgd(theta, grad, mask, dt(alpha), dt(sw_sum), s1, hyper[0], hyper[1], hyper[2] != 0)
+    return loss
+
+
 def _compiled(name, func):
     if name not in _CACHE:
         import numba
@@ -422,3 +636,56 @@ def sklearn_sgd_kernel():
         the update of :class:`deepff.sklearn._SklearnSGD`.
     """
     return _compiled("sklearn_sgd", _sklearn_sgd) if enabled() else None
+
+
+def sklearn_step_kernel():
+    """Return the compiled whole scikit-learn step, or None without numba.
+
+    The step runs :meth:`deepff.sklearn._BaseMLP._batch_step`'s work on one
+    batch of a plain dense network in a single call:
+
+    1. gather the batch rows x = X[idx], y = Y[idx]
+    2. forward: for l = 1..L, a^l = h^{l-1} W^l + b^l (``np.dot``, which
+       numba hands to BLAS), h^l = f(a^l)
+    3. scikit-learn's loss of the batch (``reported``) plus
+       alpha/2 sum ||W||^2 / sum(w)
+    4. backward: g^L = w o (h^L - y) (canonical link), then for l = L..1
+       dW^l = (h^{l-1})^T g^l, db^l = column sums of g^l,
+       g^{l-1} = (g^l (W^l)^T) o f'(a^{l-1})
+    5. the update of :func:`sklearn_adam_kernel` or :func:`sklearn_sgd_kernel`,
+       the alpha term and the division by sum(w) folded in
+
+    The element-wise formulas are this module's (and the numpy path's); the
+    bias gradients and the loss are summed in another order than numpy's
+    pairwise sums (the loss in float64), so a fit agrees with the engine's
+    to float rounding rather than to the bit.
+
+    Returns
+    -------
+    callable or None
+        ``kernel(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff,
+        acts, out_code, scratch, alpha, opt_code, s1, s2, hyper) -> float``:
+        the whole training set X (n_rows, n_0) and targets Y (n_rows, n_L)
+        (C-contiguous, of theta's dtype), sample weights W (n_rows,) read
+        only when ``weighted``, the batch's rows ``idx`` (int64), the flat
+        theta, grad and weight mask (n_params,), the layer widths ``dims``
+        (L + 1,), the offsets of every W^l and b^l in theta ``woff``,
+        ``boff`` (L,), hidden activation codes ``acts`` (L,; the last
+        unused) from :data:`STEP_HIDDEN`, ``out_code`` from
+        :data:`STEP_OUTPUTS`, ``scratch`` of :func:`step_scratch_size`
+        entries, the L2 penalty ``alpha``, ``opt_code`` from
+        :data:`STEP_OPTIMIZERS` with its state ``s1``, ``s2`` (Adam's m and
+        v; SGD's velocity twice) and scalars ``hyper`` (6,) in theta's dtype
+        (Adam: beta_1, 1 - beta_1, beta_2, 1 - beta_2, -lr_t, epsilon; SGD:
+        momentum, lr, 1 or 0 for Nesterov). Returns the batch loss.
+    """
+    if not enabled():
+        return None
+    if "sklearn_step" not in _CACHE:
+        callees = {"shift_by_row_max": _shift_by_row_max, "divide_by_row_sum": _divide_by_row_sum,
+                   "log_loss_terms": _log_loss_terms, "sklearn_adam": _sklearn_adam, "sklearn_sgd": _sklearn_sgd,
+                   "bias_act": _bias_act, "act_backward": _act_backward}
+        for name, func in callees.items():
+            globals()["_nb_" + name] = _compiled(name, func)
+        _compiled("sklearn_step", _sklearn_step)
+    return _CACHE["sklearn_step"]

@@ -333,12 +333,27 @@ class _SklearnSGD(_optimizers.Optimizer):
             _penalize_and_normalize(theta, grad, mask, alpha, sw_sum)
             self.step(theta, grad)
             return
+        mu, lr, nesterov = self.kernel_scalars(theta)
+        dt = theta.dtype.type
+        kernel(theta, grad, mask, dt(alpha), dt(sw_sum), self.state["velocity"], mu, lr, bool(nesterov))
+
+    def kernel_scalars(self, theta):
+        """Start a compiled step: allocate the state, count the step, return its scalars.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+
+        Returns
+        -------
+        tuple
+            (momentum, lr, nesterov as 1 or 0), in theta's dtype.
+        """
         if self._work is None or self._work.shape != theta.shape or self._work.dtype != theta.dtype:
             self._allocate(theta)
         self.t += 1
         dt = theta.dtype.type
-        kernel(theta, grad, mask, dt(alpha), dt(sw_sum), self.state["velocity"], dt(self.momentum),
-               dt(self.lr), self.nesterov)
+        return dt(self.momentum), dt(self.lr), dt(1 if self.nesterov else 0)
 
     def get_config(self):
         """Return the constructor arguments."""
@@ -396,14 +411,30 @@ class _SklearnAdam(_optimizers.Optimizer):
             _penalize_and_normalize(theta, grad, mask, alpha, sw_sum)
             self.step(theta, grad)
             return
+        scalars = self.kernel_scalars(theta)      # allocates the state on the first step
+        dt = theta.dtype.type
+        kernel(theta, grad, mask, dt(alpha), dt(sw_sum), self.state["m"], self.state["v"], *scalars)
+
+    def kernel_scalars(self, theta):
+        """Start a compiled step: allocate the state, count the step, return its scalars.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+
+        Returns
+        -------
+        tuple
+            (beta_1, 1 - beta_1, beta_2, 1 - beta_2, -lr_t, epsilon) in
+            theta's dtype, lr_t = lr sqrt(1 - beta_2^t) / (1 - beta_1^t).
+        """
         if self._work is None or self._work.shape != theta.shape or self._work.dtype != theta.dtype:
             self._allocate(theta)
         self.t += 1
         b1, b2, t = self.beta_1, self.beta_2, self.t
         lr_t = self.lr * math.sqrt(1 - b2**t) / (1 - b1**t)  # a Python float: float32 stays float32
         dt = theta.dtype.type
-        kernel(theta, grad, mask, dt(alpha), dt(sw_sum), self.state["m"], self.state["v"], dt(b1), dt(1 - b1),
-               dt(b2), dt(1 - b2), dt(-lr_t), dt(self.epsilon))
+        return dt(b1), dt(1 - b1), dt(b2), dt(1 - b2), dt(-lr_t), dt(self.epsilon)
 
     def get_config(self):
         """Return the constructor arguments."""
@@ -814,6 +845,76 @@ class _BaseMLP(BaseEstimator):
         self._mask = self._net.params.weight_mask()
         self._fused = hasattr(getattr(self, "_optimizer", None), "fused_step")
 
+    def _step_plan(self, X, Y, w, batch_size):
+        """The compiled whole step for this fit, or None (then :meth:`_batch_step` runs).
+
+        :func:`deepff._kernels.sklearn_step_kernel` runs :meth:`_batch_step`'s
+        forward, loss, backward and update in one numba call. It is used when numba may be
+        used and the network is the plain case it covers: dense X, built-in
+        identity/logistic/tanh/relu hidden units without dropout or batch
+        norm, softmax, logistic or identity output with scikit-learn's loss,
+        and scikit-learn's Adam or SGD.
+
+        Parameters
+        ----------
+        X : ndarray or sparse matrix of shape (n_rows, n_features)
+        Y : ndarray of shape (n_rows, n_outputs)
+        w : ndarray of shape (n_rows,) or None
+        batch_size : int
+
+        Returns
+        -------
+        callable or None
+            ``step(idx) -> float``: one step on the rows ``idx`` (int64, at most
+            ``batch_size`` of them), returning the batch loss as
+            :meth:`_batch_step` does.
+        """
+        if not _kernels.enabled() or sp.issparse(X):
+            return None
+        net, opt = self._net, self._optimizer
+        theta, grad = net.params.theta, net.params.grad
+        plain = {_activations.Linear: "linear", _activations.Sigmoid: "sigmoid", _activations.Tanh: "tanh",
+                 _activations.ReLU: "relu"}
+        outputs = {_SkLogLoss: _activations.Softmax, _SkBinaryLogLoss: _activations.Sigmoid,
+                   _SkSquaredLoss: _activations.Linear}
+        layers = net.layers
+        if (type(opt) not in (_SklearnAdam, _SklearnSGD) or type(net.loss) not in outputs
+                or type(layers[-1].activation) is not outputs[type(net.loss)]
+                or any(type(layer) is not Dense or layer.dropout or layer.batch_norm for layer in layers)
+                or any(type(layer.activation) not in plain for layer in layers[:-1])):
+            return None
+        arrays = (X, Y) if w is None else (X, Y, w)
+        if not all(a.dtype == theta.dtype and a.flags.c_contiguous for a in arrays):
+            return None
+        kernel = _kernels.sklearn_step_kernel()
+
+        def offset(view):
+            return (view.ctypes.data - theta.ctypes.data) // theta.itemsize
+
+        dims = np.array([layers[0].n_in] + [layer.units for layer in layers], dtype=np.int64)
+        woff = np.array([offset(layer.W) for layer in layers], dtype=np.int64)
+        boff = np.array([offset(layer.b) for layer in layers], dtype=np.int64)
+        acts = np.array([_kernels.STEP_HIDDEN[plain[type(layer.activation)]] for layer in layers[:-1]] + [0],
+                        dtype=np.int64)
+        out_code = _kernels.STEP_OUTPUTS[net.loss.name]
+        opt_code = _kernels.STEP_OPTIMIZERS[opt.name]
+        scratch = np.empty(_kernels.step_scratch_size(batch_size, dims.tolist()), dtype=theta.dtype)
+        weights = np.ones(1, dtype=theta.dtype) if w is None else w
+        weighted = w is not None
+        mask, alpha = self._mask, float(self.alpha)
+        adam = isinstance(opt, _SklearnAdam)
+        hyper = np.zeros(6, dtype=theta.dtype)
+
+        def step(idx):
+            scalars = opt.kernel_scalars(theta)
+            hyper[:len(scalars)] = scalars
+            s1 = opt.state["m"] if adam else opt.state["velocity"]
+            s2 = opt.state["v"] if adam else s1
+            return kernel(X, Y, weights, weighted, idx, theta, grad, mask, dims, woff, boff, acts, out_code,
+                          scratch, alpha, opt_code, s1, s2, hyper)
+
+        return step
+
     def _fit_lbfgs(self, X, Y, w):
         net = self._net
         if any(layer.dropout > 0 for layer in net.layers):
@@ -907,7 +1008,7 @@ class _BaseMLP(BaseEstimator):
             X_val = Y_val = w_val = None
 
         n_samples = X_train.shape[0]
-        sample_idx = np.arange(n_samples, dtype=int)
+        sample_idx = np.arange(n_samples, dtype=np.int64)   # the epoch's row order
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
         else:
@@ -929,7 +1030,29 @@ class _BaseMLP(BaseEstimator):
         policy, lr_init, power_t = getattr(self, "_lr_settings", None) or (   # (older pickles lack it)
             self.learning_rate, float(self.learning_rate_init), self.power_t)
         lr_policy = policy if uses_lr_policy else "constant"
-        step = self._batch_step
+        fused = self._step_plan(X_train, Y_train, w_train, batch_size)
+
+        def run(start, stop):
+            """One step on the epoch's rows start:stop; returns the batch loss."""
+            if fused is not None:   # the same step, compiled (deepff._kernels.sklearn_step_kernel)
+                return fused(sample_idx[start:stop])
+            m = stop - start
+            if self.shuffle:
+                idx = sample_idx[start:stop]
+                if sparse:
+                    x = np.ascontiguousarray(X_train[idx].toarray(), dtype=dtype)
+                else:
+                    x = np.take(X_train, idx, axis=0, out=xb[:m])
+                y = np.take(Y_train, idx, axis=0, out=yb[:m])
+                w = None if w_train is None else np.take(w_train, idx, out=wb[:m])
+            else:
+                x = X_train[start:stop]
+                if sparse:
+                    x = np.ascontiguousarray(x.toarray(), dtype=dtype)
+                y = Y_train[start:stop]
+                w = None if w_train is None else w_train[start:stop]
+            return self._batch_step(x, y, w)
+
         flush = FlushDenormals()
 
         try:
@@ -944,23 +1067,9 @@ class _BaseMLP(BaseEstimator):
                     for start in range(0, n_samples, batch_size):
                         stop = min(start + batch_size, n_samples)
                         m = stop - start
-                        if self.shuffle:
-                            idx = sample_idx[start:stop]
-                            if sparse:
-                                x = np.ascontiguousarray(X_train[idx].toarray(), dtype=dtype)
-                            else:
-                                x = np.take(X_train, idx, axis=0, out=xb[:m])
-                            y = np.take(Y_train, idx, axis=0, out=yb[:m])
-                            w = None if w_train is None else np.take(w_train, idx, out=wb[:m])
-                        else:
-                            x = X_train[start:stop]
-                            if sparse:
-                                x = np.ascontiguousarray(x.toarray(), dtype=dtype)
-                            y = Y_train[start:stop]
-                            w = None if w_train is None else w_train[start:stop]
                         if schedule is not None:
                             opt.lr = schedule.lr(self._base_lr, self._steps, self._epochs)
-                        batch_loss = step(x, y, w)
+                        batch_loss = run(start, stop)
                         self._steps += 1
                         accumulated_loss += float(batch_loss) * m   # in float64, as scikit-learn sums
 

@@ -1,0 +1,249 @@
+"""The scikit-learn estimators' compiled whole step (deepff._kernels.sklearn_step_kernel).
+
+It must agree with the engine path (net.forward, the loss, net.backward, the
+optimizer) that it replaces, and its gradient must be the loss's gradient.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose
+from sklearn.datasets import load_digits, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
+
+from deepff import _kernels
+from deepff import sklearn as dsk
+
+pytestmark = pytest.mark.skipif(not _kernels.enabled(), reason="kernels off (no numba, or DEEPFF_NUMBA=0)")
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Count the compiled step's calls (wrapping the real kernel)."""
+    kernel = _kernels.sklearn_step_kernel()
+    count = {"n": 0}
+
+    def counted(*args):
+        count["n"] += 1
+        return kernel(*args)
+
+    monkeypatch.setattr(_kernels, "sklearn_step_kernel", lambda: counted)
+    return count
+
+
+def _data(task, n=230, dtype=np.float64):
+    if task == "regression":
+        X, y = make_regression(n_samples=n, n_features=7, n_targets=1, noise=3.0, random_state=1)
+        y = y / y.std()
+    elif task == "multi-output":
+        X, y = make_regression(n_samples=n, n_features=7, n_targets=3, noise=3.0, random_state=1)
+        y = y / y.std()
+    else:
+        X, y = load_digits(return_X_y=True)
+        X, y = X[:n], y[:n]
+        if task == "binary":
+            y = y % 2
+        elif task == "multilabel":
+            y = np.stack([y % 2, y > 4, y % 3 == 0], axis=1).astype(int)
+    return StandardScaler().fit_transform(X).astype(dtype), y
+
+
+def _fit(cls, X, y, engine, monkeypatch, sample_weight=None, **params):
+    """Fit with the compiled step, or with it switched off (``engine``)."""
+    with monkeypatch.context() as m, warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if engine:
+            m.setattr(dsk._BaseMLP, "_step_plan", lambda self, *args: None)
+        return cls(**params).fit(X, y, sample_weight=sample_weight)
+
+
+CASES = {
+    "softmax-relu-adam": ("classification", {}),
+    "softmax-tanh-sgd-nesterov": ("classification", {"solver": "sgd", "activation": "tanh",
+                                                     "learning_rate_init": 0.05}),
+    "softmax-logistic-sgd-plain": ("classification", {"solver": "sgd", "activation": "logistic",
+                                                      "nesterovs_momentum": False, "learning_rate_init": 0.1}),
+    "softmax-identity-no-momentum": ("classification", {"solver": "sgd", "activation": "identity",
+                                                        "momentum": 0.0, "learning_rate_init": 0.01}),
+    "three-hidden-layers": ("classification", {"hidden_layer_sizes": (15, 9, 6), "alpha": 1e-2}),
+    "per-layer-activations": ("classification", {"hidden_layer_sizes": (12, 8),
+                                                 "activation": ["tanh", "relu"]}),
+    "binary": ("binary", {"alpha": 0.0}),
+    "multilabel": ("multilabel", {"hidden_layer_sizes": (10, 10)}),
+    "regression": ("regression", {"solver": "sgd", "learning_rate_init": 0.01}),
+    "multi-output-regression": ("multi-output", {"activation": "tanh"}),
+    "no-shuffle-odd-batches": ("classification", {"shuffle": False, "batch_size": 64}),
+    "invscaling": ("classification", {"solver": "sgd", "learning_rate": "invscaling", "power_t": 0.3,
+                                      "learning_rate_init": 0.05}),
+    "early-stopping": ("classification", {"early_stopping": True, "n_iter_no_change": 3}),
+    "class-weight": ("classification", {"class_weight": "balanced"}),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_compiled_step_agrees_with_the_engine(case, calls, monkeypatch):
+    task, params = case
+    X, y = _data(task)
+    cls = dsk.MLPRegressor if task in ("regression", "multi-output") else dsk.MLPClassifier
+    params = {"hidden_layer_sizes": (16,), "max_iter": 12, "random_state": 0, **params}
+    fast = _fit(cls, X, y, False, monkeypatch, **params)
+    n_fast = calls["n"]
+    slow = _fit(cls, X, y, True, monkeypatch, **params)
+    assert n_fast > 0 and calls["n"] == n_fast        # the first fit used the compiled step, the second did not
+    assert fast.n_iter_ == slow.n_iter_ and fast.t_ == slow.t_
+    for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_, strict=True):
+        assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert_allclose(fast.loss_curve_, slow.loss_curve_, rtol=1e-11)
+    if params.get("early_stopping"):
+        assert_allclose(fast.validation_scores_, slow.validation_scores_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sample_weights_and_float32(weighted, calls, monkeypatch):
+    X, y = _data("classification", dtype=np.float32)
+    w = np.random.default_rng(0).uniform(0.2, 3.0, len(y)) if weighted else None
+    params = {"hidden_layer_sizes": (16,), "max_iter": 8, "random_state": 0, "alpha": 1e-3}
+    fast = _fit(dsk.MLPClassifier, X, y, False, monkeypatch, sample_weight=w, **params)
+    slow = _fit(dsk.MLPClassifier, X, y, True, monkeypatch, sample_weight=w, **params)
+    assert calls["n"] > 0
+    assert fast.coefs_[0].dtype == np.float32
+    for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_, strict=True):
+        assert_allclose(a, b, rtol=2e-4, atol=1e-5)
+    assert_allclose(fast.loss_curve_, slow.loss_curve_, rtol=1e-5)
+
+
+def test_weights_change_the_compiled_fit(calls, monkeypatch):
+    """The kernel reads the weights: weighting one class changes the fit; doubling all does not (alpha 0)."""
+    X, y = _data("classification")
+    params = {"hidden_layer_sizes": (16,), "max_iter": 5, "random_state": 0, "alpha": 0.0}
+    plain = _fit(dsk.MLPClassifier, X, y, False, monkeypatch, **params)
+    doubled = _fit(dsk.MLPClassifier, X, y, False, monkeypatch, sample_weight=np.full(len(y), 2.0), **params)
+    skewed = _fit(dsk.MLPClassifier, X, y, False, monkeypatch, sample_weight=np.where(y == 3, 5.0, 1.0), **params)
+    assert_allclose(doubled.coefs_[0], plain.coefs_[0], rtol=1e-12, atol=1e-15)
+    assert not np.allclose(skewed.coefs_[0], plain.coefs_[0])
+
+
+def test_partial_fit_and_warm_start_use_it(calls, monkeypatch):
+    X, y = _data("classification")
+    params = {"hidden_layer_sizes": (16,), "random_state": 0}
+    ests = []
+    for engine in (False, True):
+        with monkeypatch.context() as m:
+            if engine:
+                m.setattr(dsk._BaseMLP, "_step_plan", lambda self, *args: None)
+            est = dsk.MLPClassifier(**params)
+            for start in range(0, 200, 50):
+                est.partial_fit(X[start:start + 50], y[start:start + 50], classes=np.arange(10))
+            ests.append(est)
+    fast, slow = ests
+    assert calls["n"] > 0
+    for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_, strict=True):
+        assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+
+
+OTHER_PATHS = {
+    "dropout": {"dropout": 0.2},
+    "batch_norm": {"batch_norm": True},
+    "gelu": {"activation": "gelu"},
+    "rmsprop": {"solver": "rmsprop"},
+}
+
+
+@pytest.mark.parametrize("params", OTHER_PATHS.values(), ids=OTHER_PATHS.keys())
+def test_what_it_does_not_cover_takes_the_engine(params, calls, monkeypatch):
+    X, y = _data("classification", n=120)
+    _fit(dsk.MLPClassifier, X, y, False, monkeypatch, hidden_layer_sizes=(8,), max_iter=2, random_state=0,
+         **params)
+    assert calls["n"] == 0
+
+
+def test_poisson_and_sparse_take_the_engine(calls, monkeypatch):
+    X, y = _data("regression", n=120)
+    _fit(dsk.MLPRegressor, X, np.exp(y), False, monkeypatch, loss="poisson", max_iter=2, random_state=0)
+    _fit(dsk.MLPRegressor, sp.csr_matrix(X), y, False, monkeypatch, max_iter=2, random_state=0)
+    assert calls["n"] == 0
+    _fit(dsk.MLPRegressor, X, y, False, monkeypatch, max_iter=2, random_state=0)
+    assert calls["n"] > 0
+
+
+# ----------------------------------------------------------------------------
+# the kernel on its own: its gradient is the loss's (finite differences)
+# ----------------------------------------------------------------------------
+
+def _kernel_args(out_code, acts, weighted, alpha, seed=0):
+    rng = np.random.default_rng(seed)
+    n, dims = 9, [4, 5, 3, 2 if out_code != 2 else 1]
+    X = rng.normal(size=(n + 3, dims[0]))
+    if out_code == 0:
+        Y = np.eye(dims[-1])[rng.integers(0, dims[-1], n + 3)]
+    elif out_code == 1:
+        Y = rng.integers(0, 2, (n + 3, dims[-1])).astype(float)
+    else:
+        Y = rng.normal(size=(n + 3, dims[-1]))
+    W = rng.uniform(0.5, 2.0, n + 3)
+    idx = rng.permutation(n + 3)[:n].astype(np.int64)
+    sizes = [(dims[i], dims[i + 1]) for i in range(len(dims) - 1)]
+    woff, boff, pos = [], [], 0
+    for i, o in sizes:
+        woff.append(pos)
+        boff.append(pos + i * o)
+        pos += i * o + o
+    theta = rng.normal(size=pos) * 0.8
+    mask = np.zeros(pos)
+    for (i, o), s in zip(sizes, woff):
+        mask[s:s + i * o] = 1
+    d = np.array(dims, dtype=np.int64)
+    return dict(X=X, Y=Y, W=W, weighted=weighted, idx=idx, theta=theta, mask=mask, dims=d,
+                woff=np.array(woff, dtype=np.int64), boff=np.array(boff, dtype=np.int64),
+                acts=np.array(acts + [0], dtype=np.int64), out_code=out_code,
+                scratch=np.empty(_kernels.step_scratch_size(n, dims)), alpha=alpha)
+
+
+def _run(kernel, a, theta):
+    """(loss at theta, the normalised gradient): plain SGD with lr 1 moves theta by -gradient."""
+    t = theta.copy()
+    vel = np.zeros_like(t)
+    hyper = np.array([0.0, 1.0, 0.0, 0, 0, 0])       # momentum 0, lr 1, no Nesterov
+    loss = kernel(a["X"], a["Y"], a["W"], a["weighted"], a["idx"], t, np.empty_like(t), a["mask"], a["dims"],
+                  a["woff"], a["boff"], a["acts"], a["out_code"], a["scratch"], a["alpha"], 1, vel, vel, hyper)
+    return loss, theta - t
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("out_code", [0, 1, 2], ids=["softmax-log-loss", "logistic-log-loss", "squared-error"])
+@pytest.mark.parametrize("acts", [[3, 2], [1, 0], [2, 1]], ids=["relu-tanh", "logistic-identity", "tanh-logistic"])
+def test_kernel_gradient_matches_finite_differences(acts, out_code, weighted):
+    kernel = _kernels.sklearn_step_kernel()
+    a = _kernel_args(out_code, acts, weighted, alpha=0.3)
+    theta = a["theta"]
+    _, grad = _run(kernel, a, theta)
+    eps = 1e-6
+    numeric = np.empty_like(theta)
+    for k in range(theta.size):
+        tp, tm = theta.copy(), theta.copy()
+        tp[k] += eps
+        tm[k] -= eps
+        numeric[k] = (_run(kernel, a, tp)[0] - _run(kernel, a, tm)[0]) / (2 * eps)
+    err = np.abs(grad - numeric).max() / max(np.abs(grad).max(), np.abs(numeric).max())
+    assert err < 1e-6
+
+
+def test_kernel_loss_is_sklearns_formula():
+    """The returned loss is the weighted log-loss plus alpha/2 ||W||^2 / sum(w), computed here by hand."""
+    kernel = _kernels.sklearn_step_kernel()
+    a = _kernel_args(0, [3, 2], True, alpha=0.3)
+    loss, _ = _run(kernel, a, a["theta"])
+    theta, dims = a["theta"], a["dims"]
+    h = a["X"][a["idx"]]
+    for l in range(3):
+        Wl = theta[a["woff"][l]:a["woff"][l] + dims[l] * dims[l + 1]].reshape(dims[l], dims[l + 1])
+        z = h @ Wl + theta[a["boff"][l]:a["boff"][l] + dims[l + 1]]
+        h = [np.maximum(z, 0), np.tanh(z), None][l] if l < 2 else np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    w, y = a["W"][a["idx"]], a["Y"][a["idx"]]
+    expected = -(w * (y * np.log(h)).sum(1)).sum() / w.sum()
+    sq = sum(float((theta[s:s + dims[i] * dims[i + 1]] ** 2).sum()) for i, s in enumerate(a["woff"]))
+    expected += 0.5 * 0.3 * sq / w.sum()
+    assert_allclose(loss, expected, rtol=1e-12)
