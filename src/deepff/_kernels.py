@@ -285,8 +285,11 @@ def _sklearn_sgd(theta, grad, mask, alpha, sw_sum, vel, mu, lr, nesterov):
 # A whole training step of the scikit-learn estimators in one call
 # ---------------------------------------------------------------------------
 
-STEP_HIDDEN = {"linear": 0, "sigmoid": 1, "tanh": 2, "relu": 3}
-"""Hidden activations the whole step takes (by the engine's name), and their codes."""
+STEP_HIDDEN = {"linear": 0, "sigmoid": 1, "relu": 3}
+"""Hidden activations the whole step takes (by the engine's name), and their codes.
+
+Not tanh: numba calls ``tanh`` one value at a time, 5 to 20 times slower than
+numpy's vector ``tanh`` (no SVML), which cost more than the whole step saves."""
 STEP_OUTPUTS = {"sklearn_log_loss": 0, "sklearn_binary_log_loss": 1, "sklearn_squared_error": 2}
 """Losses the whole step takes (softmax, logistic and identity outputs), and their codes."""
 STEP_OPTIMIZERS = {"sklearn_adam": 0, "sklearn_sgd": 1}
@@ -332,9 +335,6 @@ def _bias_act(z, b, code):
             for j in range(m):
                 a = row[j] + bias[j]
                 row[j] = zero if a <= zero else a
-        elif code == 2:                                 # tanh
-            for j in range(m):
-                row[j] = np.tanh(row[j] + bias[j])
         elif code == 1:                                 # logistic, in scipy's expit's overflow-free form
             for j in range(m):
                 a = row[j] + bias[j]
@@ -360,9 +360,6 @@ def _act_backward(g, h, code):
         if code == 3:                                   # relu: g o [h > 0]
             for j in range(m):
                 gr[j] = gr[j] * (one if hr[j] > zero else zero)
-        elif code == 2:                                 # tanh: g o (1 - h^2)
-            for j in range(m):
-                gr[j] = gr[j] * (one - hr[j] * hr[j])
         else:                                           # logistic: (g o h) o (1 - h)
             for j in range(m):
                 gr[j] = (gr[j] * hr[j]) * (one - hr[j])
@@ -376,6 +373,14 @@ def _sklearn_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, a
     L = dims.shape[0] - 1
     n_out = dims[L]
     dt = theta.dtype.type
+    gmax = 0
+    for l in range(1, L + 1):
+        gmax = max(gmax, dims[l])
+    width = 2 * n_out + 2 * gmax + 1
+    for l in range(L + 1):
+        width += dims[l]
+    if scratch.shape[0] < n * width:                    # step_scratch_size(n, dims)
+        raise ValueError("sklearn step: scratch buffer too small for this batch")
 
     # scratch: x, y, h^1..h^L, loss terms, two g buffers, row maxima
     pos = n * dims[0]
@@ -394,9 +399,6 @@ def _sklearn_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, a
         pos += n * dims[l]
     terms = scratch[pos:pos + n * n_out].reshape(n, n_out)
     pos += n * n_out
-    gmax = 0
-    for l in range(1, L + 1):
-        gmax = max(gmax, dims[l])
     gbuf0 = scratch[pos:pos + n * gmax]
     gbuf1 = scratch[pos + n * gmax:pos + 2 * n * gmax]
     rowmax = scratch[pos + 2 * n * gmax:pos + 2 * n * gmax + n]

@@ -851,9 +851,11 @@ class _BaseMLP(BaseEstimator):
         :func:`deepff._kernels.sklearn_step_kernel` runs :meth:`_batch_step`'s
         forward, loss, backward and update in one numba call. It is used when numba may be
         used and the network is the plain case it covers: dense X, built-in
-        identity/logistic/tanh/relu hidden units without dropout or batch
-        norm, softmax, logistic or identity output with scikit-learn's loss,
-        and scikit-learn's Adam or SGD.
+        identity/logistic/relu hidden units without dropout or batch norm
+        (tanh: see :data:`deepff._kernels.STEP_HIDDEN`), softmax, logistic or
+        identity output with scikit-learn's loss, and scikit-learn's Adam or
+        SGD. It replaces :meth:`_batch_step`, so a subclass that overrides
+        that method must also override this one to return None.
 
         Parameters
         ----------
@@ -873,8 +875,7 @@ class _BaseMLP(BaseEstimator):
             return None
         net, opt = self._net, self._optimizer
         theta, grad = net.params.theta, net.params.grad
-        plain = {_activations.Linear: "linear", _activations.Sigmoid: "sigmoid", _activations.Tanh: "tanh",
-                 _activations.ReLU: "relu"}
+        plain = {_activations.Linear: "linear", _activations.Sigmoid: "sigmoid", _activations.ReLU: "relu"}
         outputs = {_SkLogLoss: _activations.Softmax, _SkBinaryLogLoss: _activations.Sigmoid,
                    _SkSquaredLoss: _activations.Linear}
         layers = net.layers
@@ -906,6 +907,8 @@ class _BaseMLP(BaseEstimator):
         hyper = np.zeros(6, dtype=theta.dtype)
 
         def step(idx):
+            if weighted and not w[idx].sum():    # the engine's error (np.average's), not a NaN fit
+                raise ZeroDivisionError("Weights sum to zero, can't be normalized")
             scalars = opt.kernel_scalars(theta)
             hyper[:len(scalars)] = scalars
             s1 = opt.state["m"] if adam else opt.state["velocity"]
