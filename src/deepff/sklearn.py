@@ -277,7 +277,30 @@ class _SkPoissonLoss(_SkLoss):
 # scikit-learn's two stochastic update rules on the flat buffer
 # ============================================================================
 
-class _SklearnSGD(_optimizers.Optimizer):
+class _CompiledSteps:
+    """What the compiled kernels (deepff._kernels) need of scikit-learn's two optimizers."""
+
+    def kernel_scalars(self, theta):
+        """Start a compiled step: allocate the state, count the step, return its scalars.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+
+        Returns
+        -------
+        tuple
+            The optimizer's ``_scalars()`` for this step, in theta's dtype
+            (Python floats cast once: float32 stays float32).
+        """
+        if self._work is None or self._work.shape != theta.shape or self._work.dtype != theta.dtype:
+            self._allocate(theta)
+        self.t += 1
+        dt = theta.dtype.type
+        return tuple(dt(v) for v in self._scalars())
+
+
+class _SklearnSGD(_CompiledSteps, _optimizers.Optimizer):
     """scikit-learn's SGD with momentum: the learning rate lives inside the velocity.
 
     Per step, with v the velocity (zeros at first) and mu the momentum::
@@ -337,30 +360,16 @@ class _SklearnSGD(_optimizers.Optimizer):
         dt = theta.dtype.type
         kernel(theta, grad, mask, dt(alpha), dt(sw_sum), self.state["velocity"], mu, lr, bool(nesterov))
 
-    def kernel_scalars(self, theta):
-        """Start a compiled step: allocate the state, count the step, return its scalars.
-
-        Parameters
-        ----------
-        theta : ndarray of shape (n_params,)
-
-        Returns
-        -------
-        tuple
-            (momentum, lr, nesterov as 1 or 0), in theta's dtype.
-        """
-        if self._work is None or self._work.shape != theta.shape or self._work.dtype != theta.dtype:
-            self._allocate(theta)
-        self.t += 1
-        dt = theta.dtype.type
-        return dt(self.momentum), dt(self.lr), dt(1 if self.nesterov else 0)
+    def _scalars(self):
+        """(momentum, lr, nesterov as 1 or 0): see :meth:`_CompiledSteps.kernel_scalars`."""
+        return self.momentum, self.lr, 1 if self.nesterov else 0
 
     def get_config(self):
         """Return the constructor arguments."""
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov}
 
 
-class _SklearnAdam(_optimizers.Optimizer):
+class _SklearnAdam(_CompiledSteps, _optimizers.Optimizer):
     """scikit-learn's Adam: bias correction folded into the rate, eps outside it.
 
     Per step t = 1, 2, ...::
@@ -415,26 +424,11 @@ class _SklearnAdam(_optimizers.Optimizer):
         dt = theta.dtype.type
         kernel(theta, grad, mask, dt(alpha), dt(sw_sum), self.state["m"], self.state["v"], *scalars)
 
-    def kernel_scalars(self, theta):
-        """Start a compiled step: allocate the state, count the step, return its scalars.
-
-        Parameters
-        ----------
-        theta : ndarray of shape (n_params,)
-
-        Returns
-        -------
-        tuple
-            (beta_1, 1 - beta_1, beta_2, 1 - beta_2, -lr_t, epsilon) in
-            theta's dtype, lr_t = lr sqrt(1 - beta_2^t) / (1 - beta_1^t).
-        """
-        if self._work is None or self._work.shape != theta.shape or self._work.dtype != theta.dtype:
-            self._allocate(theta)
-        self.t += 1
+    def _scalars(self):
+        """(beta_1, 1 - beta_1, beta_2, 1 - beta_2, -lr_t, epsilon), lr_t = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)."""
         b1, b2, t = self.beta_1, self.beta_2, self.t
-        lr_t = self.lr * math.sqrt(1 - b2**t) / (1 - b1**t)  # a Python float: float32 stays float32
-        dt = theta.dtype.type
-        return dt(b1), dt(1 - b1), dt(b2), dt(1 - b2), dt(-lr_t), dt(self.epsilon)
+        lr_t = self.lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+        return b1, 1 - b1, b2, 1 - b2, -lr_t, self.epsilon
 
     def get_config(self):
         """Return the constructor arguments."""
