@@ -376,32 +376,30 @@ def _sklearn_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, a
     gmax = 0
     for l in range(1, L + 1):
         gmax = max(gmax, dims[l])
-    width = 2 * n_out + 2 * gmax + 1
-    for l in range(L + 1):
-        width += dims[l]
-    if scratch.shape[0] < n * width:                    # step_scratch_size(n, dims)
-        raise ValueError("sklearn step: scratch buffer too small for this batch")
 
     # scratch: x, y, h^1..h^L, loss terms, two g buffers, row maxima
-    pos = n * dims[0]
-    x = scratch[:pos].reshape(n, dims[0])
-    y = scratch[pos:pos + n * n_out].reshape(n, n_out)
+    yoff = n * dims[0]
+    hoff = np.empty(L + 1, np.int64)
+    pos = yoff + n * n_out
+    for l in range(1, L + 1):
+        hoff[l] = pos
+        pos += n * dims[l]
+    toff = pos
     pos += n * n_out
+    if scratch.shape[0] < pos + 2 * n * gmax + n:      # the layout's end: step_scratch_size(n, dims)
+        raise ValueError("sklearn step: scratch buffer too small for this batch")
+    x = scratch[:yoff].reshape(n, dims[0])
+    y = scratch[yoff:yoff + n * n_out].reshape(n, n_out)
+    terms = scratch[toff:toff + n * n_out].reshape(n, n_out)
+    gbuf0 = scratch[pos:pos + n * gmax]
+    gbuf1 = scratch[pos + n * gmax:pos + 2 * n * gmax]
+    rowmax = scratch[pos + 2 * n * gmax:pos + 2 * n * gmax + n]
     for r in range(n):                                  # x = X[idx], y = Y[idx]
         src = idx[r]
         for c in range(dims[0]):
             x[r, c] = X[src, c]
         for c in range(n_out):
             y[r, c] = Y[src, c]
-    hoff = np.empty(L + 1, np.int64)
-    for l in range(1, L + 1):
-        hoff[l] = pos
-        pos += n * dims[l]
-    terms = scratch[pos:pos + n * n_out].reshape(n, n_out)
-    pos += n * n_out
-    gbuf0 = scratch[pos:pos + n * gmax]
-    gbuf1 = scratch[pos + n * gmax:pos + 2 * n * gmax]
-    rowmax = scratch[pos + 2 * n * gmax:pos + 2 * n * gmax + n]
 
     # forward: a^l = h^{l-1} W^l + b^l, h^l = f(a^l)
     h = x
