@@ -15,7 +15,9 @@ measurements made moments apart. The
 of one epoch of the same network (3 forward, 3 weight-gradient and 2
 input-gradient products per step): no engine can train faster than that.
 It takes its turn in the same rounds, so the machine's ups and downs hit
-it as they hit the engines.
+it as they hit the engines. The last column, floor/sklearn, is therefore the
+lowest deepff/sklearn ratio any engine on this BLAS could reach, since
+scikit-learn runs the same products.
 
 Workloads: MNIST 784-256-128-10 (SGD lr 0.1 and Adam lr 1e-3) at batch 32,
 128 and 512; the wide 784-2048-2048-10 at batch 256 (SGD); inference over
@@ -207,6 +209,11 @@ def run_training(label, sizes, optimizer, lr, batch, data, rounds, peers):
     # paired ratios: deepff against each peer within the same round, then the median
     result["ratios"] = {name: statistics.median(d / o for d, o in zip(times["deepff"], v))
                         for name, v in times.items() if name != "deepff" and "deepff" in times}
+    if "sklearn" in times:
+        # the best deepff/sklearn any engine on this BLAS could reach: one with nothing
+        # but the matrix products (scikit-learn runs the same products)
+        result["floor/sklearn"] = statistics.median(
+            f / s for f, s in zip(times["floor"], times["sklearn"]))
     return result
 
 
@@ -276,6 +283,9 @@ def blas_info():
 def format_table(results, peers):
     head = ["workload"] + peers + ["gemm floor"] + [f"deepff/{p}" for p in peers if p != "deepff"]
     head += ["deepff/floor"]
+    bound = "sklearn" in peers
+    if bound:
+        head += ["floor/sklearn"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         cells = [r["workload"]]
@@ -291,6 +301,8 @@ def format_table(results, peers):
             else:
                 ok = r.get(p) and r.get("deepff")
                 cells.append(f"{r['deepff'] / r[p]:.2f}" if ok else "-")
+        if bound:
+            cells.append(f"{r['floor/sklearn']:.2f}" if "floor/sklearn" in r else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

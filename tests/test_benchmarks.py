@@ -24,6 +24,13 @@ def test_benchmark_suite_runs_in_quick_mode(tmp_path):
     assert "import deepff (s)" in names
     epochs = [r for r in report["results"] if r["workload"].startswith("epoch")]
     assert all(r["deepff"] > 0 and r["floor"] > 0 for r in epochs)
+    if "sklearn" in epochs[0]:   # the bound on deepff/sklearn: floor time over sklearn time
+        mnist = [r for r in epochs if "wide" not in r["workload"]]
+        for r in mnist:
+            rounds = r["rounds"]
+            expect = sorted(f / s for f, s in zip(rounds["floor"], rounds["sklearn"]))
+            assert r["floor/sklearn"] == expect[len(expect) // 2]
+        assert all("floor/sklearn" not in r for r in epochs if "wide" in r["workload"])
     rss = [r for r in report["results"] if r["workload"].startswith("peak RSS")][0]
     assert rss["deepff"] > 10  # MiB: a real measurement of a real process
     assert report["machine"]["blas"], "threadpoolctl should report the BLAS in use"
