@@ -35,3 +35,19 @@ def test_benchmark_suite_runs_in_quick_mode(tmp_path):
     assert rss["deepff"] > 10  # MiB: a real measurement of a real process
     assert report["machine"]["blas"], "threadpoolctl should report the BLAS in use"
     assert "| workload |" in proc.stdout  # the table is printed
+
+
+def test_step_profile_accounts_for_the_whole_epoch(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import numpy as np
+    import profile_step
+
+    import deepff.layers
+
+    rows = profile_step.main(["--quick", "--batch", "64"])
+    assert deepff.layers.np is np          # the timed numpy is taken back out
+    (row,) = rows
+    # every part was timed (the matrix products inside the sweeps, so the sweeps
+    # without them stay positive), and the loop left over is real, not negative
+    for part in ("matmul", "sweeps without matmul", "optimizer step", "rest of the loop"):
+        assert 0 < row[part] < row["epoch"], part
