@@ -235,6 +235,46 @@ def test_values_that_are_not_json_are_refused(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("where", ["metadata", "preprocessing", "training"])
+@pytest.mark.parametrize("key", [1, 2.5, True, None, ("a", 1)])
+def test_keys_that_json_would_turn_into_text_are_refused(tmp_path, where, key):
+    """JSON writes the key 1 as "1": the value would load under another key, so refuse it, and name it."""
+    net = _trained("regression", "float32")
+    path = tmp_path / "m.npz"
+    deepff.save(net, path, metadata={"ok": 1})
+    before = path.read_bytes()
+    with pytest.raises(ModelFileError, match=rf"{where}\['outer'\] has the key .*keys must be texts"):
+        deepff.save(net, path, **{where: {"outer": {key: 1}}})
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.npz"]   # the old file is kept
+
+
+def test_deep_or_self_containing_metadata_is_refused_with_a_clear_error(tmp_path):
+    net = _trained("regression", "float32")
+    deep = leaf = {}
+    for _ in range(5000):                    # deeper than Python's recursion limit
+        leaf["k"] = {}
+        leaf = leaf["k"]
+    loop = {"a": []}
+    loop["a"].append(loop)
+    for bad in (deep, loop):
+        with pytest.raises(ModelFileError, match="nested more than 100 levels"):
+            deepff.save(net, tmp_path / "m.npz", metadata=bad)
+    assert os.listdir(tmp_path) == []
+    ok = leaf = {}
+    for _ in range(99):                      # 100 levels in all: allowed, and given back as saved
+        leaf["k"] = {}
+        leaf = leaf["k"]
+    deepff.save(net, tmp_path / "m.npz", metadata=ok)
+    assert deepff.load(tmp_path / "m.npz").metadata == ok
+
+
+def test_checkpoint_extra_keys_must_be_texts(tmp_path):
+    net = _trained("regression", "float32")
+    with pytest.raises(ModelFileError, match=r"extra\[0\] has the key 7 \(int\)"):
+        deepff.save_checkpoint(net.trainer_, tmp_path / "c.npz", extra=[{7: "x"}])
+    assert os.listdir(tmp_path) == []
+
+
 # --------------------------------------------------------- crafted files
 def _npy(arr, allow_pickle=False):
     buf = io.BytesIO()

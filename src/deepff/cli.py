@@ -859,6 +859,8 @@ def cmd_train(args):
         val_split = 0.1  # early stopping must never look at the test split
     train_cfg = {**training, "optimizer": opt, "epochs": epochs, "batch_size": batch_size,
                  "validation_split": val_split}
+    if isinstance(train_cfg.get("class_weight"), dict):   # stored as JSON, whose keys are texts; a
+        train_cfg["class_weight"] = {str(k): w for k, w in train_cfg["class_weight"].items()}  # resume maps them back
 
     shown_epochs = optimizer.max_iter if full_batch else epochs
     callbacks = [_Reporter(args.quiet, int(round(X_train.shape[0] * (1 - val_split))), shown_epochs)]

@@ -203,6 +203,44 @@ def _json_default(obj):
     raise TypeError(f"{type(obj).__name__} is not JSON-compatible")
 
 
+_MAX_DEPTH = 100   # levels of nesting allowed in user-given header values
+
+
+def _check_user_json(value, name):
+    """Refuse what JSON would silently change or cannot write: keys that are not texts, deep nesting.
+
+    ``json.dumps`` turns the key ``1`` into ``"1"`` (so the value would load
+    under another key) and recurses once per level (so a deep or
+    self-referencing value would end in a RecursionError).
+
+    Parameters
+    ----------
+    value : object
+        A user-given header entry (metadata, preprocessing, training, extra).
+    name : str
+        Its name, for the message.
+
+    Raises
+    ------
+    ModelFileError
+    """
+    stack = [(value, name, 0)]
+    while stack:                   # iterative: a deep value must not exhaust the recursion limit here
+        obj, where, depth = stack.pop()
+        if isinstance(obj, (dict, list, tuple)) and depth >= _MAX_DEPTH:
+            raise ModelFileError(f"cannot save: {name} is nested more than {_MAX_DEPTH} levels deep "
+                                 "(or contains itself)")
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if not isinstance(k, str):
+                    raise ModelFileError(
+                        f"cannot save: {where} has the key {k!r} ({type(k).__name__}); keys must be texts, "
+                        f"since the file's JSON would turn it into the text {json.dumps(str(k))}")
+                stack.append((v, f"{where}[{k!r}]", depth + 1))
+        elif isinstance(obj, (list, tuple)):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(obj))
+
+
 def _write_archive(path, header, arrays):
     for name, arr in arrays.items():
         if not isinstance(arr, np.ndarray) or arr.dtype.hasobject or arr.dtype.kind not in _ALLOWED_KINDS:
@@ -295,7 +333,9 @@ def save(model, path, preprocessing=None, classes=None, training=None, metadata=
     Raises
     ------
     ModelFileError
-        For an unbuilt network or header values that are not JSON-compatible.
+        For an unbuilt network, or header values that are not JSON-compatible,
+        have keys other than texts (JSON would turn ``1`` into ``"1"``) or
+        nest more than 100 levels deep.
     InputError
         When a classification network gets a number of class labels other
         than its number of output units (2 for a single sigmoid unit).
@@ -319,6 +359,8 @@ def save(model, path, preprocessing=None, classes=None, training=None, metadata=
     problem = _classes_problem(header["classes"], net)
     if problem:
         raise InputError(f"cannot save: {problem}")
+    for key in ("preprocessing", "training", "metadata"):
+        _check_user_json(header[key], key)
     if not (np.isfinite(net.params.theta).all() and all(np.isfinite(b).all() for b in net.buffers().values())):
         raise InputError("cannot save: the parameters contain NaN or infinity (did training diverge?); "
                          "such a file could not be loaded")
@@ -599,7 +641,8 @@ def save_checkpoint(trainer, path, extra=None):
     Raises
     ------
     ModelFileError
-        For state or extra values that are not JSON-compatible.
+        For state or extra values that are not JSON-compatible, and extra
+        values with keys other than texts or nested more than 100 levels.
     OSError
         When the file cannot be written (the previous checkpoint is kept).
     """
@@ -613,6 +656,7 @@ def save_checkpoint(trainer, path, extra=None):
     arrays = {"theta": np.asarray(state.pop("theta"), dtype=net.dtype)}
     arrays.update({"buffer." + k: np.asarray(v, dtype=net.dtype) for k, v in state.pop("buffers").items()})
     header["state"] = _flatten(state, "", arrays)
+    _check_user_json(extra, "extra")
     header["extra"] = extra
     try:
         _write_archive(path, header, arrays)
