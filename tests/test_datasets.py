@@ -506,6 +506,34 @@ def test_load_csv_missing_or_nan_feature(tmp_path, cell):
         load_csv(path)
 
 
+@pytest.mark.parametrize("cell", ["1_000", "\u0661\u0662", "\uff11\uff12", "1_0.5e3"])
+def test_load_csv_refuses_numbers_python_reads_but_a_csv_does_not_write(tmp_path, cell):
+    """float() and numpy take "1_000" and other scripts' digits; a data file means text by them."""
+    path = _csv(tmp_path, f"a,b,y\n1,2,0\n3,{cell},1\n")
+    with pytest.raises(DatasetError, match=r"row 2 \(line 3\), column 'b': non-numeric value") as exc:
+        load_csv(path)
+    assert repr(cell) in str(exc.value) and "digits 0-9" in str(exc.value)
+
+
+def test_load_csv_keeps_labels_that_only_look_like_numbers_apart(tmp_path):
+    """int("1_2") is 12: read as numbers, the classes "1_2" and "12" would merge into one."""
+    data = load_csv(_csv(tmp_path, "a,y\n1,1_2\n2,12\n3,1_2\n4,\u0661\n5,1\n"))
+    assert data.y.dtype.kind == "U"
+    assert data.y.tolist() == ["1_2", "12", "1_2", "\u0661", "1"]
+    assert len(set(data.y.tolist())) == 4
+
+
+def test_load_csv_reads_plain_numbers_beside_non_ascii_names_and_labels(tmp_path):
+    """Underscores and non-ASCII text in the header and the labels are fine; only numeric cells are checked."""
+    data = load_csv(_csv(tmp_path, "taille_cm,poids_kg,espèce\n1.5,+2e1,café\n-.5,3.,thé_vert\n"))
+    np.testing.assert_array_equal(data.X, [[1.5, 20.0], [-0.5, 3.0]])
+    assert data.feature_names == ["taille_cm", "poids_kg"] and data.y.tolist() == ["café", "thé_vert"]
+    numeric = load_csv(_csv(tmp_path, "x_1,y\n1,-3\n2,+4\n", name="b.csv"))
+    assert numeric.y.dtype == np.int64 and numeric.y.tolist() == [-3, 4]
+    floats = load_csv(_csv(tmp_path, "x,y\n1,1.5E-3\n2,.25\n", name="c.csv"))
+    assert floats.y.dtype == np.float64 and floats.y.tolist() == [0.0015, 0.25]
+
+
 def test_load_csv_empty_target_cell(tmp_path):
     with pytest.raises(DatasetError, match="target column 'y'"):
         load_csv(_csv(tmp_path, "a,y\n1,0\n2,\n"))

@@ -671,20 +671,27 @@ def _check_unique(names, path):
         )
 
 
+# What a CSV cell must look like to be read as a number: ASCII digits, an optional sign, point
+# and exponent (or inf/nan, which get their own errors). Python's int() and float() and numpy
+# also take "1_000" and other scripts' digits ("١٢"): a class label "1_2" would become 12.
+_NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE)
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def _parse_target(cells, lines, name, path):
     for i, cell in enumerate(cells):
         if cell == "":
             raise DatasetError(
                 f"{path}: data row {i + 1} (line {lines[i]}), target column {name!r}: empty cell"
             )
-    try:
-        return np.array([int(c) for c in cells], dtype=np.int64)
-    except (ValueError, OverflowError):
-        pass
-    try:
-        y = np.array([float(c) for c in cells], dtype=np.float64)
-    except ValueError:
-        return np.array(cells, dtype=str)
+    if all(_INTEGER.fullmatch(c) for c in cells):
+        try:
+            return np.array([int(c) for c in cells], dtype=np.int64)
+        except OverflowError:
+            pass
+    if not all(_NUMBER.fullmatch(c) for c in cells):
+        return np.array(cells, dtype=str)      # class labels, kept as written
+    y = np.array([float(c) for c in cells], dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(y))
     if bad.size:
         i = int(bad[0])
@@ -695,29 +702,31 @@ def _parse_target(cells, lines, name, path):
     return y
 
 
-def _locate_bad_cell(rows, lines, names, path):
+def _bad_cell(rows, lines, names, path):
+    """The DatasetError naming the first feature cell that is not a finite, plainly written number, or None."""
     for r, row in enumerate(rows):
         for c, cell in enumerate(row):
             where = f"{path}: data row {r + 1} (line {lines[r]}), column {names[c]!r}"
             if cell == "":
-                raise DatasetError(f"{where}: empty cell (missing values are not allowed)")
-            try:
-                v = float(cell)
-            except ValueError:
-                raise DatasetError(f"{where}: non-numeric value {cell!r}") from None
+                return DatasetError(f"{where}: empty cell (missing values are not allowed)")
+            if not _NUMBER.fullmatch(cell):
+                return DatasetError(f"{where}: non-numeric value {cell!r} (a number is written with the digits "
+                                    "0-9, an optional sign, decimal point and exponent)")
+            v = float(cell)
             if v != v:
-                raise DatasetError(f"{where}: missing value {cell!r} (NaN is not allowed)")
+                return DatasetError(f"{where}: missing value {cell!r} (NaN is not allowed)")
             if v in (float("inf"), float("-inf")):
-                raise DatasetError(f"{where}: non-finite value {cell!r}")
-    raise DatasetError(f"{path}: the feature columns could not be read as numbers")  # pragma: no cover
+                return DatasetError(f"{where}: non-finite value {cell!r}")
+    return None
+
+
+def _locate_bad_cell(rows, lines, names, path):
+    raise _bad_cell(rows, lines, names, path) or DatasetError(
+        f"{path}: the feature columns could not be read as numbers")
 
 
 def _is_number(cell):
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+    return _NUMBER.fullmatch(cell) is not None
 
 
 def _first_row_is_header(rows, target):
@@ -868,6 +877,10 @@ def load_csv(path, target=None, delimiter=None, header=None):
         _locate_bad_cell(feat_rows, lines, feature_names, path)
     if not np.isfinite(X).all():
         _locate_bad_cell(feat_rows, lines, feature_names, path)
+    if "_" in text or not text.isascii():   # numpy reads "1_000" and "١٢" as numbers: refuse such a cell
+        bad = _bad_cell(feat_rows, lines, feature_names, path)
+        if bad is not None:
+            raise bad
     y = _parse_target(target_cells, lines, target_name, path)
     return CSVData(X=X, y=y, feature_names=feature_names, target_name=target_name)
 
