@@ -341,6 +341,29 @@ def test_download_mnist_from_local_server(tmp_path, base_url, mirror_server, mni
 
 
 @requires_mnist
+def test_download_removes_what_a_killed_download_left_but_not_a_running_one(tmp_path, base_url):
+    """A SIGKILL leaves the .part file behind; the next download of that file deletes it once it is stale."""
+    dest = tmp_path / "mnist"
+    dest.mkdir()
+    stem = "train-labels-idx1-ubyte"
+    stale = dest / f".{stem}.gz.killed1.part"
+    running = dest / f".{stem}.gz.running.part"     # another process's download, still being written
+    other = dest / ".t10k-labels-idx1-ubyte.gz.killed2.part"   # a file not downloaded this time
+    for f in (stale, running, other):
+        f.write_bytes(b"\x1f\x8b partial")
+    two_hours_ago = time.time() - 7200
+    for f in (stale, other):
+        os.utime(f, (two_hours_ago, two_hours_ago))
+    for s in MNIST_FILES:
+        if s != stem:
+            shutil.copy(MNIST_DIR / f"{s}.gz", dest / f"{s}.gz")
+    download_mnist(dest, mirrors=[base_url + "good"], timeout=10)
+    assert not stale.exists()
+    assert running.exists() and other.exists()
+    assert (dest / f"{stem}.gz").read_bytes() == (MNIST_DIR / f"{stem}.gz").read_bytes()
+
+
+@requires_mnist
 def test_download_tampered_payload_leaves_nothing(tmp_path, base_url):
     others = [s for s in MNIST_FILES if s != "train-labels-idx1-ubyte"]
     dest = _copy_mnist(tmp_path / "dest", others)

@@ -346,10 +346,30 @@ def _gz_payload_digest(path, limit):
     return h.hexdigest(), total
 
 
+_STALE_PART_SECONDS = 3600   # a .part file untouched this long belongs to a download that was killed
+
+
+def _remove_stale_parts(stem, dest):
+    """Delete the temporary files of downloads of ``stem`` that were killed before they could clean up.
+
+    A download that runs rewrites its file every few seconds (a stalled one
+    is given up after its timeout), so a ``.part`` file unchanged for an hour
+    has no owner; a fresh one may be another process's download, and stays.
+    """
+    now = time.time()
+    for part in dest.glob(f".{stem}.gz.*.part"):
+        try:
+            if now - part.stat().st_mtime > _STALE_PART_SECONDS:
+                part.unlink()
+        except OSError:   # gone already, or not ours to delete: leave it
+            pass
+
+
 def _download_one(stem, dest, mirrors, timeout):
     import http.client
     import urllib.error
 
+    _remove_stale_parts(stem, dest)
     reasons = []
     for base in mirrors:
         url = f"{base}{stem}.gz"
@@ -405,7 +425,9 @@ def download_mnist(dest_dir, mirrors=None, timeout=30):
     :func:`os.replace` (atomic). A failed attempt (HTTP or network error,
     oversized or truncated download, corrupt gzip, wrong digest) removes its
     temporary file and moves on to the next mirror. Files already present are
-    left alone (:func:`load_mnist` verifies them).
+    left alone (:func:`load_mnist` verifies them). A temporary file left by a
+    download that was killed (``.<stem>.gz.*.part``, unchanged for an hour)
+    is deleted when that file is next downloaded.
 
     Parameters
     ----------
