@@ -900,9 +900,9 @@ def load_csv(path, target=None, delimiter=None, header=None):
     if not np.isfinite(X).all():
         _locate_bad_cell(feat_rows, lines, feature_names, path)
     if "_" in text or not text.isascii():   # numpy reads "1_000" and "١٢" as numbers: refuse such a cell
-        bad = _bad_cell(feat_rows, lines, feature_names, path)
-        if bad is not None:
-            raise bad
+        cells = "".join("".join(row) for row in feat_rows)   # (a header "pixel_1" is no reason for the
+        if "_" in cells or not cells.isascii():            # cell-by-cell search, which is slow)
+            _locate_bad_cell(feat_rows, lines, feature_names, path)
     y = _parse_target(target_cells, lines, target_name, path)
     return CSVData(X=X, y=y, feature_names=feature_names, target_name=target_name)
 

@@ -224,10 +224,11 @@ def _check_user_json(value, name):
     ------
     ModelFileError
     """
+    nested = (dict, list, tuple)
     stack = [(value, name, 0)]
     while stack:                   # iterative: a deep value must not exhaust the recursion limit here
         obj, where, depth = stack.pop()
-        if isinstance(obj, (dict, list, tuple)) and depth >= _MAX_DEPTH:
+        if isinstance(obj, nested) and depth >= _MAX_DEPTH:
             raise ModelFileError(f"cannot save: {name} is nested more than {_MAX_DEPTH} levels deep "
                                  "(or contains itself)")
         if isinstance(obj, dict):
@@ -235,10 +236,11 @@ def _check_user_json(value, name):
                 if not isinstance(k, str):
                     raise ModelFileError(
                         f"cannot save: {where} has the key {k!r} ({type(k).__name__}); keys must be texts, "
-                        f"since the file's JSON would turn it into the text {json.dumps(str(k))}")
-                stack.append((v, f"{where}[{k!r}]", depth + 1))
-        elif isinstance(obj, (list, tuple)):
-            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(obj))
+                        "since the file's JSON writes every key as one (1 would come back as '1')")
+                if isinstance(v, nested):
+                    stack.append((v, f"{where}[{k!r}]", depth + 1))
+        elif isinstance(obj, (list, tuple)):   # (the numbers of a long list need no visit)
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(obj) if isinstance(v, nested))
 
 
 def _write_archive(path, header, arrays):
