@@ -546,6 +546,26 @@ def test_load_csv_keeps_labels_that_only_look_like_numbers_apart(tmp_path):
     assert len(set(data.y.tolist())) == 4
 
 
+@pytest.mark.parametrize("first", ["1_000", "\u0661"])
+def test_load_csv_a_first_row_of_odd_numbers_is_data_and_refused_not_a_header(tmp_path, first):
+    """Header detection reads numbers leniently: the row stays data and gets the clear error, no row is lost."""
+    with pytest.raises(DatasetError, match=rf"row 1 \(line 1\), column 'col0': non-numeric value '{first}'"):
+        load_csv(_csv(tmp_path, f"{first},2,0\n3,4,1\n5,6,0\n"))
+
+
+def test_load_csv_headerless_labels_that_look_like_numbers_keep_every_row(tmp_path):
+    data = load_csv(_csv(tmp_path, "1,1_2\n2,12\n3,1_2\n"))
+    assert data.feature_names == ["col0"] and data.target_name == "col1"
+    assert data.y.tolist() == ["1_2", "12", "1_2"]
+
+
+def test_load_csv_integer_labels_beyond_pythons_digit_limit_are_a_dataset_error(tmp_path):
+    """int() refuses more than 4300 digits with a ValueError; float() makes inf, a non-finite target."""
+    huge = "9" * 5000
+    with pytest.raises(DatasetError, match="target column 'y': non-finite value"):
+        load_csv(_csv(tmp_path, f"a,y\n1,{huge}\n2,3\n"))
+
+
 def test_load_csv_reads_plain_numbers_beside_non_ascii_names_and_labels(tmp_path):
     """Underscores and non-ASCII text in the header and the labels are fine; only numeric cells are checked."""
     data = load_csv(_csv(tmp_path, "taille_cm,poids_kg,espèce\n1.5,+2e1,café\n-.5,3.,thé_vert\n"))

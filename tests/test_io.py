@@ -243,7 +243,7 @@ def test_keys_that_json_would_turn_into_text_are_refused(tmp_path, where, key):
     path = tmp_path / "m.npz"
     deepff.save(net, path, metadata={"ok": 1})
     before = path.read_bytes()
-    with pytest.raises(ModelFileError, match=rf"{where}\['outer'\] has the key .*keys must be texts"):
+    with pytest.raises(ModelFileError, match=rf"{where}\['outer'\] has the key .*keys must be strings"):
         deepff.save(net, path, **{where: {"outer": {key: 1}}})
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.npz"]   # the old file is kept
 
@@ -268,7 +268,7 @@ def test_deep_or_self_containing_metadata_is_refused_with_a_clear_error(tmp_path
     assert deepff.load(tmp_path / "m.npz").metadata == ok
 
 
-def test_checkpoint_extra_keys_must_be_texts(tmp_path):
+def test_checkpoint_extra_keys_must_be_strings(tmp_path):
     net = _trained("regression", "float32")
     with pytest.raises(ModelFileError, match=r"extra\[0\] has the key 7 \(int\)"):
         deepff.save_checkpoint(net.trainer_, tmp_path / "c.npz", extra=[{7: "x"}])

@@ -349,17 +349,19 @@ def _gz_payload_digest(path, limit):
 _STALE_PART_SECONDS = 3600   # a .part file untouched this long belongs to a download that was killed
 
 
-def _remove_stale_parts(stem, dest):
+def _remove_stale_parts(stem, dest, timeout):
     """Delete the temporary files of downloads of ``stem`` that were killed before they could clean up.
 
-    A download that runs rewrites its file every few seconds (a stalled one
-    is given up after its timeout), so a ``.part`` file unchanged for an hour
-    has no owner; a fresh one may be another process's download, and stays.
+    A download that runs rewrites its file every few seconds, and a stalled
+    one is given up after its timeout, so a ``.part`` file unchanged for an
+    hour (or twice the timeout, if longer) has no owner; a fresher one may be
+    another process's download, and stays.
     """
     now = time.time()
+    stale = max(_STALE_PART_SECONDS, 2 * timeout)
     for part in dest.glob(f".{stem}.gz.*.part"):
         try:
-            if now - part.stat().st_mtime > _STALE_PART_SECONDS:
+            if now - part.stat().st_mtime > stale:
                 part.unlink()
         except OSError:   # gone already, or not ours to delete: leave it
             pass
@@ -369,7 +371,7 @@ def _download_one(stem, dest, mirrors, timeout):
     import http.client
     import urllib.error
 
-    _remove_stale_parts(stem, dest)
+    _remove_stale_parts(stem, dest, timeout)
     reasons = []
     for base in mirrors:
         url = f"{base}{stem}.gz"
@@ -426,8 +428,9 @@ def download_mnist(dest_dir, mirrors=None, timeout=30):
     oversized or truncated download, corrupt gzip, wrong digest) removes its
     temporary file and moves on to the next mirror. Files already present are
     left alone (:func:`load_mnist` verifies them). A temporary file left by a
-    download that was killed (``.<stem>.gz.*.part``, unchanged for an hour)
-    is deleted when that file is next downloaded.
+    download that was killed (``.<stem>.gz.*.part``, unchanged for an hour,
+    or twice ``timeout`` if that is longer) is deleted when that file is
+    next downloaded.
 
     Parameters
     ----------
@@ -709,7 +712,7 @@ def _parse_target(cells, lines, name, path):
     if all(_INTEGER.fullmatch(c) for c in cells):
         try:
             return np.array([int(c) for c in cells], dtype=np.int64)
-        except OverflowError:
+        except (OverflowError, ValueError):   # beyond int64, or beyond Python's digit limit for int()
             pass
     if not all(_NUMBER.fullmatch(c) for c in cells):
         return np.array(cells, dtype=str)      # class labels, kept as written
@@ -748,7 +751,16 @@ def _locate_bad_cell(rows, lines, names, path):
 
 
 def _is_number(cell):
-    return _NUMBER.fullmatch(cell) is not None
+    """Whether a cell could be meant as a number (header detection: Python's lenient reading).
+
+    A first row of ``1_000`` is data, to be refused as such with its row and
+    column, rather than taken for column names.
+    """
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def _first_row_is_header(rows, target):

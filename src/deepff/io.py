@@ -207,7 +207,7 @@ _MAX_DEPTH = 100   # levels of nesting allowed in user-given header values
 
 
 def _check_user_json(value, name):
-    """Refuse what JSON would silently change or cannot write: keys that are not texts, deep nesting.
+    """Refuse what JSON would silently change or cannot write: keys that are not strings, deep nesting.
 
     ``json.dumps`` turns the key ``1`` into ``"1"`` (so the value would load
     under another key) and recurses once per level (so a deep or
@@ -235,7 +235,7 @@ def _check_user_json(value, name):
             for k, v in obj.items():
                 if not isinstance(k, str):
                     raise ModelFileError(
-                        f"cannot save: {where} has the key {k!r} ({type(k).__name__}); keys must be texts, "
+                        f"cannot save: {where} has the key {k!r} ({type(k).__name__}); keys must be strings, "
                         "since the file's JSON writes every key as one (1 would come back as '1')")
                 if isinstance(v, nested):
                     stack.append((v, f"{where}[{k!r}]", depth + 1))
@@ -336,7 +336,7 @@ def save(model, path, preprocessing=None, classes=None, training=None, metadata=
     ------
     ModelFileError
         For an unbuilt network, or header values that are not JSON-compatible,
-        have keys other than texts (JSON would turn ``1`` into ``"1"``) or
+        have keys other than strings (JSON would turn ``1`` into ``"1"``) or
         nest more than 100 levels deep.
     InputError
         When a classification network gets a number of class labels other
@@ -644,7 +644,7 @@ def save_checkpoint(trainer, path, extra=None):
     ------
     ModelFileError
         For state or extra values that are not JSON-compatible, and extra
-        values with keys other than texts or nested more than 100 levels.
+        values with keys other than strings or nested more than 100 levels.
     OSError
         When the file cannot be written (the previous checkpoint is kept).
     """
