@@ -839,6 +839,25 @@ def test_closed_stdout_pipe_still_trains_and_saves(tmp_path):
     assert load(tmp_path / "pipe.npz").metadata["results"]["test_accuracy"] > 0
 
 
+
+@pytest.mark.skipif(os.name != "posix", reason="needs os.pipe semantics")
+def test_closed_pipe_behind_both_streams_still_replaces_the_model(tmp_path):
+    """``deepff train ... 2>&1 | head -1``: the "replacing" note on stderr must not end the run before the save."""
+    out = tmp_path / "pipe.npz"
+    run_quiet("train", "--epochs", 1, "--hidden", 8, "--quiet", "--output", out)
+    old = out.read_bytes()
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "deepff.cli", "train", "--epochs", "2", "--hidden", "8",
+                               "--seed", "1", "--output", str(out)], cwd=tmp_path, stdout=write_end,
+                              stderr=write_end, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0
+    assert out.read_bytes() != old and load(out).training_config["epochs"] == 2
+
+
 # --------------------------------------------------------------- evaluate
 @pytest.mark.parametrize("kind", ["npy", "npz"])
 def test_evaluate_recreates_the_split_of_array_files(tmp_path, capsys, kind):

@@ -195,21 +195,33 @@ def _say(*values):
     try:
         print(*values, flush=True)
     except BrokenPipeError:
-        _drop_stdout()
+        _drop("stdout")
     except OSError as exc:          # e.g. a full disk behind ``> file``: say so once, keep training
-        _drop_stdout()
-        print(f"{PROG}: standard output failed ({exc.strerror or exc}); the run goes on without it",
-              file=sys.stderr)
+        _drop("stdout")
+        _note(f"{PROG}: standard output failed ({exc.strerror or exc}); the run goes on without it")
 
 
-def _drop_stdout():
-    """Send whatever is still written to stdout to the null device."""
+def _note(*values):
+    """``print`` to stderr, flushed, that outlives a closed pipe the same way.
+
+    ``deepff train ... 2>&1 | head -1`` sends the notes, warnings and errors
+    into the pipe too: once the reader has gone they are dropped, and the
+    run still ends and saves its model.
+    """
+    try:
+        print(*values, file=sys.stderr, flush=True)
+    except (BrokenPipeError, OSError, ValueError, AttributeError):  # gone, failing, or closed
+        _drop("stderr")
+
+
+def _drop(name):
+    """Send whatever is still written to ``sys.<name>`` (stdout or stderr) to the null device."""
     try:
         null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, sys.stdout.fileno())  # also takes the unflushed rest, so exit stays quiet
+        os.dup2(null, getattr(sys, name).fileno())  # also takes the unflushed rest, so exit stays quiet
         os.close(null)
     except (OSError, ValueError, AttributeError):  # not a real file (tests, embedding)
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+        setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the process
 
 
 class _Reporter(Callback):
@@ -883,12 +895,12 @@ def cmd_train(args):
             _say(f"deepff: {opt['name']} trains on the whole training set until it converges and reports "
                  "once, counting its iterations as epochs")
     if finished:   # on stderr even with --quiet: the run trains nothing, and says why
-        print(f"{PROG}: the checkpoint {args.resume} is complete ({finished}); nothing to train, "
-              "writing the run's outputs", file=sys.stderr)
+        _note(f"{PROG}: the checkpoint {args.resume} is complete ({finished}); nothing to train, "
+              "writing the run's outputs")
     model_note = f"{PROG}: replacing existing model file {output}"   # said when it happens: an
     for note in replacing:                                              # interrupted run keeps the file
         if note != model_note:
-            print(note, file=sys.stderr)
+            _note(note)
     validation = None
     if X_test is not None and not val_split:
         validation = (X_test, y_test)  # reported per epoch as val_*: the held-out test split
@@ -920,10 +932,10 @@ def cmd_train(args):
             # the trainer state holds the position inside the interrupted epoch: an exact resume point
             save_checkpoint(net.trainer_, args.checkpoint, extra)
             note += f"; resume with --resume {args.checkpoint} --checkpoint {args.checkpoint}"
-        print(note, file=sys.stderr, flush=True)
+        _note(note)
         output = _interrupted_output(output)
     elif model_note in replacing:
-        print(model_note, file=sys.stderr)
+        _note(model_note)
 
     results = {}
     if X_test is not None:
@@ -960,7 +972,7 @@ def cmd_train(args):
         if history.records or not args.history.lower().endswith(".json"):
             _write_history(history.records, args.history)
         else:     # [] could be anyone's file, so deepff never writes one (a CSV keeps its header)
-            print(f"{PROG}: no epoch was complete, so {args.history} is not written", file=sys.stderr)
+            _note(f"{PROG}: no epoch was complete, so {args.history} is not written")
     if args.plot:
         _plots(args.plot, history.records, net, task, classes, X_test, y_test, data, scaler,
                val_label="test" if validation is not None else "validation", y_train=y_train)
@@ -982,10 +994,10 @@ def _interrupted_output(output):
     stem = output[:-len(".npz")]
     for alt in [f"{stem}.interrupted.npz"] + [f"{stem}.interrupted-{i}.npz" for i in range(2, 10)]:
         if not os.path.exists(alt) or (os.path.isfile(alt) and file_format(alt) == "model"):
-            print(f"{PROG}: {output} is kept; the interrupted run's model goes to {alt}", file=sys.stderr)
+            _note(f"{PROG}: {output} is kept; the interrupted run's model goes to {alt}")
             return alt
-    print(f"{PROG}: the model is not saved: {output} is kept, and {stem}.interrupted.npz to "
-          f"{stem}.interrupted-9.npz all hold files that are not deepff models", file=sys.stderr)
+    _note(f"{PROG}: the model is not saved: {output} is kept, and {stem}.interrupted.npz to "
+          f"{stem}.interrupted-9.npz all hold files that are not deepff models")
     return None
 
 
@@ -1007,7 +1019,7 @@ def _moved_source(source, model_path, what="model"):
     beside = os.path.join(os.path.dirname(os.path.abspath(str(model_path))), os.path.basename(str(source)))
     if not os.path.exists(beside):
         return source
-    print(f"deepff: {source} is gone; using {beside}, found beside the {what}", file=sys.stderr)
+    _note(f"deepff: {source} is gone; using {beside}, found beside the {what}")
     return beside
 
 
@@ -1060,8 +1072,8 @@ def _is_training_data(name, meta, model):
         return os.path.isfile(os.path.expanduser(name)) and _sha256(name) == meta["dataset_sha256"]
     same = os.path.basename(str(name)).lower() == str(trained_on).lower()
     if same:
-        print(f"{PROG}: {model} records no digest of its training file; taking {name} for it because the "
-              "names match", file=sys.stderr)
+        _note(f"{PROG}: {model} records no digest of its training file; taking {name} for it because the "
+              "names match")
     return same
 
 
@@ -1145,8 +1157,8 @@ def cmd_evaluate(args):
         and os.path.abspath(os.path.expanduser(args.dataset)) == meta["dataset_source"] \
         and os.path.isfile(os.path.expanduser(args.dataset))     # (a missing file is reported by _load)
     if changed:
-        print(f"{PROG}: {args.dataset} has changed since {args.model} was trained (its SHA-256 differs), so the "
-              "test split cannot be re-created: scoring all its rows, training rows included", file=sys.stderr)
+        _note(f"{PROG}: {args.dataset} has changed since {args.model} was trained (its SHA-256 differs), so the "
+              "test split cannot be re-created: scoring all its rows, training rows included")
     if (same or changed) and not _is_builtin(args.dataset):   # read the file as training read it
         if args.target is None:
             args.target = _training_target(meta)
@@ -1343,7 +1355,7 @@ def cmd_predict(args):
     text = buffer.getvalue()
     if args.output:
         for note in replacing:
-            print(note, file=sys.stderr)
+            _note(note)
         atomic_write(args.output, lambda fh: fh.write(text.encode("utf-8")))
     else:
         sys.stdout.write(text)
@@ -1402,7 +1414,7 @@ def cmd_gradcheck(args):
         warnings.simplefilter("always")
         report = gradcheck_report(net, X, y, penalty=penalty)
     for w in caught:                 # e.g. a pre-activation on a ReLU kink: the check cannot judge it
-        print(f"{PROG}: warning: {w.message}", file=sys.stderr)
+        _note(f"{PROG}: warning: {w.message}")
     worst_by_layer = {}
     for name, err in report.items():
         layer = name.split(".")[0]
@@ -1450,7 +1462,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     if sys.stdout is None:          # started with stdout closed (``deepff train >&-``)
-        _drop_stdout()
+        _drop("stdout")
     try:
         # No subcommand (``deepff`` or ``deepff --epochs 5``) means train.
         first = next((a for a in argv if a != "--debug"), None)
@@ -1459,10 +1471,10 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        _note(f"{PROG}: interrupted")
         return 130
     except BrokenPipeError:  # e.g. ``deepff predict ... | head``: the reader left, nothing to report
-        _drop_stdout()                  # silence the flush at exit
+        _drop("stdout")                  # silence the flush at exit
         return 141
     except (DeepffError, ValueError, OSError) as exc:
         if debug:
@@ -1470,7 +1482,7 @@ def main(argv=None):
         message = " ".join(str(exc).split()) or type(exc).__name__
         if isinstance(exc, OSError) and exc.filename:
             message = f"{exc.filename}: {exc.strerror or exc}"
-        print(f"{getattr(exc, 'prog', PROG)}: error: {message}", file=sys.stderr)
+        _note(f"{getattr(exc, 'prog', PROG)}: error: {message}")
         return 2
 
 
