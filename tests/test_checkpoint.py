@@ -185,7 +185,8 @@ def test_an_interrupted_run_keeps_the_model_already_at_its_output(tmp_path, caps
     assert f"{good} is kept; the interrupted run's model goes to {partial}" in out.err
     assert deepff.load(partial).metadata["results"]
     ck = str(tmp_path / "ck.npz")
-    assert f"resume with --resume {ck} --checkpoint {ck}" in out.err
+    # the command to resume writes the model where this run meant to (not to the default name)
+    assert f"resume with --resume {ck} --checkpoint {ck} --output {good}\n" in out.err
     # a file of the user's at NAME.interrupted.npz: the next free name takes the model
     partial.write_bytes(b"the user's own file")
     _interrupt_at(monkeypatch, 10)

@@ -706,6 +706,27 @@ def test_ctrl_c_stops_with_a_checkpoint(tmp_path):
     assert [r["epoch"] for r in json.loads((tmp_path / "h2.json").read_text())] == list(range(1, done + 2))
 
 
+def test_a_diverging_run_never_replaces_a_good_checkpoint_with_one_that_cannot_resume(tmp_path, monkeypatch,
+                                                                                       capsys):
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run(capsys, "train", "--hidden", 4, "--epochs", 1, "--checkpoint", "g.npz", "--quiet",
+                     "--output", "a.npz")
+    assert rc == 0, err
+    for epochs in (1, 3):     # the first epoch's last update overflows: nothing finite to save after it
+        rc, _, err = run(capsys, "train", "--hidden", 4, "--epochs", epochs, "--optimizer", "sgd", "--lr", "1e308",
+                         "--checkpoint", "g.npz", "--quiet", "--output", "b.npz")
+        assert rc == 2 and len(err.splitlines()) == 1 and "diverged" in err, err
+    net, state, _ = load_checkpoint("g.npz")   # still the good one, and it resumes
+    assert state["epoch"] == 1 and np.isfinite(net.get_weights()).all()
+    rc, _, err = run(capsys, "train", "--resume", "g.npz", "--epochs", 2, "--quiet", "--output", "c.npz")
+    assert rc == 0, err
+    # a run that does replace it says so, once, when it does
+    rc, _, err = run(capsys, "train", "--hidden", 4, "--epochs", 2, "--checkpoint", "g.npz", "--quiet",
+                     "--output", "d.npz")
+    assert rc == 0 and err == "deepff: replacing existing checkpoint file g.npz\n"
+    assert load_checkpoint("g.npz")[1]["epoch"] == 2
+
+
 def test_diverging_run_reports_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     status = cli.main(["train", "--optimizer", "sgd", "--lr", "1000", "--epochs", "2", "--quiet",

@@ -268,6 +268,18 @@ def test_deep_or_self_containing_metadata_is_refused_with_a_clear_error(tmp_path
     assert deepff.load(tmp_path / "m.npz").metadata == ok
 
 
+def test_a_checkpoint_of_non_finite_weights_is_refused_and_the_old_one_kept(tmp_path):
+    """Such a file could never be resumed: replacing a good checkpoint with it would lose the run."""
+    net = _trained("regression", "float32")
+    path = tmp_path / "c.npz"
+    deepff.save_checkpoint(net.trainer_, path)
+    before = path.read_bytes()
+    net.params.theta[3] = np.inf
+    with pytest.raises(deepff.InputError, match="NaN or infinity.*previous one is kept"):
+        deepff.save_checkpoint(net.trainer_, path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["c.npz"]
+
+
 def test_checkpoint_extra_keys_must_be_strings(tmp_path):
     net = _trained("regression", "float32")
     with pytest.raises(ModelFileError, match=r"extra\[0\] has the key 7 \(int\)"):

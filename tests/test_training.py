@@ -267,6 +267,25 @@ def test_divergence_at_an_epoch_boundary_leaves_finite_weights():
     assert np.isfinite(net.get_weights()).all()
 
 
+
+def test_an_update_that_overflows_on_the_last_step_is_divergence_not_a_finished_fit():
+    """The loss is checked before each update: an epoch's last update would otherwise end the fit with NaN weights."""
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = (X[:, 0] > 0).astype(int)
+    net = Network([Dense(4, "relu"), Dense(2, "softmax")], loss="nll", seed=0)
+    seen = []
+
+    class Watch(deepff.Callback):
+        def on_epoch_end(self, trainer, record):
+            seen.append(np.isfinite(trainer.network.params.theta).all())
+
+    with np.errstate(all="ignore"), pytest.raises(DivergenceError, match="weights became NaN or infinite at "
+                                                                        "epoch 1, step 1"):
+        net.fit(X, y, epochs=1, batch_size=20, optimizer="sgd", lr=1e308, callbacks=[Watch()])
+    assert seen == []                               # no callback (a checkpoint, say) saw those weights
+    assert np.isfinite(net.get_weights()).all()
+
+
 # --------------------------------------------------------------- determinism
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_same_seed_bit_identical_after_fit(dropout):

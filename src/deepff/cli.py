@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import shlex
 import sys
 import time
 
@@ -275,14 +276,20 @@ class _Reporter(Callback):
 class _Checkpointer(Callback):
     """Writes a checkpoint atomically after every epoch (and on Ctrl-C)."""
 
-    def __init__(self, path, extra):
-        self.path, self.extra = path, extra
+    def __init__(self, path, extra, note=None):
+        self.path, self.extra, self.note = path, extra, note
         self.epoch = None          # the last epoch this run wrote
 
-    def on_epoch_end(self, trainer, record):
+    def save(self, trainer):
         from .io import save_checkpoint
 
         save_checkpoint(trainer, self.path, self.extra)
+        if self.note:              # "replacing existing checkpoint file ...", said when it happens: a
+            _note(self.note)       # run that fails before its first save has replaced nothing
+            self.note = None
+
+    def on_epoch_end(self, trainer, record):
+        self.save(trainer)
         self.epoch = trainer.epoch
 
 
@@ -883,7 +890,8 @@ def cmd_train(args):
               "data_dir": None if args.data_dir is None else os.path.abspath(os.path.expanduser(args.data_dir))}
     extra = {**record, "preprocessing": scaler.to_dict(), "training": train_cfg}
     if args.checkpoint:
-        callbacks.append(_Checkpointer(args.checkpoint, extra))
+        note = f"{PROG}: replacing existing checkpoint file {args.checkpoint}"
+        callbacks.append(_Checkpointer(args.checkpoint, extra, note if note in replacing else None))
     if not args.quiet:
         kinds = f"{X_train.shape[0]} training samples, {X_train.shape[1]} features"
         steps = f"full batch, at most {optimizer.max_iter} iterations" if full_batch else \
@@ -898,8 +906,8 @@ def cmd_train(args):
         _note(f"{PROG}: the checkpoint {args.resume} is complete ({finished}); nothing to train, "
               "writing the run's outputs")
     model_note = f"{PROG}: replacing existing model file {output}"   # said when it happens: an
-    for note in replacing:                                              # interrupted run keeps the file
-        if note != model_note:
+    for note in replacing:          # interrupted run keeps the file (the checkpoint's: at its first save)
+        if note != model_note and not note.startswith(f"{PROG}: replacing existing checkpoint file"):
             _note(note)
     validation = None
     if X_test is not None and not val_split:
@@ -927,11 +935,13 @@ def cmd_train(args):
         note = f"{PROG}: interrupted after {net.trainer_.epoch} complete epoch(s)"
         checkpointer = next((cb for cb in callbacks if isinstance(cb, _Checkpointer)), None)
         if checkpointer is not None:
-            from .io import save_checkpoint
-
             # the trainer state holds the position inside the interrupted epoch: an exact resume point
-            save_checkpoint(net.trainer_, args.checkpoint, extra)
-            note += f"; resume with --resume {args.checkpoint} --checkpoint {args.checkpoint}"
+            checkpointer.save(net.trainer_)
+            again = ["--resume", args.checkpoint, "--checkpoint", args.checkpoint]
+            for flag, path in (("--output", output), ("--history", args.history), ("--plot", args.plot)):
+                if path is not None:         # the same outputs as this run (the model's intended name)
+                    again += [flag, path]
+            note += "; resume with " + " ".join(shlex.quote(str(a)) for a in again)
         _note(note)
         output = _interrupted_output(output)
     elif model_note in replacing:

@@ -645,6 +645,9 @@ def save_checkpoint(trainer, path, extra=None):
     ModelFileError
         For state or extra values that are not JSON-compatible, and extra
         values with keys other than strings or nested more than 100 levels.
+    InputError
+        When the weights hold NaN or infinity (the file could not be
+        resumed; an existing checkpoint at ``path`` is kept).
     OSError
         When the file cannot be written (the previous checkpoint is kept).
     """
@@ -653,6 +656,9 @@ def save_checkpoint(trainer, path, extra=None):
         raise InputError(f"save_checkpoint needs a Trainer, got {type(trainer).__name__}{hint}")
     path = _file_path(path)
     net = trainer.network
+    if not (np.isfinite(net.params.theta).all() and all(np.isfinite(b).all() for b in net.buffers().values())):
+        raise InputError("cannot save checkpoint: the parameters contain NaN or infinity (did training "
+                         "diverge?); such a file could not be resumed, so the previous one is kept")
     header = _base_header(net, _CHECKPOINT)
     state = trainer.state_dict()
     arrays = {"theta": np.asarray(state.pop("theta"), dtype=net.dtype)}

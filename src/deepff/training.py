@@ -604,6 +604,8 @@ class Trainer:
                 self.history.interrupted = True
                 self.stop_requested = True
                 return
+            if not np.isfinite(theta).all():     # the epoch's last update overflowed after a finite loss:
+                self._diverged(None, epoch, snapshot)   # stop before callbacks save such weights
             self._order = None
             record = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1)}
             if classification:
@@ -640,7 +642,10 @@ class Trainer:
             kept = "the last (finite) weights were kept"
         lr = getattr(self.optimizer, "lr", None)
         hint = f" (it is {lr:g})" if isinstance(lr, (int, float)) else ""
-        where = f"the loss became {J} at epoch {epoch + 1}, step {self.step + 1}"
+        if J is None:      # found at the end of an epoch: the update of its last step
+            where = f"the weights became NaN or infinite at epoch {epoch + 1}, step {self.step}"
+        else:
+            where = f"the loss became {J} at epoch {epoch + 1}, step {self.step + 1}"
         advice = f"Try a lower learning rate{hint}, gradient clipping or standardised inputs."
         exc = DivergenceError(f"training diverged: {where}; {kept}. {advice}")
         exc.where, exc.advice = where, advice     # for a caller that says what it kept in its own words
