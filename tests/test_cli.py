@@ -1168,9 +1168,14 @@ def test_predict_names_the_row_and_column_of_a_bad_cell(tmp_path, monkeypatch, c
     cases = {"1,2,3\n4,x,6\n": "data row 2, column 2, holds the non-numeric value 'x'",
              "a,b,c\n1,2,\n": "data row 1, column 3 ('c'), is empty",
              "c,a,b\n1,2,3\n1,2,\n": "data row 2, column 3 ('b'), is empty",   # the file's column
-             "1,2,3\n4,5\n": "data row 2 has 2 columns, the first 3"}
+             "1,2,3\n4,5\n": "data row 2 has 2 columns, the first 3",
+             # float() takes these; a data file does not mean them (training's load_csv refuses them too)
+             "1_0,2,3\n": "data row 1, column 1, holds the non-numeric value '1_0' (a number is written with "
+                           "the digits 0-9, an optional sign, point and exponent)",
+             "1,2,3\n4,\u0661,6\n": "data row 2, column 2, holds the non-numeric value '\u0661' (a number is "
+                                     "written with the digits 0-9, an optional sign, point and exponent)"}
     for i, (text, message) in enumerate(cases.items()):
-        Path(f"in{i}.csv").write_text(text)
+        Path(f"in{i}.csv").write_text(text, encoding="utf-8")
         rc, out, err = run(capsys, "predict", "--model", "m.npz", "--input", f"in{i}.csv")
         assert rc == 2 and out == "" and err == f"deepff: error: in{i}.csv: {message}\n"
 

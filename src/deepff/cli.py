@@ -1279,17 +1279,20 @@ def _read_features(path, n_features, feature_names=None):
                 names, positions = list(feature_names), cols
         if not rows:
             raise InputError(f"{path} holds no data rows")
+        from .datasets import is_plain_number
+
         X = []
         for i, row in enumerate(rows, start=1):
-            try:
-                X.append([float(v) for v in row])
-            except ValueError:
-                j = next(j for j, v in enumerate(row) if not _is_float(v))
+            j = next((j for j, v in enumerate(row) if not is_plain_number(v)), None)
+            if j is not None:       # (not float(): it takes "1_000" and other scripts' digits)
                 where = f"column {(positions[j] if positions else j) + 1}"
                 if names and j < len(names):
                     where += f" ({names[j]!r})"
                 what = "is empty" if not row[j] else f"holds the non-numeric value {row[j]!r}"
-                raise InputError(f"{path}: data row {i}, {where}, {what}") from None
+                if _is_float(row[j]):
+                    what += " (a number is written with the digits 0-9, an optional sign, point and exponent)"
+                raise InputError(f"{path}: data row {i}, {where}, {what}")
+            X.append([float(v) for v in row])
             if len(row) != len(X[0]):
                 raise InputError(f"{path}: data row {i} has {len(row)} columns, the first {len(X[0])}")
         X = np.array(X, dtype=np.float64)

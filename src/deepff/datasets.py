@@ -48,6 +48,7 @@ __all__ = [
     "Dataset",
     "Standardizer",
     "read_idx",
+    "is_plain_number",
     "cache_dir",
     "download_mnist",
     "load_mnist",
@@ -703,6 +704,26 @@ _NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
+def is_plain_number(text):
+    """Whether a CSV cell is a number as data files write them.
+
+    Digits 0-9 with an optional sign, decimal point and exponent (``-1.5e3``,
+    ``.25``, ``7``), or ``inf``/``nan`` (which readers then refuse with their
+    own message). Python's ``float()`` also takes ``1_000`` and other
+    scripts' digits (``١٢``); deepff's readers do not.
+
+    Parameters
+    ----------
+    text : str
+        One cell, stripped.
+
+    Returns
+    -------
+    bool
+    """
+    return _NUMBER.fullmatch(text) is not None
+
+
 def _parse_target(cells, lines, name, path):
     for i, cell in enumerate(cells):
         if cell == "":
@@ -714,7 +735,7 @@ def _parse_target(cells, lines, name, path):
             return np.array([int(c) for c in cells], dtype=np.int64)
         except (OverflowError, ValueError):   # beyond int64, or beyond Python's digit limit for int()
             pass
-    if not all(_NUMBER.fullmatch(c) for c in cells):
+    if not all(is_plain_number(c) for c in cells):
         return np.array(cells, dtype=str)      # class labels, kept as written
     y = np.array([float(c) for c in cells], dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(y))
@@ -734,7 +755,7 @@ def _bad_cell(rows, lines, names, path):
             where = f"{path}: data row {r + 1} (line {lines[r]}), column {names[c]!r}"
             if cell == "":
                 return DatasetError(f"{where}: empty cell (missing values are not allowed)")
-            if not _NUMBER.fullmatch(cell):
+            if not is_plain_number(cell):
                 return DatasetError(f"{where}: non-numeric value {cell!r} (a number is written with the digits "
                                     "0-9, an optional sign, decimal point and exponent)")
             v = float(cell)
