@@ -727,6 +727,19 @@ def test_a_diverging_run_never_replaces_a_good_checkpoint_with_one_that_cannot_r
     assert load_checkpoint("g.npz")[1]["epoch"] == 2
 
 
+def test_running_out_of_memory_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+
+    def fit(*args, **kwargs):
+        raise MemoryError("Unable to allocate 26.8 GiB for an array with shape (60000, 60000)")
+
+    monkeypatch.setattr("deepff.model.Network.fit", fit)
+    rc, out, err = run(capsys, "train", "--epochs", 1, "--quiet", "--output", "m.npz")
+    assert rc == 2 and err == ("deepff: error: not enough memory (Unable to allocate 26.8 GiB for an array with "
+                               "shape (60000, 60000)); use a smaller network, batch or data set\n")
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_diverging_run_reports_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     status = cli.main(["train", "--optimizer", "sgd", "--lr", "1000", "--epochs", "2", "--quiet",

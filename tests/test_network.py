@@ -402,3 +402,15 @@ def test_summary_refuses_a_batch_size_that_is_not_a_positive_integer(batch_size)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         net.summary(batch_size=batch_size)
     assert "(7, 2)" in net.summary(batch_size=7)
+
+
+def test_running_out_of_memory_while_drawing_the_weights_is_a_spec_error(monkeypatch):
+    """The flat buffers are mapped lazily, so the first real allocation can be the initial weights' draw."""
+    def too_big(self, rng):
+        raise MemoryError("Unable to allocate 26.8 GiB")
+
+    monkeypatch.setattr(Dense, "initialize", too_big)
+    net = FeedForward([Dense(5, "relu"), Dense(2, "softmax")], loss="nll")
+    with pytest.raises(SpecError, match="not enough memory for the 32 parameters"):
+        net.build(3)
+    assert not net.built

@@ -1489,6 +1489,13 @@ def main(argv=None):
     except BrokenPipeError:  # e.g. ``deepff predict ... | head``: the reader left, nothing to report
         _drop("stdout")                  # silence the flush at exit
         return 141
+    except MemoryError as exc:           # e.g. --hidden 60000,60000: one line, like any other refusal
+        if debug:
+            raise
+        detail = " ".join(str(exc).split())
+        _note(f"{PROG}: error: not enough memory" + (f" ({detail})" if detail else "")
+              + "; use a smaller network, batch or data set")
+        return 2
     except (DeepffError, ValueError, OSError) as exc:
         if debug:
             raise

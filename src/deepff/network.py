@@ -171,13 +171,14 @@ class FeedForward:
         if total > _MAX_PARAMS:
             raise SpecError(f"the network would have {total} parameters, more than the "
                             f"{_MAX_PARAMS} deepff allows; use fewer or narrower layers")
-        try:
+        try:        # (the buffers are mapped lazily: drawing the initial weights can be what fails)
             self.params = ParamBuffer(specs, self.dtype)
+            self._bind_views()
+            for layer in self.layers:
+                layer.initialize(self._init_rng)
         except MemoryError:
+            self.params = None
             raise SpecError(f"not enough memory for the {total} parameters of this network") from None
-        self._bind_views()
-        for layer in self.layers:
-            layer.initialize(self._init_rng)
         return self
 
     def _bind_views(self):
