@@ -798,3 +798,38 @@ def test_targets_too_large_for_float32_are_named_before_training():
     f64 = Network([Dense(1, "identity")], loss="mse", seed=0, dtype="float64")
     f64.fit(X, np.ones(64), epochs=1)
     assert f64.evaluate(X[:2], [1e39, 0.0])["loss"] > 1e70    # float64 holds such targets: no refusal
+
+
+def test_resume_state_refuses_what_would_not_continue_the_run():
+    """The CLI refuses these for --resume; fit(resume_state=...) does too, before training anything."""
+    X, y = _blobs(n=30)
+    first = _clf(seed=2)
+    first.fit(X, y, epochs=2, batch_size=8, optimizer="adam", lr=0.01)
+    state = first.trainer_.state_dict()
+
+    def resume(**kw):
+        net = _clf(seed=2)
+        net.build(4)
+        before = net.get_weights()
+        with pytest.raises(InputError) as exc:
+            net.fit(X, y, **{"epochs": 4, "batch_size": 8, "optimizer": "adam", **kw})
+        np.testing.assert_array_equal(net.get_weights(), before)    # refused before anything was restored
+        return str(exc.value)
+
+    msg = resume(lr=0.5, resume_state=state)
+    assert "learning rate 0.01" in msg and "drop lr" in msg
+    msg = resume(epochs=1, resume_state=state)
+    assert "has done 2 already" in msg and "at least 2" in msg
+    for bad, says in (({}, "lacks 'epoch'"), ("x", "got str"), ({**state, "theta": state["theta"][:-1]},
+                                                                  "another architecture")):
+        net = _clf(seed=2)
+        net.build(4)
+        before = net.get_weights()
+        with pytest.raises(InputError, match=says):
+            net.fit(X, y, epochs=4, resume_state=bad)
+        np.testing.assert_array_equal(net.get_weights(), before)    # nothing half-restored
+    # the saved run's own lr is fine (the natural call: the original fit's arguments, plus the state)
+    ok = _clf(seed=2)
+    ok.build(4)
+    ok.fit(X, y, epochs=3, batch_size=8, optimizer="adam", lr=0.01, resume_state=state)
+    assert ok.trainer_.epoch == 3

@@ -148,6 +148,10 @@ class Network(FeedForward):
             with a fresh optimizer.)
         resume_state : dict, optional
             A :meth:`Trainer.state_dict` to continue from (checkpoints).
+            ``epochs`` is then the total to reach, and the run continues
+            exactly when the other settings (batch size, optimizer, schedule,
+            ...) are the saved run's; an ``lr`` other than the saved run's
+            is refused (its optimizer state carries the rate).
 
         Returns
         -------
@@ -234,7 +238,16 @@ class Network(FeedForward):
                 raise InputError(f"lr does not apply to optimizer {trainer.optimizer.name!r}, which chooses its "
                                  "step lengths by line search; drop lr")
             trainer.optimizer.lr = trainer.base_lr = real(trainer.optimizer.name, "lr", lr, low=0.0)
-        if resume_state is not None:
+        if resume_state is not None:   # checked whole before anything is restored
+            trainer.check_state(resume_state)
+            done, rate = int(resume_state["epoch"]), float(resume_state["base_lr"])
+            if lr is not None and float(lr) != rate:       # the state's optimizer carries its own
+                raise InputError(f"resume_state continues a run at learning rate {rate:g}, so lr={lr!r} would "
+                                 "not continue it: drop lr (or train these weights anew, without resume_state)")
+            if trainer.epochs < done and not getattr(trainer.optimizer, "full_batch", False):
+                # (L-BFGS counts its iterations as epochs and takes up to max_iter more)
+                raise InputError(f"epochs is the total to reach; resume_state has done {done} already, so "
+                                 f"epochs={trainer.epochs} would train nothing: give at least {done}")
             trainer.load_state_dict(resume_state)
         self.trainer_ = trainer
         self.history_ = trainer.fit(X, Y, w, val)

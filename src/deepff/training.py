@@ -716,13 +716,45 @@ class Trainer:
             "epoch_partial": list(self._partial),
         }
 
+    def check_state(self, state):
+        """Refuse what :meth:`load_state_dict` could not restore, before anything changes.
+
+        Parameters
+        ----------
+        state : object
+
+        Raises
+        ------
+        InputError
+            When ``state`` is not a :meth:`state_dict` dict, or holds weights
+            of another shape (another architecture).
+        """
+        if not isinstance(state, dict):
+            raise InputError("the state must be the dict of Trainer.state_dict() (load_checkpoint returns it "
+                             f"second), got {type(state).__name__}")
+        missing = [k for k in _STATE_KEYS if k not in state]
+        if missing:
+            raise InputError("the state must be the dict of Trainer.state_dict() (load_checkpoint returns it "
+                             f"second); this one lacks {', '.join(repr(k) for k in missing)}")
+        shape = np.shape(state["theta"])
+        if shape != self.network.params.theta.shape:
+            raise InputError(f"the state holds {shape} weights, this network {self.network.params.theta.shape}: "
+                             "it was saved from another architecture")
+
     def load_state_dict(self, state):
         """Restore :meth:`state_dict`'s output into this trainer and its network.
 
         Parameters
         ----------
         state : dict
+
+        Raises
+        ------
+        InputError
+            When ``state`` is not such a dict, or holds weights of another
+            shape (another architecture); nothing is changed then.
         """
+        self.check_state(state)
         net = self.network
         net.params.theta[...] = state["theta"]
         for k, v in net.buffers().items():
@@ -743,6 +775,10 @@ class Trainer:
         self._pos = int(state.get("epoch_position", 0))
         partial = state.get("epoch_partial") or [0.0, 0.0, 0]
         self._partial = [float(partial[0]), float(partial[1]), int(partial[2])]
+
+
+_STATE_KEYS = ("epoch", "step", "base_lr", "theta", "buffers", "optimizer", "shuffle_rng", "dropout_rng",
+               "history")   # what load_state_dict needs of a state_dict
 
 
 def evaluate(network, X, Y, w=None, chunk=8192, outputs=None):
