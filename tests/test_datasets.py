@@ -1012,3 +1012,14 @@ def test_load_csv_refuses_a_header_column_without_a_name(tmp_path, text, column,
     path.write_text(text)
     with pytest.raises(DatasetError, match=f"header column {column} has no name.*{hint}"):
         load_csv(path)
+
+
+def test_load_dataset_names_a_non_finite_value_by_the_files_row_not_the_splits(tmp_path):
+    """The split shuffles rows: after it, 'row 7' would point at another sample of the file."""
+    X = np.arange(60, dtype=np.float64).reshape(20, 3)
+    X[9, 1] = np.nan
+    path = tmp_path / "x.npz"
+    np.savez(path, X=X, y=np.arange(20) % 2)
+    with pytest.raises(DatasetError, match=r"x\.npz: X holds the non-finite value nan at row 9, column 1 "
+                                           r"\(counting from 0\)"):
+        load_dataset(str(path), test_fraction=0.2, seed=0)

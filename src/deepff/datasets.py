@@ -1586,6 +1586,10 @@ def load_dataset(name_or_path, data_dir=None, target=None, test_fraction=0.2, se
             )
         feature_names = [f"x{i}" for i in range(X.shape[1])]
         target_name = "y" if target is None else f"column {int(target) % (X.shape[1] + 1)}"  # -1 = last
+        if X.ndim == 2 and X.dtype.kind in "fc" and not np.isfinite(X).all():   # named by the file's rows,
+            r, c = np.argwhere(~np.isfinite(X))[0]                      # before the split renumbers them
+            raise DatasetError(f"{path}: X holds the non-finite value {X[r, c]} at row {r}, column {c} "
+                               "(counting from 0); remove or fill in that sample")
     task = infer_task(y)
     Xtr, ytr, Xte, yte = _split(X, y, test_fraction, seed)
     return Dataset(Xtr, ytr, Xte, yte, task, feature_names, target_name, path.name)
