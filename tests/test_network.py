@@ -414,3 +414,10 @@ def test_running_out_of_memory_while_drawing_the_weights_is_a_spec_error(monkeyp
     with pytest.raises(SpecError, match="not enough memory for the 32 parameters"):
         net.build(3)
     assert not net.built
+
+
+@pytest.mark.parametrize("layers", [None, 3, Dense(2, "softmax")])
+def test_layers_that_are_not_a_list_are_a_spec_error(layers):
+    with pytest.raises(SpecError, match=r"layers must be a list of deepff.Dense layers, got "):
+        FeedForward(layers, loss="nll")
+    FeedForward(iter([Dense(2, "softmax")]), loss="nll")      # any iterable of layers is fine

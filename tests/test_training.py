@@ -833,3 +833,14 @@ def test_resume_state_refuses_what_would_not_continue_the_run():
     ok.build(4)
     ok.fit(X, y, epochs=3, batch_size=8, optimizer="adam", lr=0.01, resume_state=state)
     assert ok.trainer_.epoch == 3
+
+
+@pytest.mark.parametrize("flag", ["shuffle", "warm_start"])
+@pytest.mark.parametrize("value", ["no", 0, None, "False"])
+def test_boolean_switches_refuse_other_values(flag, value):
+    """bool("no") is True: a switch given a string or a number is refused, not guessed."""
+    X, y = _blobs(n=20)
+    net = _clf()
+    with pytest.raises(InputError, match=rf"{flag} must be True or False, got {value!r}"):
+        net.fit(X, y, epochs=1, **{flag: value})
+    assert not net.built          # refused before anything was built or trained

@@ -157,6 +157,9 @@ class Network(FeedForward):
         -------
         History
         """
+        for name, flag in (("shuffle", shuffle), ("warm_start", warm_start)):
+            if not isinstance(flag, (bool, np.bool_)):    # bool("no") is True: refuse, do not guess
+                raise InputError(f"{name} must be True or False, got {flag!r}")
         # the data are checked before a first fit builds the network, so that a mistake
         # (X transposed, say) does not fix the input width for the corrected call
         X = self.prepare_inputs(X) if self.built else check_X(X, self.dtype)

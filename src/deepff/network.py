@@ -82,7 +82,10 @@ class FeedForward:
     """
 
     def __init__(self, layers, loss="mse", n_features=None, dtype="float32", seed=None):
-        layers = list(layers)
+        try:
+            layers = list(layers)
+        except TypeError:                # None, a single Dense, a number: name what is wanted
+            raise SpecError(f"layers must be a list of deepff.Dense layers, got {type(layers).__name__}") from None
         if not layers:
             raise SpecError("a network needs at least one layer (the output layer)")
         for i, layer in enumerate(layers):
