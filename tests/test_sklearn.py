@@ -545,6 +545,11 @@ def test_class_weight():
     per_label = MLPClassifier(**kw, class_weight="balanced").fit(Xm, Ym)
     manual = MLPClassifier(**kw).fit(Xm, Ym, sample_weight=compute_sample_weight("balanced", Ym))
     assert_array_equal(per_label.coefs_[0], manual.coefs_[0])
+    # a weight that is no weight is refused before training (NaN and inf only showed as the solver's
+    # non-finite parameters afterwards; a negative one trained silently)
+    for bad in (-0.5, float("inf"), float("nan"), "2", True):
+        with pytest.raises(ValueError, match=r"class_weight for class 3 must be a finite number >= 0"):
+            MLPClassifier(**kw, class_weight={3: bad}).fit(X, y)
 
 
 @quiet

@@ -1408,6 +1408,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if isinstance(self.class_weight, dict) and np.ndim(labels) == 2:
             raise ValueError("class_weight for a multi-label y must be 'balanced' (each label balanced on its "
                              "own); a dict weighs the classes of a single target")
+        if isinstance(self.class_weight, dict):   # before training: NaN or inf would only show as the
+            for c, wt in self.class_weight.items():   # solver's non-finite weights, a negative never
+                ok = isinstance(wt, numbers.Real) and not isinstance(wt, bool) and math.isfinite(wt) and wt >= 0
+                if not ok:
+                    raise ValueError(f"class_weight for class {c!r} must be a finite number >= 0, got {wt!r}")
         cw = compute_sample_weight(self.class_weight, labels)
         return cw if sample_weight is None else sample_weight * cw
 
