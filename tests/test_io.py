@@ -862,3 +862,19 @@ def test_a_model_file_with_a_left_over_array_is_refused(tmp_path):
     _write_archive(tmp_path / "extra.npz", header, {**arrays, "secret": np.arange(5)})
     with pytest.raises(ModelFileError, match="'secret' has no place in a model file"):
         deepff.load(tmp_path / "extra.npz")
+
+
+def test_saving_a_scikit_learn_estimator_says_how_to_save_it(tmp_path):
+    pytest.importorskip("sklearn")
+    import warnings
+
+    from deepff.sklearn import MLPClassifier
+
+    X, labels, _ = _data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X, labels)
+    with pytest.raises(ModelFileError, match="MLPClassifier is a scikit-learn estimator: save it with pickle or "
+                                             "joblib"):
+        deepff.save(est, tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []

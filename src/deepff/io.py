@@ -266,6 +266,9 @@ def _write_archive(path, header, arrays):
 
 def _network_of(model):
     net = getattr(model, "network", model)  # classic Net holds its engine
+    if hasattr(model, "get_params") and hasattr(model, "predict") and not hasattr(net, "buffers"):
+        raise ModelFileError(f"{type(model).__name__} is a scikit-learn estimator: save it with pickle or "
+                             "joblib, as scikit-learn's own are; deepff.save takes a deepff Network")
     if getattr(net, "params", None) is None or not hasattr(net, "buffers"):
         raise ModelFileError("only a built deepff network can be saved (fit it or call build() first)")
     return net
