@@ -1023,3 +1023,20 @@ def test_load_dataset_names_a_non_finite_value_by_the_files_row_not_the_splits(t
     with pytest.raises(DatasetError, match=r"x\.npz: X holds the non-finite value nan at row 9, column 1 "
                                            r"\(counting from 0\)"):
         load_dataset(str(path), test_fraction=0.2, seed=0)
+
+
+def test_standardizer_says_when_values_are_too_large_to_standardise():
+    """Finite values near float64's limit overflow the sums: say so, without a flood of RuntimeWarnings
+    and not as 'NaN or infinity', which the data do not hold."""
+    import warnings
+
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    X[:, 2] *= 1e307
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DatasetError, match=r"column 2 holds values too large to standardise in float64 "
+                                               r"\(up to 1\.\d+e\+307 in magnitude\): divide the data"):
+            Standardizer().fit(X)
+        X[:, 2] /= 1e300                     # scaled down, the same data standardise
+        Z = Standardizer().fit_transform(X)
+    np.testing.assert_allclose(Z.mean(0), 0, atol=1e-12)

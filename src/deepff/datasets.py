@@ -1252,21 +1252,26 @@ class Standardizer:
         mean = np.zeros(d)
         m2 = np.zeros(d)
         amax = np.zeros(d)
-        for start in range(0, n, step):
-            block = np.asarray(X[start : start + step], dtype=np.float64)
-            if not np.isfinite(block).all():
-                r, c = np.argwhere(~np.isfinite(block))[0]
-                raise DatasetError(f"X holds a non-finite value at row {start + r}, column {c}")
-            nb = block.shape[0]
-            bmean = block.mean(axis=0)
-            bm2 = ((block - bmean) ** 2).sum(axis=0)
-            np.maximum(amax, np.abs(block).max(axis=0), out=amax)
-            delta = bmean - mean
-            total = count + nb
-            mean = mean + delta * (nb / total)
-            m2 = m2 + bm2 + delta**2 * (count * nb / total)
-            count = total
-        std = np.sqrt(m2 / count)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for start in range(0, n, step):   # (an overflow to inf is caught once, below, with its column)
+                block = np.asarray(X[start : start + step], dtype=np.float64)
+                if not np.isfinite(block).all():
+                    r, c = np.argwhere(~np.isfinite(block))[0]
+                    raise DatasetError(f"X holds a non-finite value at row {start + r}, column {c}")
+                nb = block.shape[0]
+                bmean = block.mean(axis=0)
+                bm2 = ((block - bmean) ** 2).sum(axis=0)
+                np.maximum(amax, np.abs(block).max(axis=0), out=amax)
+                delta = bmean - mean
+                total = count + nb
+                mean = mean + delta * (nb / total)
+                m2 = m2 + bm2 + delta**2 * (count * nb / total)
+                count = total
+            std = np.sqrt(m2 / count)
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):   # sums past float64's range
+            c = int(np.argmax(~(np.isfinite(mean) & np.isfinite(std))))
+            raise DatasetError(f"X's column {c} holds values too large to standardise in float64 (up to "
+                               f"{amax[c]:g} in magnitude): divide the data by a constant first")
         std[std <= self._REL_TOL * amax] = 1.0
         self.mean_, self.scale_ = mean, std
         return self
