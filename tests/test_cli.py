@@ -450,6 +450,11 @@ def test_gradcheck_on_a_config(tmp_path, capsys):
     assert re.search(r"^layer1\s+\S+e-\d+\s+ok$", out, flags=re.M)
     assert re.search(r"^layer2\s+\S+e-\d+\s+ok$", out, flags=re.M)
     assert "worst relative error" in out and "pass" in out
+    # a sample count that would only exhaust the memory is refused in one line (it was killed at 24 GB)
+    rc, out, err = run(capsys, "gradcheck", "--config", path, "--samples", 100_000_000)
+    assert rc == 2 and out == "" and err == ("deepff gradcheck: error: argument --samples: at most 10000 samples "
+                                             "(finite differences take two passes over them per parameter), got "
+                                             "'100000000'\n")
 
 
 def test_datasets_lists_digits_and_mnist(tmp_path, capsys):

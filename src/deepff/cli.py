@@ -66,6 +66,15 @@ def _int_at_least(low, what):
 
 _positive_int = _int_at_least(1, "positive")
 _non_negative_int = _int_at_least(0, "non-negative")
+_MAX_GRADCHECK_SAMPLES = 10_000   # every parameter costs two passes over them: more checks nothing more
+
+
+def _gradcheck_samples(text):
+    v = _positive_int(text)
+    if v > _MAX_GRADCHECK_SAMPLES:
+        raise argparse.ArgumentTypeError(f"at most {_MAX_GRADCHECK_SAMPLES} samples (finite differences take two "
+                                         f"passes over them per parameter), got {text!r}")
+    return v
 
 
 def _positive_float(text):
@@ -175,7 +184,7 @@ def build_parser():
 
     g = sub.add_parser("gradcheck", help="check backprop against finite differences")
     g.add_argument("--config", required=True)
-    g.add_argument("--samples", type=_positive_int, default=8)
+    g.add_argument("--samples", type=_gradcheck_samples, default=8)
     g.add_argument("--seed", type=_non_negative_int, default=0)
     g.add_argument("--debug", action="store_true", help="show tracebacks")
 
