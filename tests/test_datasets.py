@@ -402,9 +402,10 @@ def test_download_all_mirrors_fail_reports_each(tmp_path, base_url):
     with pytest.raises(DatasetError) as exc:
         download_mnist(dest, mirrors=mirrors, timeout=5)
     msg = str(exc.value)
-    for m in mirrors:
-        assert m + "train-labels-idx1-ubyte.gz" in msg
+    for i, m in enumerate(mirrors, start=1):      # numbered, so they stay apart on one line
+        assert f"({i}) {m}train-labels-idx1-ubyte.gz" in msg
     assert "HTTP 404" in msg and "digest" in msg and "truncated" in msg
+    assert "\n" not in msg and "--data-dir" in msg and "DEEPFF_MNIST_MIRRORS" in msg
     assert len(os.listdir(dest)) == 3
 
 

@@ -409,11 +409,12 @@ def _download_one(stem, dest, mirrors, timeout):
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
-    raise DatasetError(
-        f"could not download {stem}.gz into {dest}; every mirror failed:\n  "
-        + "\n  ".join(reasons)
-        + "\nSet DEEPFF_MNIST_MIRRORS (comma-separated base URLs) to use other mirrors, "
-        "or place the file there yourself."
+    raise DatasetError(     # "; " between the reasons: the command line shows the message on one line
+        f"could not download {stem}.gz into {dest}; every mirror failed: "
+        + "; ".join(f"({i}) {r}" for i, r in enumerate(reasons, start=1))
+        + ". Set DEEPFF_MNIST_MIRRORS (comma-separated base URLs) to use other mirrors, place the file "
+        "there yourself, or point at a folder that holds the MNIST files (data_dir=, or --data-dir on "
+        "the command line)."
     )
 
 
