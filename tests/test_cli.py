@@ -1024,6 +1024,14 @@ def test_header_shows_the_real_learning_rate_and_lbfgs_says_what_it_does(tmp_pat
     assert rc == 0
     assert "lbfgs full batch, at most 200 iterations" in out.splitlines()[0]
     assert out.count("counting its iterations as epochs") == 1
+    # with a schedule the header says the lr is where it starts
+    (tmp_path / "cos.yaml").write_text("layers:\n - {layer_type: input, n_features: 64}\n"
+                                       " - {layer_type: fullyconn, n_neurons: 8, activation: relu}\n"
+                                       " - {layer_type: output, n_neurons: 10, activation: softmax, loss_type: nll}\n"
+                                       "training: {epochs: 1, optimizer: {name: sgd, lr: 0.05},"
+                                       " schedule: {name: cosine}}\n")
+    rc, out, _ = run(capsys, "train", "--config", tmp_path / "cos.yaml", "--output", tmp_path / "c.npz")
+    assert rc == 0 and "sgd lr=0.05 (cosine schedule), batch 32, 1 epochs" in out.splitlines()[0]
 
 
 def test_datasets_says_whether_each_data_set_is_present(tmp_path, capsys):

@@ -905,6 +905,10 @@ def cmd_train(args):
         kinds = f"{X_train.shape[0]} training samples, {X_train.shape[1]} features"
         steps = f"full batch, at most {optimizer.max_iter} iterations" if full_batch else \
             f"lr={optimizer.lr:g}, batch {batch_size}, {epochs} epochs"
+        sched = training.get("schedule")
+        if sched is not None and not full_batch:   # the lr above is where it starts
+            name = sched.get("name") if isinstance(sched, dict) else sched
+            steps = steps.replace(f"lr={optimizer.lr:g}", f"lr={optimizer.lr:g} ({name} schedule)", 1)
         _say(f"deepff: {data.name} ({task}; {kinds}); network "
              f"{'-'.join(str(n) for n in [net.n_features] + [layer.units for layer in net.layers])}, "
              f"{opt['name']} {steps}")
