@@ -864,6 +864,18 @@ def test_replacing_an_existing_model_is_said_on_stderr(tmp_path, monkeypatch, ca
     assert Path("deepff-digits.npz").read_bytes() != first
 
 
+def test_a_refused_save_says_nothing_of_replacing_and_keeps_the_old_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run(capsys, "train", "--epochs", 1, "--hidden", 8, "--quiet", "--output", "keep.npz")
+    assert rc == 0, err
+    before = Path("keep.npz").read_bytes()
+    rng = np.random.default_rng(0)
+    np.savez("ycplx.npz", X=rng.normal(size=(60, 3)), y=(np.arange(60) % 2) + 1j)   # labels JSON cannot hold
+    rc, _, err = run(capsys, "train", "--dataset", "ycplx.npz", "--epochs", 1, "--quiet", "--output", "keep.npz")
+    assert rc == 2 and err == "deepff: error: cannot save: class labels must be texts, numbers or booleans, got 1j\n"
+    assert Path("keep.npz").read_bytes() == before
+
+
 @pytest.mark.skipif(os.name != "posix", reason="needs os.pipe semantics")
 def test_closed_stdout_pipe_still_trains_and_saves(tmp_path):
     read_end, write_end = os.pipe()

@@ -957,8 +957,6 @@ def cmd_train(args):
             note += "; resume with " + " ".join(shlex.quote(str(a)) for a in again)
         _note(note)
         output = _interrupted_output(output)
-    elif model_note in replacing:
-        _note(model_note)
 
     results = {}
     if X_test is not None:
@@ -990,6 +988,8 @@ def cmd_train(args):
         save(net, output, preprocessing=scaler.to_dict(), classes=classes, training=train_cfg,
              metadata={**{k: v for k, v in record.items() if k != "classes"},
                        "feature_names": list(data.feature_names), "results": results})
+        if not interrupted and model_note in replacing:   # said once it happened (a refused save, of
+            _note(model_note)                               # labels JSON cannot hold, say, replaces nothing)
         _say(f"model saved to {output}")
     if args.history:
         if history.records or not args.history.lower().endswith(".json"):
