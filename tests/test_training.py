@@ -182,6 +182,17 @@ def test_early_stopping_needs_validation_data():
         _clf().fit(X, y, epochs=2, early_stopping=True)
 
 
+def test_early_stopping_on_accuracy_in_a_regression_says_there_is_none():
+    """Adding validation data (the general advice) cannot help a regression: say what can."""
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    net = Network([Dense(4, "relu"), Dense(1)], loss="mse", seed=0)
+    net.build(3)
+    before = net.get_weights()
+    with pytest.raises(InputError, match="this run is a regression, which has no accuracy; monitor 'val_loss'"):
+        net.fit(X, X.sum(1), epochs=2, validation_split=0.2, early_stopping={"monitor": "val_accuracy"})
+    np.testing.assert_array_equal(net.get_weights(), before)     # refused before the first step
+
+
 # ------------------------------------------------------------- class weights
 def test_balanced_class_weights_formula():
     labels = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 0])

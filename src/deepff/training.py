@@ -488,6 +488,9 @@ class Trainer:
         """
         self._check_prepared(X, Y, sample_weight, validation_data)
         es = self.early_stopping
+        if es is not None and es.monitor.endswith("accuracy") and self.network.task != "classification":
+            raise InputError(f"early stopping monitors {es.monitor!r}, but this run is a {self.network.task}, "
+                             "which has no accuracy; monitor 'val_loss' or 'loss'")
         if es is not None and es.monitor.startswith("val_") and validation_data is None:
             raise InputError(f"early stopping monitors {es.monitor!r}, which this run does not compute; give "
                              "validation data or a validation_split (or, in a new fit, monitor 'loss')")
