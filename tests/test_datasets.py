@@ -1041,3 +1041,12 @@ def test_standardizer_says_when_values_are_too_large_to_standardise():
         X[:, 2] /= 1e300                     # scaled down, the same data standardise
         Z = Standardizer().fit_transform(X)
     np.testing.assert_allclose(Z.mean(0), 0, atol=1e-12)
+
+
+@pytest.mark.parametrize("func", ["load_csv", "load_array_file", "read_idx", "load_dataset"])
+@pytest.mark.parametrize("bad", [None, 5, ["a.csv"]])
+def test_a_path_that_is_not_a_path_is_a_dataset_error(func, bad):
+    import deepff.datasets as ds
+
+    with pytest.raises(DatasetError, match=rf"must be a .*file path.*, got {type(bad).__name__}"):
+        getattr(ds, func)(bad)

@@ -142,7 +142,7 @@ def _readinto_full(f, mv):
 
 def _read_idx(path, digest=False):
     """Read an IDX file; return ``(array, sha256 hex of payload or None)``."""
-    path = Path(path)
+    path = _file_path(path)
     try:
         compressed = _is_gzip(path)
         file_size = path.stat().st_size
@@ -220,6 +220,13 @@ def _read_idx(path, digest=False):
     if not dtype.isnative and dtype.itemsize > 1:
         arr = arr.astype(dtype.newbyteorder("="))
     return arr, hexdigest
+
+
+def _file_path(path, what="path"):
+    """``path`` as a Path, or a DatasetError naming what was given instead (None, a number, ...)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise DatasetError(f"{what} must be a file path (a str or os.PathLike), got {type(path).__name__}")
+    return Path(path)
 
 
 def read_idx(path):
@@ -864,7 +871,7 @@ def load_csv(path, target=None, delimiter=None, header=None):
     if header is not None and not isinstance(header, (bool, np.bool_)):
         raise DatasetError(f"header must be True, False or None (detect), got {header!r}; the command line's "
                            "--header yes/no/auto is header=True/False/None here")
-    path = Path(path)
+    path = _file_path(path)
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             text = f.read()
@@ -1149,7 +1156,7 @@ def load_array_file(path, target=None):
         lacks ``X``/``y`` (the keys found are listed), has X that is not a
         numeric 2-D array or y whose length differs from X's.
     """
-    path = Path(path)
+    path = _file_path(path)
     suffix = path.suffix.lower()
     if suffix not in _ARRAY_EXTENSIONS:
         raise DatasetError(f"array file {path} must end in {' or '.join(_ARRAY_EXTENSIONS)}")
@@ -1551,6 +1558,9 @@ def load_dataset(name_or_path, data_dir=None, target=None, test_fraction=0.2, se
         For an unknown name or extension (the valid ones are listed), a
         missing file, or any problem reading it.
     """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise DatasetError(f"name_or_path must be a data set name ({choices(DATASETS)}) or a file path, "
+                           f"got {type(name_or_path).__name__}")
     key = name_or_path.lower() if isinstance(name_or_path, str) else None
     if key in DATASETS:
         if target is not None:
