@@ -1,6 +1,8 @@
 """Bad input raises deepff.InputError (a ValueError) naming the problem, through
 Network.fit, Network.predict and the classic Net; good input is cast."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -232,3 +234,21 @@ def test_values_beyond_float32_are_named_as_too_large_not_as_nan():
     assert check_X(X, np.float64)[0, 0] == 1e300
     with pytest.raises(InputError, match="X contains NaN or infinity"):
         check_X(np.array([[np.inf, 1.0]]), np.float32)
+
+
+@pytest.mark.parametrize(("X", "says"), [
+    (np.array([["1_0", "2"], ["3", "4"]]), "the text '1_0', which is not a plainly written number"),
+    (np.array([["\u0661", "2"], ["3", "4"]]), "the text '\u0661', which is not a plainly written number"),
+    (np.array([[b"1_0", b"2"]]), "the text '1_0'"),
+    (np.array([[1.0, "x"]], dtype=object), "the text 'x'"),
+    (np.array([[10**400, 1.0]], dtype=object), "an integer too large for float64"),
+])
+def test_check_X_reads_texts_as_data_files_write_numbers(X, says):
+    """float() takes "1_0" (10) and other scripts' digits; the CSV readers refuse them, so check_X does too."""
+    with pytest.raises(InputError, match=re.escape(says)):
+        check_X(X, np.float64)
+
+
+def test_check_X_still_reads_plain_numbers_given_as_text():
+    X = check_X(np.array([[" 1.5", "-2e1"], [".5", "+3"]]), np.float64)
+    np.testing.assert_array_equal(X, [[1.5, -20.0], [0.5, 3.0]])

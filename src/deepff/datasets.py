@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetError, ModelFileError, choices
+from .validation import is_plain_number
 
 __all__ = [
     "MNIST_FILES",
@@ -705,31 +706,7 @@ def _check_unique(names, path):
         )
 
 
-# What a CSV cell must look like to be read as a number: ASCII digits, an optional sign, point
-# and exponent (or inf/nan, which get their own errors). Python's int() and float() and numpy
-# also take "1_000" and other scripts' digits ("١٢"): a class label "1_2" would become 12.
-_NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE)
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-
-
-def is_plain_number(text):
-    """Whether a CSV cell is a number as data files write them.
-
-    Digits 0-9 with an optional sign, decimal point and exponent (``-1.5e3``,
-    ``.25``, ``7``), or ``inf``/``nan`` (which readers then refuse with their
-    own message). Python's ``float()`` also takes ``1_000`` and other
-    scripts' digits (``١٢``); deepff's readers do not.
-
-    Parameters
-    ----------
-    text : str
-        One cell, stripped.
-
-    Returns
-    -------
-    bool
-    """
-    return _NUMBER.fullmatch(text) is not None
+_INTEGER = re.compile(r"[+-]?[0-9]+")   # an integer as data files write it (see is_plain_number)
 
 
 def _parse_target(cells, lines, name, path):

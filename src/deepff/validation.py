@@ -7,11 +7,13 @@ numpy traceback from deep inside the engine.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .errors import InputError
 
-__all__ = ["check_X", "check_targets", "check_sample_weight", "check_dtype"]
+__all__ = ["check_X", "check_targets", "check_sample_weight", "check_dtype", "is_plain_number"]
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -43,6 +45,34 @@ def check_dtype(dtype):
     return dt
 
 
+# What a text (a CSV cell, a string in an array) must look like to be read as a number: ASCII
+# digits, an optional sign, point and exponent (or inf/nan, which get their own errors). Python's
+# int() and float() and numpy also take "1_000" and other scripts' digits ("١٢"): a class label
+# "1_2" would become 12.
+_NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE)
+
+
+def is_plain_number(text):
+    """Whether a text (a CSV cell, a string in an array) is a number as data files write them.
+
+    Digits 0-9 with an optional sign, decimal point and exponent (``-1.5e3``,
+    ``.25``, ``7``), or ``inf``/``nan`` (which readers then refuse with their
+    own message). Python's ``float()`` also takes ``1_000`` and other
+    scripts' digits (``١٢``); deepff's readers do not.
+
+    Parameters
+    ----------
+    text : str
+        One cell, stripped.
+
+    Returns
+    -------
+    bool
+    """
+    return _NUMBER.fullmatch(text) is not None
+
+
+
 def _as_numeric(arr, name):
     if hasattr(arr, "tocsr") and hasattr(arr, "toarray"):   # a scipy sparse matrix or array
         raise InputError(f"{name} is a sparse matrix; the network takes dense arrays: pass {name}.toarray() "
@@ -52,10 +82,18 @@ def _as_numeric(arr, name):
     except Exception as exc:  # ragged lists and the like
         raise InputError(f"{name} could not be converted to an array: {exc}") from None
     if a.dtype == object or a.dtype.kind in "USV":
+        texts = a.ravel() if a.dtype.kind in "US" else [v for v in a.ravel() if isinstance(v, (str, bytes))]
+        texts = (str(v.decode(errors="replace") if isinstance(v, bytes) else v) for v in texts)
+        odd = next((v for v in texts if not is_plain_number(v.strip())), None)   # float() takes "1_0" and
+        if odd is not None:                                  # other scripts' digits; data files mean text
+            raise InputError(f"{name} must be numeric; it holds the text {odd!r}, which is not a plainly "
+                             "written number (digits 0-9, an optional sign, point and exponent)")
         try:
             a = a.astype(np.float64)
         except (TypeError, ValueError):
             raise InputError(f"{name} must be numeric; it holds non-numeric values") from None
+        except OverflowError:
+            raise InputError(f"{name} holds an integer too large for float64") from None
     if a.dtype.kind not in "biuf":
         raise InputError(f"{name} must be numeric, got dtype {a.dtype}")
     return a
