@@ -143,3 +143,25 @@ def test_the_estimators_take_an_activation_registered_after_their_import(registr
     assert est._net.layers[0].activation.name == "softsign_late"
     with pytest.raises(ValueError, match="activation takes names .* got the dict"):
         MLPClassifier(hidden_layer_sizes=(4,), activation={"name": "leaky_relu", "slope": 0.2}).fit(X, labels)
+
+
+def test_loading_a_file_of_an_unregistered_custom_activation_says_to_register_it(registries, tmp_path):
+    class Softsign(Activation):
+        name = "softsign_saved"
+
+        def forward(self, a, out=None):
+            return np.divide(a, 1 + np.abs(a), out=out)
+
+        def backward(self, a, h, g, out=None):
+            return np.multiply(g, (1 - np.abs(h)) ** 2, out=out)
+
+    deepff.activations.register(Softsign)
+    net = deepff.Network([deepff.Dense(4, "softsign_saved"), deepff.Dense(2, "softmax")], loss="nll",
+                         n_features=3, seed=0)
+    deepff.save(net, tmp_path / "m.npz")
+    del deepff.activations.REGISTRY.classes["softsign_saved"]     # a new process, without the registration
+    with pytest.raises(deepff.errors.ModelFileError, match=r"unknown activation 'softsign_saved'.*a custom "
+                                                           r"activation must be registered"):
+        deepff.load(tmp_path / "m.npz")
+    deepff.activations.register(Softsign)                          # registered again, the file loads
+    np.testing.assert_array_equal(deepff.load(tmp_path / "m.npz").get_weights(), net.get_weights())

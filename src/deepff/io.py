@@ -36,6 +36,7 @@ import json
 import math
 import numbers
 import os
+import re
 import stat
 import tempfile
 import zipfile
@@ -413,6 +414,15 @@ def _read_member(zf, info, archive_size):
         return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
 
 
+def _unregistered_hint(exc):
+    """What to do when a file names a part this process does not know: most likely a custom one."""
+    found = re.search(r"unknown (activation|loss|initializer) ", str(exc))
+    if not found:
+        return ""
+    return (f" (a custom {found.group(1)} must be registered, e.g. with deepff.activations.register, in the "
+            "process that loads the file, before it loads it; the deepff command knows the built-in ones only)")
+
+
 def _read_archive(path, expected_format):
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -503,7 +513,8 @@ def _build(header, arrays, path):
     try:
         expected = _n_params(header.get("spec"))
     except DeepffError as exc:
-        raise ModelFileError(f"{path!r}: the stored architecture is invalid: {exc}") from None
+        raise ModelFileError(f"{path!r}: the stored architecture is invalid: {exc}{_unregistered_hint(exc)}") \
+            from None
     except Exception as exc:
         raise ModelFileError(f"{path!r}: the stored architecture is malformed: {exc}") from None
     if theta.size != expected:
@@ -516,7 +527,8 @@ def _build(header, arrays, path):
         with stored_architecture():      # an older file's pairing that is now refused still loads
             net = Network.from_spec(header["spec"], dtype=dtype, seed=header.get("seed"))
     except DeepffError as exc:
-        raise ModelFileError(f"{path!r}: the stored architecture is invalid: {exc}") from None
+        raise ModelFileError(f"{path!r}: the stored architecture is invalid: {exc}{_unregistered_hint(exc)}") \
+            from None
     except Exception as exc:
         raise ModelFileError(f"{path!r}: the stored architecture is malformed: {exc}") from None
     net.params.theta[...] = theta
