@@ -1196,6 +1196,25 @@ def test_predict_knows_the_models_own_column_names(tmp_path, monkeypatch, capsys
     assert reordered.splitlines() == out.splitlines()[:4]          # columns matched by name
 
 
+def test_predict_warns_of_raw_pixels_for_an_mnist_model(tmp_path, monkeypatch, capsys):
+    """An MNIST model was trained on pixels / 255; 0..255 input gives confident nonsense, so say so."""
+    monkeypatch.chdir(tmp_path)
+    import deepff
+
+    net = deepff.Network([deepff.Dense(8, "relu"), deepff.Dense(10, "softmax")], loss="nll", n_features=784,
+                         seed=0)
+    deepff.save(net, "mnist.npz", metadata={"dataset": "mnist"}, classes=list(range(10)))
+    pixels = np.random.default_rng(0).integers(0, 256, size=(3, 784)).astype(np.float32)
+    np.save("raw.npy", pixels)
+    np.save("scaled.npy", pixels / 255)
+    rc, out, err = run(capsys, "predict", "--model", "mnist.npz", "--input", "raw.npy")
+    assert rc == 0 and out.splitlines()[0] == "prediction" and len(out.splitlines()) == 4   # still predicts
+    assert err == ("deepff: warning: raw.npy holds values up to 255, but this model was trained on MNIST pixels "
+                   "scaled to [0, 1]: divide them by 255 first\n")
+    rc, out, err = run(capsys, "predict", "--model", "mnist.npz", "--input", "scaled.npy")
+    assert rc == 0 and err == ""
+
+
 def test_predict_names_the_row_and_column_of_a_bad_cell(tmp_path, monkeypatch, capsys):
     """The message points at the cell: data row, the file's column number and, with a header, its name."""
     monkeypatch.chdir(tmp_path)

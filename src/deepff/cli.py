@@ -1352,6 +1352,10 @@ def cmd_predict(args):
     meta = net.metadata if isinstance(net.metadata, dict) else {}
     names = meta.get("feature_names") if isinstance(meta.get("feature_names"), list) else None
     X = _read_features(args.input, net.n_features, names)
+    top = float(np.max(X)) if X.size else 0.0
+    if meta.get("dataset") == "mnist" and top > 1.0:    # raw 0..255 pixels: the predictions would be noise
+        _note(f"{PROG}: warning: {args.input} holds values up to {top:g}, but this model was trained on MNIST "
+              "pixels scaled to [0, 1]: divide them by 255 first")
     Xp = _preprocess(X, net.preprocessing, net.dtype)
     if args.proba:
         if net.task != "classification":
