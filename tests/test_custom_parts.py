@@ -122,19 +122,23 @@ def test_a_checkpoint_with_parts_that_need_arguments_loads_and_resumes(registrie
     np.testing.assert_array_equal(resumed.get_weights(), fit(4).get_weights())
 
 
-def test_the_estimators_take_an_activation_registered_after_their_import(registries):
-    from deepff.sklearn import MLPClassifier
-
+def _softsign(name):
+    """A softsign activation class registered under ``name`` (h = a / (1 + |a|))."""
     class Softsign(Activation):
-        name = "softsign_late"
-
         def forward(self, a, out=None):
             return np.divide(a, 1 + np.abs(a), out=out)
 
         def backward(self, a, h, g, out=None):
             return np.multiply(g, (1 - np.abs(h)) ** 2, out=out)
 
-    deepff.activations.register(Softsign)
+    Softsign.name = name
+    return Softsign
+
+
+def test_the_estimators_take_an_activation_registered_after_their_import(registries):
+    from deepff.sklearn import MLPClassifier
+
+    deepff.activations.register(_softsign("softsign_late"))
     X, y = _regression(40)
     labels = (y[:, 0] > 0).astype(int)
     with warnings.catch_warnings():
@@ -146,15 +150,7 @@ def test_the_estimators_take_an_activation_registered_after_their_import(registr
 
 
 def test_loading_a_file_of_an_unregistered_custom_activation_says_to_register_it(registries, tmp_path):
-    class Softsign(Activation):
-        name = "softsign_saved"
-
-        def forward(self, a, out=None):
-            return np.divide(a, 1 + np.abs(a), out=out)
-
-        def backward(self, a, h, g, out=None):
-            return np.multiply(g, (1 - np.abs(h)) ** 2, out=out)
-
+    Softsign = _softsign("softsign_saved")
     deepff.activations.register(Softsign)
     net = deepff.Network([deepff.Dense(4, "softsign_saved"), deepff.Dense(2, "softmax")], loss="nll",
                          n_features=3, seed=0)
