@@ -1048,5 +1048,5 @@ def test_standardizer_says_when_values_are_too_large_to_standardise():
 def test_a_path_that_is_not_a_path_is_a_dataset_error(func, bad):
     import deepff.datasets as ds
 
-    with pytest.raises(DatasetError, match=rf"must be a .*file path.*, got {type(bad).__name__}"):
+    with pytest.raises(DatasetError, match=r"must be a (file name|data set name .* or a file path).*, got "):
         getattr(ds, func)(bad)

@@ -898,9 +898,10 @@ def cmd_train(args):
               "seed": seed, "test_fraction": test_fraction, "task": task, "classes": classes,
               "data_dir": None if args.data_dir is None else os.path.abspath(os.path.expanduser(args.data_dir))}
     extra = {**record, "preprocessing": scaler.to_dict(), "training": train_cfg}
+    checkpoint_note = f"{PROG}: replacing existing checkpoint file {args.checkpoint}"   # said at its first save
     if args.checkpoint:
-        note = f"{PROG}: replacing existing checkpoint file {args.checkpoint}"
-        callbacks.append(_Checkpointer(args.checkpoint, extra, note if note in replacing else None))
+        callbacks.append(_Checkpointer(args.checkpoint, extra, checkpoint_note if checkpoint_note in replacing
+                                       else None))
     if not args.quiet:
         kinds = f"{X_train.shape[0]} training samples, {X_train.shape[1]} features"
         steps = f"full batch, at most {optimizer.max_iter} iterations" if full_batch else \
@@ -919,8 +920,8 @@ def cmd_train(args):
         _note(f"{PROG}: the checkpoint {args.resume} is complete ({finished}); nothing to train, "
               "writing the run's outputs")
     model_note = f"{PROG}: replacing existing model file {output}"   # said when it happens: an
-    for note in replacing:          # interrupted run keeps the file (the checkpoint's: at its first save)
-        if note != model_note and not note.startswith(f"{PROG}: replacing existing checkpoint file"):
+    for note in replacing:                                              # interrupted run keeps the file
+        if note not in (model_note, checkpoint_note):
             _note(note)
     validation = None
     if X_test is not None and not val_split:
@@ -1296,16 +1297,21 @@ def _read_features(path, n_features, feature_names=None):
 
         X = []
         for i, row in enumerate(rows, start=1):
-            j = next((j for j, v in enumerate(row) if not is_plain_number(v)), None)
-            if j is not None:       # (not float(): it takes "1_000" and other scripts' digits)
+            joined = "".join(row)   # float() also takes "1_000" and other scripts' digits: only a row
+            try:                    # holding "_" or non-ASCII text is read cell by cell
+                if "_" in joined or not joined.isascii():
+                    if not all(map(is_plain_number, row)):
+                        raise ValueError
+                X.append([float(v) for v in row])
+            except ValueError:
+                j = next(j for j, v in enumerate(row) if not is_plain_number(v))
                 where = f"column {(positions[j] if positions else j) + 1}"
                 if names and j < len(names):
                     where += f" ({names[j]!r})"
                 what = "is empty" if not row[j] else f"holds the non-numeric value {row[j]!r}"
                 if _is_float(row[j]):
                     what += " (a number is written with the digits 0-9, an optional sign, point and exponent)"
-                raise InputError(f"{path}: data row {i}, {where}, {what}")
-            X.append([float(v) for v in row])
+                raise InputError(f"{path}: data row {i}, {where}, {what}") from None
             if len(row) != len(X[0]):
                 raise InputError(f"{path}: data row {i} has {len(row)} columns, the first {len(X[0])}")
         X = np.array(X, dtype=np.float64)
@@ -1352,10 +1358,9 @@ def cmd_predict(args):
     meta = net.metadata if isinstance(net.metadata, dict) else {}
     names = meta.get("feature_names") if isinstance(meta.get("feature_names"), list) else None
     X = _read_features(args.input, net.n_features, names)
-    top = float(np.max(X)) if X.size else 0.0
-    if meta.get("dataset") == "mnist" and top > 1.0:    # raw 0..255 pixels: the predictions would be noise
-        _note(f"{PROG}: warning: {args.input} holds values up to {top:g}, but this model was trained on MNIST "
-              "pixels scaled to [0, 1]: divide them by 255 first")
+    if meta.get("dataset") == "mnist" and X.max() > 1.0:   # raw 0..255 pixels: the predictions would be noise
+        _note(f"{PROG}: warning: {args.input} holds values up to {X.max():g}, but this model was trained on "
+              "MNIST pixels scaled to [0, 1]: divide them by 255 first")
     Xp = _preprocess(X, net.preprocessing, net.dtype)
     if args.proba:
         if net.task != "classification":

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetError, ModelFileError, choices
-from .validation import is_plain_number
+from .validation import check_file_path, is_plain_number
 
 __all__ = [
     "MNIST_FILES",
@@ -143,7 +143,7 @@ def _readinto_full(f, mv):
 
 def _read_idx(path, digest=False):
     """Read an IDX file; return ``(array, sha256 hex of payload or None)``."""
-    path = _file_path(path)
+    path = Path(check_file_path(path, error=DatasetError))
     try:
         compressed = _is_gzip(path)
         file_size = path.stat().st_size
@@ -221,13 +221,6 @@ def _read_idx(path, digest=False):
     if not dtype.isnative and dtype.itemsize > 1:
         arr = arr.astype(dtype.newbyteorder("="))
     return arr, hexdigest
-
-
-def _file_path(path, what="path"):
-    """``path`` as a Path, or a DatasetError naming what was given instead (None, a number, ...)."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise DatasetError(f"{what} must be a file path (a str or os.PathLike), got {type(path).__name__}")
-    return Path(path)
 
 
 def read_idx(path):
@@ -848,7 +841,7 @@ def load_csv(path, target=None, delimiter=None, header=None):
     if header is not None and not isinstance(header, (bool, np.bool_)):
         raise DatasetError(f"header must be True, False or None (detect), got {header!r}; the command line's "
                            "--header yes/no/auto is header=True/False/None here")
-    path = _file_path(path)
+    path = Path(check_file_path(path, error=DatasetError))
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             text = f.read()
@@ -1133,7 +1126,7 @@ def load_array_file(path, target=None):
         lacks ``X``/``y`` (the keys found are listed), has X that is not a
         numeric 2-D array or y whose length differs from X's.
     """
-    path = _file_path(path)
+    path = Path(check_file_path(path, error=DatasetError))
     suffix = path.suffix.lower()
     if suffix not in _ARRAY_EXTENSIONS:
         raise DatasetError(f"array file {path} must end in {' or '.join(_ARRAY_EXTENSIONS)}")

@@ -44,6 +44,7 @@ import zipfile
 import numpy as np
 
 from .errors import DeepffError, InputError, ModelFileError, SpecError
+from .validation import check_file_path as _file_path
 
 __all__ = ["save", "load", "save_checkpoint", "load_checkpoint", "FORMAT_VERSION", "atomic_write",
            "check_writable", "file_format"]
@@ -85,15 +86,6 @@ def _write_protected(path):
         return not os.access(path, os.W_OK) or not os.stat(path).st_mode & 0o222
     except OSError:
         return False
-
-
-def _file_path(path, what="path"):
-    """``path`` as a str, refusing what is not a file name (None, bytes, numbers...)."""
-    if isinstance(path, (str, os.PathLike)):
-        path = os.fspath(path)
-        if isinstance(path, str) and path:
-            return path
-    raise InputError(f"{what} must be a file name (a non-empty str or os.PathLike), got {path!r}")
 
 
 def _link_target(path):
@@ -265,6 +257,11 @@ def _write_archive(path, header, arrays):
     atomic_write(path, write)
 
 
+def _finite_weights(net):
+    """Whether every parameter and buffer (batch-norm statistics) of ``net`` is finite."""
+    return bool(np.isfinite(net.params.theta).all()) and all(np.isfinite(b).all() for b in net.buffers().values())
+
+
 def _network_of(model):
     net = getattr(model, "network", model)  # classic Net holds its engine
     if hasattr(model, "get_params") and hasattr(model, "predict") and not hasattr(net, "buffers"):
@@ -367,7 +364,7 @@ def save(model, path, preprocessing=None, classes=None, training=None, metadata=
         raise InputError(f"cannot save: {problem}")
     for key in ("preprocessing", "training", "metadata"):
         _check_user_json(header[key], key)
-    if not (np.isfinite(net.params.theta).all() and all(np.isfinite(b).all() for b in net.buffers().values())):
+    if not _finite_weights(net):
         raise InputError("cannot save: the parameters contain NaN or infinity (did training diverge?); "
                          "such a file could not be loaded")
     arrays = {"theta": net.params.theta}
@@ -671,7 +668,7 @@ def save_checkpoint(trainer, path, extra=None):
         raise InputError(f"save_checkpoint needs a Trainer, got {type(trainer).__name__}{hint}")
     path = _file_path(path)
     net = trainer.network
-    if not (np.isfinite(net.params.theta).all() and all(np.isfinite(b).all() for b in net.buffers().values())):
+    if not _finite_weights(net):
         raise InputError("cannot save checkpoint: the parameters contain NaN or infinity (did training "
                          "diverge?); such a file could not be resumed, so the previous one is kept")
     header = _base_header(net, _CHECKPOINT)

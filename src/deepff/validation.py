@@ -7,13 +7,15 @@ numpy traceback from deep inside the engine.
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
 
 from .errors import InputError
 
-__all__ = ["check_X", "check_targets", "check_sample_weight", "check_dtype", "is_plain_number"]
+__all__ = ["check_X", "check_targets", "check_sample_weight", "check_dtype", "check_file_path",
+           "is_plain_number"]
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -71,6 +73,27 @@ def is_plain_number(text):
     """
     return _NUMBER.fullmatch(text) is not None
 
+
+def check_file_path(path, what="path", error=InputError):
+    """Return ``path`` as a str, refusing what is not a file name (None, bytes, numbers...).
+
+    Parameters
+    ----------
+    path : object
+    what : str
+        How the message names it.
+    error : type
+        The error class to raise (a ValueError subclass of deepff.errors).
+
+    Returns
+    -------
+    str
+    """
+    if isinstance(path, (str, os.PathLike)):
+        path = os.fspath(path)
+        if isinstance(path, str) and path:
+            return path
+    raise error(f"{what} must be a file name (a non-empty str or os.PathLike), got {path!r}")
 
 
 def _as_numeric(arr, name):
