@@ -1,0 +1,51 @@
+"""Optional areas of the suite: they skip on a developer's machine, and fail in CI.
+
+An area of the suite that needs something optional (PyTorch for parity, numba for
+the compiled kernels, the shared MNIST files, a browser, MPI, onnxruntime) must
+not go quiet in CI: where ``CI`` is set to a true value, a missing requirement
+is a failure naming the area, not a skip. Locally the test skips and the reason
+shows in pytest's summary (``-ra`` is on in pyproject.toml).
+
+Use at module level (the whole file needs it)::
+
+    torch = require_module("torch", area="PyTorch parity")
+
+or inside a test::
+
+    require(MNIST_DIR.is_dir(), area="MNIST", reason=f"no MNIST copy in {MNIST_DIR}")
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def missing(area, reason):
+    """Skip (locally) or fail (in CI) because ``area`` cannot run, saying ``reason``."""
+    message = f"{area} cannot run: {reason}"
+    if IN_CI:
+        pytest.fail(f"CI must cover {message}", pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+
+def require(condition, area, reason):
+    """Go on when ``condition`` holds; otherwise skip locally or fail in CI."""
+    if not condition:
+        missing(area, reason)
+
+
+def require_module(name, area):
+    """Import and return module ``name``; skip locally or fail in CI when it cannot be imported.
+
+    Any exception from the import counts (a package that installs but fails to
+    import, as a numba built for another numpy does, is as missing as an absent one).
+    """
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # noqa: BLE001 - any import failure means the area cannot run
+        missing(area, f"{name} cannot be imported ({type(exc).__name__}: {exc})")
