@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import deepff
-from deepff import Dense, FeedForward, gradcheck, gradcheck_report
+from deepff import Dense, FeedForward, gradcheck, gradcheck_details, gradcheck_report
 from deepff.errors import InputError, SpecError
 from deepff.regularizers import Penalty, elastic_net
 
@@ -259,6 +259,45 @@ def test_a_wrong_small_gradient_next_to_a_zero_one_is_still_caught(monkeypatch):
 
     monkeypatch.setattr(net, "backward", off_by_a_little)
     assert gradcheck_report(net, X, y)["layer1.b"] == pytest.approx(1.0)
+
+
+def test_details_say_the_absolute_tolerance_decided_a_zero_gradient():
+    """relu + mae with cancelling rows: the bias's true gradient is exactly 0, and atol passes it."""
+    X = np.array([[1.0, 2.0], [1.0, 2.0], [0.5, 0.25], [0.5, 0.25]])
+    y = np.array([-40.0, 40.0, -40.0, 40.0])         # each pair of equal rows straddles the prediction
+    net = FeedForward([Dense(3, "relu", bias_init={"name": "constant", "value": 0.5}), Dense(1)],
+                      loss="mae", n_features=2, dtype="float64", seed=0)
+    details = gradcheck_details(net, X, y)
+    out_b = details["layer2.b"]
+    assert out_b["decided_by"] == "atol" and out_b["error"] == 0.0
+    assert out_b["rms_diff"] <= out_b["atol"] < 1e-6     # 100 eps_machine |J| / eps, J = 40
+    assert gradcheck(net, X, y) < 1e-6
+    # With no absolute tolerance, the noise over noise ratio comes back: the relative error decides.
+    strict = gradcheck_details(net, X, y, atol=0.0)
+    assert all(d["decided_by"] == "rtol" for d in strict.values() if d["rms_diff"] > 0)
+
+
+def test_a_wrong_gradient_is_decided_by_the_relative_error(monkeypatch):
+    net, X, y = _cancelling_mae_net()
+    real = net.backward
+
+    def off(Y, w=None):
+        real(Y, w)
+        net.params.grad[-1] += 1e-3
+
+    monkeypatch.setattr(net, "backward", off)
+    bias = gradcheck_details(net, X, y)["layer1.b"]
+    assert bias["decided_by"] == "rtol" and bias["error"] == pytest.approx(1.0)
+    assert bias["rms_diff"] == pytest.approx(1e-3, rel=1e-6)
+    # a user's own atol above the error lets it through, as numpy.allclose would
+    assert gradcheck_details(net, X, y, atol=1e-2)["layer1.b"]["decided_by"] == "atol"
+
+
+@pytest.mark.parametrize("atol", [-1e-8, float("nan"), "big"])
+def test_gradcheck_refuses_a_bad_atol(atol):
+    net, X, y = _cancelling_mae_net()
+    with pytest.raises(SpecError, match="atol must be >= 0"):
+        gradcheck(net, X, y, atol=atol)
 
 
 @pytest.mark.parametrize("tamper", ["flip", "zero"])

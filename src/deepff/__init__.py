@@ -27,7 +27,7 @@ from .errors import (  # noqa: E402
     ModelFileError,
     SpecError,
 )
-from .gradcheck import gradcheck, gradcheck_report  # noqa: E402
+from .gradcheck import gradcheck, gradcheck_details, gradcheck_report  # noqa: E402
 from .io import load, load_checkpoint, save, save_checkpoint  # noqa: E402
 from .layers import Dense, InputLayer  # noqa: E402
 from .model import Network  # noqa: E402
@@ -55,6 +55,7 @@ __all__ = [
     "Penalty",
     "gradcheck",
     "gradcheck_report",
+    "gradcheck_details",
     "save",
     "load",
     "save_checkpoint",

@@ -10,14 +10,20 @@ relative difference
 
     ||g_backprop - g_numeric||_2 / (||g_backprop||_2 + ||g_numeric||_2)
 
-and :func:`gradcheck` returns the worst one. One refinement: when the
-difference is within tau = 100 eps_machine max(1, |J|) sqrt(size) / eps (a
-hundred times the difference quotient's rounding noise, summed over the
-array), the denominator is at least 1e6 tau, so the error reads below 1e-6.
-Without it an array whose true gradient is zero -- a bias whose sign terms
-cancel under mean absolute error, say -- would report noise divided by
-noise, about 1. Any larger difference, even between tiny gradients (one of
-them with the wrong sign, or missing), is reported as the plain ratio.
+and :func:`gradcheck` returns the worst one.
+
+A relative error alone misreads an array whose true gradient is exactly
+zero (a bias whose sign terms cancel under mean absolute error, say): the
+difference quotient's rounding noise divided by itself reads about 1. So,
+as ``numpy.allclose`` and ``torch.autograd.gradcheck`` do, an absolute
+tolerance stands beside the relative one: an array whose root-mean-square
+difference ``||g_backprop - g_numeric||_2 / sqrt(size)`` is within ``atol``
+passes, and its error is reported as 0. ``atol`` defaults to a hundred times
+the quotient's rounding noise, 100 eps_machine max(1, |J|) / eps (about
+2e-8 for J <= 1 at eps = 1e-6); :func:`gradcheck_details` says which
+tolerance decided for each array. Any larger difference, even between tiny
+gradients (one of them with the wrong sign, or missing), is reported as the
+plain ratio.
 Run it in float64: in float32
 the rounding of J swamps the difference quotient. Dropout masks are held
 fixed by replaying the dropout generator's state before every evaluation,
@@ -43,7 +49,7 @@ from .errors import InputError
 from .network import FeedForward
 from .regularizers import Penalty
 
-__all__ = ["gradcheck", "gradcheck_report", "GradcheckWarning"]
+__all__ = ["gradcheck", "gradcheck_report", "gradcheck_details", "GradcheckWarning"]
 
 
 class GradcheckWarning(UserWarning):
@@ -78,8 +84,8 @@ def _objective(net, X, Y, w, penalty, training, rng_state):
     return J
 
 
-def gradcheck_report(network, X, y, sample_weight=None, penalty=None, training=True, eps=1e-6):
-    """Return the relative error of every parameter array.
+def gradcheck_details(network, X, y, sample_weight=None, penalty=None, training=True, eps=1e-6, atol=None):
+    """Compare backprop with central differences, array by array, and say which tolerance decided.
 
     Parameters
     ----------
@@ -96,12 +102,19 @@ def gradcheck_report(network, X, y, sample_weight=None, penalty=None, training=T
         Check the training-mode function (dropout, batch statistics).
     eps : float, default 1e-6
         Step of the central difference.
+    atol : float, optional
+        Absolute tolerance on the root-mean-square difference of an array;
+        default 100 eps_machine max(1, |J|) / eps, the quotient's rounding
+        noise times a hundred.
 
     Returns
     -------
-    dict of str to float
-        ``{"layer1.W": err, "layer1.b": err, ...}`` (the module docstring
-        gives the formula and its floor for near-zero gradients).
+    dict of str to dict
+        For each parameter array (``"layer1.W"``, ``"layer1.b"``, ...):
+        ``error`` (the relative error, 0 when ``atol`` decided),
+        ``rms_diff`` (root-mean-square difference), ``atol`` (the absolute
+        tolerance used) and ``decided_by`` (``"atol"`` when the difference is
+        within it, else ``"rtol"``: the relative error is then what counts).
     """
     if not isinstance(network, FeedForward) and isinstance(getattr(network, "network", None), FeedForward):
         network = network.network                     # a classic Net: check its engine
@@ -112,6 +125,8 @@ def gradcheck_report(network, X, y, sample_weight=None, penalty=None, training=T
     if network.dtype != np.float64:
         raise InputError("gradcheck needs a float64 network (dtype='float64'); float32 rounding hides errors")
     eps = real("gradcheck", "eps", eps, low=0.0, low_open=True)
+    if atol is not None:
+        atol = real("gradcheck", "atol", atol, low=0.0)
     if penalty is not None and not isinstance(penalty, Penalty):
         from .spec import parse_regularization
 
@@ -148,19 +163,40 @@ def gradcheck_report(network, X, y, sample_weight=None, penalty=None, training=T
         for name, arr in network.buffers().items():
             arr[...] = saved_buffers[name]
         network.dropout_rng.bit_generator.state = rng_state
-    report = {}
-    noise = 100 * np.finfo(np.float64).eps * max(1.0, abs(J)) / eps   # per entry, x100
+    if atol is None:
+        atol = 100 * np.finfo(np.float64).eps * max(1.0, abs(J)) / eps   # the quotient's noise, x100
+    details = {}
     for name, s in zip(params.names, params.slices):
         ga, gn = analytic[s], numeric[s]
-        tau = noise * np.sqrt(ga.size)
-        diff, size = np.linalg.norm(ga - gn), np.linalg.norm(ga) + np.linalg.norm(gn)
-        if diff <= tau:                  # within the quotient's noise: never reads as an error
-            size = max(size, 1e6 * tau)
-        report[name] = float(diff / size)
-    return report
+        diff = np.linalg.norm(ga - gn)
+        rms = diff / np.sqrt(ga.size)
+        within = bool(rms <= atol)
+        error = 0.0 if within else float(diff / (np.linalg.norm(ga) + np.linalg.norm(gn)))
+        details[name] = {"error": error, "rms_diff": float(rms), "atol": float(atol),
+                         "decided_by": "atol" if within else "rtol"}
+    return details
 
 
-def gradcheck(network, X, y, sample_weight=None, penalty=None, training=True, eps=1e-6):
+def gradcheck_report(network, X, y, sample_weight=None, penalty=None, training=True, eps=1e-6, atol=None):
+    """Return the relative error of every parameter array.
+
+    Parameters
+    ----------
+    network, X, y, sample_weight, penalty, training, eps, atol
+        As for :func:`gradcheck_details`.
+
+    Returns
+    -------
+    dict of str to float
+        ``{"layer1.W": err, "layer1.b": err, ...}``: the relative error of
+        each array, 0 where its difference is within ``atol`` (the module
+        docstring gives both tolerances).
+    """
+    details = gradcheck_details(network, X, y, sample_weight, penalty, training, eps, atol)
+    return {name: d["error"] for name, d in details.items()}
+
+
+def gradcheck(network, X, y, sample_weight=None, penalty=None, training=True, eps=1e-6, atol=None):
     """Compare backprop with central finite differences; return the worst error.
 
     Parameters
@@ -173,6 +209,8 @@ def gradcheck(network, X, y, sample_weight=None, penalty=None, training=True, ep
     penalty : Penalty, optional
     training : bool, default True
     eps : float, default 1e-6
+    atol : float, optional
+        Absolute tolerance (see :func:`gradcheck_details`).
 
     Returns
     -------
@@ -180,5 +218,5 @@ def gradcheck(network, X, y, sample_weight=None, penalty=None, training=True, ep
         The largest relative error over the parameter arrays; below 1e-6
         means backprop is right.
     """
-    report = gradcheck_report(network, X, y, sample_weight, penalty, training, eps)
+    report = gradcheck_report(network, X, y, sample_weight, penalty, training, eps, atol)
     return max(report.values())
