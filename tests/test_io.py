@@ -280,6 +280,35 @@ def test_a_checkpoint_of_non_finite_weights_is_refused_and_the_old_one_kept(tmp_
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["c.npz"]
 
 
+@pytest.mark.parametrize("where", ["metadata", "preprocessing", "training"])
+@pytest.mark.parametrize("bad", [float("nan"), -np.inf, np.float32("nan"), [1.0, float("inf")],
+                                 np.array([0.5, np.nan])])
+def test_non_finite_header_values_are_refused_with_their_key(tmp_path, where, bad):
+    """JSON would write them as NaN/Infinity, which strict parsers (JavaScript's JSON.parse) refuse."""
+    net = _trained("regression", "float32")
+    path = tmp_path / "m.npz"
+    deepff.save(net, path)
+    before = path.read_bytes()
+    with pytest.raises(ModelFileError, match=rf"{where}\['stats'\]\['x'\].*only finite numbers"):
+        deepff.save(net, path, **{where: {"stats": {"x": bad}}})
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.npz"]
+
+
+def _strict_json(text):
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_model_header_is_strict_json(tmp_path):
+    """Every model file's header parses with a parser that refuses NaN and Infinity."""
+    net = _trained("classification", "float64")
+    deepff.save(net, tmp_path / "m.npz", metadata={"note": "ok", "score": 0.9, "none": None})
+    with zipfile.ZipFile(tmp_path / "m.npz") as zf, zf.open("header.npy") as fh:
+        header = _strict_json(np.lib.format.read_array(fh).tobytes().decode("utf-8"))
+    assert header["metadata"] == {"note": "ok", "score": 0.9, "none": None}
+
+
 def test_checkpoint_extra_keys_must_be_strings(tmp_path):
     net = _trained("regression", "float32")
     with pytest.raises(ModelFileError, match=r"extra\[0\] has the key 7 \(int\)"):

@@ -252,3 +252,27 @@ def test_check_X_reads_texts_as_data_files_write_numbers(X, says):
 def test_check_X_still_reads_plain_numbers_given_as_text():
     X = check_X(np.array([[" 1.5", "-2e1"], [".5", "+3"]]), np.float64)
     np.testing.assert_array_equal(X, [[1.5, -20.0], [0.5, 3.0]])
+
+
+@pytest.mark.parametrize("label, shown", [(1e20, "1e+20"), (2.0 ** 63, "9.22337e+18"), (-1e300, "-1e+300")])
+def test_huge_labels_are_out_of_range_without_a_numpy_warning(label, shown, recwarn):
+    """Such labels have no int64: they used to read as 'non-integer' with a RuntimeWarning from the cast."""
+    y = np.full(6, label)
+    with pytest.raises(InputError, match=rf"class label {re.escape(shown)} out of range.*0\.\.2"):
+        check_targets(y, 6, 3, "classification", False, np.float64)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_a_masked_array_with_masked_entries_is_refused():
+    X = np.ma.masked_array(np.arange(12.0).reshape(4, 3), mask=False)
+    X[1, 2] = np.ma.masked
+    with pytest.raises(InputError, match=r"X is a masked array with 1 masked entries.*X\.filled\(value\)"):
+        check_X(X, np.float64)
+    y = np.ma.masked_array([0, 1, 0, 1], mask=[0, 0, 1, 0])
+    with pytest.raises(InputError, match="y is a masked array with 1 masked"):
+        check_targets(y, 4, 2, "classification", False, np.float64)
+
+
+def test_a_masked_array_without_masked_entries_is_its_data():
+    data = np.arange(12.0).reshape(4, 3)
+    np.testing.assert_array_equal(check_X(np.ma.masked_array(data, mask=False), np.float64), data)

@@ -18,7 +18,8 @@ difference quotient's rounding noise divided by itself reads about 1. So,
 as ``numpy.allclose`` and ``torch.autograd.gradcheck`` do, an absolute
 tolerance stands beside the relative one: an array whose root-mean-square
 difference ``||g_backprop - g_numeric||_2 / sqrt(size)`` is within ``atol``
-passes, and its error is reported as 0. ``atol`` defaults to a hundred times
+passes: its reported error is the difference over at least 1e6 times the
+tolerance's norm, so it reads below 1e-6. ``atol`` defaults to a hundred times
 the quotient's rounding noise, 100 eps_machine max(1, |J|) / eps (about
 2e-8 for J <= 1 at eps = 1e-6); :func:`gradcheck_details` says which
 tolerance decided for each array. Any larger difference, even between tiny
@@ -49,7 +50,9 @@ from .errors import InputError
 from .network import FeedForward
 from .regularizers import Penalty
 
-__all__ = ["gradcheck", "gradcheck_report", "gradcheck_details", "GradcheckWarning"]
+__all__ = ["gradcheck", "gradcheck_report", "gradcheck_details", "GradcheckWarning", "RTOL"]
+
+RTOL = 1e-6   # a relative error below this means backprop is right
 
 
 class GradcheckWarning(UserWarning):
@@ -111,10 +114,13 @@ def gradcheck_details(network, X, y, sample_weight=None, penalty=None, training=
     -------
     dict of str to dict
         For each parameter array (``"layer1.W"``, ``"layer1.b"``, ...):
-        ``error`` (the relative error, 0 when ``atol`` decided),
-        ``rms_diff`` (root-mean-square difference), ``atol`` (the absolute
-        tolerance used) and ``decided_by`` (``"atol"`` when the difference is
-        within it, else ``"rtol"``: the relative error is then what counts).
+        ``error`` (the reported error: the relative error, floored below
+        1e-6 when the difference is within ``atol``), ``relative`` (the
+        plain relative error), ``rms_diff`` (root-mean-square difference),
+        ``atol`` (the absolute tolerance used) and ``decided_by``:
+        ``"atol"`` when the relative error alone would fail (>= 1e-6) but the
+        difference is within ``atol`` (a true gradient of about zero), else
+        ``"rtol"``.
     """
     if not isinstance(network, FeedForward) and isinstance(getattr(network, "network", None), FeedForward):
         network = network.network                     # a classic Net: check its engine
@@ -170,10 +176,14 @@ def gradcheck_details(network, X, y, sample_weight=None, penalty=None, training=
         ga, gn = analytic[s], numeric[s]
         diff = np.linalg.norm(ga - gn)
         rms = diff / np.sqrt(ga.size)
+        size = np.linalg.norm(ga) + np.linalg.norm(gn)
+        ratio = diff / size if size > 0 else 0.0
         within = bool(rms <= atol)
-        error = 0.0 if within else float(diff / (np.linalg.norm(ga) + np.linalg.norm(gn)))
-        details[name] = {"error": error, "rms_diff": float(rms), "atol": float(atol),
-                         "decided_by": "atol" if within else "rtol"}
+        if within:                       # never reads as an error: the denominator is at least 1e6 x atol's norm
+            size = max(size, 1e6 * atol * np.sqrt(ga.size))
+        error = float(diff / size) if size > 0 else 0.0
+        details[name] = {"error": error, "relative": float(ratio), "rms_diff": float(rms), "atol": float(atol),
+                         "decided_by": "atol" if within and ratio >= RTOL else "rtol"}
     return details
 
 
@@ -189,8 +199,8 @@ def gradcheck_report(network, X, y, sample_weight=None, penalty=None, training=T
     -------
     dict of str to float
         ``{"layer1.W": err, "layer1.b": err, ...}``: the relative error of
-        each array, 0 where its difference is within ``atol`` (the module
-        docstring gives both tolerances).
+        each array, floored below 1e-6 where its difference is within
+        ``atol`` (the module docstring gives both tolerances).
     """
     details = gradcheck_details(network, X, y, sample_weight, penalty, training, eps, atol)
     return {name: d["error"] for name, d in details.items()}

@@ -199,12 +199,23 @@ def _json_default(obj):
 _MAX_DEPTH = 100   # levels of nesting allowed in user-given header values
 
 
+def _non_finite(obj):
+    """True for a float or a float array that JSON could only write as NaN or Infinity."""
+    if isinstance(obj, (float, np.floating)):
+        return not np.isfinite(obj)
+    if isinstance(obj, np.ndarray) and obj.dtype.kind in "fc":
+        return not np.isfinite(obj).all()
+    return False
+
+
 def _check_user_json(value, name):
-    """Refuse what JSON would silently change or cannot write: keys that are not strings, deep nesting.
+    """Refuse what JSON would silently change or cannot write strictly: non-text keys, NaN, deep nesting.
 
     ``json.dumps`` turns the key ``1`` into ``"1"`` (so the value would load
-    under another key) and recurses once per level (so a deep or
-    self-referencing value would end in a RecursionError).
+    under another key), writes NaN and infinity as ``NaN``/``Infinity`` (which
+    strict JSON parsers, such as JavaScript's ``JSON.parse``, refuse) and
+    recurses once per level (so a deep or self-referencing value would end in
+    a RecursionError).
 
     Parameters
     ----------
@@ -221,6 +232,10 @@ def _check_user_json(value, name):
     stack = [(value, name, 0)]
     while stack:                   # iterative: a deep value must not exhaust the recursion limit here
         obj, where, depth = stack.pop()
+        if _non_finite(obj):
+            raise ModelFileError(
+                f"cannot save: {where} is or holds {obj!r}; the file's JSON header keeps only finite numbers "
+                "(strict JSON readers refuse NaN and Infinity): store None or a text such as 'nan' instead")
         if isinstance(obj, nested) and depth >= _MAX_DEPTH:
             raise ModelFileError(f"cannot save: {name} is nested more than {_MAX_DEPTH} levels deep "
                                  "(or contains itself)")
@@ -230,19 +245,25 @@ def _check_user_json(value, name):
                     raise ModelFileError(
                         f"cannot save: {where} has the key {k!r} ({type(k).__name__}); keys must be strings, "
                         "since the file's JSON writes every key as one (1 would come back as '1')")
-                if isinstance(v, nested):
-                    stack.append((v, f"{where}[{k!r}]", depth + 1))
-        elif isinstance(obj, (list, tuple)):   # (the numbers of a long list need no visit)
-            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(obj) if isinstance(v, nested))
+                stack.append((v, f"{where}[{k!r}]", depth + 1))
+        elif isinstance(obj, (list, tuple)):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(obj)
+                         if isinstance(v, nested) or _non_finite(v))
 
 
-def _write_archive(path, header, arrays):
+def _write_archive(path, header, arrays, strict=True):
+    """Write ``header`` (as JSON) and ``arrays`` (as .npy members) to a zip file at ``path``, atomically.
+
+    ``strict`` writes JSON that any parser reads (no NaN or Infinity); a
+    checkpoint's internal state may hold infinities (a best loss not yet
+    seen) and is written with ``strict=False``, read back by deepff only.
+    """
     for name, arr in arrays.items():
         if not isinstance(arr, np.ndarray) or arr.dtype.hasobject or arr.dtype.kind not in _ALLOWED_KINDS:
             raise ModelFileError(f"cannot save array {name!r}: only numeric arrays can be stored")
     header = dict(header)
     header["arrays"] = {k: {"shape": list(v.shape), "dtype": v.dtype.str} for k, v in arrays.items()}
-    text = json.dumps(header, allow_nan=True, default=_json_default)
+    text = json.dumps(header, allow_nan=not strict, default=_json_default)
     members = [("header", np.frombuffer(text.encode("utf-8"), dtype=np.uint8))] + list(arrays.items())
 
     def write(fh):
@@ -679,7 +700,7 @@ def save_checkpoint(trainer, path, extra=None):
     _check_user_json(extra, "extra")
     header["extra"] = extra
     try:
-        _write_archive(path, header, arrays)
+        _write_archive(path, header, arrays, strict=False)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, DeepffError):
             raise

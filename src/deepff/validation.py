@@ -100,6 +100,12 @@ def _as_numeric(arr, name):
     if hasattr(arr, "tocsr") and hasattr(arr, "toarray"):   # a scipy sparse matrix or array
         raise InputError(f"{name} is a sparse matrix; the network takes dense arrays: pass {name}.toarray() "
                          "(or use deepff.sklearn's estimators, which take sparse input)")
+    if isinstance(arr, np.ma.MaskedArray):
+        n_masked = int(np.count_nonzero(np.ma.getmaskarray(arr)))
+        if n_masked:                         # np.asarray would drop the mask and train on the hidden values
+            raise InputError(f"{name} is a masked array with {n_masked} masked entries; deepff does not read "
+                             f"masks: drop those rows, or fill them ({name}.filled(value)) on purpose")
+        arr = arr.data
     try:
         a = np.asarray(arr)
     except Exception as exc:  # ragged lists and the like
@@ -236,15 +242,17 @@ def check_targets(y, n_samples, n_outputs, task, multi_label, dtype, name="y"):
     if task == "classification" and not multi_label and (a.ndim == 1 or a.shape[1] == 1) \
             and n_outputs > 1:
         labels = a.reshape(-1)
-        as_int = labels.astype(np.int64)
-        if (as_int != labels).any():
+        if labels.dtype.kind == "f" and (labels != np.floor(labels)).any():
             raise InputError(f"{name} holds non-integer class labels; expected integers 0..{n_outputs - 1}")
-        bad = (as_int < 0) | (as_int >= n_outputs)
+        bad = (labels < 0) | (labels >= n_outputs)      # before any cast: 1e20 has no int64
         if bad.any():
+            first = labels[bad][0]
+            shown = int(first) if abs(first) < 2 ** 53 else f"{float(first):g}"
             raise InputError(
-                f"{name} holds class label {as_int[bad][0]} out of range: the output layer has "
+                f"{name} holds class label {shown} out of range: the output layer has "
                 f"{n_outputs} units, so labels must be in 0..{n_outputs - 1}"
             )
+        as_int = labels.astype(np.int64)
         onehot = np.zeros((n_samples, n_outputs), dtype=dtype)
         onehot[np.arange(n_samples), as_int] = 1
         return onehot
