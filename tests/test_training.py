@@ -846,6 +846,52 @@ def test_resume_state_refuses_what_would_not_continue_the_run():
     assert ok.trainer_.epoch == 3
 
 
+class _StopAt(deepff.Callback):
+    """Ask the trainer to stop after a given step (a Ctrl-C mid-epoch, as the CLI sees it)."""
+
+    def __init__(self, step):
+        self.at = step
+
+    def on_batch_end(self, trainer, step, batch_size, loss):
+        if step == self.at:
+            trainer.request_stop()
+
+
+def test_resume_on_other_data_is_refused_unless_on_purpose():
+    """A mid-epoch state resumed on other data used to restart that epoch silently."""
+    X, y = _blobs(n=30)
+    first = _clf(seed=2)
+    first.fit(X, y, epochs=3, batch_size=8, optimizer="adam", lr=0.01, callbacks=[_StopAt(5)])
+    state = first.trainer_.state_dict()
+    assert state["epoch_position"] > 0 and state["data"]["shape"] == [30, 4]
+
+    def resume(X_, y_, **kw):
+        net = _clf(seed=2)
+        net.build(4)
+        before = net.get_weights()
+        with pytest.raises(InputError) as exc:
+            net.fit(X_, y_, epochs=3, batch_size=8, optimizer="adam", resume_state=state, **kw)
+        np.testing.assert_array_equal(net.get_weights(), before)    # refused before anything ran
+        return str(exc.value)
+
+    assert "data of shape (30, 4), this data is (24, 4)" in resume(X[:24], y[:24])
+    shuffled = np.random.default_rng(1).permutation(30)
+    assert "other rows of the same shape (30, 4)" in resume(X[shuffled], y[shuffled])
+    assert "resume_on_new_data=True" in resume(X[:24], y[:24])
+    # on purpose: it continues (the interrupted epoch restarts on the new sample count)
+    net = _clf(seed=2)
+    net.build(4)
+    net.fit(X[:24], y[:24], epochs=3, batch_size=8, optimizer="adam", resume_state=state, resume_on_new_data=True)
+    assert net.trainer_.epoch == 3
+    # on the same data it continues exactly as the uninterrupted run
+    whole = _clf(seed=2)
+    whole.fit(X, y, epochs=3, batch_size=8, optimizer="adam", lr=0.01)
+    same = _clf(seed=2)
+    same.build(4)
+    same.fit(X, y, epochs=3, batch_size=8, optimizer="adam", resume_state=state)
+    np.testing.assert_array_equal(same.get_weights(), whole.get_weights())
+
+
 @pytest.mark.parametrize("flag", ["shuffle", "warm_start"])
 @pytest.mark.parametrize("value", ["no", 0, None, "False"])
 def test_boolean_switches_refuse_other_values(flag, value):

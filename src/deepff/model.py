@@ -24,7 +24,7 @@ from .metrics import regression_report
 from .network import FeedForward
 from .spec import network_spec, parse_config, parse_layers
 from .training import Trainer, _positive_int, class_weights, evaluate
-from .validation import cast_finite, check_X
+from .validation import cast_finite, check_X, data_digest
 
 __all__ = ["Network"]
 
@@ -107,7 +107,7 @@ class Network(FeedForward):
     def fit(self, X, y, *, epochs=10, batch_size=32, optimizer=None, lr=None, schedule=None,
             regularization=None, clip_norm=None, validation_data=None, validation_split=0.0,
             early_stopping=None, sample_weight=None, class_weight=None, shuffle=True,
-            callbacks=None, warm_start=False, resume_state=None):
+            callbacks=None, warm_start=False, resume_state=None, resume_on_new_data=False):
         """Train the network with mini-batch gradient descent.
 
         Parameters
@@ -151,13 +151,20 @@ class Network(FeedForward):
             ``epochs`` is then the total to reach, and the run continues
             exactly when the other settings (batch size, optimizer, schedule,
             ...) are the saved run's; an ``lr`` other than the saved run's
-            is refused (its optimizer state carries the rate).
+            is refused (its optimizer state carries the rate), and so is
+            data other than the saved run's (its shape, dtype and a sample
+            of its rows are in the state).
+        resume_on_new_data : bool, default False
+            Continue ``resume_state`` on data other than the run's, on
+            purpose (an interrupted epoch then restarts if the number of
+            samples changed).
 
         Returns
         -------
         History
         """
-        for name, flag in (("shuffle", shuffle), ("warm_start", warm_start)):
+        flags = (("shuffle", shuffle), ("warm_start", warm_start), ("resume_on_new_data", resume_on_new_data))
+        for name, flag in flags:
             if not isinstance(flag, (bool, np.bool_)):    # bool("no") is True: refuse, do not guess
                 raise InputError(f"{name} must be True or False, got {flag!r}")
         # the data are checked before a first fit builds the network, so that a mistake
@@ -251,6 +258,7 @@ class Network(FeedForward):
                 # (L-BFGS counts its iterations as epochs and takes up to max_iter more)
                 raise InputError(f"epochs is the total to reach; resume_state has done {done} already, so "
                                  f"epochs={trainer.epochs} would train nothing: give at least {done}")
+            _check_same_data(resume_state.get("data"), data_digest(X, Y, w), resume_on_new_data)
             trainer.load_state_dict(resume_state)
         self.trainer_ = trainer
         self.history_ = trainer.fit(X, Y, w, val)
@@ -315,3 +323,15 @@ class Network(FeedForward):
         lines.insert(1, "-" * len(lines[0]))
         lines.append(f"total parameters: {self.n_params()}  (loss: {self.loss.name}, dtype: {self.dtype})")
         return "\n".join(lines)
+
+
+def _check_same_data(saved, now, on_purpose):
+    """Refuse to resume a run on data other than its own, unless asked to on purpose."""
+    if saved is None or on_purpose or saved == now:
+        return                         # (a state from before digests were kept has none to compare)
+    if saved.get("shape") != now["shape"] or saved.get("dtype") != now["dtype"]:
+        what = f"data of shape {tuple(saved.get('shape', ()))}, this data is {tuple(now['shape'])}"
+    else:
+        what = f"other rows of the same shape {tuple(now['shape'])} (a sample of rows differs)"
+    raise InputError(f"the run to resume trained on {what}: resume it on its own data, or continue on this "
+                     "data on purpose with resume_on_new_data=True (deepff train --resume-on-new-data)")

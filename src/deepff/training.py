@@ -37,6 +37,7 @@ from . import schedules as _schedules
 from ._fpenv import FlushDenormals
 from .errors import DivergenceError, InputError, SpecError
 from .regularizers import Penalty, apply_max_norm, clip_grad_norm
+from .validation import data_digest
 
 __all__ = ["History", "Callback", "EarlyStopping", "Trainer", "class_weights", "evaluate"]
 
@@ -452,6 +453,7 @@ class Trainer:
         self.stop_requested = False
         # position inside the current epoch, so that a run stopped mid-epoch resumes exactly
         self._order, self._pos, self._partial = None, 0, [0.0, 0.0, 0]
+        self.data_digest = None      # of the data the last fit trained on (validation.data_digest)
         self._flag = _InterruptFlag()
 
     # --------------------------------------------------------------- helpers
@@ -487,6 +489,7 @@ class Trainer:
             When the loss stops being finite.
         """
         self._check_prepared(X, Y, sample_weight, validation_data)
+        self.data_digest = data_digest(X, Y, sample_weight)    # checkpoints carry it (resume on other data)
         es = self.early_stopping
         if es is not None and es.monitor.endswith("accuracy") and self.network.task != "classification":
             raise InputError(f"early stopping monitors {es.monitor!r}, but this run is a {self.network.task}, "
@@ -717,6 +720,7 @@ class Trainer:
             "epoch_order": None if self._order is None else self._order.copy(),
             "epoch_position": self._pos,
             "epoch_partial": list(self._partial),
+            "data": self.data_digest,
         }
 
     def check_state(self, state):

@@ -7,6 +7,7 @@ numpy traceback from deep inside the engine.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["check_X", "check_targets", "check_sample_weight", "check_dtype", "check_file_path",
+__all__ = ["data_digest", "check_X", "check_targets", "check_sample_weight", "check_dtype", "check_file_path",
            "is_plain_number"]
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -295,3 +296,34 @@ def check_sample_weight(w, n_samples, dtype):
         raise InputError("sample_weight must be finite and non-negative")
     return cast_finite(a, dtype, "sample_weight",        # finite here: only an overflow is left to name
                        fix="divide the weights by a constant (only their ratios matter) or use a float64 network")
+
+
+def data_digest(X, Y=None, w=None, n_rows=64):
+    """A short fingerprint of a data set: its shapes, dtype and a sample of its rows.
+
+    Checkpoints carry it, so that resuming on other data is noticed; it reads
+    at most ``n_rows`` rows (evenly spaced, first and last included), so it
+    costs microseconds even for data larger than memory (a memory map).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    Y : ndarray of shape (n_samples, n_outputs), optional
+    w : ndarray of shape (n_samples,), optional
+    n_rows : int, default 64
+
+    Returns
+    -------
+    dict
+        ``{"shape": [n_samples, n_features], "dtype": str, "sha256": str}``,
+        JSON-compatible; equal for the same data, different (but for a
+        change confined to the rows not sampled) for other data.
+    """
+    n = X.shape[0]
+    rows = np.unique(np.linspace(0, n - 1, num=min(n, n_rows)).astype(np.int64)) if n else np.zeros(0, np.int64)
+    h = hashlib.sha256()
+    for part in (X, Y, w):
+        if part is not None:
+            h.update(repr((part.shape, part.dtype.str)).encode())
+            h.update(np.ascontiguousarray(part[rows]).tobytes())
+    return {"shape": [int(d) for d in X.shape], "dtype": X.dtype.str, "sha256": h.hexdigest()}
