@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import stat
 import subprocess
 import sys
@@ -907,3 +908,77 @@ def test_saving_a_scikit_learn_estimator_says_how_to_save_it(tmp_path):
                                              "joblib"):
         deepff.save(est, tmp_path / "m.npz")
     assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------ full disks
+@pytest.fixture
+def full_folder(tmp_path):
+    """A real filesystem that answers ENOSPC: a 1 MiB tmpfs mounted for the test (needs root)."""
+    from _needs import require
+
+    folder = tmp_path / "full"
+    folder.mkdir()
+    require(hasattr(os, "geteuid") and os.geteuid() == 0, area="full-disk tests",
+            reason="mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    require(done.returncode == 0, area="full-disk tests", reason=f"mount failed: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _fill(folder, leave=0):
+    """Fill ``folder``'s filesystem up to ``leave`` free bytes."""
+    with open(folder / "filler", "wb") as fh:
+        try:
+            while True:
+                free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+                if free <= leave:
+                    break
+                fh.write(b"\0" * min(65536, free - leave))
+                fh.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+
+
+def test_a_save_to_a_full_disk_is_recovered_and_the_old_file_kept(full_folder, tmp_path, monkeypatch):
+    net = _trained("classification", "float64")
+    old = _trained("regression", "float32")
+    target = full_folder / "a.npz"
+    deepff.save(old, target)
+    before = target.read_bytes()
+    _fill(full_folder)
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("DEEPFF_RECOVERY_DIR", raising=False)
+    with pytest.raises(OSError) as direct:               # the disk really is full
+        deepff.save(net, target)
+    assert direct.value.errno == errno.ENOSPC
+    recovered, error = deepff.io.write_or_recover(lambda p: deepff.save(net, p), target)
+    assert error.errno == errno.ENOSPC and os.path.dirname(recovered) == str(cwd)
+    assert re.fullmatch(r"a\.recovered-\d{8}-\d{6}\.npz", os.path.basename(recovered))
+    np.testing.assert_array_equal(deepff.load(recovered).params.theta, net.params.theta)
+    assert target.read_bytes() == before                   # the old model is intact
+    assert sorted(os.listdir(full_folder)) == ["a.npz", "filler"]   # no temporary file left behind
+    # a second recovery in the same second gets a new name: nothing recovered earlier is replaced
+    again, _ = deepff.io.write_or_recover(lambda p: deepff.save(net, p), target)
+    assert again != recovered and os.path.exists(recovered)
+
+
+def test_recovery_goes_on_to_the_next_folder_and_raises_when_none_takes_it(tmp_path, monkeypatch):
+    net = _trained("regression", "float32")
+    monkeypatch.setenv("DEEPFF_RECOVERY_DIR", str(tmp_path / "rescue"))
+    (tmp_path / "rescue").mkdir()
+    missing = tmp_path / "gone" / "m.npz"                  # its folder was removed during training
+    recovered, error = deepff.io.write_or_recover(lambda p: deepff.save(net, p), missing)
+    assert isinstance(error, FileNotFoundError) and os.path.dirname(recovered) == str(tmp_path / "rescue")
+
+    def never(target):
+        raise PermissionError(errno.EACCES, "refused", target)
+
+    with pytest.raises(PermissionError) as exc:
+        deepff.io.write_or_recover(never, missing)
+    assert exc.value.filename == str(missing)                # the first error, naming the user's path

@@ -39,6 +39,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 import zipfile
 
 import numpy as np
@@ -47,7 +48,7 @@ from .errors import DeepffError, InputError, ModelFileError, SpecError
 from .validation import check_file_path as _file_path
 
 __all__ = ["save", "load", "save_checkpoint", "load_checkpoint", "FORMAT_VERSION", "atomic_write",
-           "check_writable", "file_format"]
+           "check_writable", "file_format", "write_or_recover", "recovery_folders"]
 
 FORMAT_VERSION = 1
 _MODEL, _CHECKPOINT = "deepff-model", "deepff-checkpoint"
@@ -185,6 +186,80 @@ def atomic_write(path, write):
             os.close(dfd)
     except OSError:
         pass
+
+
+def recovery_folders():
+    """Where a file that could not be written after training is saved instead, in order of preference.
+
+    ``$DEEPFF_RECOVERY_DIR`` when set, then the current folder (where the
+    user looks first, and which outlives a reboot), then the home folder,
+    then the temporary folder (on another disk, often, when the others are
+    full). Folders that do not exist are left out.
+
+    Returns
+    -------
+    list of str
+    """
+    candidates = [os.environ.get("DEEPFF_RECOVERY_DIR"), os.getcwd(), os.path.expanduser("~"),
+                  tempfile.gettempdir()]
+    seen, folders = set(), []
+    for folder in candidates:
+        if folder and os.path.isdir(folder) and os.path.realpath(folder) not in seen:
+            seen.add(os.path.realpath(folder))
+            folders.append(folder)
+    return folders
+
+
+def write_or_recover(write_to, path):
+    """Write a file with ``write_to(path)``; when that fails, write it to a recovery folder instead.
+
+    A run that trained for an hour must not lose its model because the
+    output folder is full or gone: the content goes to the first of
+    :func:`recovery_folders` that takes it, under a new name
+    (``NAME.recovered-YYYYmmdd-HHMMSS.EXT``) that replaces nothing.
+
+    Parameters
+    ----------
+    write_to : callable
+        ``write_to(target)`` writes the whole file at ``target`` (atomically,
+        as :func:`save` does) or raises OSError.
+    path : str or path-like
+        Where the user asked for the file.
+
+    Returns
+    -------
+    recovered : str or None
+        None when ``path`` was written; else where the file is now.
+    error : OSError or None
+        Why ``path`` could not be written.
+
+    Raises
+    ------
+    OSError
+        The first error, when no recovery folder could take the file either.
+    """
+    path = os.fspath(path)
+    try:
+        write_to(path)
+        return None, None
+    except OSError as exc:
+        error = exc
+    stem, ext = os.path.splitext(os.path.basename(path))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for folder in recovery_folders():
+        for n in range(100):
+            name = f"{stem}.recovered-{stamp}{'' if n == 0 else f'-{n}'}{ext}"
+            target = os.path.join(folder, name)
+            if not os.path.lexists(target):
+                break
+        else:
+            continue
+        try:
+            write_to(target)
+            return target, error
+        except OSError:
+            continue
+    raise error
 
 
 def _json_default(obj):
