@@ -1217,21 +1217,22 @@ def test_predict_warns_of_raw_pixels_for_an_mnist_model(tmp_path, monkeypatch, c
 
 
 def test_predict_names_the_row_and_column_of_a_bad_cell(tmp_path, monkeypatch, capsys):
-    """The message points at the cell: data row, the file's column number and, with a header, its name."""
+    """The message points at the cell: data row, file line and column (its header name, or colN), worded as
+    training's reader words it: predict reads through the same function."""
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3)).round(3)
     write_csv("d.csv", ["a", "b", "c", "label"], [[*r, "yes" if r[0] > 0 else "no"] for r in X])
     assert run(capsys, "train", "--dataset", "d.csv", "--epochs", 1, "--quiet", "--output", "m.npz")[0] == 0
-    cases = {"1,2,3\n4,x,6\n": "data row 2, column 2, holds the non-numeric value 'x'",
-             "a,b,c\n1,2,\n": "data row 1, column 3 ('c'), is empty",
-             "c,a,b\n1,2,3\n1,2,\n": "data row 2, column 3 ('b'), is empty",   # the file's column
-             "1,2,3\n4,5\n": "data row 2 has 2 columns, the first 3",
+    how = " (a number is written with the digits 0-9, an optional sign, decimal point and exponent)"
+    cases = {"1,2,3\n4,x,6\n": "data row 2 (line 2), column 'col1': non-numeric value 'x'" + how,
+             "a,b,c\n1,2,\n": "data row 1 (line 2), column 'c': empty cell (missing values are not allowed)",
+             "c,a,b\n1,2,3\n1,2,\n": "data row 2 (line 3), column 'b': empty cell (missing values are not "
+                                    "allowed)",   # the file's column, by name
+             "1,2,3\n4,5\n": "line 2 has 2 fields, expected 3 like the first row (delimiter ',')",
              # float() takes these; a data file does not mean them (training's load_csv refuses them too)
-             "1_0,2,3\n": "data row 1, column 1, holds the non-numeric value '1_0' (a number is written with "
-                           "the digits 0-9, an optional sign, point and exponent)",
-             "1,2,3\n4,\u0661,6\n": "data row 2, column 2, holds the non-numeric value '\u0661' (a number is "
-                                     "written with the digits 0-9, an optional sign, point and exponent)"}
+             "1_0,2,3\n": "data row 1 (line 1), column 'col0': non-numeric value '1_0'" + how,
+             "1,2,3\n4,\u0661,6\n": "data row 2 (line 2), column 'col1': non-numeric value '\u0661'" + how}
     for i, (text, message) in enumerate(cases.items()):
         Path(f"in{i}.csv").write_text(text, encoding="utf-8")
         rc, out, err = run(capsys, "predict", "--model", "m.npz", "--input", f"in{i}.csv")

@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 
+from ..data.tables import columns_named
 from ..errors import InputError
 from .common import PROG, _encode, _is_builtin, _load, _moved_source, _note, _preprocess, _sha256, _table
 from .parser import add_data_flags
@@ -66,22 +67,8 @@ def _model_columns(meta, data, model):
         raise InputError(f"the target column {data.target_name!r} is one of the features {model} was trained on"
                          + (f"; its target was {trained!r}" if trained else "")
                          + ": give the model's target with --target")
-    cols = _columns_named(wanted, names, data.name)
+    cols = columns_named(wanted, names, data.name)
     return None if cols == list(range(len(names))) else cols
-
-
-def _columns_named(wanted, names, source):
-    """Positions in ``names`` of every name in ``wanted``, or None when some are missing.
-
-    Raises InputError when one of them names more than one column of ``source``.
-    """
-    if not set(wanted) <= set(names):
-        return None
-    repeated = sorted({nm for nm in wanted if names.count(nm) > 1})
-    if repeated:
-        raise InputError(f"{source} names more than one column {', '.join(map(repr, repeated))}; column "
-                         "names must be unique")
-    return [names.index(nm) for nm in wanted]
 
 
 def _positional_names(names):

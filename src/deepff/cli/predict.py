@@ -10,112 +10,9 @@ import sys
 
 import numpy as np
 
-from ..errors import InputError
+from ..data.tables import read_features
 from .common import PROG, UsageError, _note, _preprocess
-from .evaluate import _columns_named
 from .files import _check_files, _check_output_path
-
-
-def _read_features(path, n_features, feature_names=None):
-    """Read the feature matrix of ``deepff predict`` from a CSV/TSV/TXT or .npy file.
-
-    A CSV whose header names every feature the model was trained on (e.g.
-    the training file itself, target column included) has those columns
-    picked by name; otherwise every column is a feature, in order.
-    """
-    ext = os.path.splitext(path)[1].lower()
-    if os.path.isdir(path):
-        raise InputError(f"--input {path} is a folder; give the file of feature rows itself")
-    if not os.path.isfile(path):
-        raise InputError(f"input file not found: {path}")
-    if ext == ".npy":
-        try:
-            X = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise InputError(f"cannot read {path} as a .npy array: {' '.join(str(exc).split())}") from None
-        if X.dtype.kind not in "biuf":
-            raise InputError(f"{path} must hold numbers, got an array of dtype {X.dtype}")
-        if X.ndim == 1:
-            X = X.reshape(-1, 1) if n_features == 1 else X.reshape(1, -1)
-    elif ext in (".csv", ".tsv", ".txt"):
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as fh:
-                text = fh.read()
-        except UnicodeDecodeError:
-            raise InputError(f"{path} is not valid UTF-8 text") from None
-        if not text.strip():
-            raise InputError(f"{path} is empty")
-        if ext == ".tsv":
-            delim = "\t"
-        else:
-            try:
-                delim = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|").delimiter
-            except csv.Error:
-                delim = ","
-        try:
-            rows = [[c.strip() for c in r] for r in csv.reader(text.splitlines(), delimiter=delim)
-                    if r and any(c.strip() for c in r)]
-        except csv.Error as exc:
-            raise InputError(f"cannot parse {path}: {exc}") from None
-        names, positions = None, None    # for messages: the columns read, by header name and file position
-        named = bool(feature_names) and rows and set(map(str, feature_names)) <= set(rows[0])
-        if rows and (named or _is_header(rows[0])):    # named: the model's columns, even "400", "2019"
-            header, rows = rows[0], rows[1:]
-            names = header
-            cols = _columns_named(feature_names, header, path) if feature_names else None
-            if cols is not None:
-                rows = [[r[c] if c < len(r) else "" for c in cols] for r in rows]
-                names, positions = list(feature_names), cols
-        if not rows:
-            raise InputError(f"{path} holds no data rows")
-        from ..data import is_plain_number
-
-        X = []
-        for i, row in enumerate(rows, start=1):
-            joined = "".join(row)   # float() also takes "1_000" and other scripts' digits: only a row
-            try:                    # holding "_" or non-ASCII text is read cell by cell
-                if "_" in joined or not joined.isascii():
-                    if not all(map(is_plain_number, row)):
-                        raise ValueError
-                X.append([float(v) for v in row])
-            except ValueError:
-                j = next(j for j, v in enumerate(row) if not is_plain_number(v))
-                where = f"column {(positions[j] if positions else j) + 1}"
-                if names and j < len(names):
-                    where += f" ({names[j]!r})"
-                what = "is empty" if not row[j] else f"holds the non-numeric value {row[j]!r}"
-                if _is_float(row[j]):
-                    what += " (a number is written with the digits 0-9, an optional sign, point and exponent)"
-                raise InputError(f"{path}: data row {i}, {where}, {what}") from None
-            if len(row) != len(X[0]):
-                raise InputError(f"{path}: data row {i} has {len(row)} columns, the first {len(X[0])}")
-        X = np.array(X, dtype=np.float64)
-    else:
-        raise InputError(f"--input must be a .csv, .tsv, .txt or .npy file, got {path!r}")
-    if X.ndim != 2:
-        raise InputError(f"{path}: expected a 2-D array of features, got shape {X.shape}")
-    if X.shape[0] == 0:
-        raise InputError(f"{path} holds no samples")
-    if X.shape[1] != n_features:
-        raise InputError(f"{path} has {X.shape[1]} features per row, but the model expects {n_features}")
-    if not np.isfinite(X.astype(np.float64)).all():
-        raise InputError(f"{path} contains NaN or infinity")
-    return X
-
-
-def _is_float(v):
-    try:
-        float(v)
-        return True
-    except ValueError:
-        return False
-
-
-def _is_header(row):
-    """A first CSV row is a header when none of its cells is a number (a data row with one bad
-    cell is reported, not skipped), or when it is 0, 1, ..., d-1 (pandas' header for a
-    DataFrame of a numpy array)."""
-    return not any(_is_float(v) for v in row) or row == [str(i) for i in range(len(row))]
 
 
 def add_parser(subparsers):
@@ -142,7 +39,7 @@ def run(args):
         replacing = _check_files([("--output", args.output, kind)], [("--model", args.model), ("--input", args.input)])
     meta = net.metadata if isinstance(net.metadata, dict) else {}
     names = meta.get("feature_names") if isinstance(meta.get("feature_names"), list) else None
-    X = _read_features(args.input, net.n_features, names)
+    X = read_features(args.input, net.n_features, names)
     if meta.get("dataset") == "mnist" and X.max() > 1.0:   # raw 0..255 pixels: the predictions would be noise
         _note(f"{PROG}: warning: {args.input} holds values up to {X.max():g}, but this model was trained on "
               "MNIST pixels scaled to [0, 1]: divide them by 255 first")
