@@ -51,7 +51,7 @@ def load_data(quick):
         X = rng.random((n, d), dtype=np.float32)
         y = rng.integers(0, 10, n)
         return X, y, X[:256].copy(), y[:256].copy()
-    from deepff.datasets import load_mnist
+    from deepff.data import load_mnist
 
     Xtr, ytr, Xte, yte = load_mnist(str(MNIST))
     Xtr, Xte = Xtr.astype(np.float32), Xte.astype(np.float32)

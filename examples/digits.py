@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 import deepff
-from deepff.datasets import Standardizer, load_dataset
+from deepff.data import Standardizer, load_dataset
 from deepff.metrics import confusion_matrix
 from deepff.plots import plot_confusion_matrix, plot_history
 

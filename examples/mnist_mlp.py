@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import deepff
-from deepff.datasets import load_mnist
+from deepff.data import load_mnist
 from deepff.plots import plot_history
 
 SHARED_MNIST = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "mnist"

@@ -17,6 +17,7 @@ import pytest
 
 import deepff
 import deepff.cli as cli
+import deepff.cli.train as cli_train
 from deepff import Callback, ModelFileError, Network, Trainer
 from deepff.io import load_checkpoint, save_checkpoint
 
@@ -160,7 +161,7 @@ def _run_cli(args, capsys):
 
 def _interrupt_at(monkeypatch, step):
     """Send a real SIGINT to this process right after optimizer step ``step``."""
-    original = cli._Reporter.on_batch_end
+    original = cli_train._Reporter.on_batch_end
 
     def on_batch_end(self, trainer, current, batch_size, loss):
         original(self, trainer, current, batch_size, loss)
@@ -168,7 +169,7 @@ def _interrupt_at(monkeypatch, step):
         if current == step and type(getattr(handler, "__self__", None)).__name__ == "_InterruptFlag":
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(cli._Reporter, "on_batch_end", on_batch_end)
+    monkeypatch.setattr(cli_train._Reporter, "on_batch_end", on_batch_end)
 
 
 def test_an_interrupted_run_keeps_the_model_already_at_its_output(tmp_path, capsys, monkeypatch):
@@ -642,7 +643,7 @@ def test_resume_refuses_a_config_that_contradicts_the_checkpoint(seed5, tmp_path
 
 
 def test_resume_refuses_another_optimizer_before_reading_data(seed5, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_load", lambda *a, **k: pytest.fail("data read before the refusal"))
+    monkeypatch.setattr(cli_train, "_load", lambda *a, **k: pytest.fail("data read before the refusal"))
     rc, out = _run_cli(["train", "--resume", str(seed5 / "ck.npz"), "--epochs", "3", "--optimizer", "sgd",
                         "--output", str(tmp_path / "r.npz")], capsys)
     assert "--optimizer 'sgd'" in _one_error(rc, out)
@@ -653,7 +654,7 @@ def test_resume_refuses_another_builtin_or_file_before_reading_data(seed5, tmp_p
     rng = np.random.default_rng(0)
     np.savetxt(tmp_path / "w.csv", np.c_[rng.normal(size=(20, 64)).round(3), rng.integers(0, 2, 20)],
                delimiter=",", fmt="%g")
-    monkeypatch.setattr(cli, "_load", lambda *a, **k: pytest.fail("data read before the refusal"))
+    monkeypatch.setattr(cli_train, "_load", lambda *a, **k: pytest.fail("data read before the refusal"))
     for dataset in ("mnist", str(tmp_path / "w.csv")):
         rc, out = _run_cli(["train", "--resume", str(seed5 / "ck.npz"), "--epochs", "3", "--dataset", dataset,
                             "--output", str(tmp_path / "r.npz")], capsys)

@@ -24,7 +24,8 @@ pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
 from deepff import __version__, cli  # noqa: E402
-from deepff.datasets import Standardizer, load_digits_dataset  # noqa: E402
+from deepff.cli import train as cli_train  # noqa: E402
+from deepff.data import Standardizer, load_digits_dataset  # noqa: E402
 from deepff.errors import DeepffError  # noqa: E402
 from deepff.io import load, load_checkpoint  # noqa: E402
 
@@ -1161,11 +1162,11 @@ def test_class_weight_may_name_classes_by_their_labels(tmp_path, monkeypatch, ca
     assert rc == 2 and len(err.splitlines()) == 1 and not Path("t.npz").exists()
     assert "class_weight names class 'rar'" in err and "'common', 'rare'" in err
     # numeric labels are matched as labels, never as indexes: -1/0/1 and wine's 1/2/3
-    assert cli._class_weight({"-1": 2.0, 1: 5.0}, [-1, 0, 1]) == {0: 2.0, 2: 5.0}
-    assert cli._class_weight({1: 5.0, "3": 2.0}, [1.0, 2.0, 3.0]) == {0: 5.0, 2: 2.0}
+    assert cli_train._class_weight({"-1": 2.0, 1: 5.0}, [-1, 0, 1]) == {0: 2.0, 2: 5.0}
+    assert cli_train._class_weight({1: 5.0, "3": 2.0}, [1.0, 2.0, 3.0]) == {0: 5.0, 2: 2.0}
     with pytest.raises(DeepffError, match="class_weight names class '0', which the target does not hold; "
                                           "its classes are '1', '2', '3'"):
-        cli._class_weight({0: 5.0}, [1, 2, 3])
+        cli_train._class_weight({0: 5.0}, [1, 2, 3])
     # a regression refuses class_weight before anything is printed (no "replacing" note for a kept file)
     Path("r.csv").write_text("a,b,c,t\n" + "".join(f"{r[0]},{r[1]},{r[2]},{r.sum():.3f}\n" for r in X))
     Path("reg.yaml").write_text(layers.replace("n_neurons: 2, activation: softmax, loss_type: nll",
@@ -1216,21 +1217,22 @@ def test_predict_warns_of_raw_pixels_for_an_mnist_model(tmp_path, monkeypatch, c
 
 
 def test_predict_names_the_row_and_column_of_a_bad_cell(tmp_path, monkeypatch, capsys):
-    """The message points at the cell: data row, the file's column number and, with a header, its name."""
+    """The message points at the cell: data row, file line and column (its header name, or colN), worded as
+    training's reader words it: predict reads through the same function."""
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3)).round(3)
     write_csv("d.csv", ["a", "b", "c", "label"], [[*r, "yes" if r[0] > 0 else "no"] for r in X])
     assert run(capsys, "train", "--dataset", "d.csv", "--epochs", 1, "--quiet", "--output", "m.npz")[0] == 0
-    cases = {"1,2,3\n4,x,6\n": "data row 2, column 2, holds the non-numeric value 'x'",
-             "a,b,c\n1,2,\n": "data row 1, column 3 ('c'), is empty",
-             "c,a,b\n1,2,3\n1,2,\n": "data row 2, column 3 ('b'), is empty",   # the file's column
-             "1,2,3\n4,5\n": "data row 2 has 2 columns, the first 3",
+    how = " (a number is written with the digits 0-9, an optional sign, decimal point and exponent)"
+    cases = {"1,2,3\n4,x,6\n": "data row 2 (line 2), column 'col1': non-numeric value 'x'" + how,
+             "a,b,c\n1,2,\n": "data row 1 (line 2), column 'c': empty cell (missing values are not allowed)",
+             "c,a,b\n1,2,3\n1,2,\n": "data row 2 (line 3), column 'b': empty cell (missing values are not "
+                                    "allowed)",   # the file's column, by name
+             "1,2,3\n4,5\n": "line 2 has 2 fields, expected 3 like the first row (delimiter ',')",
              # float() takes these; a data file does not mean them (training's load_csv refuses them too)
-             "1_0,2,3\n": "data row 1, column 1, holds the non-numeric value '1_0' (a number is written with "
-                           "the digits 0-9, an optional sign, point and exponent)",
-             "1,2,3\n4,\u0661,6\n": "data row 2, column 2, holds the non-numeric value '\u0661' (a number is "
-                                     "written with the digits 0-9, an optional sign, point and exponent)"}
+             "1_0,2,3\n": "data row 1 (line 1), column 'col0': non-numeric value '1_0'" + how,
+             "1,2,3\n4,\u0661,6\n": "data row 2 (line 2), column 'col1': non-numeric value '\u0661'" + how}
     for i, (text, message) in enumerate(cases.items()):
         Path(f"in{i}.csv").write_text(text, encoding="utf-8")
         rc, out, err = run(capsys, "predict", "--model", "m.npz", "--input", f"in{i}.csv")
@@ -1500,16 +1502,16 @@ def test_resuming_an_early_stopping_run_with_its_own_settings_is_accepted(tmp_pa
 
 def test_a_run_stopped_in_its_first_epoch_writes_no_json_history(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    original = cli._Reporter.on_batch_end
+    original = cli_train._Reporter.on_batch_end
 
     def stop_at_once(self, trainer, step, batch_size, loss):
         original(self, trainer, step, batch_size, loss)
         trainer.request_stop()
 
-    monkeypatch.setattr(cli._Reporter, "on_batch_end", stop_at_once)
+    monkeypatch.setattr(cli_train._Reporter, "on_batch_end", stop_at_once)
     rc, _, err = run(capsys, "train", "--epochs", 2, "--hidden", 4, "--quiet", "--history", "h.json",
                      "--output", "m.npz")
-    monkeypatch.setattr(cli._Reporter, "on_batch_end", original)   # (undo() would also undo the chdir)
+    monkeypatch.setattr(cli_train._Reporter, "on_batch_end", original)   # (undo() would also undo the chdir)
     assert rc == 130 and "no epoch was complete, so h.json is not written" in err
     assert not Path("h.json").exists()
     rc, _, err = run(capsys, "train", "--epochs", 1, "--hidden", 4, "--quiet", "--history", "h.json",

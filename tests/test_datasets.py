@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepff.datasets import (
+from deepff.data import (
     DATASETS,
     MNIST_FILES,
     MNIST_SHA256,
@@ -905,7 +905,7 @@ def test_mnist_digest_constant_is_payload_sha256(tmp_path):
     # synthetic file that _the same_ bytes hash the same way read_idx sees them.
     data = _idx_bytes(np.arange(10, dtype=np.uint8), 0x08)
     path = _write(tmp_path / "p.gz", data, True)
-    from deepff.datasets import _read_idx
+    from deepff.data.mnist import _read_idx
 
     assert _read_idx(path, digest=True)[1] == hashlib.sha256(data).hexdigest()
 

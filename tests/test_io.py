@@ -19,7 +19,7 @@ import pytest
 
 import deepff
 from deepff import ModelFileError, Network
-from deepff.datasets import Standardizer
+from deepff.data import Standardizer
 from deepff.io import FORMAT_VERSION, atomic_write
 
 SUBPROCESS_TIMEOUT = 120

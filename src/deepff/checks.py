@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 from .errors import SpecError
+from .validation import is_plain_number
 
 __all__ = ["real", "flag", "count"]
 
@@ -65,10 +66,7 @@ def real(owner, param, value, low=None, high=None, low_open=False, high_open=Fal
 
 
 def _is_number_text(text):
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
+    return is_plain_number(text.strip(), lenient=True) and math.isfinite(float(text))
 
 
 def flag(owner, param, value):

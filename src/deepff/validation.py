@@ -55,24 +55,35 @@ def check_dtype(dtype):
 _NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE)
 
 
-def is_plain_number(text):
+def is_plain_number(text, lenient=False):
     """Whether a text (a CSV cell, a string in an array) is a number as data files write them.
 
     Digits 0-9 with an optional sign, decimal point and exponent (``-1.5e3``,
     ``.25``, ``7``), or ``inf``/``nan`` (which readers then refuse with their
     own message). Python's ``float()`` also takes ``1_000`` and other
-    scripts' digits (``١٢``); deepff's readers do not.
+    scripts' digits (``١٢``); deepff's readers do not. This is deepff's one
+    test of "is this text a number".
 
     Parameters
     ----------
     text : str
         One cell, stripped.
+    lenient : bool, default False
+        Accept whatever Python's ``float()`` accepts instead: the reading of
+        someone who *meant* a number, which header detection uses (a first
+        row of ``1_000`` is data, to be refused as such, not column names).
 
     Returns
     -------
     bool
     """
-    return _NUMBER.fullmatch(text) is not None
+    if not lenient:
+        return _NUMBER.fullmatch(text) is not None
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def check_file_path(path, what="path", error=InputError):

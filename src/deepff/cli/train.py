@@ -1,0 +1,529 @@
+"""``deepff train``: train a network on a data set and save it, with checkpoints and resume.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+
+import numpy as np
+
+from ..errors import DivergenceError, InputError, SpecError
+from ..training import Callback
+from .common import (
+    PROG,
+    UsageError,
+    _canonical_loss,
+    _is_builtin,
+    _load,
+    _note,
+    _same_file,
+    _say,
+    _sha256,
+    _source,
+    _table,
+)
+from .files import (
+    _check_plot_siblings,
+    _check_train_files,
+    _default_output,
+    _interrupted_output,
+    _plot_siblings,
+    _write_history,
+)
+from .parser import _fraction, _hidden, _non_negative_int, _positive_float, _positive_int, add_data_flags
+from .resume import _check_resume, _check_resume_settings, _resume_defaults
+
+DEFAULTS = {
+    # the classic architecture on the bundled 8x8 digits: a few seconds
+    "digits": {"hidden": [128, 64], "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 30},
+    "mnist": {"hidden": [256, 128], "optimizer": "adam", "lr": 1e-3, "batch_size": 128, "epochs": 10},
+    "other": {"hidden": [64, 32], "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 50},
+}
+
+
+OUTPUT_ACTIVATION = {"neg_log_likelihood": "softmax", "binary_cross_entropy": "sigmoid", "poisson": "exp"}
+
+
+class _Reporter(Callback):
+    """Progress bar (terminals only) and one line per epoch, unless quiet."""
+
+    def __init__(self, quiet, n_samples, epochs):
+        self.quiet = quiet
+        self.n_samples = n_samples
+        self.epochs = epochs
+        self.bar = None
+        self.tty = sys.stdout.isatty()
+
+    def on_epoch_begin(self, trainer, epoch):
+        if self.quiet or not self.tty:
+            return
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.n_samples, unit="samples", leave=False, dynamic_ncols=True,
+                        desc=f"epoch {epoch + 1}/{self.epochs}", file=sys.stdout)
+        self._t0 = time.perf_counter()
+        self._batches = 0
+
+    def on_batch_end(self, trainer, step, batch_size, loss):
+        if self.bar is None:
+            return
+        self.bar.update(batch_size)
+        self._batches += 1
+        if self._batches % 20 == 0:
+            self.bar.set_postfix(loss=f"{loss:.4f}")
+
+    def on_epoch_end(self, trainer, record):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.quiet:
+            return
+        parts = [f"epoch {record['epoch']:>3}/{self.epochs}", f"loss {record['loss']:.4f}"]
+        for key in ("accuracy", "val_loss", "val_accuracy"):
+            if record.get(key) is not None:
+                parts.append(f"{key} {record[key]:.4f}")
+        rate = self.n_samples / record["seconds"] if record["seconds"] > 0 else float("inf")
+        parts.append(f"{record['seconds']:.2f}s ({rate:,.0f} samples/s)")
+        _say("  ".join(parts))
+
+    def on_train_end(self, trainer):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class _Checkpointer(Callback):
+    """Writes a checkpoint atomically after every epoch (and on Ctrl-C)."""
+
+    def __init__(self, path, extra, note=None):
+        self.path, self.extra, self.note = path, extra, note
+        self.epoch = None          # the last epoch this run wrote
+
+    def save(self, trainer):
+        from ..io import save_checkpoint
+
+        save_checkpoint(trainer, self.path, self.extra)
+        if self.note:              # "replacing existing checkpoint file ...", said when it happens: a
+            _note(self.note)       # run that fails before its first save has replaced nothing
+            self.note = None
+
+    def on_epoch_end(self, trainer, record):
+        self.save(trainer)
+        self.epoch = trainer.epoch
+
+
+def _architecture(args, n_features, n_outputs, task, base_spec, loss):
+    """The classic spec from the config file and/or the flags."""
+    if base_spec is not None and args.hidden is None:
+        spec = [dict(layer) for layer in base_spec]
+        spec[0]["n_features"] = n_features
+        if args.activation:
+            for layer in spec[1:-1]:
+                layer["activation"] = args.activation
+        if args.loss:
+            spec[-1]["loss_type"] = args.loss
+            spec[-1]["activation"] = OUTPUT_ACTIVATION.get(loss, "linear")
+        if spec[-1]["n_neurons"] != n_outputs:
+            why = (" (binary_cross_entropy on two classes trains one sigmoid unit)"
+                   if loss == "binary_cross_entropy" and n_outputs == 1 else "")
+            raise SpecError(f"the config's output layer has {spec[-1]['n_neurons']} units but the data "
+                            f"needs {n_outputs}{why}: set its n_neurons to {n_outputs}")
+        return spec
+    hidden = args.hidden
+    if hidden is None:
+        hidden = DEFAULTS[_kind(args)]["hidden"]
+    act = args.activation or "relu"
+    spec = [{"layer_type": "input", "n_features": n_features}]
+    spec += [{"layer_type": "fullyconn", "n_neurons": h, "activation": act} for h in hidden]
+    spec.append({"layer_type": "output", "n_neurons": n_outputs,
+                 "activation": OUTPUT_ACTIVATION.get(loss, "linear"), "loss_type": loss})
+    return spec
+
+
+
+def _loss_of(args, task, base_spec):
+    """The output loss of a new run (canonical name) and how the user chose it, for messages."""
+    if args.loss:
+        return _canonical_loss(args.loss), "--loss"
+    if base_spec is not None and args.hidden is None:
+        return _canonical_loss(base_spec[-1]["loss_type"]), "the config's loss"
+    return ("neg_log_likelihood" if task == "classification" else "mse"), "the default loss"
+
+
+def _check_loss(loss, how, task, n_classes, y):
+    """Refuse a loss that cannot learn this target, naming the losses that can."""
+    from .. import losses
+
+    loss_task = losses.REGISTRY.classes[loss].task
+    if loss_task != task:
+        valid = sorted(n for n, c in losses.REGISTRY.classes.items() if c.task == task)
+        raise UsageError(f"{how} {loss} is a {loss_task} loss, but the task is {task}; valid losses for "
+                         f"{task}: {', '.join(valid)} (--task sets the task)")
+    if loss == "binary_cross_entropy" and n_classes != 2:
+        raise UsageError(f"{how} binary_cross_entropy needs a target with 2 classes; this one has {n_classes}: "
+                         "use neg_log_likelihood")
+    if loss == "poisson" and np.min(y) < 0:
+        raise UsageError(f"{how} poisson needs non-negative counts, but the target goes down to "
+                         f"{np.min(y):g}; use mse, mae or huber")
+
+
+def _check_labels(y, name, n_classes):
+    """Refuse ``--task classification`` for a target that is clearly continuous."""
+    from ..data import MAX_CLASSES
+
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":     # text labels name classes, however many there are
+        return
+    fractional = y.dtype.kind == "f" and not np.array_equal(y, np.round(y))
+    if n_classes > MAX_CLASSES and (fractional or n_classes > y.size / 2):   # a few values are classes
+        raise UsageError(f"the target {name!r} looks continuous ({n_classes} distinct values in {y.size} "
+                         "samples), not like class labels; use --task regression")
+
+
+def _kind(args):
+    name = (args.dataset or "digits").lower()
+    return name if name in ("digits", "mnist") else "other"
+
+
+def _check_names(args):
+    """Fail fast (before loading any data) on unknown optimizer/activation/loss names."""
+    from .. import activations, losses, optimizers
+
+    for value, registry in ((args.optimizer, optimizers.REGISTRY), (args.activation, activations.REGISTRY),
+                            (args.loss, losses.REGISTRY)):
+        if value is not None:
+            registry.canonical(value)
+
+
+def _optimizer(args, training, defaults, resume_extra):
+    """The optimizer config of the run: flags over the config file over the defaults."""
+    from .. import optimizers
+
+    opt = training.get("optimizer", defaults["optimizer"])
+    if resume_extra and "optimizer" not in training and isinstance(resume_extra.get("training"), dict):
+        opt = resume_extra["training"].get("optimizer", opt)
+    if args.optimizer:
+        opt = args.optimizer
+    opt = dict({"name": opt} if isinstance(opt, str) else opt)
+    full_batch = getattr(optimizers.REGISTRY.classes[optimizers.REGISTRY.canonical(opt["name"])],
+                         "full_batch", False)
+    if full_batch:
+        for flag, value, why in (("--lr", args.lr, "finds its step lengths by line search"),
+                                 ("--epochs", args.epochs, "runs until it converges (at most max_iter iterations)"),
+                                 ("--batch-size", args.batch_size, "takes the whole training set at each step")):
+            if value is not None:
+                raise UsageError(f"{flag} does not apply to --optimizer {opt['name']}, which {why}; drop {flag}")
+    if args.lr is not None:
+        opt["lr"] = args.lr
+    elif "lr" not in opt and opt["name"].lower() in ("adam", "adamw"):
+        opt["lr"] = defaults["lr"]
+    return opt
+
+
+def _targets(args, data):
+    """The task, the class labels and the training targets (class codes for classification)."""
+    from ..data import encode_labels
+
+    task = args.task or data.task
+    y_train, y_test = data.y_train, data.y_test
+    if task == "regression":
+        try:
+            return task, None, np.asarray(y_train, dtype=np.float64), np.asarray(y_test, dtype=np.float64)
+        except ValueError:
+            raise InputError("regression needs a numeric target column; use --task classification "
+                             "for labels") from None
+    y = np.concatenate([np.asarray(y_train), np.asarray(y_test)])
+    codes, classes = encode_labels(y)
+    if len(classes) < 2:
+        raise InputError("classification needs at least two classes in the target column")
+    _check_labels(y, data.target_name, len(classes))
+    return task, classes.tolist(), codes[:len(y_train)], codes[len(y_train):]
+
+
+def _class_weight(class_weight, classes):
+    """The config's class_weight, keyed by the target's class labels, keyed by class index.
+
+    A key is the label as the data write it (``rare``, ``3``, ``-1``): its
+    text, or failing that its number (``1`` for a label ``1.0``). For the
+    built-in digits and MNIST the labels 0..9 are also the indexes.
+    """
+    if not isinstance(class_weight, dict) or not classes:
+        return class_weight       # a regression: the caller refuses it
+    mapped = {}
+    for key, weight in class_weight.items():
+        i = _class_index(key, classes)
+        if i in mapped:
+            raise UsageError(f"class_weight gives class {classes[i]!r} two weights")
+        mapped[i] = weight
+    return mapped
+
+
+def _class_index(key, classes):
+    found = [i for i, c in enumerate(classes) if str(c) == str(key)]
+    if not found:
+        try:
+            number = float(key)
+        except (TypeError, ValueError):
+            number = None
+        found = [i for i, c in enumerate(classes) if number is not None and not isinstance(c, (str, bool))
+                 and float(c) == number]
+    if len(found) == 1:
+        return found[0]
+    shown = ", ".join(repr(str(c)) for c in classes[:20]) + (", ..." if len(classes) > 20 else "")
+    if not found:
+        raise UsageError(f"class_weight names class {str(key)!r}, which the target does not hold; its classes "
+                         f"are {shown}")
+    raise UsageError(f"class_weight key {str(key)!r} matches more than one class: {shown}")
+
+
+def add_parser(subparsers):
+    """Add ``deepff train`` and its flags to ``subparsers``."""
+    t = subparsers.add_parser("train", help="train a network and save it")
+    add_data_flags(t)
+    t.add_argument("--config", help="YAML/JSON/TOML file with layers and a training section")
+    t.add_argument("--task", choices=["classification", "regression"])
+    t.add_argument("--hidden", type=_hidden, help="hidden layer widths, e.g. 256,128")
+    t.add_argument("--activation", help="activation of the hidden layers (default relu)")
+    t.add_argument("--loss", help="output loss (default: neg_log_likelihood or mse by task)")
+    t.add_argument("--optimizer", help="sgd, adam, adamw, rmsprop, adagrad, lbfgs")
+    t.add_argument("--lr", type=_positive_float, help="learning rate")
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--epochs", type=_positive_int)
+    t.add_argument("--seed", type=_non_negative_int, default=None)
+    t.add_argument("--validation-split", type=_fraction, default=None)
+    t.add_argument("--test-fraction", type=_fraction, default=None,
+                   help="held-out share of a dataset without an official split (default 0.2)")
+    t.add_argument("--dtype", choices=["float32", "float64"], default=None)
+    t.add_argument("--output", help="where to save the trained model (.npz)")
+    t.add_argument("--history", help="write per-epoch records to FILE.json or FILE.csv")
+    t.add_argument("--plot", help="learning curves to FILE.png (+ confusion matrix / decision boundary)")
+    t.add_argument("--checkpoint", help="write a resumable checkpoint to this file after every epoch")
+    t.add_argument("--resume", help="continue from a checkpoint written by --checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+def run(args):
+    """Run ``deepff train``; return its exit status."""
+    from ..data import Standardizer
+    from ..io import load_checkpoint, save
+    from ..model import Network
+    from ..optimizers import get as get_optimizer
+    from ..spec import load_config, parse_training
+    from ..training import class_weights
+
+    _check_names(args)
+    net, resume_state, resume_extra = None, None, None
+    if args.resume:
+        net, resume_state, resume_extra = load_checkpoint(args.resume)
+        resume_extra = resume_extra if isinstance(resume_extra, dict) else {}
+        _resume_defaults(args, resume_extra)
+    output = args.output if args.output is not None else _default_output(args.dataset)
+    replacing = _check_train_files(args, output)
+    cfg = load_config(args.config) if args.config else {"layers": None, "training": {}, "dtype": None,
+                                                         "seed": None}
+    training = dict(cfg["training"])
+    if args.resume and not args.config and isinstance(resume_extra.get("training"), dict):
+        # batch size, schedule, ... of the run resumed, read as a config's (JSON made class_weight's keys text)
+        training = parse_training(dict(resume_extra["training"]))
+    seed = args.seed if args.seed is not None else (cfg["seed"] if cfg["seed"] is not None else 0)
+    test_fraction = args.test_fraction if args.test_fraction is not None else 0.2
+    dtype = str(net.dtype) if net is not None else (args.dtype or cfg["dtype"] or "float32")
+    if args.resume:
+        _check_resume_settings(args, net, resume_extra, cfg,
+                               _optimizer(args, training, DEFAULTS[_kind(args)], resume_extra))
+
+    data = _load(args, seed=seed, test_fraction=test_fraction)
+    digest = None if _is_builtin(args.dataset) else _sha256(args.dataset)
+    task, classes, y_train, y_test = _targets(args, data)
+    n_classes = len(classes) if classes else None
+    class_weight = _class_weight(training.get("class_weight"), classes)
+    if class_weight is not None:     # refused here, before anything is printed or trained
+        if task != "classification":
+            raise UsageError("class_weight weighs classes, but this run is a regression; drop it from the config")
+        class_weights(y_train, class_weight, n_classes)
+
+    if data.name == "mnist":
+        scaler = Standardizer.from_dict({"mean": [0.0] * data.n_features, "std": [1.0] * data.n_features})
+    else:
+        scaler = Standardizer().fit(data.X_train)
+    X_train = scaler.transform(data.X_train, dtype=dtype)
+    X_test = scaler.transform(data.X_test, dtype=dtype) if len(data.X_test) else None
+    if args.plot:
+        replacing += _check_plot_siblings(args, output, _plot_siblings(args.plot, task, X_test is not None,
+                                                                       data.n_features))
+
+    defaults = DEFAULTS[_kind(args)]
+    opt = _optimizer(args, training, defaults, resume_extra)
+    optimizer = get_optimizer(dict(opt))
+    full_batch = getattr(optimizer, "full_batch", False)
+    resumed_training = (resume_extra or {}).get("training")
+    epochs = args.epochs or (resumed_training or {}).get("epochs") or training.get("epochs", defaults["epochs"])
+    finished = None
+    if args.resume:
+        finished = _check_resume(args, net, resume_state, resume_extra, {
+            "dataset": data.name, "dataset_sha256": digest, "seed": seed, "test_fraction": test_fraction,
+            "task": task, "classes": classes, "target_name": data.target_name, "epochs": epochs,
+            "full_batch": full_batch})
+        if net.n_features != X_train.shape[1]:
+            raise InputError(f"the checkpoint's network expects {net.n_features} features, "
+                             f"the data has {X_train.shape[1]}")
+    else:
+        loss, how = _loss_of(args, task, cfg["layers"])
+        _check_loss(loss, how, task, n_classes, y_train)
+        n_outputs = (1 if loss == "binary_cross_entropy" else n_classes) if classes else \
+            (1 if y_train.ndim == 1 else y_train.shape[1])
+        spec = _architecture(args, X_train.shape[1], n_outputs, task, cfg["layers"], loss)
+        net = Network.from_spec(spec, dtype=dtype, seed=seed)
+
+    batch_size = args.batch_size or training.get("batch_size", defaults["batch_size"])
+    val_split = args.validation_split if args.validation_split is not None \
+        else training.get("validation_split", 0.0)
+    if training.get("early_stopping") and not val_split:
+        val_split = 0.1  # early stopping must never look at the test split
+    train_cfg = {**training, "optimizer": opt, "epochs": epochs, "batch_size": batch_size,
+                 "validation_split": val_split}
+    if isinstance(train_cfg.get("class_weight"), dict):   # stored as JSON, whose keys are texts; a
+        train_cfg["class_weight"] = {str(k): w for k, w in train_cfg["class_weight"].items()}  # resume maps them back
+
+    shown_epochs = optimizer.max_iter if full_batch else epochs
+    callbacks = [_Reporter(args.quiet, int(round(X_train.shape[0] * (1 - val_split))), shown_epochs)]
+    record = {"dataset": data.name, "dataset_source": _source(args.dataset), "dataset_sha256": digest,
+              "target": args.target, "target_name": data.target_name, "delimiter": args.delimiter,
+              "header": args.header,
+              "seed": seed, "test_fraction": test_fraction, "task": task, "classes": classes,
+              "data_dir": None if args.data_dir is None else os.path.abspath(os.path.expanduser(args.data_dir))}
+    extra = {**record, "preprocessing": scaler.to_dict(), "training": train_cfg}
+    checkpoint_note = f"{PROG}: replacing existing checkpoint file {args.checkpoint}"   # said at its first save
+    if args.checkpoint:
+        callbacks.append(_Checkpointer(args.checkpoint, extra, checkpoint_note if checkpoint_note in replacing
+                                       else None))
+    if not args.quiet:
+        kinds = f"{X_train.shape[0]} training samples, {X_train.shape[1]} features"
+        steps = f"full batch, at most {optimizer.max_iter} iterations" if full_batch else \
+            f"lr={optimizer.lr:g}, batch {batch_size}, {epochs} epochs"
+        sched = training.get("schedule")
+        if sched is not None and not full_batch:   # the lr above is where it starts
+            name = sched.get("name") if isinstance(sched, dict) else sched
+            steps = steps.replace(f"lr={optimizer.lr:g}", f"lr={optimizer.lr:g} ({name} schedule)", 1)
+        _say(f"deepff: {data.name} ({task}; {kinds}); network "
+             f"{'-'.join(str(n) for n in [net.n_features] + [layer.units for layer in net.layers])}, "
+             f"{opt['name']} {steps}")
+        if full_batch:
+            _say(f"deepff: {opt['name']} trains on the whole training set until it converges and reports "
+                 "once, counting its iterations as epochs")
+    if finished:   # on stderr even with --quiet: the run trains nothing, and says why
+        _note(f"{PROG}: the checkpoint {args.resume} is complete ({finished}); nothing to train, "
+              "writing the run's outputs")
+    model_note = f"{PROG}: replacing existing model file {output}"   # said when it happens: an
+    for note in replacing:                                              # interrupted run keeps the file
+        if note not in (model_note, checkpoint_note):
+            _note(note)
+    validation = None
+    if X_test is not None and not val_split:
+        validation = (X_test, y_test)  # reported per epoch as val_*: the held-out test split
+        if not args.quiet:
+            _say(f"deepff: val_* metrics are measured on the held-out test split ({X_test.shape[0]} samples)")
+    started = time.perf_counter()
+    try:
+        history = net.fit(
+            X_train, y_train, epochs=epochs, batch_size=batch_size, optimizer=opt,
+            schedule=training.get("schedule"), regularization=training.get("regularization"),
+            clip_norm=training.get("clip_norm"), validation_data=validation, validation_split=val_split,
+            early_stopping=training.get("early_stopping"),
+            class_weight=class_weight,
+            shuffle=training.get("shuffle", True), callbacks=callbacks, resume_state=resume_state)
+    except DivergenceError as exc:   # the weights the trainer kept die with the process: say what is on disk
+        checkpointer = next((cb for cb in callbacks if isinstance(cb, _Checkpointer)), None)
+        done = None if checkpointer is None else checkpointer.epoch
+        if done is None and args.resume and checkpointer is not None and _same_file(args.resume, args.checkpoint):
+            done = resume_state["epoch"]   # the checkpoint resumed from is still there, untouched
+        saved = "nothing was saved" if done is None else f"the checkpoint {args.checkpoint} holds epoch {done}"
+        raise DivergenceError(f"training diverged: {exc.where}; {saved}. {exc.advice}") from None
+    interrupted = history.interrupted
+    if interrupted:
+        note = f"{PROG}: interrupted after {net.trainer_.epoch} complete epoch(s)"
+        checkpointer = next((cb for cb in callbacks if isinstance(cb, _Checkpointer)), None)
+        if checkpointer is not None:
+            # the trainer state holds the position inside the interrupted epoch: an exact resume point
+            checkpointer.save(net.trainer_)
+            again = ["--resume", args.checkpoint, "--checkpoint", args.checkpoint]
+            for flag, path in (("--output", output), ("--history", args.history), ("--plot", args.plot)):
+                if path is not None:         # the same outputs as this run (the model's intended name)
+                    again += [flag, path]
+            note += "; resume with " + " ".join(shlex.quote(str(a)) for a in again)
+        _note(note)
+        output = _interrupted_output(output)
+
+    results = {}
+    if X_test is not None:
+        if task == "classification":
+            from ..metrics import classification_report
+
+            rep = classification_report(y_test, net.predict(X_test), n_classes)
+            results = {"test_accuracy": rep["accuracy"], "test_macro_f1": rep["macro_f1"]}
+        else:
+            from ..metrics import regression_report
+
+            rep = regression_report(y_test, net.predict(X_test))
+            results = {"test_" + k: v for k, v in rep.items()}
+    last = history.records[-1] if history.records else {}
+    seconds = sum(r["seconds"] for r in history.records)
+    if interrupted:    # add the interrupted epoch's time, which no record holds
+        start = resume_state["epoch"] if resume_state else 0
+        seconds += max(0.0, time.perf_counter() - started
+                       - sum(r["seconds"] for r in history.records if r["epoch"] > start))
+    rows = [("metric", "value"), ("epochs", str(net.trainer_.epoch)),
+            ("final training loss", f"{last['loss']:.4f}" if "loss" in last else "- (no complete epoch)")]
+    rows += [(k.replace("_", " "), f"{v:.4f}") for k, v in results.items()]
+    rows.append(("training time", f"{seconds:.1f}s"))
+    _say(_table(rows))
+    if "test_accuracy" in results:
+        _say(f"test accuracy: {100 * results['test_accuracy']:.2f}%")
+
+    if output is not None:
+        save(net, output, preprocessing=scaler.to_dict(), classes=classes, training=train_cfg,
+             metadata={**{k: v for k, v in record.items() if k != "classes"},
+                       "feature_names": list(data.feature_names), "results": results})
+        if not interrupted and model_note in replacing:   # said once it happened (a refused save, of
+            _note(model_note)                               # labels JSON cannot hold, say, replaces nothing)
+        _say(f"model saved to {output}")
+    if args.history:
+        if history.records or not args.history.lower().endswith(".json"):
+            _write_history(history.records, args.history)
+        else:     # [] could be anyone's file, so deepff never writes one (a CSV keeps its header)
+            _note(f"{PROG}: no epoch was complete, so {args.history} is not written")
+    if args.plot:
+        _plots(args.plot, history.records, net, task, classes, X_test, y_test, data, scaler,
+               val_label="test" if validation is not None else "validation", y_train=y_train)
+    return 130 if interrupted else 0
+
+
+def _plots(path, records, net, task, classes, X_test, y_test, data, scaler, val_label="validation",
+           y_train=None):
+    from .. import plots
+
+    if records:    # none when Ctrl-C came in the first epoch
+        plots.plot_history(records, path, title=f"deepff on {data.name}", val_label=val_label)
+    stem = path[:-4]
+    if task == "classification" and X_test is not None:
+        from ..metrics import confusion_matrix
+
+        cm = confusion_matrix(y_test, net.predict(X_test), len(classes))
+        plots.plot_confusion_matrix(cm, classes, stem + "-confusion.png",
+                                    title=f"Confusion matrix ({data.name}, test set)")
+    if data.n_features == 2:
+        on_test = len(data.X_test) > 0
+        X = data.X_test if on_test else data.X_train
+        y = y_test if on_test else y_train
+        which = "test set" if on_test else "training set"
+        if task == "classification":
+            title = f"Decision regions on {data.name} (dots: {which})"
+        else:
+            title = f"Predicted {data.target_name} on {data.name} (dots: {which})"
+        plots.plot_decision_boundary(lambda Z: net.predict(scaler.transform(Z, dtype=net.dtype)),
+                                     X, y, stem + "-boundary.png", task=task, title=title,
+                                     class_names=classes, feature_names=list(data.feature_names),
+                                     target_name=data.target_name)
