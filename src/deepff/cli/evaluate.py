@@ -147,13 +147,19 @@ def run(args):
     if args.json:
         print(json.dumps(rep))
         return 0
+    _print_report(rep, net.task, on_test, test_fraction, seed)
+    return 0
+
+
+def _print_report(rep, task, on_test, test_fraction, seed):
+    """Print the metrics of ``deepff evaluate`` as tables: per class and the confusion matrix, or mse/mae/r2."""
     if on_test:
         where = "the held-out test split" + (f" (test fraction {test_fraction:g}, seed {seed})"
-                                             if data.name != "mnist" else " (official)")
+                                             if rep["dataset"] != "mnist" else " (official)")
     else:
         where = "all samples"
-    print(f"{data.name}: {rep['n_samples']} samples, {where}")
-    if net.task == "classification":
+    print(f"{rep['dataset']}: {rep['n_samples']} samples, {where}")
+    if task == "classification":
         rows = [("class", "precision", "recall", "f1", "support")]
         for i, c in enumerate(rep["classes"]):
             rows.append((str(c), f"{rep['precision'][i]:.4f}", f"{rep['recall'][i]:.4f}",
@@ -166,4 +172,3 @@ def run(args):
         print(f"accuracy: {100 * rep['accuracy']:.2f}%")
     else:
         print(_table([("metric", "value")] + [(k, f"{rep[k]:.6g}") for k in ("mse", "mae", "r2")]))
-    return 0

@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -306,174 +307,227 @@ def add_parser(subparsers):
 
 
 def run(args):
-    """Run ``deepff train``; return its exit status."""
-    from ..data import Standardizer
-    from ..io import load_checkpoint, save
-    from ..model import Network
-    from ..optimizers import get as get_optimizer
+    """Run ``deepff train``; return its exit status (0, or 130 when Ctrl-C stopped it).
+
+    The steps, each a function below: the settings (flags over the config
+    over a checkpoint's, refused before any data is read), the data, the
+    network (new or resumed), the opening lines and callbacks, training,
+    and the outputs (results table, model, history, plots).
+    """
+    run = _settings(args)
+    _data(run)
+    _network(run)
+    _callbacks(run)
+    history = _fit(run)
+    _outputs(run, history)
+    return 130 if history.interrupted else 0
+
+
+def _settings(args):
+    """The run's settings from the flags, the config and a resumed checkpoint; output files checked."""
+    from ..io import load_checkpoint
     from ..spec import load_config, parse_training
-    from ..training import class_weights
 
     _check_names(args)
-    net, resume_state, resume_extra = None, None, None
+    run = SimpleNamespace(args=args, net=None, resume_state=None, resume_extra=None)
     if args.resume:
-        net, resume_state, resume_extra = load_checkpoint(args.resume)
-        resume_extra = resume_extra if isinstance(resume_extra, dict) else {}
-        _resume_defaults(args, resume_extra)
-    output = args.output if args.output is not None else _default_output(args.dataset)
-    replacing = _check_train_files(args, output)
+        run.net, run.resume_state, extra = load_checkpoint(args.resume)
+        run.resume_extra = extra if isinstance(extra, dict) else {}
+        _resume_defaults(args, run.resume_extra)
+    run.output = args.output if args.output is not None else _default_output(args.dataset)
+    run.replacing = _check_train_files(args, run.output)
     cfg = load_config(args.config) if args.config else {"layers": None, "training": {}, "dtype": None,
                                                          "seed": None}
-    training = dict(cfg["training"])
-    if args.resume and not args.config and isinstance(resume_extra.get("training"), dict):
+    run.cfg, run.training = cfg, dict(cfg["training"])
+    if args.resume and not args.config and isinstance(run.resume_extra.get("training"), dict):
         # batch size, schedule, ... of the run resumed, read as a config's (JSON made class_weight's keys text)
-        training = parse_training(dict(resume_extra["training"]))
-    seed = args.seed if args.seed is not None else (cfg["seed"] if cfg["seed"] is not None else 0)
-    test_fraction = args.test_fraction if args.test_fraction is not None else 0.2
-    dtype = str(net.dtype) if net is not None else (args.dtype or cfg["dtype"] or "float32")
+        run.training = parse_training(dict(run.resume_extra["training"]))
+    run.seed = args.seed if args.seed is not None else (cfg["seed"] if cfg["seed"] is not None else 0)
+    run.test_fraction = args.test_fraction if args.test_fraction is not None else 0.2
+    run.dtype = str(run.net.dtype) if run.net is not None else (args.dtype or cfg["dtype"] or "float32")
+    run.defaults = DEFAULTS[_kind(args)]
     if args.resume:
-        _check_resume_settings(args, net, resume_extra, cfg,
-                               _optimizer(args, training, DEFAULTS[_kind(args)], resume_extra))
+        _check_resume_settings(args, run.net, run.resume_extra, cfg,
+                               _optimizer(args, run.training, run.defaults, run.resume_extra))
+    return run
 
-    data = _load(args, seed=seed, test_fraction=test_fraction)
-    digest = None if _is_builtin(args.dataset) else _sha256(args.dataset)
-    task, classes, y_train, y_test = _targets(args, data)
-    n_classes = len(classes) if classes else None
-    class_weight = _class_weight(training.get("class_weight"), classes)
-    if class_weight is not None:     # refused here, before anything is printed or trained
-        if task != "classification":
+
+def _data(run):
+    """Load the data, encode its targets, check the class weights and standardise the features."""
+    from ..data import Standardizer
+    from ..training import class_weights
+
+    args = run.args
+    data = run.data = _load(args, seed=run.seed, test_fraction=run.test_fraction)
+    run.digest = None if _is_builtin(args.dataset) else _sha256(args.dataset)
+    run.task, run.classes, run.y_train, run.y_test = _targets(args, data)
+    run.n_classes = len(run.classes) if run.classes else None
+    run.class_weight = _class_weight(run.training.get("class_weight"), run.classes)
+    if run.class_weight is not None:     # refused here, before anything is printed or trained
+        if run.task != "classification":
             raise UsageError("class_weight weighs classes, but this run is a regression; drop it from the config")
-        class_weights(y_train, class_weight, n_classes)
-
+        class_weights(run.y_train, run.class_weight, run.n_classes)
     if data.name == "mnist":
-        scaler = Standardizer.from_dict({"mean": [0.0] * data.n_features, "std": [1.0] * data.n_features})
+        run.scaler = Standardizer.from_dict({"mean": [0.0] * data.n_features, "std": [1.0] * data.n_features})
     else:
-        scaler = Standardizer().fit(data.X_train)
-    X_train = scaler.transform(data.X_train, dtype=dtype)
-    X_test = scaler.transform(data.X_test, dtype=dtype) if len(data.X_test) else None
+        run.scaler = Standardizer().fit(data.X_train)
+    run.X_train = run.scaler.transform(data.X_train, dtype=run.dtype)
+    run.X_test = run.scaler.transform(data.X_test, dtype=run.dtype) if len(data.X_test) else None
     if args.plot:
-        replacing += _check_plot_siblings(args, output, _plot_siblings(args.plot, task, X_test is not None,
-                                                                       data.n_features))
+        run.replacing += _check_plot_siblings(args, run.output, _plot_siblings(
+            args.plot, run.task, run.X_test is not None, data.n_features))
 
-    defaults = DEFAULTS[_kind(args)]
-    opt = _optimizer(args, training, defaults, resume_extra)
-    optimizer = get_optimizer(dict(opt))
-    full_batch = getattr(optimizer, "full_batch", False)
-    resumed_training = (resume_extra or {}).get("training")
-    epochs = args.epochs or (resumed_training or {}).get("epochs") or training.get("epochs", defaults["epochs"])
-    finished = None
+
+def _network(run):
+    """The optimizer, the number of epochs and the network: new from the spec, or the checkpoint's."""
+    from ..model import Network
+    from ..optimizers import get as get_optimizer
+
+    args, training, defaults = run.args, run.training, run.defaults
+    run.opt = _optimizer(args, training, defaults, run.resume_extra)
+    run.optimizer = get_optimizer(dict(run.opt))
+    run.full_batch = getattr(run.optimizer, "full_batch", False)
+    resumed_training = (run.resume_extra or {}).get("training")
+    run.epochs = args.epochs or (resumed_training or {}).get("epochs") or training.get("epochs", defaults["epochs"])
+    run.finished = None
+    n_features = run.X_train.shape[1]
     if args.resume:
-        finished = _check_resume(args, net, resume_state, resume_extra, {
-            "dataset": data.name, "dataset_sha256": digest, "seed": seed, "test_fraction": test_fraction,
-            "task": task, "classes": classes, "target_name": data.target_name, "epochs": epochs,
-            "full_batch": full_batch})
-        if net.n_features != X_train.shape[1]:
-            raise InputError(f"the checkpoint's network expects {net.n_features} features, "
-                             f"the data has {X_train.shape[1]}")
+        run.finished = _check_resume(args, run.net, run.resume_state, run.resume_extra, {
+            "dataset": run.data.name, "dataset_sha256": run.digest, "seed": run.seed,
+            "test_fraction": run.test_fraction, "task": run.task, "classes": run.classes,
+            "target_name": run.data.target_name, "epochs": run.epochs, "full_batch": run.full_batch})
+        if run.net.n_features != n_features:
+            raise InputError(f"the checkpoint's network expects {run.net.n_features} features, "
+                             f"the data has {n_features}")
     else:
-        loss, how = _loss_of(args, task, cfg["layers"])
-        _check_loss(loss, how, task, n_classes, y_train)
-        n_outputs = (1 if loss == "binary_cross_entropy" else n_classes) if classes else \
-            (1 if y_train.ndim == 1 else y_train.shape[1])
-        spec = _architecture(args, X_train.shape[1], n_outputs, task, cfg["layers"], loss)
-        net = Network.from_spec(spec, dtype=dtype, seed=seed)
-
-    batch_size = args.batch_size or training.get("batch_size", defaults["batch_size"])
+        loss, how = _loss_of(args, run.task, run.cfg["layers"])
+        _check_loss(loss, how, run.task, run.n_classes, run.y_train)
+        y = run.y_train
+        n_outputs = (1 if loss == "binary_cross_entropy" else run.n_classes) if run.classes else \
+            (1 if y.ndim == 1 else y.shape[1])
+        spec = _architecture(args, n_features, n_outputs, run.task, run.cfg["layers"], loss)
+        run.net = Network.from_spec(spec, dtype=run.dtype, seed=run.seed)
+    run.batch_size = args.batch_size or training.get("batch_size", defaults["batch_size"])
     val_split = args.validation_split if args.validation_split is not None \
         else training.get("validation_split", 0.0)
     if training.get("early_stopping") and not val_split:
         val_split = 0.1  # early stopping must never look at the test split
-    train_cfg = {**training, "optimizer": opt, "epochs": epochs, "batch_size": batch_size,
-                 "validation_split": val_split}
-    if isinstance(train_cfg.get("class_weight"), dict):   # stored as JSON, whose keys are texts; a
-        train_cfg["class_weight"] = {str(k): w for k, w in train_cfg["class_weight"].items()}  # resume maps them back
+    run.val_split = val_split
+    run.train_cfg = {**training, "optimizer": run.opt, "epochs": run.epochs, "batch_size": run.batch_size,
+                     "validation_split": val_split}
+    if isinstance(run.train_cfg.get("class_weight"), dict):   # stored as JSON, whose keys are texts; a resume
+        run.train_cfg["class_weight"] = {str(k): w for k, w in run.train_cfg["class_weight"].items()}  # maps back
 
-    shown_epochs = optimizer.max_iter if full_batch else epochs
-    callbacks = [_Reporter(args.quiet, int(round(X_train.shape[0] * (1 - val_split))), shown_epochs)]
-    record = {"dataset": data.name, "dataset_source": _source(args.dataset), "dataset_sha256": digest,
-              "target": args.target, "target_name": data.target_name, "delimiter": args.delimiter,
-              "header": args.header,
-              "seed": seed, "test_fraction": test_fraction, "task": task, "classes": classes,
-              "data_dir": None if args.data_dir is None else os.path.abspath(os.path.expanduser(args.data_dir))}
-    extra = {**record, "preprocessing": scaler.to_dict(), "training": train_cfg}
+
+def _callbacks(run):
+    """The record of the run (kept in the model and checkpoints), its callbacks and its opening lines."""
+    args, data = run.args, run.data
+    shown_epochs = run.optimizer.max_iter if run.full_batch else run.epochs
+    run.callbacks = [_Reporter(args.quiet, int(round(run.X_train.shape[0] * (1 - run.val_split))), shown_epochs)]
+    run.record = {"dataset": data.name, "dataset_source": _source(args.dataset), "dataset_sha256": run.digest,
+                  "target": args.target, "target_name": data.target_name, "delimiter": args.delimiter,
+                  "header": args.header,
+                  "seed": run.seed, "test_fraction": run.test_fraction, "task": run.task, "classes": run.classes,
+                  "data_dir": None if args.data_dir is None else os.path.abspath(os.path.expanduser(args.data_dir))}
+    extra = {**run.record, "preprocessing": run.scaler.to_dict(), "training": run.train_cfg}
     checkpoint_note = f"{PROG}: replacing existing checkpoint file {args.checkpoint}"   # said at its first save
     if args.checkpoint:
-        callbacks.append(_Checkpointer(args.checkpoint, extra, checkpoint_note if checkpoint_note in replacing
-                                       else None))
+        run.callbacks.append(_Checkpointer(args.checkpoint, extra, checkpoint_note if checkpoint_note in run.replacing
+                                           else None))
     if not args.quiet:
-        kinds = f"{X_train.shape[0]} training samples, {X_train.shape[1]} features"
-        steps = f"full batch, at most {optimizer.max_iter} iterations" if full_batch else \
-            f"lr={optimizer.lr:g}, batch {batch_size}, {epochs} epochs"
-        sched = training.get("schedule")
-        if sched is not None and not full_batch:   # the lr above is where it starts
-            name = sched.get("name") if isinstance(sched, dict) else sched
-            steps = steps.replace(f"lr={optimizer.lr:g}", f"lr={optimizer.lr:g} ({name} schedule)", 1)
-        _say(f"deepff: {data.name} ({task}; {kinds}); network "
-             f"{'-'.join(str(n) for n in [net.n_features] + [layer.units for layer in net.layers])}, "
-             f"{opt['name']} {steps}")
-        if full_batch:
-            _say(f"deepff: {opt['name']} trains on the whole training set until it converges and reports "
-                 "once, counting its iterations as epochs")
-    if finished:   # on stderr even with --quiet: the run trains nothing, and says why
-        _note(f"{PROG}: the checkpoint {args.resume} is complete ({finished}); nothing to train, "
+        _say_plan(run)
+    if run.finished:   # on stderr even with --quiet: the run trains nothing, and says why
+        _note(f"{PROG}: the checkpoint {args.resume} is complete ({run.finished}); nothing to train, "
               "writing the run's outputs")
-    model_note = f"{PROG}: replacing existing model file {output}"   # said when it happens: an
-    for note in replacing:                                              # interrupted run keeps the file
-        if note not in (model_note, checkpoint_note):
+    run.model_note = f"{PROG}: replacing existing model file {run.output}"   # said when it happens: an
+    for note in run.replacing:                                                  # interrupted run keeps the file
+        if note not in (run.model_note, checkpoint_note):
             _note(note)
-    validation = None
-    if X_test is not None and not val_split:
-        validation = (X_test, y_test)  # reported per epoch as val_*: the held-out test split
+    run.validation = None
+    if run.X_test is not None and not run.val_split:
+        run.validation = (run.X_test, run.y_test)  # reported per epoch as val_*: the held-out test split
         if not args.quiet:
-            _say(f"deepff: val_* metrics are measured on the held-out test split ({X_test.shape[0]} samples)")
-    started = time.perf_counter()
+            _say(f"deepff: val_* metrics are measured on the held-out test split ({run.X_test.shape[0]} samples)")
+
+
+def _say_plan(run):
+    """The opening line: data, network and optimizer (and how L-BFGS counts)."""
+    optimizer, opt, net = run.optimizer, run.opt, run.net
+    kinds = f"{run.X_train.shape[0]} training samples, {run.X_train.shape[1]} features"
+    steps = f"full batch, at most {optimizer.max_iter} iterations" if run.full_batch else \
+        f"lr={optimizer.lr:g}, batch {run.batch_size}, {run.epochs} epochs"
+    sched = run.training.get("schedule")
+    if sched is not None and not run.full_batch:   # the lr above is where it starts
+        name = sched.get("name") if isinstance(sched, dict) else sched
+        steps = steps.replace(f"lr={optimizer.lr:g}", f"lr={optimizer.lr:g} ({name} schedule)", 1)
+    _say(f"deepff: {run.data.name} ({run.task}; {kinds}); network "
+         f"{'-'.join(str(n) for n in [net.n_features] + [layer.units for layer in net.layers])}, "
+         f"{opt['name']} {steps}")
+    if run.full_batch:
+        _say(f"deepff: {opt['name']} trains on the whole training set until it converges and reports "
+             "once, counting its iterations as epochs")
+
+
+def _fit(run):
+    """Train; on divergence say what is on disk, on Ctrl-C write the checkpoint and say how to resume."""
+    args, training = run.args, run.training
+    run.started = time.perf_counter()
+    checkpointer = next((cb for cb in run.callbacks if isinstance(cb, _Checkpointer)), None)
     try:
-        history = net.fit(
-            X_train, y_train, epochs=epochs, batch_size=batch_size, optimizer=opt,
+        history = run.net.fit(
+            run.X_train, run.y_train, epochs=run.epochs, batch_size=run.batch_size, optimizer=run.opt,
             schedule=training.get("schedule"), regularization=training.get("regularization"),
-            clip_norm=training.get("clip_norm"), validation_data=validation, validation_split=val_split,
+            clip_norm=training.get("clip_norm"), validation_data=run.validation, validation_split=run.val_split,
             early_stopping=training.get("early_stopping"),
-            class_weight=class_weight,
-            shuffle=training.get("shuffle", True), callbacks=callbacks, resume_state=resume_state)
+            class_weight=run.class_weight,
+            shuffle=training.get("shuffle", True), callbacks=run.callbacks, resume_state=run.resume_state)
     except DivergenceError as exc:   # the weights the trainer kept die with the process: say what is on disk
-        checkpointer = next((cb for cb in callbacks if isinstance(cb, _Checkpointer)), None)
         done = None if checkpointer is None else checkpointer.epoch
         if done is None and args.resume and checkpointer is not None and _same_file(args.resume, args.checkpoint):
-            done = resume_state["epoch"]   # the checkpoint resumed from is still there, untouched
+            done = run.resume_state["epoch"]   # the checkpoint resumed from is still there, untouched
         saved = "nothing was saved" if done is None else f"the checkpoint {args.checkpoint} holds epoch {done}"
         raise DivergenceError(f"training diverged: {exc.where}; {saved}. {exc.advice}") from None
-    interrupted = history.interrupted
-    if interrupted:
-        note = f"{PROG}: interrupted after {net.trainer_.epoch} complete epoch(s)"
-        checkpointer = next((cb for cb in callbacks if isinstance(cb, _Checkpointer)), None)
+    if history.interrupted:
+        note = f"{PROG}: interrupted after {run.net.trainer_.epoch} complete epoch(s)"
         if checkpointer is not None:
             # the trainer state holds the position inside the interrupted epoch: an exact resume point
-            checkpointer.save(net.trainer_)
+            checkpointer.save(run.net.trainer_)
             again = ["--resume", args.checkpoint, "--checkpoint", args.checkpoint]
-            for flag, path in (("--output", output), ("--history", args.history), ("--plot", args.plot)):
+            for flag, path in (("--output", run.output), ("--history", args.history), ("--plot", args.plot)):
                 if path is not None:         # the same outputs as this run (the model's intended name)
                     again += [flag, path]
             note += "; resume with " + " ".join(shlex.quote(str(a)) for a in again)
         _note(note)
-        output = _interrupted_output(output)
+        run.output = _interrupted_output(run.output)
+    return history
 
-    results = {}
-    if X_test is not None:
-        if task == "classification":
-            from ..metrics import classification_report
 
-            rep = classification_report(y_test, net.predict(X_test), n_classes)
-            results = {"test_accuracy": rep["accuracy"], "test_macro_f1": rep["macro_f1"]}
-        else:
-            from ..metrics import regression_report
+def _test_results(run):
+    """The test-split metrics of the trained network ({} without a test split)."""
+    if run.X_test is None:
+        return {}
+    if run.task == "classification":
+        from ..metrics import classification_report
 
-            rep = regression_report(y_test, net.predict(X_test))
-            results = {"test_" + k: v for k, v in rep.items()}
+        rep = classification_report(run.y_test, run.net.predict(run.X_test), run.n_classes)
+        return {"test_accuracy": rep["accuracy"], "test_macro_f1": rep["macro_f1"]}
+    from ..metrics import regression_report
+
+    rep = regression_report(run.y_test, run.net.predict(run.X_test))
+    return {"test_" + k: v for k, v in rep.items()}
+
+
+def _outputs(run, history):
+    """The results table, then the model, the history and the plots."""
+    from ..io import save
+
+    args, net = run.args, run.net
+    results = _test_results(run)
     last = history.records[-1] if history.records else {}
     seconds = sum(r["seconds"] for r in history.records)
-    if interrupted:    # add the interrupted epoch's time, which no record holds
-        start = resume_state["epoch"] if resume_state else 0
-        seconds += max(0.0, time.perf_counter() - started
+    if history.interrupted:    # add the interrupted epoch's time, which no record holds
+        start = run.resume_state["epoch"] if run.resume_state else 0
+        seconds += max(0.0, time.perf_counter() - run.started
                        - sum(r["seconds"] for r in history.records if r["epoch"] > start))
     rows = [("metric", "value"), ("epochs", str(net.trainer_.epoch)),
             ("final training loss", f"{last['loss']:.4f}" if "loss" in last else "- (no complete epoch)")]
@@ -482,23 +536,21 @@ def run(args):
     _say(_table(rows))
     if "test_accuracy" in results:
         _say(f"test accuracy: {100 * results['test_accuracy']:.2f}%")
-
-    if output is not None:
-        save(net, output, preprocessing=scaler.to_dict(), classes=classes, training=train_cfg,
-             metadata={**{k: v for k, v in record.items() if k != "classes"},
-                       "feature_names": list(data.feature_names), "results": results})
-        if not interrupted and model_note in replacing:   # said once it happened (a refused save, of
-            _note(model_note)                               # labels JSON cannot hold, say, replaces nothing)
-        _say(f"model saved to {output}")
+    if run.output is not None:
+        save(net, run.output, preprocessing=run.scaler.to_dict(), classes=run.classes, training=run.train_cfg,
+             metadata={**{k: v for k, v in run.record.items() if k != "classes"},
+                       "feature_names": list(run.data.feature_names), "results": results})
+        if not history.interrupted and run.model_note in run.replacing:   # said once it happened (a refused
+            _note(run.model_note)                         # save, of labels JSON cannot hold, replaces nothing)
+        _say(f"model saved to {run.output}")
     if args.history:
         if history.records or not args.history.lower().endswith(".json"):
             _write_history(history.records, args.history)
         else:     # [] could be anyone's file, so deepff never writes one (a CSV keeps its header)
             _note(f"{PROG}: no epoch was complete, so {args.history} is not written")
     if args.plot:
-        _plots(args.plot, history.records, net, task, classes, X_test, y_test, data, scaler,
-               val_label="test" if validation is not None else "validation", y_train=y_train)
-    return 130 if interrupted else 0
+        _plots(args.plot, history.records, net, run.task, run.classes, run.X_test, run.y_test, run.data, run.scaler,
+               val_label="test" if run.validation is not None else "validation", y_train=run.y_train)
 
 
 def _plots(path, records, net, task, classes, X_test, y_test, data, scaler, val_label="validation",

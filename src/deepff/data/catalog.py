@@ -202,17 +202,26 @@ def load_dataset(name_or_path, data_dir=None, target=None, test_fraction=0.2, se
                 f"a target column (--target, target=) applies to data files only, not to the "
                 f"built-in data set {key!r}"
             )
-        if key == "digits":
-            X, y = load_digits_dataset()
-            Xtr, ytr, Xte, yte = _split(X, y, test_fraction, seed)
-            return Dataset(Xtr, ytr, Xte, yte, "classification", _pixel_names(8), "digit", "digits")
-        Xtr, ytr, Xte, yte = load_mnist(data_dir=data_dir)
-        Xtr = Xtr.astype(np.float32)
-        Xtr /= np.float32(255)
-        Xte = Xte.astype(np.float32)
-        Xte /= np.float32(255)
-        return Dataset(Xtr, ytr, Xte, yte, "classification", _pixel_names(28), "digit", "mnist")
+        return _load_builtin(key, data_dir, test_fraction, seed)
+    return _load_file(name_or_path, target, test_fraction, seed, delimiter, header)
 
+
+def _load_builtin(key, data_dir, test_fraction, seed):
+    """The built-in data set ``key`` ("digits" or "mnist") as a :class:`Dataset`."""
+    if key == "digits":
+        X, y = load_digits_dataset()
+        Xtr, ytr, Xte, yte = _split(X, y, test_fraction, seed)
+        return Dataset(Xtr, ytr, Xte, yte, "classification", _pixel_names(8), "digit", "digits")
+    Xtr, ytr, Xte, yte = load_mnist(data_dir=data_dir)
+    Xtr = Xtr.astype(np.float32)
+    Xtr /= np.float32(255)
+    Xte = Xte.astype(np.float32)
+    Xte /= np.float32(255)
+    return Dataset(Xtr, ytr, Xte, yte, "classification", _pixel_names(28), "digit", "mnist")
+
+
+def _load_file(name_or_path, target, test_fraction, seed, delimiter, header):
+    """A data file (a table of :mod:`deepff.data.tables`) as a :class:`Dataset`."""
     path = Path(name_or_path).expanduser()
     suffix = path.suffix.lower()
     if suffix not in _CSV_EXTENSIONS + _ARRAY_EXTENSIONS:
