@@ -308,24 +308,43 @@ def test_string_labels_round_trip(pets, tmp_path, monkeypatch, capsys):
     assert re.search(r"^cat\s", out, flags=re.M) and re.search(r"^dog\s", out, flags=re.M)
 
 
-def test_evaluate_finds_the_csv_beside_a_moved_model(pets, tmp_path, monkeypatch, capsys):
+def test_evaluate_finds_the_csv_of_a_moved_project_folder(pets, tmp_path, monkeypatch, capsys):
+    """Model files record the training file relative to their own folder, never where the disk had it."""
     moved = tmp_path / "moved"
     moved.mkdir()
     (moved / "pets.csv").write_bytes(Path(pets["csv"]).read_bytes())
     (moved / "pets.npz").write_bytes(Path(pets["model"]).read_bytes())
-    recorded = load(moved / "pets.npz").metadata["dataset_source"]
-    assert recorded == str(pets["csv"]) and recorded != str(moved / "pets.csv")
+    meta = load(moved / "pets.npz").metadata
+    assert meta["dataset_source"] == "pets.csv" and meta["dataset_sha256"]
+    assert str(tmp_path) not in json.dumps(meta)          # no absolute path anywhere in the record
     monkeypatch.chdir(tmp_path)
     original = Path(pets["csv"])
     backup = tmp_path / "original.csv"
-    original.rename(backup)                     # the recorded path no longer exists
+    original.rename(backup)                     # the folder the model was made in no longer has it
     try:
         rc, out, err = run(capsys, "evaluate", "--model", moved / "pets.npz")
     finally:
         backup.rename(original)
-    assert rc == 0
+    assert rc == 0 and err == ""
     assert "pets.csv: 40 samples, the held-out test split" in out
-    assert err.strip() == f"deepff: {original} is gone; using {moved / 'pets.csv'}, found beside the model"
+
+
+def test_evaluate_finds_the_csv_beside_a_model_moved_alone(pets, tmp_path, monkeypatch, capsys):
+    """A model moved without its data folder: the file of the recorded name beside it is used, and said."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "pets.csv").write_bytes(Path(pets["csv"]).read_bytes())
+    (tmp_path / "models").mkdir()
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run(capsys, "train", "--dataset", "data/pets.csv", "--epochs", "1", "--quiet",
+                     "--output", "models/p.npz")
+    assert rc == 0, err
+    assert load(tmp_path / "models" / "p.npz").metadata["dataset_source"] == "../data/pets.csv"
+    (tmp_path / "models" / "pets.csv").write_bytes((tmp_path / "data" / "pets.csv").read_bytes())
+    (tmp_path / "data" / "pets.csv").unlink()
+    rc, out, err = run(capsys, "evaluate", "--model", "models/p.npz")
+    assert rc == 0 and "40 samples, the held-out test split" in out
+    gone = os.path.normpath(tmp_path / "data" / "pets.csv")
+    assert err.strip() == f"deepff: {gone} is gone; using {tmp_path / 'models' / 'pets.csv'}, found beside the model"
 
 
 def test_regression_csv(tmp_path, monkeypatch, capsys):
@@ -942,6 +961,7 @@ def test_evaluate_recognises_the_training_file_by_content(pets, tmp_path, capsys
 def test_evaluate_of_a_model_without_a_digest_goes_by_name_and_says_so(pets, tmp_path, capsys):
     net = load(pets["model"])
     old = {k: v for k, v in net.metadata.items() if k not in ("dataset_sha256", "target", "delimiter")}
+    old["dataset_source"] = str(pets["csv"])      # as models of that time recorded it: an absolute path
     from deepff import save
 
     save(net, tmp_path / "old.npz", metadata=old)

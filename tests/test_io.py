@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 
 import deepff
+from _fullfs import fill as _fill
+from _fullfs import mounted
 from deepff import ModelFileError, Network
 from deepff.data import Standardizer
 from deepff.io import FORMAT_VERSION, atomic_write
@@ -913,34 +915,7 @@ def test_saving_a_scikit_learn_estimator_says_how_to_save_it(tmp_path):
 # ------------------------------------------------------------ full disks
 @pytest.fixture
 def full_folder(tmp_path):
-    """A real filesystem that answers ENOSPC: a 1 MiB tmpfs mounted for the test (needs root)."""
-    from _needs import require
-
-    folder = tmp_path / "full"
-    folder.mkdir()
-    require(hasattr(os, "geteuid") and os.geteuid() == 0, area="full-disk tests",
-            reason="mounting a small tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
-                          capture_output=True, text=True)
-    require(done.returncode == 0, area="full-disk tests", reason=f"mount failed: {done.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def _fill(folder, leave=0):
-    """Fill ``folder``'s filesystem up to ``leave`` free bytes."""
-    with open(folder / "filler", "wb") as fh:
-        try:
-            while True:
-                free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
-                if free <= leave:
-                    break
-                fh.write(b"\0" * min(65536, free - leave))
-                fh.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
+    yield from mounted(tmp_path)
 
 
 def test_a_save_to_a_full_disk_is_recovered_and_the_old_file_kept(full_folder, tmp_path, monkeypatch):

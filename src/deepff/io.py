@@ -48,7 +48,7 @@ from .errors import DeepffError, InputError, ModelFileError, SpecError
 from .validation import check_file_path as _file_path
 
 __all__ = ["save", "load", "save_checkpoint", "load_checkpoint", "FORMAT_VERSION", "atomic_write",
-           "check_writable", "file_format", "write_or_recover", "recovery_folders"]
+           "check_writable", "check_savable", "file_format", "write_or_recover", "recovery_folders"]
 
 FORMAT_VERSION = 1
 _MODEL, _CHECKPOINT = "deepff-model", "deepff-checkpoint"
@@ -411,6 +411,52 @@ def _classes_problem(classes, net):
             f"it needs {valid}")
 
 
+def _user_header(model, net, preprocessing, classes, training, metadata):
+    """The header entries a user gives (or the model carries), checked as :func:`save` writes them."""
+    given = {"preprocessing": preprocessing, "classes": classes, "training": training, "metadata": metadata}
+    attr = {"preprocessing": "preprocessing", "classes": "classes", "training": "training_config",
+            "metadata": "metadata"}
+    header = {key: value if value is not None else _attribute(model, net, attr[key]) for key, value in given.items()}
+    if isinstance(header["classes"], (tuple, np.ndarray)):
+        header["classes"] = list(header["classes"])
+    if isinstance(header["classes"], list):    # numpy scalars (np.unique(y)) as the plain JSON values they are
+        header["classes"] = [c.item() if isinstance(c, (np.number, np.bool_)) else c for c in header["classes"]]
+    problem = _classes_problem(header["classes"], net)
+    if problem:
+        raise InputError(f"cannot save: {problem}")
+    for key in ("preprocessing", "training", "metadata"):
+        _check_user_json(header[key], key)
+    return header
+
+
+def check_savable(model, preprocessing=None, classes=None, training=None, metadata=None):
+    """Refuse now what :func:`save` would refuse after training, of everything but the weights.
+
+    A run that trains for an hour and then cannot save its labels or
+    metadata has lost the hour: call this before training with what will be
+    saved (the class labels, the preprocessing statistics, the training
+    configuration and the metadata known by then).
+
+    Parameters
+    ----------
+    model : Network, FeedForward or Net
+        A built network.
+    preprocessing, classes, training, metadata
+        As for :func:`save`.
+
+    Raises
+    ------
+    ModelFileError, InputError
+        As :func:`save` would.
+    """
+    net = _network_of(model)
+    header = _user_header(model, net, preprocessing, classes, training, metadata)
+    try:
+        json.dumps(header, allow_nan=False, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"cannot save: header values must be JSON-compatible ({exc})") from None
+
+
 def save(model, path, preprocessing=None, classes=None, training=None, metadata=None):
     """Save a network (and what travels with it) to one ``.npz`` file, atomically.
 
@@ -445,21 +491,8 @@ def save(model, path, preprocessing=None, classes=None, training=None, metadata=
     net = _network_of(model)
     path = _file_path(path)
     header = _base_header(net, _MODEL)
-    given = {"preprocessing": preprocessing, "classes": classes, "training": training, "metadata": metadata}
-    attr = {"preprocessing": "preprocessing", "classes": "classes", "training": "training_config",
-            "metadata": "metadata"}
     header["task"] = net.task
-    for key, value in given.items():
-        header[key] = value if value is not None else _attribute(model, net, attr[key])
-    if isinstance(header["classes"], (tuple, np.ndarray)):
-        header["classes"] = list(header["classes"])
-    if isinstance(header["classes"], list):    # numpy scalars (np.unique(y)) as the plain JSON values they are
-        header["classes"] = [c.item() if isinstance(c, (np.number, np.bool_)) else c for c in header["classes"]]
-    problem = _classes_problem(header["classes"], net)
-    if problem:
-        raise InputError(f"cannot save: {problem}")
-    for key in ("preprocessing", "training", "metadata"):
-        _check_user_json(header[key], key)
+    header.update(_user_header(model, net, preprocessing, classes, training, metadata))
     if not _finite_weights(net):
         raise InputError("cannot save: the parameters contain NaN or infinity (did training diverge?); "
                          "such a file could not be loaded")

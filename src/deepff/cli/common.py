@@ -107,22 +107,51 @@ def _preprocess(X, preprocessing, dtype):
     return Standardizer.from_dict(preprocessing).transform(X, dtype=dtype)
 
 
-def _source(dataset):
-    """How ``evaluate`` finds the training data again: a built-in name or an absolute path."""
+def _source(dataset, anchor):
+    """How ``evaluate`` and ``--resume`` find the training data again, as recorded beside ``anchor``.
+
+    A built-in data set by its name; a file by its path relative to the folder
+    of ``anchor`` (the model or checkpoint that records it), so that a
+    project folder moved or copied whole still finds its data, and no file
+    records where on the disk it was made.
+    """
     name = dataset or "digits"
-    return name.lower() if _is_builtin(name) else os.path.abspath(os.path.expanduser(name))
+    if _is_builtin(name):
+        return name.lower()
+    return _relative_to(os.path.abspath(os.path.expanduser(name)), anchor)
+
+
+def _relative_to(path, anchor):
+    """``path`` relative to the folder of the file ``anchor``, with '/' separators (its name if none)."""
+    if anchor is None:
+        return os.path.basename(path)
+    try:
+        rel = os.path.relpath(path, os.path.dirname(os.path.abspath(os.path.expanduser(str(anchor)))))
+    except ValueError:        # another drive (Windows)
+        return os.path.basename(path)
+    return rel.replace(os.sep, "/")
+
+
+def _recorded_path(value, anchor):
+    """A path recorded in a model or checkpoint, as a path here: relative ones from ``anchor``'s folder."""
+    if not isinstance(value, str) or not value or os.path.isabs(value):
+        return value                      # (models before deepff 0.2 recorded absolute paths)
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(str(anchor))), value))
 
 
 def _moved_source(source, model_path, what="model"):
     """The training file recorded in a model, or the file of that name beside the model.
 
-    Models record the absolute path of a CSV or .npy training file; when a
-    project folder is moved or copied, the file is usually still next to the
-    model, under the same name.
+    Models record the path of a CSV or .npy training file relative to their
+    own folder (older ones: its absolute path); when only the model was
+    moved or copied, the file is often beside it under the same name.
     """
-    if not source or not os.path.isabs(str(source)) or os.path.exists(str(source)):
+    if not source or _is_builtin(str(source)):
         return source
-    beside = os.path.join(os.path.dirname(os.path.abspath(str(model_path))), os.path.basename(str(source)))
+    source = _recorded_path(str(source), model_path)
+    if os.path.exists(source):
+        return source
+    beside = os.path.join(os.path.dirname(os.path.abspath(str(model_path))), os.path.basename(source))
     if not os.path.exists(beside):
         return source
     _note(f"deepff: {source} is gone; using {beside}, found beside the {what}")

@@ -11,7 +11,18 @@ import numpy as np
 
 from ..data.tables import columns_named
 from ..errors import InputError
-from .common import PROG, _encode, _is_builtin, _load, _moved_source, _note, _preprocess, _sha256, _table
+from .common import (
+    PROG,
+    _encode,
+    _is_builtin,
+    _load,
+    _moved_source,
+    _note,
+    _preprocess,
+    _recorded_path,
+    _sha256,
+    _table,
+)
 from .parser import add_data_flags
 
 
@@ -96,9 +107,10 @@ def run(args):
     args.dataset = str(name)
     # The data set the model was trained on: re-create its train/test split and score the held-out part.
     same = _is_training_data(args.dataset, meta, args.model)
-    if args.data_dir is None and same and args.dataset.lower() == "mnist" and isinstance(meta.get("data_dir"), str) \
-            and os.path.isdir(meta["data_dir"]):
-        args.data_dir = meta["data_dir"]   # the MNIST copy the model was trained from
+    data_dir = _recorded_path(meta.get("data_dir"), args.model)
+    if args.data_dir is None and same and args.dataset.lower() == "mnist" and isinstance(data_dir, str) \
+            and os.path.isdir(data_dir):
+        args.data_dir = data_dir   # the MNIST copy the model was trained from
     seed = meta.get("seed", 0) if same else 0
     test_fraction = meta.get("test_fraction", 0.2) if same else 0.0
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0 or isinstance(test_fraction, bool) \
@@ -107,7 +119,7 @@ def run(args):
                          "which does not describe a split (an edited file?); deepff cannot tell its test "
                          "samples apart")
     changed = not same and not _is_builtin(args.dataset) and isinstance(meta.get("dataset_source"), str) \
-        and os.path.abspath(os.path.expanduser(args.dataset)) == meta["dataset_source"] \
+        and os.path.abspath(os.path.expanduser(args.dataset)) == _recorded_path(meta["dataset_source"], args.model) \
         and os.path.isfile(os.path.expanduser(args.dataset))     # (a missing file is reported by _load)
     if changed:
         _note(f"{PROG}: {args.dataset} has changed since {args.model} was trained (its SHA-256 differs), so the "

@@ -4,7 +4,14 @@ configs and data that contradict it.
 
 from __future__ import annotations
 
-from .common import UsageError, _canonical_activation, _canonical_loss, _is_builtin, _moved_source
+from .common import (
+    UsageError,
+    _canonical_activation,
+    _canonical_loss,
+    _is_builtin,
+    _moved_source,
+    _recorded_path,
+)
 
 
 def _resume_defaults(args, extra):
@@ -15,10 +22,22 @@ def _resume_defaults(args, extra):
         if key == "data_dir" and str(extra.get("dataset")).lower() != "mnist":
             continue    # (only an MNIST run's folder matters; older versions recorded any)
         if getattr(args, key) is None and extra.get(key) is not None:
-            setattr(args, key, extra[key])
+            setattr(args, key, _recorded_path(extra[key], args.resume) if key == "data_dir" else extra[key])
     if args.lr is not None:
         raise UsageError(f"--lr does not apply to a resumed run: it continues with the checkpoint "
                          f"{args.resume}'s optimizer and its state; drop --lr")
+
+
+def _check_same_data(where, extra, found):
+    """Refuse a checkpoint of another data file (by its SHA-256) or data set (by name)."""
+    if extra.get("dataset_sha256") is not None:
+        if found["dataset_sha256"] != extra["dataset_sha256"]:
+            raise UsageError(f"{where} was trained on {extra.get('dataset_source')}, but {found['dataset']} "
+                             "holds other data (its SHA-256 differs); resume on the same data, or add "
+                             "--resume-on-new-data to continue on this data on purpose")
+    elif extra.get("dataset") is not None and extra["dataset"] != found["dataset"]:
+        raise UsageError(f"{where} was trained on {extra['dataset']}, not {found['dataset']}; give "
+                         f"--dataset {extra['dataset']}")
 
 
 def _check_resume(args, net, state, extra, found):
@@ -33,13 +52,8 @@ def _check_resume(args, net, state, extra, found):
     did (the resumed run then trains nothing and writes the outputs).
     """
     where = f"the checkpoint {args.resume}"
-    if extra.get("dataset_sha256") is not None:
-        if found["dataset_sha256"] != extra["dataset_sha256"]:
-            raise UsageError(f"{where} was trained on {extra.get('dataset_source')}, but {found['dataset']} "
-                             "holds other data (its SHA-256 differs); resume on the same data")
-    elif extra.get("dataset") is not None and extra["dataset"] != found["dataset"]:
-        raise UsageError(f"{where} was trained on {extra['dataset']}, not {found['dataset']}; give "
-                         f"--dataset {extra['dataset']}")
+    if not getattr(args, "resume_on_new_data", False):    # (on purpose: network and labels still compared)
+        _check_same_data(where, extra, found)
     for key, flag in (("seed", "--seed"), ("test_fraction", "--test-fraction"), ("task", "--task"),
                       ("target_name", "--target"), ("classes", "--dataset")):
         if key in extra and extra[key] != found[key]:

@@ -20,6 +20,7 @@ from .common import (
     _is_builtin,
     _load,
     _note,
+    _relative_to,
     _same_file,
     _say,
     _sha256,
@@ -303,6 +304,8 @@ def add_parser(subparsers):
     t.add_argument("--plot", help="learning curves to FILE.png (+ confusion matrix / decision boundary)")
     t.add_argument("--checkpoint", help="write a resumable checkpoint to this file after every epoch")
     t.add_argument("--resume", help="continue from a checkpoint written by --checkpoint")
+    t.add_argument("--resume-on-new-data", action="store_true",
+                   help="with --resume: continue on data other than the checkpoint's, on purpose")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
 
@@ -319,8 +322,8 @@ def run(args):
     _network(run)
     _callbacks(run)
     history = _fit(run)
-    _outputs(run, history)
-    return 130 if history.interrupted else 0
+    status = _outputs(run, history)         # 2 when an output had to go to a recovery folder
+    return status or (130 if history.interrupted else 0)
 
 
 def _settings(args):
@@ -330,6 +333,8 @@ def _settings(args):
 
     _check_names(args)
     run = SimpleNamespace(args=args, net=None, resume_state=None, resume_extra=None)
+    if args.resume_on_new_data and not args.resume:
+        raise UsageError("--resume-on-new-data goes with --resume CHECKPOINT; drop it for a new run")
     if args.resume:
         run.net, run.resume_state, extra = load_checkpoint(args.resume)
         run.resume_extra = extra if isinstance(extra, dict) else {}
@@ -424,12 +429,16 @@ def _callbacks(run):
     args, data = run.args, run.data
     shown_epochs = run.optimizer.max_iter if run.full_batch else run.epochs
     run.callbacks = [_Reporter(args.quiet, int(round(run.X_train.shape[0] * (1 - run.val_split))), shown_epochs)]
-    run.record = {"dataset": data.name, "dataset_source": _source(args.dataset), "dataset_sha256": run.digest,
+    run.record = {"dataset": data.name, "dataset_source": _source(args.dataset, run.output),
+                  "dataset_sha256": run.digest,
                   "target": args.target, "target_name": data.target_name, "delimiter": args.delimiter,
                   "header": args.header,
                   "seed": run.seed, "test_fraction": run.test_fraction, "task": run.task, "classes": run.classes,
-                  "data_dir": None if args.data_dir is None else os.path.abspath(os.path.expanduser(args.data_dir))}
-    extra = {**run.record, "preprocessing": run.scaler.to_dict(), "training": run.train_cfg}
+                  "data_dir": _data_dir(args.data_dir, run.output)}
+    extra = {**run.record, "preprocessing": run.scaler.to_dict(), "training": run.train_cfg,
+             "dataset_source": _source(args.dataset, args.checkpoint), "data_dir": _data_dir(args.data_dir,
+                                                                                               args.checkpoint)}
+    _check_savable(run, extra)
     checkpoint_note = f"{PROG}: replacing existing checkpoint file {args.checkpoint}"   # said at its first save
     if args.checkpoint:
         run.callbacks.append(_Checkpointer(args.checkpoint, extra, checkpoint_note if checkpoint_note in run.replacing
@@ -448,6 +457,29 @@ def _callbacks(run):
         run.validation = (run.X_test, run.y_test)  # reported per epoch as val_*: the held-out test split
         if not args.quiet:
             _say(f"deepff: val_* metrics are measured on the held-out test split ({run.X_test.shape[0]} samples)")
+
+
+def _check_savable(run, extra):
+    """Refuse, before training, what the model file or the checkpoints could not hold (labels, metadata)."""
+    from ..io import check_savable
+
+    if run.output is not None:
+        check_savable(run.net, preprocessing=run.scaler.to_dict(), classes=run.classes, training=run.train_cfg,
+                      metadata=_metadata(run, results={}))
+    if run.args.checkpoint:
+        check_savable(run.net, metadata=extra)
+
+
+def _metadata(run, results):
+    """What the model file records of the run: the data, the split, the features and the test results."""
+    finite = {k: (v if np.isfinite(v) else None) for k, v in results.items()}   # (R^2 of a constant target)
+    return {**{k: v for k, v in run.record.items() if k != "classes"},
+            "feature_names": list(run.data.feature_names), "results": finite}
+
+
+def _data_dir(data_dir, anchor):
+    """The MNIST folder given with --data-dir, recorded relative to ``anchor``'s folder (None if not given)."""
+    return None if data_dir is None else _relative_to(os.path.abspath(os.path.expanduser(data_dir)), anchor)
 
 
 def _say_plan(run):
@@ -480,7 +512,8 @@ def _fit(run):
             clip_norm=training.get("clip_norm"), validation_data=run.validation, validation_split=run.val_split,
             early_stopping=training.get("early_stopping"),
             class_weight=run.class_weight,
-            shuffle=training.get("shuffle", True), callbacks=run.callbacks, resume_state=run.resume_state)
+            shuffle=training.get("shuffle", True), callbacks=run.callbacks, resume_state=run.resume_state,
+            resume_on_new_data=args.resume_on_new_data)
     except DivergenceError as exc:   # the weights the trainer kept die with the process: say what is on disk
         done = None if checkpointer is None else checkpointer.epoch
         if done is None and args.resume and checkpointer is not None and _same_file(args.resume, args.checkpoint):
@@ -536,21 +569,44 @@ def _outputs(run, history):
     _say(_table(rows))
     if "test_accuracy" in results:
         _say(f"test accuracy: {100 * results['test_accuracy']:.2f}%")
+    lost = []         # files that could not be written where asked, and where they are now
     if run.output is not None:
-        save(net, run.output, preprocessing=run.scaler.to_dict(), classes=run.classes, training=run.train_cfg,
-             metadata={**{k: v for k, v in run.record.items() if k != "classes"},
-                       "feature_names": list(run.data.feature_names), "results": results})
-        if not history.interrupted and run.model_note in run.replacing:   # said once it happened (a refused
-            _note(run.model_note)                         # save, of labels JSON cannot hold, replaces nothing)
-        _say(f"model saved to {run.output}")
+        lost += _write_kept("model", run.output, lambda p: save(
+            net, p, preprocessing=run.scaler.to_dict(), classes=run.classes, training=run.train_cfg,
+            metadata=_metadata(run, results)))
+        if not lost:
+            if not history.interrupted and run.model_note in run.replacing:   # said once it happened (a refused
+                _note(run.model_note)                         # save, of labels JSON cannot hold, replaces nothing)
+            _say(f"model saved to {run.output}")
     if args.history:
         if history.records or not args.history.lower().endswith(".json"):
-            _write_history(history.records, args.history)
+            lost += _write_kept("history", args.history, lambda p: _write_history(history.records, p))
         else:     # [] could be anyone's file, so deepff never writes one (a CSV keeps its header)
             _note(f"{PROG}: no epoch was complete, so {args.history} is not written")
     if args.plot:
-        _plots(args.plot, history.records, net, run.task, run.classes, run.X_test, run.y_test, run.data, run.scaler,
-               val_label="test" if run.validation is not None else "validation", y_train=run.y_train)
+        lost += _write_kept("plot", args.plot, lambda p: _plots(
+            p, history.records, net, run.task, run.classes, run.X_test, run.y_test, run.data, run.scaler,
+            val_label="test" if run.validation is not None else "validation", y_train=run.y_train))
+    for line in lost:
+        _note(f"{PROG}: error: {line}")
+    return 2 if lost else None
+
+
+def _write_kept(what, path, write_to):
+    """Write an output with ``write_to(path)``; if that fails, keep it in a recovery folder.
+
+    Returns a list with one line for the user (which file, why, where it is
+    now, how to move it) when ``path`` could not be written, else [].
+    Raises the error when no recovery folder could take it either.
+    """
+    from ..io import write_or_recover
+
+    recovered, error = write_or_recover(write_to, path)
+    if recovered is None:
+        return []
+    why = error.strerror or str(error)
+    return [f"could not write the {what} {path} ({why}); the {what} is saved at {recovered} instead: "
+            f"move it with mv {shlex.quote(recovered)} {shlex.quote(str(path))} once there is room"]
 
 
 def _plots(path, records, net, task, classes, X_test, y_test, data, scaler, val_label="validation",
