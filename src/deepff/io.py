@@ -43,6 +43,7 @@ import zipfile
 
 import numpy as np
 
+from ._version import __version__
 from .errors import DeepffError, InputError, ModelFileError, SpecError
 from .validation import check_file_path as _file_path
 
@@ -273,7 +274,6 @@ def _network_of(model):
 
 
 def _base_header(net, kind):
-    from . import __version__
     from .spec import network_spec
 
     return {

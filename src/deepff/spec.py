@@ -36,6 +36,8 @@ import numpy as np
 from . import activations, initializers, losses
 from .errors import SpecError, choices
 from .layers import Dense
+from .regularizers import Penalty, elastic_net
+from .training import MONITORS, EarlyStopping  # noqa: F401 - MONITORS: spec's public name before
 
 __all__ = [
     "parse_layers",
@@ -434,8 +436,6 @@ def parse_regularization(reg):
     -------
     Penalty
     """
-    from .regularizers import Penalty, elastic_net
-
     s = "training.regularization"
     if isinstance(reg, Penalty):
         return reg
@@ -444,19 +444,19 @@ def parse_regularization(reg):
     unknown = set(reg) - _REG_KEYS
     if unknown:
         raise SpecError(f"{s}: unknown key {sorted(unknown, key=str)[0]!r}; valid keys: {choices(_REG_KEYS)}")
-    for key in reg:
-        _check_number(s, key, reg[key], lo=0, hi=1 if key == "l1_ratio" else None)
-    if "elastic_net" in reg:
-        if "l1" in reg or "l2" in reg:
-            raise SpecError(f"{s}: give either 'elastic_net' (with 'l1_ratio') or 'l1'/'l2', not both")
-        return elastic_net(reg["elastic_net"], reg.get("l1_ratio", 0.5))
-    if "l1_ratio" in reg:
+    if "elastic_net" in reg and ("l1" in reg or "l2" in reg):
+        raise SpecError(f"{s}: give either 'elastic_net' (with 'l1_ratio') or 'l1'/'l2', not both")
+    if "l1_ratio" in reg and "elastic_net" not in reg:
         raise SpecError(f"{s}: key 'l1_ratio' needs 'elastic_net'")
-    return Penalty(l1=reg.get("l1", 0.0), l2=reg.get("l2", 0.0))
+    try:                              # the penalty checks its own coefficients
+        if "elastic_net" in reg:
+            return elastic_net(reg["elastic_net"], reg.get("l1_ratio", 0.5))
+        return Penalty(l1=reg.get("l1", 0.0), l2=reg.get("l2", 0.0))
+    except SpecError as exc:
+        raise SpecError(f"{s}: {exc}") from None
 
 
 _ES_KEYS = {"patience", "min_delta", "restore_best", "monitor"}
-MONITORS = ("val_loss", "val_accuracy", "loss")
 
 
 def parse_early_stopping(es):
@@ -483,10 +483,8 @@ def parse_early_stopping(es):
     if unknown:
         raise SpecError(f"{s}: unknown key {sorted(unknown, key=str)[0]!r}; valid keys: {choices(_ES_KEYS)}")
     out = {"patience": 5, "min_delta": 0.0, "restore_best": True, "monitor": "val_loss", **es}
-    _check_number(s, "patience", out["patience"], lo=1, integer=True)
-    _check_number(s, "min_delta", out["min_delta"], lo=0)
-    if not isinstance(out["restore_best"], bool):
-        raise SpecError(f"{s}: key 'restore_best' must be true or false")
-    if out["monitor"] not in MONITORS:
-        raise SpecError(f"{s}: key 'monitor' is {out['monitor']!r}; valid choices: {choices(MONITORS)}")
+    try:
+        EarlyStopping(**out)          # the class checks its own arguments
+    except SpecError as exc:
+        raise SpecError(f"{s}: {exc}") from None
     return out

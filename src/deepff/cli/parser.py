@@ -8,8 +8,12 @@ from __future__ import annotations
 import argparse
 import math
 
-from .. import __version__
+from .._version import __version__
 from .common import PROG, UsageError
+
+#: The subcommand modules of :mod:`deepff.cli`, in the order ``deepff --help`` lists them: register a new
+#: subcommand (a module with ``add_parser(subparsers)`` and ``run(args)``) by adding its name here.
+SUBCOMMANDS = ["train", "evaluate", "predict", "summary", "gradcheck", "datasets"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -125,7 +129,7 @@ def build_parser(commands=None):
     ----------
     commands : sequence of str, optional
         The subcommand modules of :mod:`deepff.cli`, in the order
-        ``deepff --help`` lists them. Default: ``deepff.cli.SUBCOMMANDS``.
+        ``deepff --help`` lists them. Default: :data:`SUBCOMMANDS`.
 
     Returns
     -------
@@ -136,7 +140,7 @@ def build_parser(commands=None):
     import importlib
 
     if commands is None:
-        from . import SUBCOMMANDS as commands
+        commands = SUBCOMMANDS
     parser = _Parser(prog=PROG, description="Deep feedforward networks on numpy.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
