@@ -34,6 +34,7 @@ import os
 import numpy as np
 
 from . import activations, initializers, losses
+from .checks import positive_int
 from .errors import SpecError, choices
 from .layers import Dense
 from .regularizers import Penalty, elastic_net
@@ -67,9 +68,7 @@ def _where(i, layer_type):
 
 
 def _positive_int(value, where, key):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise SpecError(f"{where}: key {key!r} must be a positive integer, got {value!r}")
-    return int(value)
+    return positive_int(f"{where}: key", repr(key), value)
 
 
 def parse_layers(spec):
@@ -129,21 +128,13 @@ def parse_layers(spec):
         for key in ("init", "bias_init"):
             if key in entry:
                 kwargs[key] = _named(where, key, entry[key], initializers.get)
-        if "dropout" in entry:
-            p = entry["dropout"]
-            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-                raise SpecError(f"{where}: key 'dropout' must be a number in [0, 1), got {p!r}")
-            kwargs["dropout"] = float(p)
-        if "batch_norm" in entry:
-            if not isinstance(entry["batch_norm"], bool):
-                raise SpecError(f"{where}: key 'batch_norm' must be true or false, got {entry['batch_norm']!r}")
-            kwargs["batch_norm"] = entry["batch_norm"]
-        if entry.get("max_norm") is not None:
-            c = entry["max_norm"]
-            if isinstance(c, bool) or not isinstance(c, (int, float)) or not c > 0:
-                raise SpecError(f"{where}: key 'max_norm' must be a positive number, got {c!r}")
-            kwargs["max_norm"] = float(c)
-        layers.append(Dense(units, act, **kwargs))
+        for key in ("dropout", "batch_norm", "max_norm"):
+            if key in entry:
+                kwargs[key] = entry[key]
+        try:                          # Dense checks its own dropout, batch_norm and max_norm
+            layers.append(Dense(units, act, **kwargs))
+        except SpecError as exc:
+            raise SpecError(f"{where}: key {exc}") from None
         if lt == "output":
             loss = _named(where, "loss_type", entry["loss_type"], losses.get)
     return n_features, layers, loss
