@@ -353,7 +353,7 @@ def _download_one(stem, dest, mirrors, timeout):
                         f"SHA-256 digest mismatch of the decompressed payload ({size} bytes): "
                         f"got {digest}, expected {MNIST_SHA256[stem]}"
                     )
-                from ..io import _new_file_mode
+                from ..atomic import _new_file_mode
 
                 os.chmod(tmp, _new_file_mode(dest / f"{stem}.gz"))   # as other files: mkstemp makes 0600
                 os.replace(tmp, dest / f"{stem}.gz")
