@@ -48,8 +48,10 @@ DELEGATION = re.compile(r"See :meth:`~?\.?(?P<ref>[\w.]+)`")
 
 
 def _public_modules():
-    names = sorted(m.name for m in pkgutil.iter_modules(deepff.__path__) if not m.name.startswith("_"))
-    return [deepff] + [importlib.import_module(f"deepff.{name}") for name in names]
+    """deepff and its public modules, those of its subpackages (deepff.cli.train, deepff.data.tables) too."""
+    names = sorted(m.name for m in pkgutil.walk_packages(deepff.__path__, "deepff.")
+                   if not any(part.startswith("_") for part in m.name.split(".")))
+    return [deepff] + [importlib.import_module(name) for name in names]
 
 
 MODULES = _public_modules()

@@ -15,9 +15,8 @@ The main entry points:
 * :func:`gradcheck`, :func:`save`, :func:`load`.
 """
 
-__version__ = "0.1.0"
-
 from . import activations, initializers, losses, optimizers, regularizers, schedules  # noqa: E402
+from ._version import __version__  # noqa: E402 - one home for the version
 from .classic import Net  # noqa: E402
 from .errors import (  # noqa: E402
     DatasetError,

@@ -1,4 +1,5 @@
-"""Validation of numeric hyperparameters, shared by optimizers and schedules.
+"""Validation of numeric hyperparameters: the one home of range checks ("a positive number",
+"an integer >= 1"), shared by optimizers, schedules, layers, the config parser and the command line.
 
 Each check returns the value converted (float, bool or int) or raises
 :class:`~deepff.errors.SpecError` naming the owner, the parameter and the
@@ -15,7 +16,12 @@ import numpy as np
 from .errors import SpecError
 from .validation import is_plain_number
 
-__all__ = ["real", "flag", "count"]
+__all__ = ["real", "flag", "count", "positive", "positive_int"]
+
+
+def _name(owner, param):
+    """``owner param`` for a message; ``param`` alone when there is no owner."""
+    return f"{owner} {param}".strip()
 
 
 def real(owner, param, value, low=None, high=None, low_open=False, high_open=False):
@@ -51,7 +57,7 @@ def real(owner, param, value, low=None, high=None, low_open=False, high_open=Fal
     else:
         valid = "a finite number"
     if isinstance(value, str):
-        raise SpecError(f"{owner} {param} must be {valid}, got the text {value!r}"
+        raise SpecError(f"{_name(owner, param)} must be {valid}, got the text {value!r}"
                         + ("; leave out the quotes" if _is_number_text(value) else ""))
     bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
     if not bad:
@@ -61,7 +67,7 @@ def real(owner, param, value, low=None, high=None, low_open=False, high_open=Fal
             or (high is not None and (v >= high if high_open else v > high))
         )
     if bad:
-        raise SpecError(f"{owner} {param} must be {valid}, got {value!r}")
+        raise SpecError(f"{_name(owner, param)} must be {valid}, got {value!r}")
     return float(value)
 
 
@@ -83,7 +89,7 @@ def flag(owner, param, value):
     bool
     """
     if not isinstance(value, (bool, np.bool_)):
-        raise SpecError(f"{owner} {param} must be true or false, got {value!r}")
+        raise SpecError(f"{_name(owner, param)} must be true or false, got {value!r}")
     return bool(value)
 
 
@@ -102,5 +108,47 @@ def count(owner, param, value, low):
     int
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise SpecError(f"{owner} {param} must be an integer >= {low}, got {value!r}")
+        raise SpecError(f"{_name(owner, param)} must be an integer >= {low}, got {value!r}")
     return int(value)
+
+
+def positive(owner, param, value, error=SpecError):
+    """Return ``value`` as a float after checking it is a finite number > 0.
+
+    Parameters
+    ----------
+    owner, param : str
+        Names for the message (``owner`` may be empty).
+    value : object
+    error : type, default SpecError
+        The ValueError subclass of :mod:`deepff.errors` to raise.
+
+    Returns
+    -------
+    float
+    """
+    try:
+        return real(owner, param, value, low=0, low_open=True)
+    except SpecError as exc:
+        raise error(str(exc).strip().replace("must be > 0", "must be a positive number", 1)) from None
+
+
+def positive_int(owner, param, value, error=SpecError):
+    """Return ``value`` as an int after checking it is an integer >= 1 (not a bool).
+
+    Parameters
+    ----------
+    owner, param : str
+        Names for the message (``owner`` may be empty).
+    value : object
+    error : type, default SpecError
+        The ValueError subclass of :mod:`deepff.errors` to raise.
+
+    Returns
+    -------
+    int
+    """
+    try:
+        return count(owner, param, value, 1)
+    except SpecError as exc:
+        raise error(str(exc).strip().replace("must be an integer >= 1", "must be a positive integer", 1)) from None

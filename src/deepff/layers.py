@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import activations, initializers
+from .checks import positive, positive_int, real
 from .errors import SpecError
 
 __all__ = ["Dense", "InputLayer"]
@@ -117,13 +118,9 @@ class Dense:
 
     def __init__(self, units, activation="linear", init=None, bias_init="zeros",
                  dropout=0.0, batch_norm=False, max_norm=None):
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise SpecError(f"units must be a positive integer, got {units!r}")
-        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
-            raise SpecError(f"dropout must be a number in [0, 1), got {dropout!r}")
-        if max_norm is not None and not (isinstance(max_norm, (int, float)) and max_norm > 0):
-            raise SpecError(f"max_norm must be a positive number or None, got {max_norm!r}")
-        self.units = int(units)
+        self.units = positive_int("", "units", units)
+        dropout = real("", "dropout", dropout, low=0, high=1, high_open=True)
+        max_norm = None if max_norm is None else positive("", "max_norm", max_norm)
         self.activation = activations.get(activation)
         act_name = getattr(self.activation, "name", "")
         self.init = initializers.get(init if init is not None else initializers.default_for(act_name))

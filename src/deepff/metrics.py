@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import positive_int
 from .errors import InputError
 
 __all__ = ["confusion_matrix", "classification_report", "regression_report"]
@@ -23,8 +24,7 @@ def confusion_matrix(y_true, y_pred, n_classes):
     -------
     ndarray of shape (n_classes, n_classes), int64
     """
-    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
-        raise InputError(f"n_classes must be a positive integer, got {n_classes!r}")
+    positive_int("", "n_classes", n_classes, error=InputError)
     t, p = _labels(y_true, "y_true", n_classes), _labels(y_pred, "y_pred", n_classes)
     if t.shape != p.shape:
         raise InputError(f"y_true has {t.size} labels but y_pred has {p.size}; they must match")

@@ -29,6 +29,7 @@ import contextvars
 import numpy as np
 
 from . import losses
+from .checks import positive_int
 from .errors import InputError, SpecError
 from .layers import Dense
 from .params import ParamBuffer
@@ -161,9 +162,7 @@ class FeedForward:
         n_features : int
             Input width n_0.
         """
-        if isinstance(n_features, bool) or not isinstance(n_features, (int, np.integer)) \
-                or n_features <= 0:
-            raise SpecError(f"n_features must be a positive integer, got {n_features!r}")
+        positive_int("", "n_features", n_features)
         self.n_features = int(n_features)
         widths = [self.n_features] + [layer.units for layer in self.layers]
         specs = []

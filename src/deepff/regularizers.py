@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import SpecError
+from .checks import real
 
 __all__ = ["Penalty", "elastic_net", "apply_max_norm", "clip_grad_norm"]
 
@@ -35,10 +35,8 @@ class Penalty:
     """
 
     def __init__(self, l1=0.0, l2=0.0):
-        for name, v in (("l1", l1), ("l2", l2)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-                raise SpecError(f"regularization {name} must be a number >= 0, got {v!r}")
-        self.l1, self.l2 = float(l1), float(l2)
+        self.l1 = real("regularization", "l1", l1, low=0)
+        self.l2 = real("regularization", "l2", l2, low=0)
 
     @property
     def active(self):
@@ -101,8 +99,8 @@ def elastic_net(alpha, l1_ratio=0.5):
     -------
     Penalty
     """
-    if not 0 <= l1_ratio <= 1:
-        raise SpecError(f"l1_ratio must be in [0, 1], got {l1_ratio!r}")
+    alpha = real("elastic_net", "alpha", alpha, low=0)
+    l1_ratio = real("elastic_net", "l1_ratio", l1_ratio, low=0, high=1)
     return Penalty(l1=alpha * l1_ratio, l2=alpha * (1 - l1_ratio))
 
 

@@ -34,8 +34,11 @@ import os
 import numpy as np
 
 from . import activations, initializers, losses
+from .checks import positive_int
 from .errors import SpecError, choices
 from .layers import Dense
+from .regularizers import Penalty, elastic_net
+from .training import MONITORS, EarlyStopping  # noqa: F401 - MONITORS: spec's public name before
 
 __all__ = [
     "parse_layers",
@@ -65,9 +68,7 @@ def _where(i, layer_type):
 
 
 def _positive_int(value, where, key):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise SpecError(f"{where}: key {key!r} must be a positive integer, got {value!r}")
-    return int(value)
+    return positive_int(f"{where}: key", repr(key), value)
 
 
 def parse_layers(spec):
@@ -127,21 +128,13 @@ def parse_layers(spec):
         for key in ("init", "bias_init"):
             if key in entry:
                 kwargs[key] = _named(where, key, entry[key], initializers.get)
-        if "dropout" in entry:
-            p = entry["dropout"]
-            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-                raise SpecError(f"{where}: key 'dropout' must be a number in [0, 1), got {p!r}")
-            kwargs["dropout"] = float(p)
-        if "batch_norm" in entry:
-            if not isinstance(entry["batch_norm"], bool):
-                raise SpecError(f"{where}: key 'batch_norm' must be true or false, got {entry['batch_norm']!r}")
-            kwargs["batch_norm"] = entry["batch_norm"]
-        if entry.get("max_norm") is not None:
-            c = entry["max_norm"]
-            if isinstance(c, bool) or not isinstance(c, (int, float)) or not c > 0:
-                raise SpecError(f"{where}: key 'max_norm' must be a positive number, got {c!r}")
-            kwargs["max_norm"] = float(c)
-        layers.append(Dense(units, act, **kwargs))
+        for key in ("dropout", "batch_norm", "max_norm"):
+            if key in entry:
+                kwargs[key] = entry[key]
+        try:                          # Dense checks its own dropout, batch_norm and max_norm
+            layers.append(Dense(units, act, **kwargs))
+        except SpecError as exc:
+            raise SpecError(f"{where}: key {exc}") from None
         if lt == "output":
             loss = _named(where, "loss_type", entry["loss_type"], losses.get)
     return n_features, layers, loss
@@ -434,8 +427,6 @@ def parse_regularization(reg):
     -------
     Penalty
     """
-    from .regularizers import Penalty, elastic_net
-
     s = "training.regularization"
     if isinstance(reg, Penalty):
         return reg
@@ -444,19 +435,19 @@ def parse_regularization(reg):
     unknown = set(reg) - _REG_KEYS
     if unknown:
         raise SpecError(f"{s}: unknown key {sorted(unknown, key=str)[0]!r}; valid keys: {choices(_REG_KEYS)}")
-    for key in reg:
-        _check_number(s, key, reg[key], lo=0, hi=1 if key == "l1_ratio" else None)
-    if "elastic_net" in reg:
-        if "l1" in reg or "l2" in reg:
-            raise SpecError(f"{s}: give either 'elastic_net' (with 'l1_ratio') or 'l1'/'l2', not both")
-        return elastic_net(reg["elastic_net"], reg.get("l1_ratio", 0.5))
-    if "l1_ratio" in reg:
+    if "elastic_net" in reg and ("l1" in reg or "l2" in reg):
+        raise SpecError(f"{s}: give either 'elastic_net' (with 'l1_ratio') or 'l1'/'l2', not both")
+    if "l1_ratio" in reg and "elastic_net" not in reg:
         raise SpecError(f"{s}: key 'l1_ratio' needs 'elastic_net'")
-    return Penalty(l1=reg.get("l1", 0.0), l2=reg.get("l2", 0.0))
+    try:                              # the penalty checks its own coefficients
+        if "elastic_net" in reg:
+            return elastic_net(reg["elastic_net"], reg.get("l1_ratio", 0.5))
+        return Penalty(l1=reg.get("l1", 0.0), l2=reg.get("l2", 0.0))
+    except SpecError as exc:
+        raise SpecError(f"{s}: {exc}") from None
 
 
 _ES_KEYS = {"patience", "min_delta", "restore_best", "monitor"}
-MONITORS = ("val_loss", "val_accuracy", "loss")
 
 
 def parse_early_stopping(es):
@@ -483,10 +474,8 @@ def parse_early_stopping(es):
     if unknown:
         raise SpecError(f"{s}: unknown key {sorted(unknown, key=str)[0]!r}; valid keys: {choices(_ES_KEYS)}")
     out = {"patience": 5, "min_delta": 0.0, "restore_best": True, "monitor": "val_loss", **es}
-    _check_number(s, "patience", out["patience"], lo=1, integer=True)
-    _check_number(s, "min_delta", out["min_delta"], lo=0)
-    if not isinstance(out["restore_best"], bool):
-        raise SpecError(f"{s}: key 'restore_best' must be true or false")
-    if out["monitor"] not in MONITORS:
-        raise SpecError(f"{s}: key 'monitor' is {out['monitor']!r}; valid choices: {choices(MONITORS)}")
+    try:
+        EarlyStopping(**out)          # the class checks its own arguments
+    except SpecError as exc:
+        raise SpecError(f"{s}: {exc}") from None
     return out

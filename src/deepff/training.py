@@ -35,7 +35,8 @@ import numpy as np
 from . import optimizers as _optimizers
 from . import schedules as _schedules
 from ._fpenv import FlushDenormals
-from .errors import DivergenceError, InputError, SpecError
+from .checks import count, flag, real
+from .errors import DivergenceError, InputError, SpecError, choices
 from .regularizers import Penalty, apply_max_norm, clip_grad_norm
 from .validation import data_digest
 
@@ -167,6 +168,10 @@ class Callback:
         """
 
 
+#: What early stopping can watch: the validation loss or accuracy, or the training loss.
+MONITORS = ("val_loss", "val_accuracy", "loss")
+
+
 class EarlyStopping:
     """Stop when a monitored quantity stops improving.
 
@@ -183,12 +188,13 @@ class EarlyStopping:
     """
 
     def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, restore_best=True):
-        from .spec import parse_early_stopping
-
-        cfg = parse_early_stopping({"monitor": monitor, "patience": patience,
-                                    "min_delta": min_delta, "restore_best": restore_best})
-        self.monitor, self.patience = cfg["monitor"], cfg["patience"]
-        self.min_delta, self.restore_best = float(cfg["min_delta"]), cfg["restore_best"]
+        if isinstance(monitor, str) and monitor in MONITORS:
+            self.monitor = monitor
+        else:
+            raise SpecError(f"early stopping monitor is {monitor!r}; valid choices: {choices(MONITORS)}")
+        self.patience = count("early stopping", "patience", patience, 1)
+        self.min_delta = real("early stopping", "min_delta", min_delta, low=0)
+        self.restore_best = flag("early stopping", "restore_best", restore_best)
         self.reset()
 
     def reset(self):

@@ -7,7 +7,7 @@ and exits with status 130.
 
 Each subcommand is a module of this package with ``add_parser(subparsers)``
 and ``run(args)``; :data:`SUBCOMMANDS` lists them, and adding a module's
-name there is all it takes to register a new one. The shared pieces:
+name there (in :mod:`deepff.cli.parser`) is all it takes to register a new one. The shared pieces:
 :mod:`~deepff.cli.parser` (flag types, :func:`build_parser`),
 :mod:`~deepff.cli.common` (one-line errors, output, data loading) and
 :mod:`~deepff.cli.files` (the files a command writes).
@@ -19,13 +19,9 @@ import sys
 
 from ..errors import DeepffError
 from .common import PROG, _drop, _note
-from .parser import build_parser
+from .parser import SUBCOMMANDS, build_parser
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
-
-#: The subcommand modules of this package, in the order ``deepff --help`` lists them: register a new
-#: subcommand (a module with ``add_parser(subparsers)`` and ``run(args)``) by adding its name here.
-SUBCOMMANDS = ["train", "evaluate", "predict", "summary", "gradcheck", "datasets"]
 
 
 def main(argv=None):

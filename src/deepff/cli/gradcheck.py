@@ -8,9 +8,17 @@ import numpy as np
 from .common import PROG, _note, _table
 from .parser import _gradcheck_samples, _non_negative_int
 
+__all__ = ["add_parser", "run"]
+
 
 def add_parser(subparsers):
-    """Add ``deepff gradcheck`` and its flags to ``subparsers``."""
+    """Add ``deepff gradcheck`` and its flags to ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers`` returned.
+    """
     g = subparsers.add_parser("gradcheck", help="check backprop against finite differences")
     g.add_argument("--config", required=True)
     g.add_argument("--samples", type=_gradcheck_samples, default=8)
@@ -19,7 +27,18 @@ def add_parser(subparsers):
 
 
 def run(args):
-    """Run ``deepff gradcheck``; return its exit status."""
+    """Run ``deepff gradcheck``; return its exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     from ..gradcheck import RTOL, gradcheck_details
     from ..model import Network
 

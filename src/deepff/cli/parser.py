@@ -6,10 +6,17 @@ for its own parser.
 from __future__ import annotations
 
 import argparse
-import math
 
-from .. import __version__
+from .._version import __version__
+from ..checks import count, positive, positive_int, real
+from ..errors import SpecError
 from .common import PROG, UsageError
+
+__all__ = ["SUBCOMMANDS", "build_parser", "add_data_flags"]
+
+#: The subcommand modules of :mod:`deepff.cli`, in the order ``deepff --help`` lists them: register a new
+#: subcommand (a module with ``add_parser(subparsers)`` and ``run(args)``) by adding its name here.
+SUBCOMMANDS = ["train", "evaluate", "predict", "summary", "gradcheck", "datasets"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,12 +32,9 @@ def _int_at_least(low, what):
     """An argparse type: an integer >= low, described as ``what`` in errors."""
     def parse(text):
         try:
-            v = int(text)
-        except ValueError:
-            v = None
-        if v is None or v < low:
-            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}")
-        return v
+            return count("", "value", int(text), low)
+        except (ValueError, SpecError):
+            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}") from None
     return parse
 
 
@@ -53,22 +57,16 @@ def _gradcheck_samples(text):
 
 def _positive_float(text):
     try:
-        v = float(text)
-    except ValueError:
+        return positive("", "value", float(text))
+    except (ValueError, SpecError):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
 
 
 def _fraction(text):
     try:
-        v = float(text)
-    except ValueError:
+        return real("", "value", float(text), low=0, high=1, high_open=True)
+    except (ValueError, SpecError):
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return v
 
 
 def _delimiter(text):
@@ -86,10 +84,10 @@ def _hidden(text):
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated positive integers like 256,128, got {text!r}") from None
-    if any(s <= 0 for s in sizes):
-        raise argparse.ArgumentTypeError(
-            f"every hidden layer needs at least one unit, got {text!r}")
-    return sizes
+    try:
+        return [positive_int("", "units", s) for s in sizes]
+    except SpecError:
+        raise argparse.ArgumentTypeError(f"every hidden layer needs at least one unit, got {text!r}") from None
 
 
 def add_data_flags(p):
@@ -125,7 +123,7 @@ def build_parser(commands=None):
     ----------
     commands : sequence of str, optional
         The subcommand modules of :mod:`deepff.cli`, in the order
-        ``deepff --help`` lists them. Default: ``deepff.cli.SUBCOMMANDS``.
+        ``deepff --help`` lists them. Default: :data:`SUBCOMMANDS`.
 
     Returns
     -------
@@ -136,7 +134,7 @@ def build_parser(commands=None):
     import importlib
 
     if commands is None:
-        from . import SUBCOMMANDS as commands
+        commands = SUBCOMMANDS
     parser = _Parser(prog=PROG, description="Deep feedforward networks on numpy.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")

@@ -6,9 +6,17 @@ from __future__ import annotations
 from .common import UsageError
 from .parser import _positive_int
 
+__all__ = ["add_parser", "run"]
+
 
 def add_parser(subparsers):
-    """Add ``deepff summary`` and its flags to ``subparsers``."""
+    """Add ``deepff summary`` and its flags to ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers`` returned.
+    """
     s = subparsers.add_parser("summary", help="layer table with the shapes of W, b, a and h")
     s.add_argument("--config", help="config file with the layers")
     s.add_argument("--model", help="or a saved model")
@@ -17,7 +25,18 @@ def add_parser(subparsers):
 
 
 def run(args):
-    """Run ``deepff summary``; return its exit status."""
+    """Run ``deepff summary``; return its exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     from ..io import load
     from ..model import Network
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import positive
 from ..errors import DatasetError
 from ..validation import check_file_path
 
@@ -352,7 +353,7 @@ def _download_one(stem, dest, mirrors, timeout):
                         f"SHA-256 digest mismatch of the decompressed payload ({size} bytes): "
                         f"got {digest}, expected {MNIST_SHA256[stem]}"
                     )
-                from ..io import _new_file_mode
+                from ..atomic import _new_file_mode
 
                 os.chmod(tmp, _new_file_mode(dest / f"{stem}.gz"))   # as other files: mkstemp makes 0600
                 os.replace(tmp, dest / f"{stem}.gz")
@@ -419,8 +420,7 @@ def download_mnist(dest_dir, mirrors=None, timeout=30):
         If ``dest_dir`` cannot be created, or when every mirror fails for a
         file; the message names the file and each mirror's reason.
     """
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
-        raise DatasetError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    timeout = positive("", "timeout (seconds)", timeout, error=DatasetError)
     dest = Path(dest_dir).expanduser()
     mirrors = _mirror_list(mirrors)
     try:
