@@ -192,7 +192,14 @@ def gradcheck_report(network, X, y, sample_weight=None, penalty=None, training=T
 
     Parameters
     ----------
-    network, X, y, sample_weight, penalty, training, eps, atol
+    network : FeedForward or Net
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+    sample_weight : array-like of shape (n_samples,), optional
+    penalty : Penalty or dict, optional
+    training : bool, default True
+    eps : float, default 1e-6
+    atol : float, optional
         As for :func:`gradcheck_details`.
 
     Returns
