@@ -49,3 +49,23 @@ def require_module(name, area):
         return importlib.import_module(name)
     except Exception as exc:  # noqa: BLE001 - any import failure means the area cannot run
         missing(area, f"{name} cannot be imported ({type(exc).__name__}: {exc})")
+
+
+KERNELS = "compiled kernels (numba)"
+MNIST = "MNIST data"
+
+
+def require_kernels():
+    """Go on when deepff's compiled kernels are on; otherwise skip locally or fail in CI.
+
+    ``DEEPFF_NUMBA=0`` is the user's switch, not a fault: with it the kernel
+    tests skip even in CI (.ci/run's numpy-only pass sets it on purpose).
+    Without it, a numba that cannot be imported (absent or broken) is a
+    missing area like any other.
+    """
+    from deepff import _kernels
+
+    if os.environ.get("DEEPFF_NUMBA", "1") == "0":
+        pytest.skip("compiled kernels switched off by DEEPFF_NUMBA=0", allow_module_level=True)
+    require_module("numba", area=KERNELS)
+    require(_kernels.enabled(), area=KERNELS, reason="numba imports but deepff._kernels.enabled() is False")

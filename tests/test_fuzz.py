@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import deepff
+from _fuzzing import COUNTS
 from deepff import Callback, ModelFileError, Network, SpecError, Trainer
 from deepff.io import load_checkpoint, save_checkpoint
 from deepff.spec import parse_config
@@ -28,7 +29,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None,
                                        HealthCheck.filter_too_much])
 PER_EXAMPLE_SECONDS = 10
 
-RAN = collections.Counter()  # examples per property
+RAN = COUNTS  # examples per property (printed in the terminal summary)
 
 
 class _Hang(Exception):
