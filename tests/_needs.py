@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
 
 import pytest
 
@@ -53,6 +54,10 @@ def require_module(name, area):
 
 KERNELS = "compiled kernels (numba)"
 MNIST = "MNIST data"
+# CI clones the project into some folder with shared/ beside it: go through the repository root's parent.
+MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist"
+MNIST_GZ = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz")
 
 
 def require_kernels():
@@ -69,3 +74,11 @@ def require_kernels():
         pytest.skip("compiled kernels switched off by DEEPFF_NUMBA=0", allow_module_level=True)
     require_module("numba", area=KERNELS)
     require(_kernels.enabled(), area=KERNELS, reason="numba imports but deepff._kernels.enabled() is False")
+
+
+def require_mnist():
+    """Return the shared MNIST folder; skip locally or fail in CI when one of its four files is absent."""
+    absent = [name for name in MNIST_GZ if not (MNIST_DIR / name).is_file()]
+    require(not absent, area=MNIST, reason=f"{', '.join(absent)} not found in {MNIST_DIR} (the shared data folder "
+            "beside the repository)")
+    return MNIST_DIR

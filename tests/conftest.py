@@ -58,3 +58,11 @@ def kernels_on():
     from _needs import require_kernels
 
     require_kernels()
+
+
+@pytest.fixture
+def mnist_dir():
+    """The shared real MNIST folder (tests/_needs.py: skips locally, fails in CI, when it is absent)."""
+    from _needs import require_mnist
+
+    return require_mnist()

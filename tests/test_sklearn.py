@@ -342,7 +342,7 @@ def test_float32_stays_float32():
 
 @quiet
 def test_dataframe_feature_names_and_sparse_input():
-    pd = pytest.importorskip("pandas")
+    pd = require_module("pandas", area="pandas input")
     X, y = _digits(200)
     df = pd.DataFrame(X, columns=[f"px{i}" for i in range(X.shape[1])])
     est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(df, pd.Series(y))
