@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
-pytest.importorskip("matplotlib")
+from _needs import require_module
+
+require_module("sklearn", area="scikit-learn")
+require_module("matplotlib", area="plots (matplotlib)")
 
 from deepff import __version__, cli  # noqa: E402
 from deepff.cli import train as cli_train  # noqa: E402
@@ -484,7 +486,7 @@ def test_datasets_lists_digits_and_mnist(tmp_path, capsys):
     assert str(tmp_path) in out
 
 
-@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"no MNIST copy in {MNIST_DIR}")
+@pytest.mark.usefixtures("mnist_dir")
 def test_train_on_mnist(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     rc, out, _ = run(capsys, "train", "--dataset", "mnist", "--data-dir", MNIST_DIR, "--epochs", 1,

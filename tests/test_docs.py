@@ -37,6 +37,8 @@ from pathlib import Path
 
 import pytest
 
+from _needs import require_module
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 SRC = ROOT / "src" / "deepff"
@@ -307,9 +309,9 @@ def test_math_page_code_map_matches_the_source():
 
 def test_mkdocs_build_strict(tmp_path):
     """`mkdocs build --strict`: nav, links, anchors, images and the API reference all resolve."""
-    pytest.importorskip("mkdocs")
-    pytest.importorskip("material")
-    pytest.importorskip("mkdocstrings_handlers.python")
+    require_module("mkdocs", area="docs site (mkdocs)")
+    require_module("material", area="docs site (mkdocs)")
+    require_module("mkdocstrings_handlers.python", area="docs site (mkdocs)")
     site = tmp_path / "site"
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
     proc = subprocess.run(

@@ -2,8 +2,9 @@
 
 Every script accepts ``--quick`` (also ``DEEPFF_EXAMPLES_QUICK=1``) for a run
 of a few seconds and ``--outdir`` for its figures, which go to a temporary
-folder here. The MNIST script is skipped when the shared MNIST copy
-(``../shared/datasets/mnist``) is absent, since it would otherwise download;
+folder here. The MNIST script needs the shared MNIST copy
+(``../shared/datasets/mnist``; it would otherwise download): without it the
+test skips locally and fails in CI (tests/_needs.py);
 the MNIST recipe files (``examples/mnist*.yaml``) are checked in-process on
 random data.
 """
@@ -67,7 +68,7 @@ def test_every_example_has_quick_settings():
         assert '"--quick"' in source and "DEEPFF_EXAMPLES_QUICK" in source, script.name
 
 
-needs_mnist = pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"no MNIST copy in {MNIST_DIR}")
+needs_mnist = pytest.mark.usefixtures("mnist_dir")   # skips locally, fails in CI (tests/_needs.py)
 
 
 @needs_mnist

@@ -7,10 +7,8 @@ counts, so a silently shortened run cannot pass.
 from __future__ import annotations
 
 import collections
-import contextlib
 import copy
 import math
-import signal
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import deepff
+from _fuzzing import COUNTS, time_limit
 from deepff import Callback, ModelFileError, Network, SpecError, Trainer
 from deepff.io import load_checkpoint, save_checkpoint
 from deepff.spec import parse_config
@@ -26,36 +25,12 @@ EXAMPLES = 500
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.filter_too_much])
-PER_EXAMPLE_SECONDS = 10
 
-RAN = collections.Counter()  # examples per property
-
-
-class _Hang(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def _time_limit(seconds=PER_EXAMPLE_SECONDS):
-    """Fail an example that takes too long (a hang) instead of blocking the suite."""
-    if not hasattr(signal, "setitimer"):  # pragma: no cover - Windows
-        yield
-        return
-
-    def on_alarm(signum, frame):
-        raise _Hang(f"example still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+RAN = COUNTS  # examples per property (printed in the terminal summary by tests/conftest.py)
 
 
 def _only_spec_errors(fn, value):
-    with _time_limit():
+    with time_limit():
         try:
             fn(value)
         except SpecError as exc:
@@ -261,7 +236,7 @@ def corrupted(draw, data):
 def _load_corrupted(files, data, loader, name):
     path = files["folder"] / name
     path.write_bytes(data)
-    with _time_limit():
+    with time_limit():
         try:
             result = loader(path)
         except ModelFileError as exc:

@@ -20,6 +20,7 @@ import pytest
 import deepff
 from _fullfs import fill as _fill
 from _fullfs import mounted
+from _needs import require_module
 from deepff import ModelFileError, Network
 from deepff.data import Standardizer
 from deepff.io import FORMAT_VERSION, atomic_write
@@ -897,7 +898,7 @@ def test_a_model_file_with_a_left_over_array_is_refused(tmp_path):
 
 
 def test_saving_a_scikit_learn_estimator_says_how_to_save_it(tmp_path):
-    pytest.importorskip("sklearn")
+    require_module("sklearn", area="scikit-learn")
     import warnings
 
     from deepff.sklearn import MLPClassifier

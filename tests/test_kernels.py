@@ -4,17 +4,23 @@ The optimizer and ReLU kernels do the numpy path's operations in the same
 order and dtype, so they must agree bit for bit; softmax and the fused
 negative log-likelihood use a different exp / summation order, so they
 agree to float rounding. Every comparison runs the numpy path by setting
-``DEEPFF_NUMBA=0``, the switch users have.
+``DEEPFF_NUMBA=0``, the switch users have, and counts the kernels' calls
+(the ``kernel_calls`` fixture of tests/conftest.py): a kernel that silently
+stopped running would otherwise compare numpy with numpy.
+
+Without numba these tests skip locally and fail in CI (tests/_needs.py);
+with ``DEEPFF_NUMBA=0`` (the user's switch) they skip everywhere.
 """
 
 import numpy as np
 import pytest
 
 import deepff
+from _needs import require_kernels
 from deepff import _kernels, activations, losses
 from deepff.optimizers import SGD, Adam, AdamW
 
-pytestmark = pytest.mark.skipif(not _kernels.enabled(), reason="kernels off (no numba, or DEEPFF_NUMBA=0)")
+require_kernels()
 
 
 def test_refresh_rereads_the_environment(monkeypatch):
@@ -55,11 +61,20 @@ def _numpy_path(monkeypatch):
     assert not _kernels.enabled()
 
 
-def _same_bits_with_and_without_kernels(run, monkeypatch):
+def _ran(calls, *names):
+    """Assert that each named kernel ran since the last check; then count afresh."""
+    idle = [name for name in names if not calls[name]]
+    assert not idle, f"kernels never called: {idle} (calls: {dict(calls)})"
+    calls.clear()
+
+
+def _same_bits_with_and_without_kernels(run, monkeypatch, calls, kernel):
     """``run()`` -> (theta, optimizer state), once compiled and once on numpy; assert equal bits."""
     theta_k, state_k = run()
+    _ran(calls, kernel)
     _numpy_path(monkeypatch)
     theta_n, state_n = run()
+    assert not calls                  # the numpy side ran no kernel
     np.testing.assert_array_equal(theta_k, theta_n)
     assert set(state_k) == set(state_n)
     for name in state_n:
@@ -69,7 +84,7 @@ def _same_bits_with_and_without_kernels(run, monkeypatch):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("cls,kwargs", OPT_CASES, ids=[f"{c.__name__}-{k}" for c, k in OPT_CASES])
-def test_fused_optimizer_step_is_bit_identical_to_numpy(cls, kwargs, dtype, monkeypatch):
+def test_fused_optimizer_step_is_bit_identical_to_numpy(cls, kwargs, dtype, monkeypatch, kernel_calls):
     rng = np.random.default_rng(0)
     theta0 = rng.normal(size=1000).astype(dtype)
     fused, ref = cls(**kwargs), cls(**kwargs)
@@ -83,7 +98,8 @@ def test_fused_optimizer_step_is_bit_identical_to_numpy(cls, kwargs, dtype, monk
         if step == 10:  # a schedule changes lr between steps
             fused.lr = ref.lr = fused.lr * 0.5
     assert a.dtype == np.dtype(dtype)
-    assert not np.array_equal(a, theta0)  # the kernel really updated theta
+    assert not np.array_equal(a, theta0)  # the kernel really updated theta ...
+    assert dict(kernel_calls) == {"sgd_kernel" if cls is SGD else "adam_kernel": 20}   # ... once a step, and
     np.testing.assert_array_equal(a, b)
     for name in fused.state:
         np.testing.assert_array_equal(fused.state[name], ref.state[name])
@@ -114,16 +130,18 @@ def _activation_inputs(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_relu_kernels_are_bit_identical_to_numpy(dtype, monkeypatch):
+def test_relu_kernels_are_bit_identical_to_numpy(dtype, monkeypatch, kernel_calls):
     relu = activations.get("relu")
     z, b, g = _activation_inputs(dtype)
     za, ha = z.copy(), np.empty_like(z)
     relu.forward_biased(za, b, out=ha)
     ga = relu.backward(za, ha, g, out=np.empty_like(g))
+    _ran(kernel_calls, "bias_relu_kernel", "relu_backward_kernel")
     _numpy_path(monkeypatch)
     zb, hb = z.copy(), np.empty_like(z)
     relu.forward_biased(zb, b, out=hb)
     gb = relu.backward(zb, hb, g, out=np.empty_like(g))
+    assert not kernel_calls
     np.testing.assert_array_equal(za, zb)   # a = z + b written back
     np.testing.assert_array_equal(ha, hb)   # NaN stays NaN, inf stays inf
     np.testing.assert_array_equal(ga, gb)   # NaN * 0 is NaN in both
@@ -143,7 +161,7 @@ def test_a_relu_subclass_with_its_own_forward_keeps_it():
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_amsgrad_kernel_keeps_nan_in_its_state_as_numpy_does(dtype, monkeypatch):
+def test_amsgrad_kernel_keeps_nan_in_its_state_as_numpy_does(dtype, monkeypatch, kernel_calls):
     def run():
         opt, theta = Adam(amsgrad=True), np.zeros(3, dtype=dtype)
         with np.errstate(invalid="ignore"):   # inf / inf in the numpy path
@@ -151,14 +169,14 @@ def test_amsgrad_kernel_keeps_nan_in_its_state_as_numpy_does(dtype, monkeypatch)
             opt.step(theta, np.array([np.nan, 1, np.inf], dtype=dtype))
         return theta, opt.state
 
-    state = _same_bits_with_and_without_kernels(run, monkeypatch)
+    state = _same_bits_with_and_without_kernels(run, monkeypatch, kernel_calls, "adam_kernel")
     assert np.isnan(state["max_exp_avg_sq"][0])
 
 
 @pytest.mark.parametrize("alpha", [0.0, 1e-3])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("solver", ["adam", "sgd", "sgd-plain"])
-def test_sklearn_fused_steps_are_bit_identical_to_numpy(solver, dtype, alpha, monkeypatch):
+def test_sklearn_fused_steps_are_bit_identical_to_numpy(solver, dtype, alpha, monkeypatch, kernel_calls):
     from deepff.sklearn import _SklearnAdam, _SklearnSGD
 
     def run():
@@ -171,24 +189,27 @@ def test_sklearn_fused_steps_are_bit_identical_to_numpy(solver, dtype, alpha, mo
             opt.fused_step(theta, grad, mask, alpha, 7.0)
         return theta, opt.state
 
-    _same_bits_with_and_without_kernels(run, monkeypatch)
+    kernel = "sklearn_adam_kernel" if solver == "adam" else "sklearn_sgd_kernel"
+    _same_bits_with_and_without_kernels(run, monkeypatch, kernel_calls, kernel)
 
 
 @pytest.mark.parametrize("dtype,rtol", [("float64", 1e-14), ("float32", 1e-6)])
-def test_softmax_kernel_matches_numpy(dtype, rtol, monkeypatch):
+def test_softmax_kernel_matches_numpy(dtype, rtol, monkeypatch, kernel_calls):
     rng = np.random.default_rng(2)
     a = (rng.normal(size=(40, 10)) * 30).astype(dtype)  # large logits: the max shift matters
     a[0] = 1000
     fused = activations.get("softmax").forward(a, out=np.empty_like(a))
+    _ran(kernel_calls, "softmax_kernels[0]", "softmax_kernels[1]")
     _numpy_path(monkeypatch)
     ref = activations.get("softmax").forward(a, out=np.empty_like(a))
+    assert not kernel_calls
     np.testing.assert_allclose(fused, ref, rtol=rtol, atol=1e-30)
     np.testing.assert_allclose(fused.sum(axis=1), 1, rtol=10 * rtol)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("dtype,rtol", [("float64", 1e-12), ("float32", 1e-5)])
-def test_nll_kernel_matches_numpy(dtype, rtol, weighted, monkeypatch):
+def test_nll_kernel_matches_numpy(dtype, rtol, weighted, monkeypatch, kernel_calls):
     rng = np.random.default_rng(3)
     a = (rng.normal(size=(50, 7)) * 10).astype(dtype)
     y = np.eye(7, dtype=dtype)[rng.integers(0, 7, 50)]
@@ -196,12 +217,14 @@ def test_nll_kernel_matches_numpy(dtype, rtol, weighted, monkeypatch):
     w = rng.random(50).astype(dtype) if weighted else None
     loss = losses.get("neg_log_likelihood")
     fused = loss.value_from_logits(a, y, w)
+    _ran(kernel_calls, "softmax_kernels[0]", "nll_kernel")
     _numpy_path(monkeypatch)
     ref = loss.value_from_logits(a, y, w)
+    assert not kernel_calls
     assert fused == pytest.approx(ref, rel=rtol)
 
 
-def test_training_with_and_without_kernels_agrees(monkeypatch):
+def test_training_with_and_without_kernels_agrees(monkeypatch, kernel_calls):
     """A float64 network trained with the kernels ends where the numpy path does."""
     rng = np.random.default_rng(4)
     X = rng.normal(size=(200, 8))
@@ -214,8 +237,11 @@ def test_training_with_and_without_kernels_agrees(monkeypatch):
         return net.get_weights(), hist["loss"]
 
     w_fused, loss_fused = train()
+    _ran(kernel_calls, "bias_relu_kernel", "relu_backward_kernel", "softmax_kernels[0]", "softmax_kernels[1]",
+         "adam_kernel")
     _numpy_path(monkeypatch)
     w_ref, loss_ref = train()
+    assert not kernel_calls
     np.testing.assert_allclose(w_fused, w_ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(loss_fused, loss_ref, rtol=1e-9)
     assert loss_ref[-1] < loss_ref[0]
@@ -224,7 +250,7 @@ def test_training_with_and_without_kernels_agrees(monkeypatch):
 @pytest.mark.parametrize("binary", [False, True])
 @pytest.mark.parametrize("k", [1, 3, 10])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_log_loss_terms_kernel_is_bit_identical_to_scipy(dtype, k, binary):
+def test_log_loss_terms_kernel_is_bit_identical_to_scipy(dtype, k, binary, kernel_calls):
     """The scikit-learn wrapper's loss terms: xlogy(y, clip(h)) [+ xlogy(1 - y, 1 - clip(h))]."""
     from scipy.special import xlogy
 
@@ -238,13 +264,14 @@ def test_log_loss_terms_kernel_is_bit_identical_to_scipy(dtype, k, binary):
     p = np.clip(h, eps, 1 - eps)
     ref = xlogy(y, p) + xlogy(1 - y, 1 - p) if binary else xlogy(y, p)
     got = _log_loss_terms(h, y, binary)
+    _ran(kernel_calls, "log_loss_terms_kernel")
     assert got.dtype == ref.dtype
     np.testing.assert_array_equal(got, ref)
 
 
 @pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_activation_derivative_kernels_are_bit_identical_to_numpy(name, dtype, monkeypatch):
+def test_activation_derivative_kernels_are_bit_identical_to_numpy(name, dtype, monkeypatch, kernel_calls):
     act = activations.get(name)
     rng = np.random.default_rng(6)
     a = rng.normal(size=(40, 9)).astype(dtype)
@@ -253,8 +280,11 @@ def test_activation_derivative_kernels_are_bit_identical_to_numpy(name, dtype, m
     fused = act.backward(a, h, g, out=np.empty_like(g))
     in_place = g.copy()
     act.backward(a, h, in_place, out=in_place)
+    assert dict(kernel_calls) == {f"{name}_backward_kernel": 2}    # both calls were compiled
+    kernel_calls.clear()
     _numpy_path(monkeypatch)
     ref = act.backward(a, h, g, out=np.empty_like(g))
+    assert not kernel_calls
     np.testing.assert_array_equal(fused, ref)
     np.testing.assert_array_equal(in_place, ref)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.special import expit, log_softmax
 
-from deepff import Dense, FeedForward, losses
+from deepff import Dense, FeedForward, activations, losses
 from deepff.errors import InputError, SpecError
 
 LOSSES = ["neg_log_likelihood", "mse", "mae", "huber", "binary_cross_entropy"]
@@ -272,3 +272,67 @@ def test_nll_takes_probabilities_off_by_rounding_and_rescales_them():
         np.testing.assert_allclose(Y, y, atol=2e-6)
     with pytest.raises(InputError, match="row 0 sums to 0.99;"):
         net.prepare_targets(np.array([[0.5, 0.3, 0.19]]), 1)
+
+
+# ------------------------------------------------------------ every loss, by table
+BUILT_IN = sorted({losses.get(n).name for n in losses.names()})   # read at import, before any test registers
+FUSED = [name for name in BUILT_IN if losses.get(name).fused_activation]
+
+_H = np.array([[1.0, 2.0], [0.5, 4.0]])
+_Y = np.array([[2.0, 0.0], [1.0, 4.0]])
+_P = np.array([[0.9, 0.1], [0.3, 0.7]])          # probability rows for the classification losses
+_T = np.array([[1.0, 0.0], [1.0, 0.0]])
+# name -> (h, y, J written out term by term, by hand)
+HAND = {
+    "neg_log_likelihood": (_P, _T, -(math.log(0.9) + math.log(0.3)) / 2),
+    "binary_cross_entropy": (_P, _T, -(math.log(0.9) + math.log(0.9) + math.log(0.3) + math.log(0.3)) / 4),
+    "mse": (_H, _Y, ((1 - 2) ** 2 + 2 ** 2 + (0.5 - 1) ** 2 + 0) / 4),
+    "mae": (_H, _Y, (1 + 2 + 0.5 + 0) / 4),
+    "huber": (_H, _Y, (0.5 + (2 - 0.5) + 0.125 + 0) / 4),
+    # y log(y / h) - y + h: (2 log 2 - 2 + 1) + (0 - 0 + 2) + (log 2 - 1 + 0.5) + (4 log 1 - 4 + 4)
+    "poisson": (_H, _Y, (2 * math.log(2) - 1 + 2 + math.log(2) - 0.5 + 0) / 4),
+}
+
+
+def test_every_built_in_loss_has_a_hand_computed_value():
+    assert sorted(HAND) == BUILT_IN
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_hand_computed_value(name):
+    h, y, expected = HAND[name]
+    loss = losses.get(name)
+    assert loss.value(h, y) == pytest.approx(expected, rel=1e-14)
+    w = np.array([2.0, 0.0])
+    row0 = losses.get(name).value(h[:1], y[:1])
+    assert loss.value(h, y, w) == pytest.approx(2 * row0 / 2, rel=1e-14)     # (1/n) sum_i w_i l_i, n = 2
+
+
+@pytest.mark.parametrize("name", FUSED)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fused_value_equals_the_general_value(name, weighted):
+    """value(f(a), y) == value_from_logits(a, y) with f the loss's fused activation (softmax, sigmoid, exp)."""
+    loss = losses.get(name)
+    rng = np.random.default_rng(11)
+    a = rng.normal(scale=1.5, size=(7, 3))
+    y = {"neg_log_likelihood": np.eye(3)[rng.integers(0, 3, 7)],
+         "binary_cross_entropy": rng.integers(0, 2, (7, 3)).astype(float),
+         "poisson": rng.poisson(2.0, (7, 3)).astype(float)}[name]
+    w = rng.uniform(0.5, 2.0, 7) if weighted else None
+    h = activations.get(loss.fused_activation).forward(a)
+    assert loss.value_from_logits(a, y, w) == pytest.approx(loss.value(h, y, w), rel=1e-12)
+    np.testing.assert_allclose(loss.grad_from_logits(a, h, y, w),
+                               activations.get(loss.fused_activation).backward(a, h, loss.grad(h, y, w)),
+                               rtol=1e-10, atol=1e-15)
+
+
+def test_poisson_perfect_prediction_is_zero_on_both_paths():
+    """J = 0 exactly where h = y (counts with zeros: y log y = 0 at y = 0, and h = e^a -> 0)."""
+    loss = losses.get("poisson")
+    y = np.array([[1.0, 3.0, 0.5], [2.0, 7.0, 1e-3]])
+    assert loss.value(y, y) == pytest.approx(0.0, abs=1e-15)
+    assert loss.value_from_logits(np.log(y), y) == pytest.approx(0.0, abs=1e-14)
+    zeros = np.array([[0.0, 2.0]])
+    assert loss.value_from_logits(np.array([[-50.0, math.log(2.0)]]), zeros) == pytest.approx(0.0, abs=1e-14)
+    assert loss.value(np.array([[0.0, 2.0]]), zeros) == pytest.approx(0.0, abs=1e-14)   # h clipped at eps
+    assert loss.value(2 * y, y) > 0.1 and loss.value_from_logits(np.log(2 * y), y) > 0.1

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
+from _needs import require_module
 from deepff import InputError
 from deepff.metrics import classification_report, confusion_matrix, regression_report
 
-skm = pytest.importorskip("sklearn.metrics")
+skm = require_module("sklearn.metrics", area="scikit-learn")
 
 
 def test_confusion_matrix_counts_by_hand():

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib")
+from _needs import require_module
+
+require_module("matplotlib", area="plots (matplotlib)")
 
 from deepff import plots  # noqa: E402
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import deepff
+from _needs import require_module
 from deepff import schedules
 from deepff.errors import ModelFileError, SpecError
 from deepff.schedules import Constant, Cosine, ExponentialDecay, InvScaling, Plateau, Schedule, StepDecay
@@ -160,7 +161,7 @@ def test_adaptive_alias():
 
 
 def _sklearn_fit(**kw):
-    nn = pytest.importorskip("sklearn.neural_network")
+    nn = require_module("sklearn.neural_network", area="scikit-learn")
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 3))
     y = np.sin(X[:, 0]) + 0.3 * rng.normal(size=60)

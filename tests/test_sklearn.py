@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
+from _needs import require_module
+
+require_module("sklearn", area="scikit-learn wrapper")
 
 import joblib  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
@@ -242,17 +244,23 @@ def test_lbfgs_matches_sklearn():
     assert_allclose(ours.predict(X), ref.predict(X), atol=1e-6)
 
 
-@pytest.mark.skipif(not _kernels.enabled(), reason="kernels off (no numba, or DEEPFF_NUMBA=0)")
-def test_numba_and_numpy_paths_agree(monkeypatch):
+@pytest.mark.usefixtures("kernels_on")
+def test_numba_and_numpy_paths_agree(monkeypatch, kernel_calls):
     """Same fits with the compiled kernels and with DEEPFF_NUMBA=0 (softmax's exp differs in the last bits)."""
     X, y = _digits(200)
-    for params in ({"solver": "adam", "activation": "relu"}, {"solver": "sgd", "activation": "tanh"},
-                   {"solver": "sgd", "activation": "logistic", "nesterovs_momentum": False}):
+    for params, compiled in (({"solver": "adam", "activation": "relu"}, {"sklearn_step_kernel"}),
+                             ({"solver": "sgd", "activation": "tanh"}, {"tanh_backward_kernel", "sklearn_sgd_kernel"}),
+                             ({"solver": "sgd", "activation": "logistic", "nesterovs_momentum": False},
+                              {"sklearn_step_kernel"})):
         kw = {"hidden_layer_sizes": (12,), "max_iter": 8, "random_state": 0, **params}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
+            kernel_calls.clear()
             fast = MLPClassifier(**kw).fit(X, y)
+            assert compiled <= {name for name, n in kernel_calls.items() if n}, dict(kernel_calls)
+            kernel_calls.clear()
             slow = _fit_without_kernels(monkeypatch, MLPClassifier(**kw), X, y)
+            assert not kernel_calls
         for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_, strict=True):
             assert_allclose(a, b, rtol=1e-10, atol=1e-13)
         assert_allclose(fast.loss_curve_, slow.loss_curve_, rtol=1e-12)
@@ -270,10 +278,10 @@ def _fit_without_kernels(monkeypatch, estimator, X, y):
         _kernels.refresh()
 
 
-@pytest.mark.skipif(not _kernels.enabled(), reason="kernels off (no numba, or DEEPFF_NUMBA=0)")
+@pytest.mark.usefixtures("kernels_on")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
-def test_regressor_fits_are_bit_identical_with_and_without_kernels(solver, dtype, monkeypatch):
+def test_regressor_fits_are_bit_identical_with_and_without_kernels(solver, dtype, monkeypatch, kernel_calls):
     """No softmax in a regressor: every per-piece kernel on its path must give the numpy path's bits.
 
     (The compiled whole step, which sums in its own order, is switched off
@@ -288,7 +296,12 @@ def test_regressor_fits_are_bit_identical_with_and_without_kernels(solver, dtype
         with monkeypatch.context() as m:
             m.setattr(dsk._BaseMLP, "_step_plan", lambda self, *args: None)
             fast = MLPRegressor(**kw).fit(X, y)
+        ran = {name for name, n in kernel_calls.items() if n}
+        assert {"bias_relu_kernel", "relu_backward_kernel", f"sklearn_{solver}_kernel"} <= ran, dict(kernel_calls)
+        assert "sklearn_step_kernel" not in ran
+        kernel_calls.clear()
         slow = _fit_without_kernels(monkeypatch, MLPRegressor(**kw), X, y)
+        assert not kernel_calls
     assert fast.coefs_[0].dtype == dtype
     for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_, strict=True):
         assert_array_equal(a, b)
@@ -329,7 +342,7 @@ def test_float32_stays_float32():
 
 @quiet
 def test_dataframe_feature_names_and_sparse_input():
-    pd = pytest.importorskip("pandas")
+    pd = require_module("pandas", area="pandas input")
     X, y = _digits(200)
     df = pd.DataFrame(X, columns=[f"px{i}" for i in range(X.shape[1])])
     est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(df, pd.Series(y))

@@ -14,10 +14,11 @@ from sklearn.datasets import load_digits, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
+from _needs import require_kernels
 from deepff import _kernels
 from deepff import sklearn as dsk
 
-pytestmark = pytest.mark.skipif(not _kernels.enabled(), reason="kernels off (no numba, or DEEPFF_NUMBA=0)")
+require_kernels()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from _needs import require_module
 from deepff import Dense, Network, SpecError
 from deepff.spec import (
     load_config,
@@ -259,7 +260,7 @@ def test_load_config_files(tmp_path, ext):
     if ext == ".json":
         path.write_text(json.dumps({"layers": SPEC, "seed": 1, "training": {"epochs": 2}}))
     elif ext == ".yaml":
-        yaml = pytest.importorskip("yaml")
+        yaml = require_module("yaml", area="YAML configs")
         path.write_text(yaml.safe_dump({"layers": SPEC, "seed": 1, "training": {"epochs": 2}}))
     else:
         lines = ["seed = 1", "[training]", "epochs = 2"]
@@ -312,7 +313,7 @@ def test_class_weight_values_are_checked_when_the_config_is_read(cw, match):
 
 
 def test_a_yaml_syntax_error_names_its_line_and_column(tmp_path):
-    pytest.importorskip("yaml")
+    require_module("yaml", area="YAML configs")
     bad = tmp_path / "bad.yaml"
     bad.write_text("layers: [\n  {layer_type: input, n_features: 4\n")
     with pytest.raises(SpecError, match=r"not valid YAML: expected ',' or '\}'.*\(line 3, column 1\)") as info:
@@ -326,7 +327,7 @@ _SMALL = ("layers:\n  - {layer_type: input, n_features: 3}\n"
 
 def test_yaml_reads_exponent_numbers_without_a_dot_as_numbers(tmp_path):
     """YAML 1.1 reads 1e-3 as text; deepff's loader reads it as 0.001 (YAML 1.2), and nothing else changes."""
-    pytest.importorskip("yaml")
+    require_module("yaml", area="YAML configs")
     path = tmp_path / "c.yaml"
     path.write_text(_SMALL + "training:\n  optimizer: {name: adam, lr: 1e-3}\n  epochs: 3\n"
                     "  regularization: {l2: 5E-4}\n  schedule: {name: step, step_size: 2, gamma: '0.5'}\n")
@@ -374,7 +375,7 @@ def test_a_misspelt_parameter_is_named_with_the_valid_ones(ident, message):
               '"output", "n_neurons": 2, "activation": "softmax", "loss_type": "nll"}]}', "layers"),
 ])
 def test_a_key_given_twice_is_an_error_not_the_last_value(tmp_path, ext, body, key):
-    pytest.importorskip("yaml")
+    require_module("yaml", area="YAML configs")
     path = tmp_path / f"c{ext}"
     path.write_text(body)
     with pytest.raises(SpecError, match=f"config file .*c{re.escape(ext)}.*key '{key}' appears twice"):
@@ -382,7 +383,7 @@ def test_a_key_given_twice_is_an_error_not_the_last_value(tmp_path, ext, body, k
 
 
 def test_a_yaml_merge_key_may_still_be_overridden(tmp_path):
-    pytest.importorskip("yaml")
+    require_module("yaml", area="YAML configs")
     path = tmp_path / "c.yaml"
     path.write_text("x-opt: &opt {name: adam, lr: 0.1}\n" + _SMALL
                     + "training:\n  optimizer:\n    <<: *opt\n    lr: 0.01\n")

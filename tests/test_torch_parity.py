@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+from _needs import require_module
 from deepff import optimizers
 
-torch = pytest.importorskip("torch")
+torch = require_module("torch", area="PyTorch parity")
 
 N_STEPS = 20
 N_PARAMS = 11

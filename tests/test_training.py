@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import deepff
+from _needs import require_module
 from deepff import Callback, Dense, DivergenceError, EarlyStopping, InputError, Network, SpecError, Trainer
 from deepff.training import class_weights
 
@@ -203,7 +204,7 @@ def test_balanced_class_weights_formula():
 
 
 def test_balanced_class_weights_match_sklearn():
-    cw = pytest.importorskip("sklearn.utils.class_weight")
+    cw = require_module("sklearn.utils.class_weight", area="scikit-learn")
     labels = np.random.default_rng(0).choice(4, p=[0.6, 0.25, 0.1, 0.05], size=200)
     expected = cw.compute_class_weight("balanced", classes=np.arange(4), y=labels)
     np.testing.assert_allclose(class_weights(labels, "balanced", 4), expected[labels], rtol=1e-14)
@@ -395,8 +396,8 @@ def test_trainer_used_directly():
 
 # ------------------------------------------------------------- real problem
 def test_digits_reaches_a_sensible_accuracy():
-    datasets = pytest.importorskip("sklearn.datasets")
-    model_selection = pytest.importorskip("sklearn.model_selection")
+    datasets = require_module("sklearn.datasets", area="scikit-learn")
+    model_selection = require_module("sklearn.model_selection", area="scikit-learn")
     X, y = datasets.load_digits(return_X_y=True)
     X = X / 16.0
     Xtr, Xte, ytr, yte = model_selection.train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
@@ -557,7 +558,7 @@ def test_trainer_fit_names_unprepared_arrays():
 
 def test_balanced_weights_count_only_the_classes_present():
     """3 output units, 2 classes in y: scikit-learn's weights for the classes it sees."""
-    cw = pytest.importorskip("sklearn.utils.class_weight")
+    cw = require_module("sklearn.utils.class_weight", area="scikit-learn")
     labels = np.array([0, 0, 0, 1])
     expected = cw.compute_class_weight("balanced", classes=np.array([0, 1]), y=labels)
     np.testing.assert_allclose(class_weights(labels, "balanced", 3), expected[labels], rtol=1e-15)
@@ -581,7 +582,7 @@ def test_evaluate_weights_every_figure():
 
 
 def test_weighted_regression_report_matches_scikit_learn():
-    metrics = pytest.importorskip("sklearn.metrics")
+    metrics = require_module("sklearn.metrics", area="scikit-learn")
     rng = np.random.default_rng(0)
     yt, yp, w = rng.normal(size=(30, 2)), rng.normal(size=(30, 2)), rng.uniform(0.1, 2, 30)
     from deepff.metrics import regression_report

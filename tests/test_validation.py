@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+from _needs import require_module
 from deepff import Dense, InputError, Net, Network
 from deepff.validation import check_dtype, check_sample_weight, check_targets, check_X
 
@@ -217,7 +218,7 @@ def test_check_dtype_rejects(dtype):
 
 
 def test_sparse_input_is_named_with_the_fix():
-    sparse = pytest.importorskip("scipy.sparse")
+    sparse = require_module("scipy.sparse", area="scipy")
     with pytest.raises(InputError, match=r"X is a sparse matrix.*X.toarray\(\)"):
         check_X(sparse.csr_matrix(np.eye(3)), np.float64)
 

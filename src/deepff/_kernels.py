@@ -53,6 +53,9 @@ def enabled():
     ``DEEPFF_NUMBA`` is read once, at the first use (a training step asks
     several times, and reading the environment costs as much as a small
     kernel); call :func:`refresh` after changing it in a running process.
+    An absent numba means off; a numba that is installed but fails to
+    import (a broken build, one made for another numpy) also means off, with
+    a ``RuntimeWarning`` naming the error.
 
     Returns
     -------
@@ -66,8 +69,13 @@ def enabled():
                 import numba  # noqa: F401
 
                 flag = True
-            except Exception:  # not installed, or broken against this numpy
-                pass
+            except Exception as exc:  # noqa: BLE001 - absent (quietly off), or installed but broken (say so)
+                if not (isinstance(exc, ModuleNotFoundError) and exc.name == "numba"):
+                    import warnings
+
+                    warnings.warn(f"numba is installed but cannot be imported ({type(exc).__name__}: {exc}); "
+                                  "deepff's compiled kernels are off and the numpy code runs (DEEPFF_NUMBA=0 "
+                                  "silences this)", RuntimeWarning, stacklevel=2)
         _CACHE["enabled"] = flag
     return flag
 

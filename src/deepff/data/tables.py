@@ -631,6 +631,9 @@ def load_array_file(path, target=None):
                     )
                 X = npz["X"]
                 y = npz["y"] if "y" in keys else None
+                for name, member in (("X", X), ("y", y)):   # numpy hands out a member without its header as bytes
+                    if member is not None and not isinstance(member, np.ndarray):
+                        raise DatasetError(f"{path}: member {name!r} is not a numpy array (no .npy header)")
     except DatasetError:
         raise
     except Exception as exc:  # numpy raises ValueError, OSError, BadZipFile, EOFError, ...
