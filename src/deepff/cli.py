@@ -23,6 +23,7 @@ import numpy as np
 
 from . import __version__
 from .errors import DeepffError, DivergenceError, InputError, SpecError
+from .playground import command as playground_command  # argparse only; the server loads when run
 from .training import Callback
 
 __all__ = ["main", "build_parser"]
@@ -191,6 +192,7 @@ def build_parser():
     d = sub.add_parser("datasets", help="list the built-in datasets, where they are and whether they are there")
     d.add_argument("--data-dir", default=None, help="folder holding an existing MNIST copy")
     d.add_argument("--debug", action="store_true", help="show tracebacks")
+    playground_command.add_parser(sub)
     return parser
 
 
@@ -1478,7 +1480,8 @@ def cmd_datasets(args):
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "summary": cmd_summary, "gradcheck": cmd_gradcheck, "datasets": cmd_datasets}
+            "summary": cmd_summary, "gradcheck": cmd_gradcheck, "datasets": cmd_datasets,
+            "playground": playground_command.run}
 
 
 def main(argv=None):
