@@ -23,7 +23,16 @@ import warnings
 import numpy as np
 
 from ..training import Callback
-from .config import LIMITS, ConfigError, check_config, pair_problems, regularization_of, resolved_pair, spec_of
+from .config import (
+    LIMITS,
+    ConfigError,
+    check_config,
+    pair_problem,
+    pair_problems,
+    regularization_of,
+    resolved_pair,
+    spec_of,
+)
 from .datasets import EXTENT, features, make_data, split_table
 
 __all__ = ["Session", "SessionStore"]
@@ -106,6 +115,10 @@ class Session:
 
         cfg = check_config(raw, uploaded=self.table is not None)
         data = self._make_data(cfg)
+        act, loss = resolved_pair(cfg, data.task, data.n_classes)
+        problem = pair_problem(data.task, data.n_classes, act, loss, data.y_train[:16])
+        if problem:
+            raise ConfigError(f"output activation {act!r} with loss {loss!r}: {problem}")
         spec = spec_of(cfg, data.X_train.shape[1], data.task, data.n_classes)
         net = Network.from_spec(spec, dtype="float64", seed=cfg["seed"])
         self.config, self.data, self.net, self.spec = cfg, data, net, spec
@@ -119,7 +132,6 @@ class Session:
             self.extent = [-EXTENT, EXTENT, -EXTENT, EXTENT]
         y_all = np.concatenate([data.y_train, data.y_test])
         self.y_range = [0.0, 1.0] if data.task == "classification" else [float(y_all.min()), float(y_all.max())]
-        act, loss = resolved_pair(cfg, data.task, data.n_classes)
         self._record()
         return {"config": cfg, "task": data.task, "n_classes": data.n_classes, "classes": data.classes,
                 "output_activation": act, "loss": loss, "spec": spec, "extent": self.extent,
