@@ -40,9 +40,12 @@ import re
 import socket
 import sys
 import tempfile
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import numpy as np
 
 from ..errors import DeepffError
 from . import export
@@ -285,6 +288,30 @@ class PlaygroundServer(ThreadingHTTPServer):
         self.sessions = SessionStore(idle_seconds=idle_seconds)
         self.verbose = verbose
         super().__init__(("127.0.0.1", port), _Handler)
+        #: set once every activation has taken a training step (see :meth:`warm_up`)
+        self.warmed = threading.Event()
+        threading.Thread(target=self.warm_up, name="deepff-playground-warm-up", daemon=True).start()
+
+    def warm_up(self):
+        """Take one float64 training step with every activation, so a page's first steps are not slow.
+
+        The optional compiled kernels (numba) load on first use, which can
+        take a second per activation; without this a learner's first presses
+        of play would stall on it.
+        """
+        from ..layers import Dense
+        from ..model import Network
+
+        X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.3, 0.2], [2.0, 0.1]])
+        try:
+            for act in ACTIVATIONS:
+                net = Network([Dense(3, act), Dense(1, "sigmoid")], loss="binary_cross_entropy", dtype="float64",
+                              seed=0)
+                net.fit(X, [0, 1, 0, 1], epochs=1, batch_size=2, optimizer="adam")
+        except Exception as exc:  # noqa: BLE001 - only a speed-up: never stop the server for it
+            print(f"deepff playground: warm-up skipped ({type(exc).__name__}: {exc})", file=sys.stderr)
+        finally:
+            self.warmed.set()
 
     @property
     def url(self):

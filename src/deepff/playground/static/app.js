@@ -81,7 +81,7 @@ const TEXT_KEYS = ["dataset", "task", "output_activation", "loss", "init", "opti
 function readConfig() {
   const cfg = {};
   for (const k of NUMBER_KEYS) cfg[k] = Number($(k).value);
-  for (const k of TEXT_KEYS) cfg[k] = $(k).value;
+  for (const k of TEXT_KEYS) cfg[k] = $(k).value || "auto";   // a select whose choice is not listed yet
   cfg.features = [...document.querySelectorAll("#features input:checked")].map((e) => e.value);
   cfg.layers = readLayers();
   return cfg;
@@ -133,18 +133,15 @@ function bytes(b64) { const s = atob(b64); const out = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i); return out; }
 
 function paint(canvas, grid, colourAt) {
-  const off = document.createElement("canvas");
-  off.width = off.height = grid;
-  const ctx = off.getContext("2d");
+  // the canvas holds one pixel per grid point; CSS scales it up, smoothly
+  if (canvas.width !== grid) canvas.width = canvas.height = grid;
+  const ctx = canvas.getContext("2d");
   const img = ctx.createImageData(grid, grid);
   for (let i = 0; i < grid * grid; i++) {
     const c = colourAt(i);
-    img.data.set([c[0], c[1], c[2], 255], 4 * i);
+    img.data[4 * i] = c[0]; img.data[4 * i + 1] = c[1]; img.data[4 * i + 2] = c[2]; img.data[4 * i + 3] = 255;
   }
   ctx.putImageData(img, 0, 0);
-  const out = canvas.getContext("2d");
-  out.imageSmoothingEnabled = true;
-  out.drawImage(off, 0, 0, canvas.width, canvas.height);
 }
 
 function neuronPicture(canvas, b64, grid) {
@@ -165,7 +162,12 @@ function drawBoundary(pics) {
     const v = bytes(out.value);
     paint(canvas, g, (i) => diverging(0.75 * (v[i] / 127.5 - 1)));
   }
-  const ctx = canvas.getContext("2d"), [x0, x1, y0, y1] = b.extent;
+}
+
+function drawPoints() {
+  const b = pg.built, canvas = $("points"), [x0, x1, y0, y1] = b.extent;
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
   const px = (x) => (x - x0) / (x1 - x0) * canvas.width, py = (y) => (y1 - y) / (y1 - y0) * canvas.height;
   const colourOf = (y) => b.task === "classification" ? CLASS_COLOURS[y % 10] :
     diverging(2 * (y - b.y_range[0]) / ((b.y_range[1] - b.y_range[0]) || 1) - 1);
@@ -198,32 +200,39 @@ function drawDiagram(state) {
     box.style.position = "relative";
     cols.forEach((col, c) => col.forEach((_, j) => {
       const cv = document.createElement("canvas");
-      cv.width = cv.height = size;
+      cv.width = cv.height = grid;
       cv.className = "neuron";
       cv.title = names[c][j];
       Object.assign(cv.style, { position: "absolute", left: `${10 + c * gapX}px`, top: `${top + j * gapY}px`,
-        border: "1px solid #999" });
+        width: `${size}px`, height: `${size}px`, border: "1px solid #999" });
       cv.dataset.col = c; cv.dataset.row = j;
       box.appendChild(cv);
     }));
   }
   const svg = box.querySelector("svg");
-  svg.textContent = "";
   const centre = (c, j) => [10 + c * gapX + size / 2, top + j * gapY + size / 2];
+  const wanted = state.weights.reduce((n, W) => n + W.length * W[0].length, 0);
+  if (svg.childElementCount !== wanted) {
+    svg.textContent = "";
+    for (let k = 0; k < wanted; k++) {
+      const line = document.createElementNS("http://www.w3.org/2000/svg", "line");
+      line.appendChild(document.createElementNS("http://www.w3.org/2000/svg", "title"));
+      svg.appendChild(line);
+    }
+  }
+  let k = 0;
   state.weights.forEach((W, l) => {
     const maxW = Math.max(1e-9, ...W.flat().map(Math.abs));
+    const last = l === state.weights.length - 1;
     W.forEach((row, i) => row.forEach((w, j) => {
       const [xa, ya] = centre(l, i);
-      const last = l === state.weights.length - 1;
       const [xb, yb] = last ? [10 + (l + 1) * gapX, top + j * gapY + size / 2] : centre(l + 1, j);
-      const line = document.createElementNS("http://www.w3.org/2000/svg", "line");
-      Object.entries({ x1: xa + size / 2, y1: ya, x2: xb - (last ? 0 : size / 2), y2: yb,
-        stroke: `rgb(${(w < 0 ? NEG : POS).join(",")})`, "stroke-width": 0.5 + 3.5 * Math.abs(w) / maxW,
-        "stroke-opacity": 0.8 }).forEach(([k, v]) => line.setAttribute(k, v));
-      const t = document.createElementNS("http://www.w3.org/2000/svg", "title");
-      t.textContent = `W${l + 1}[${i + 1},${j + 1}] = ${w}`;
-      line.appendChild(t);
-      svg.appendChild(line);
+      const line = svg.children[k++];
+      line.setAttribute("x1", xa + size / 2); line.setAttribute("y1", ya);
+      line.setAttribute("x2", xb - (last ? 0 : size / 2)); line.setAttribute("y2", yb);
+      line.setAttribute("stroke", w < 0 ? "rgb(245,147,34)" : "rgb(8,119,189)");
+      line.setAttribute("stroke-width", (0.5 + 3.5 * Math.abs(w) / maxW).toFixed(2));
+      line.firstChild.textContent = `W${l + 1}[${i + 1},${j + 1}] = ${w}`;
     }));
   });
   for (const cv of box.querySelectorAll("canvas.neuron")) {
@@ -361,6 +370,7 @@ async function build(changedData) {
     history.replaceState(null, "", "#" + encodeURIComponent(JSON.stringify(shown)));
     showSliders();
     showShapes(b.shapes);
+    drawPoints();
     show(b);
     $("download").href = `/api/export?session=${pg.sid}`;
     say("");
@@ -370,13 +380,22 @@ async function build(changedData) {
   $("play").classList.toggle("playing", pg.playing);
 }
 
+function count(t0, t1) {
+  pg.stats.waitMs += t1 - t0;   // the page waiting for the server
+  pg.stats.drawMs += performance.now() - t1;
+  pg.stats.updates += 1;
+  const secs = (performance.now() - pg.stats.started) / 1000;
+  if (secs > 0.5) { pg.stats.rate = pg.stats.updates / secs; $("ups").textContent = pg.stats.rate.toFixed(1); }
+}
+
 async function trainOnce(epochs) {
   pg.busy = true;
   try {
-    show(await api("/api/train", { session: pg.sid, epochs: epochs }));
-    pg.stats.updates += 1;
-    const secs = (performance.now() - pg.stats.started) / 1000;
-    if (secs > 0.5) { pg.stats.rate = pg.stats.updates / secs; $("ups").textContent = pg.stats.rate.toFixed(1); }
+    const t0 = performance.now();
+    const state = await api("/api/train", { session: pg.sid, epochs: epochs });
+    const t1 = performance.now();
+    show(state);
+    count(t0, t1);
   } finally { pg.busy = false; }
 }
 
@@ -384,11 +403,21 @@ async function play() {
   pg.playing = true;
   $("play").classList.add("playing");
   $("play").textContent = "pause";
-  pg.stats.updates = 0;
-  pg.stats.started = performance.now();
+  Object.assign(pg.stats, { updates: 0, waitMs: 0, drawMs: 0, started: performance.now() });
+  pg.busy = true;
   try {
-    while (pg.playing) await trainOnce(1);
+    // the next request is on its way while this update is drawn: server and page work side by side
+    let pending = api("/api/train", { session: pg.sid, epochs: 1 });
+    while (pending) {
+      const t0 = performance.now();
+      const state = await pending;
+      const t1 = performance.now();
+      pending = pg.playing ? api("/api/train", { session: pg.sid, epochs: 1 }) : null;
+      show(state);
+      count(t0, t1);
+    }
   } catch (e) { say(e.message); }
+  pg.busy = false;
   pg.playing = false;
   $("play").classList.remove("playing");
   $("play").textContent = "play";
