@@ -18,6 +18,8 @@ import http.client
 import io
 import json
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -110,7 +112,7 @@ def test_build_play_and_take_it_home(server, browser, tmp_path):
     page.wait_for_function("() => window.playground.built.shapes.layers.length === 4")
     shapes = page.inner_text("#shapes")
     assert "W^3 (8, 2)" in shapes and "a^3 (10, 2)" in shapes and "W^4 (2, 1)" in shapes
-    assert "g^3 = (g^4 (W^4)^T) o tanh'(a^3)" in shapes and "dW^4 (2, 1)" in shapes
+    assert "g^3 = (g^4 (W^4)^T) o tanh'(a^3)" in shapes and "(h^3)^T (2, 10) g^4 (10, 1) -> dW^4 (2, 1)" in shapes
     checks += 1
     page.click("#remove-layer")
     page.wait_for_function("() => window.playground.built.shapes.layers.length === 3")
@@ -189,13 +191,13 @@ def test_build_play_and_take_it_home(server, browser, tmp_path):
     print(f"browser checks passed: {checks} in {time.perf_counter() - t0:.1f} s")
 
 
-def check_screenshot(png):
+def check_screenshot(png, width=1300, min_height=1200):
     """A real picture: page-sized, many colours, the boundary's blue and orange both present."""
     import matplotlib.image as mpimg
 
     img = mpimg.imread(io.BytesIO(png), format="png")[..., :3]
     h, w, _ = img.shape
-    assert w == 1300 and h >= 1200
+    assert w == width and h >= min_height
     q = (img * 255).astype(np.uint8).reshape(-1, 3)
     colours = np.unique(q[:: 7], axis=0)
     assert len(colours) > 200
@@ -226,3 +228,21 @@ def test_upload_and_regression_in_the_page(server, browser, tmp_path):
     page.wait_for_function("() => document.getElementById('status').textContent.includes('two feature columns')")
     assert errors == []
     page.close()
+
+
+def test_playground_benchmark_runs_in_quick_mode(browser, tmp_path):
+    """benchmarks/bench_playground.py (the speed figure and the docs' screenshots) runs end to end."""
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_playground.py"), "--quick", "--json",
+                           str(out), "--screenshots", str(tmp_path), "--chromium", CHROMIUM],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["speed"]["updates"] >= 1 and report["speed"]["updates_per_s"] > 0
+    assert report["spiral"]["epoch"] >= 1 and 0 <= report["spiral"]["test_accuracy"] <= 1
+    assert report["ripple"]["test_loss"] > 0
+    for name in ("playground.png", "playground-regression.png", "playground-math.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+    check_screenshot((tmp_path / "playground.png").read_bytes(), width=1300, min_height=900)
+    assert "updates/s" in proc.stdout

@@ -305,11 +305,13 @@ function showShapes(sh) {
   lines.push(["forward", ""]);
   sh.layers.forEach((ly, i) => {
     const l = i + 1;
+    const hin = `h^${l - 1} ${shapeText([n, ly.W[0]])}`;
     if (ly.batch_norm) {
       add(`a^${l} = gamma^${l} BN(h^${l - 1} W^${l}) + beta^${l}`,
-        `W^${l} ${shapeText(ly.W)}  gamma^${l} ${shapeText(ly.gamma)}  beta^${l} ${shapeText(ly.beta)}  a^${l} ${shapeText(ly.a)}`);
+        `${hin} W^${l} ${shapeText(ly.W)}, gamma^${l} beta^${l} ${shapeText(ly.gamma)} -> a^${l} ${shapeText(ly.a)}`);
     } else {
-      add(`a^${l} = h^${l - 1} W^${l} + b^${l}`, `W^${l} ${shapeText(ly.W)}  b^${l} ${shapeText(ly.b)}  a^${l} ${shapeText(ly.a)}`);
+      add(`a^${l} = h^${l - 1} W^${l} + b^${l}`,
+        `${hin} W^${l} ${shapeText(ly.W)} + b^${l} ${shapeText(ly.b)} -> a^${l} ${shapeText(ly.a)}`);
     }
     add(`h^${l} = ${ly.activation}(a^${l})` + (ly.dropout ? `  then o mask / (1 - ${ly.dropout}) in training` : ""),
       `h^${l} ${shapeText(ly.h)}`);
@@ -317,22 +319,24 @@ function showShapes(sh) {
   add(`J = ${sh.loss}(h^${L}, y)`, "");
   lines.push(["backward", ""]);
   const out = sh.layers[L - 1];
-  add(sh.fused ? `g^${L} = (h^${L} - y) / n      (${out.activation} with ${sh.loss}: fused)` :
+  add(sh.fused ? `g^${L} = (h^${L} - y) / n   (fused: ${out.activation} + ${sh.loss})` :
     `g^${L} = ${out.activation}'(a^${L}) o dJ/dh^${L}`, `g^${L} ${shapeText(out.g)}`);
   for (let l = L; l >= 1; l--) {
     const ly = sh.layers[l - 1];
-    add(`dW^${l} = (h^${l - 1})^T g^${l}`, `dW^${l} ${shapeText(ly.W)}`);
+    add(`dW^${l} = (h^${l - 1})^T g^${l}`,
+      `(h^${l - 1})^T ${shapeText([ly.W[0], n])} g^${l} ${shapeText([n, ly.W[1]])} -> dW^${l} ${shapeText(ly.W)}`);
     if (!ly.batch_norm) add(`db^${l} = sum_rows(g^${l})`, `db^${l} ${shapeText(ly.b)}`);
     else add(`dgamma^${l}, dbeta^${l} from g^${l} through BN`, `${shapeText(ly.gamma)}`);
     if (l > 1) {
       const prev = sh.layers[l - 2];
-      add(`g^${l - 1} = (g^${l} (W^${l})^T) o ${prev.activation}'(a^${l - 1})`, `g^${l - 1} ${shapeText(prev.g)}`);
+      add(`g^${l - 1} = (g^${l} (W^${l})^T) o ${prev.activation}'(a^${l - 1})`,
+        `g^${l} ${shapeText(ly.g)} (W^${l})^T ${shapeText([ly.W[1], ly.W[0]])} -> g^${l - 1} ${shapeText(prev.g)}`);
     }
   }
   box.textContent = "";
   for (const [eq, shapes] of lines) {
     const row = document.createElement("div");
-    const e = document.createElement("span"); e.className = "eq"; e.textContent = eq.padEnd(58);
+    const e = document.createElement("span"); e.className = "eq"; e.textContent = eq.padEnd(64);
     const s = document.createElement("span"); s.className = "shape"; s.textContent = shapes;
     row.append(e, s);
     box.appendChild(row);
