@@ -88,16 +88,12 @@ def api_post(server, path, body):
     return resp.status, json.loads(resp.read())
 
 
-def test_build_play_and_take_it_home(server, browser, tmp_path):
-    t0 = time.perf_counter()
-    page, errors = open_page(browser, server.url)
-    checks = 0
-    # ---- build 2-8-8-1 on circles (500 points) by clicking
+def build_by_clicking(page):
+    """2-8-8-1 tanh on circles (500 points), adam: set through the page's controls; check the shapes shown."""
     page.select_option("#dataset", "circles")
-    page.fill("#layers .layer[data-index='0'] .units", "8")
-    page.dispatch_event("#layers .layer[data-index='0'] .units", "change")
-    page.fill("#layers .layer[data-index='1'] .units", "8")
-    page.dispatch_event("#layers .layer[data-index='1'] .units", "change")
+    for i in (0, 1):
+        page.fill(f"#layers .layer[data-index='{i}'] .units", "8")
+        page.dispatch_event(f"#layers .layer[data-index='{i}'] .units", "change")
     page.select_option("#optimizer", "adam")
     page.fill("#lr", "0.03")
     page.dispatch_event("#lr", "change")
@@ -106,37 +102,28 @@ def test_build_play_and_take_it_home(server, browser, tmp_path):
     wait_built(page)
     shapes = page.inner_text("#shapes")
     assert "W^1 (2, 8)" in shapes and "W^2 (8, 8)" in shapes and "W^3 (8, 1)" in shapes and "X (10, 2)" in shapes
-    checks += 1
-    # ---- a layer added by clicking: the math panel follows
+    # a layer added by clicking: the math panel follows
     page.click("#add-layer")
     page.wait_for_function("() => window.playground.built.shapes.layers.length === 4")
     shapes = page.inner_text("#shapes")
     assert "W^3 (8, 2)" in shapes and "a^3 (10, 2)" in shapes and "W^4 (2, 1)" in shapes
     assert "g^3 = (g^4 (W^4)^T) o tanh'(a^3)" in shapes and "(h^3)^T (2, 10) g^4 (10, 1) -> dW^4 (2, 1)" in shapes
-    checks += 1
     page.click("#remove-layer")
     page.wait_for_function("() => window.playground.built.shapes.layers.length === 3")
     wait_built(page)
-    before_loss, before_pixels = shown_test_loss(page), boundary_digest(page)
-    # ---- play, wait, pause
+
+
+def play_for(page, ms):
+    """Press play, wait, press pause; return the page's counters."""
     page.click("#play")
-    page.wait_for_timeout(3000)
+    page.wait_for_timeout(ms)
     page.click("#play")
     page.wait_for_function("() => !window.playground.playing && !window.playground.busy")
-    stats = page.evaluate("() => window.playground.stats")
-    rate = stats["rate"]
-    print(f"\nplayground in chromium: {stats['updates']} updates in about 3 s, {rate:.1f} updates/s "
-          "(2-8-8-1 tanh, 500 circles points, train + boundary redrawn per update)")
-    assert stats["updates"] >= 5
-    checks += 1
-    after_loss = shown_test_loss(page)
-    assert after_loss < 0.5 * before_loss, (before_loss, after_loss)
-    checks += 1
-    assert boundary_digest(page) != before_pixels
-    checks += 1
-    epochs = int(page.inner_text("#epoch"))
-    assert epochs == stats["updates"]
-    # ---- the download loads with deepff.load and predicts as the server's network
+    return page.evaluate("() => window.playground.stats")
+
+
+def check_take_home(page, server, tmp_path, shown_loss, epochs):
+    """The download loads and predicts as the server's network; the shown code retrains to the shown loss."""
     page.wait_for_function(f"() => document.getElementById('code-python').textContent.includes('epochs={epochs},')")
     with page.expect_download() as info:
         page.click("#download")
@@ -144,51 +131,58 @@ def test_build_play_and_take_it_home(server, browser, tmp_path):
     info.value.save_as(path)
     net = deepff.load(path)
     data = make_data("circles", 500, 0.0, 0.5, 0)
-    assert abs(net.evaluate(data.X_test, data.y_test)["loss"] - after_loss) < 1e-6
+    from_file = net.evaluate(data.X_test, data.y_test)["loss"]
+    assert abs(from_file - shown_loss) < 1e-6
     sid = page.evaluate("() => window.playground.sid")
     status, served = api_post(server, "/api/predict", {"session": sid, "X": data.X_test.tolist()})
     assert status == 200
     np.testing.assert_allclose(net.predict_output(data.X_test), served["outputs"], rtol=0, atol=1e-12)
-    checks += 1
-    # ---- the shown Python code retrains to the same test loss
     code = page.inner_text("#code-python")
     assert f"# {epochs} epochs = {epochs * 25} steps" in code
     namespace = {}
     exec(compile(code, "shown_code.py", "exec"), namespace)
     retrained = namespace["net"].evaluate(data.X_test, data.y_test)["loss"]
-    assert abs(retrained - after_loss) < 1e-6
-    print(f"shown test loss {after_loss:.9f}; downloaded model {net.evaluate(data.X_test, data.y_test)['loss']:.9f}; "
-          f"shown code retrained {retrained:.9f} ({epochs} epochs)")
-    checks += 1
-    # ---- gradcheck from the page
-    page.click("#gradcheck")
+    assert abs(retrained - shown_loss) < 1e-6
+    print(f"shown test loss {shown_loss:.9f}; downloaded model {from_file:.9f}; shown code retrained "
+          f"{retrained:.9f} ({epochs} epochs)")
+
+
+def test_build_play_and_take_it_home(server, browser, tmp_path):
+    t0 = time.perf_counter()
+    page, errors = open_page(browser, server.url)
+    build_by_clicking(page)                                       # checks 1-2: shapes, and after adding a layer
+    before_loss, before_pixels = shown_test_loss(page), boundary_digest(page)
+    stats = play_for(page, 3000)
+    print(f"\nplayground in chromium: {stats['updates']} updates in about 3 s, {stats['rate']:.1f} updates/s "
+          "(2-8-8-1 tanh, 500 circles points, train + boundary redrawn per update)")
+    assert stats["updates"] >= 5                                  # 3
+    after_loss = shown_test_loss(page)
+    assert after_loss < 0.5 * before_loss, (before_loss, after_loss)   # 4
+    assert boundary_digest(page) != before_pixels                 # 5
+    epochs = int(page.inner_text("#epoch"))
+    assert epochs == stats["updates"]
+    check_take_home(page, server, tmp_path, after_loss, epochs)    # 6-7: model file, shown code
+    page.click("#gradcheck")                                      # 8
     page.wait_for_selector("#gradcheck-max", timeout=20000)
     assert float(page.get_attribute("#gradcheck-max", "data-value")) < 1e-6
     assert "layer3.W" in page.inner_text("#gradcheck-result")
-    checks += 1
-    # ---- the address reproduces the setup, in a tab of its own
-    other, other_errors = open_page(browser, page.url)
+    other, other_errors = open_page(browser, page.url)            # 9: the address reproduces the setup
     wait_built(other)
     assert other.evaluate("() => window.playground.built.config") == page.evaluate(
         "() => window.playground.built.config")
-    assert other.evaluate("() => window.playground.sid") != sid
+    assert other.evaluate("() => window.playground.sid") != page.evaluate("() => window.playground.sid")
     assert boundary_digest(other) == before_pixels          # same seed, same untrained network
     other.close()
-    checks += 1
-    # ---- an invalid pair cannot be chosen, and the page says why
     disabled = page.evaluate("() => [...document.querySelectorAll('#loss option')].filter(o => o.disabled)"
-                             ".map(o => o.value)")
+                             ".map(o => o.value)")                # 10: invalid pairs greyed out, with the reason
     assert "mse" in disabled and "binary_cross_entropy" not in disabled
     assert "mse is a regression loss" in page.inner_text("#pair-why")
-    checks += 1
-    # ---- the screenshot holds the picture
-    png = page.screenshot(full_page=True)
+    png = page.screenshot(full_page=True)                         # 11: the screenshot holds the picture
     (tmp_path / "playground.png").write_bytes(png)
     check_screenshot(png)
-    checks += 1
     assert errors == [] and other_errors == []
     page.close()
-    print(f"browser checks passed: {checks} in {time.perf_counter() - t0:.1f} s")
+    print(f"browser checks passed: 11 in {time.perf_counter() - t0:.1f} s")
 
 
 def check_screenshot(png, width=1300, min_height=1200):

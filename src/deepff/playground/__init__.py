@@ -14,7 +14,21 @@ __all__ = ["make_server"]
 
 
 def make_server(port=8765, idle_seconds=1800.0, verbose=False):
-    """Bind the playground on 127.0.0.1:``port`` (see :func:`deepff.playground.server.make_server`)."""
+    """Bind the playground on 127.0.0.1:``port``; call ``serve_forever`` on the result.
+
+    Parameters
+    ----------
+    port : int, default 8765
+        0 picks a free port (``server.url`` tells which).
+    idle_seconds : float, default 1800
+        Sessions unused this long are dropped.
+    verbose : bool, default False
+        Log every request on stderr.
+
+    Returns
+    -------
+    deepff.playground.server.PlaygroundServer
+    """
     from .server import make_server as _make
 
     return _make(port, idle_seconds, verbose)

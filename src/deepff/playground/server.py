@@ -328,6 +328,15 @@ class PlaygroundServer(ThreadingHTTPServer):
 def make_server(port=8765, idle_seconds=1800.0, verbose=False):
     """Bind the playground on 127.0.0.1:``port`` and return the server (call ``serve_forever``).
 
+    Parameters
+    ----------
+    port : int, default 8765
+        0 picks a free port (``server.url`` tells which).
+    idle_seconds : float, default 1800
+        Sessions unused this long are dropped.
+    verbose : bool, default False
+        Log every request on stderr.
+
     Returns
     -------
     PlaygroundServer
