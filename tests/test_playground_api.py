@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -452,3 +453,35 @@ def test_command_serves_and_stops_on_ctrl_c():
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "stopped" in out and "Traceback" not in err
+
+
+def test_the_page_ships_in_the_wheel(tmp_path):
+    """An installed wheel (not the checkout) serves the same page: the static files are package data."""
+    wheels, target, source = tmp_path / "wheels", tmp_path / "site", tmp_path / "source"
+    # built from a copy, so that setuptools' build/ and egg-info folders stay out of the checkout
+    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                            "-w", str(wheels), str(source)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert build.returncode == 0, build.stderr
+    (wheel,) = wheels.glob("deepff-*.whl")
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                              str(wheel)], capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    proc = subprocess.Popen([sys.executable, "-m", "deepff.cli", "playground", "--no-browser", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        line = proc.stdout.readline()
+        port = int(line.split("127.0.0.1:")[1].split("/")[0])
+        for name in ("app.js", "index.html", "style.css"):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/" + name)
+            resp = conn.getresponse()
+            assert resp.status == 200
+            assert resp.read() == (ROOT / "src" / "deepff" / "playground" / "static" / name).read_bytes()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert (target / "deepff" / "playground" / "static" / "app.js").is_file()

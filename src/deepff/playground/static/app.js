@@ -123,7 +123,7 @@ function showPairs(pairs, act, loss) {
   }
   $("output_activation").value = act;
   $("loss").value = loss;
-  $("pair-why").textContent = why.length ? `Not with a ${act} output: ` + why.join(" | ") : "";
+  $("pair-why").textContent = why.length ? `Greyed out with a ${act} output:\n` + why.join("\n") : "";
 }
 
 // ------------------------------------------------------------------ colour
