@@ -84,6 +84,15 @@ def train(srv, sid, epochs=1, **extra):
     return body
 
 
+def train_to(srv, sid, epochs):
+    """Train until ``epochs`` epochs are done (a request may stop early on its time budget)."""
+    state = train(srv, sid, epochs=1)
+    while state["epoch"] < epochs:
+        state = train(srv, sid, epochs=epochs - state["epoch"])
+    assert state["epoch"] == epochs
+    return state
+
+
 def refused(srv, expected_status, method, path, body=None, headers=None, raw=None, says=""):
     """Assert a refusal with a clear JSON message, no traceback, and that the server still serves."""
     status, payload, _ = request(srv, method, path, body, headers, raw)
@@ -153,15 +162,25 @@ def test_training_lowers_the_test_loss_and_pictures_change(server):
     b = build(server, sid, dataset="circles", layers=[{"units": 8, "activation": "tanh"}] * 2,
               optimizer="adam", lr=0.03)
     first = b["last"]["test_loss"]
-    for _ in range(5):
-        state = train(server, sid, epochs=4)
-    assert state["epoch"] == 20 and state["last"]["step"] == 20 * 25     # 250 rows, batch 10
+    state = train_to(server, sid, 20)
+    assert state["last"]["step"] == 20 * 25                             # 250 rows, batch 10
     assert state["last"]["test_loss"] < 0.5 * first
     assert state["last"]["test_accuracy"] > 0.9
     assert state["pictures"]["output"]["label"] != b["pictures"]["output"]["label"]
     norms = state["grad_norms"]
     assert norms and len(norms[0]["norms"]) == 3 and all(v >= 0 for r in norms for v in r["norms"])
     assert [len(w) for w in state["weights"]] == [2, 8, 8]
+
+
+def test_gradient_norms_show_vanishing_gradients_under_sigmoid_stacks(server):
+    sid = new_session(server)
+    build(server, sid, dataset="circles", layers=[{"units": 8, "activation": "sigmoid"}] * 5, optimizer="sgd")
+    norms = np.array([r["norms"] for r in train(server, sid, epochs=1)["grad_norms"]])
+    assert norms.shape == (25, 6)                                   # one row per step: 250 rows, batch 10
+    assert np.median(norms[:, 0] / norms[:, -1]) < 1 / 30          # ||dW^1|| far below ||dW^6||
+    build(server, sid, dataset="circles", layers=[{"units": 8, "activation": "relu"}] * 5, optimizer="sgd")
+    norms = np.array([r["norms"] for r in train(server, sid, epochs=1)["grad_norms"]])
+    assert np.median(norms[:, 0] / norms[:, -1]) > 1 / 30          # not so with ReLU and He initialisation
 
 
 def test_training_request_is_bounded(server):
@@ -234,9 +253,7 @@ def test_output_pairs_are_decided_by_the_engine(server):
 def _trained(server, **config):
     sid = new_session(server)
     build(server, sid, **config)
-    for _ in range(3):
-        state = train(server, sid, epochs=3)
-    return sid, state
+    return sid, train_to(server, sid, 9)
 
 
 def test_export_loads_with_deepff_load_and_predicts_the_same(server, tmp_path):
@@ -413,7 +430,7 @@ def test_tabs_have_independent_sessions(server):
     assert a != b
     build(server, a, dataset="spiral")
     build(server, b, dataset="plane")
-    train(server, a, epochs=3)
+    train_to(server, a, 3)
     sb = train(server, b, epochs=1)
     assert sb["epoch"] == 1 and "test_accuracy" not in sb["last"]
     assert train(server, a)["epoch"] == 4
