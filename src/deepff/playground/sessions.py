@@ -87,7 +87,7 @@ class Session:
         self.upload_name = None
         self.net = self.data = self.config = None
         self.epochs = 0
-        self.history = []
+        self.last = None
 
     # ---------------------------------------------------------------- build
     def _make_data(self, cfg):
@@ -122,7 +122,7 @@ class Session:
         spec = spec_of(cfg, data.X_train.shape[1], data.task, data.n_classes)
         net = Network.from_spec(spec, dtype="float64", seed=cfg["seed"])
         self.config, self.data, self.net, self.spec = cfg, data, net, spec
-        self.epochs, self.history, self.norms = 0, [], _GradNorms()
+        self.epochs, self.norms = 0, _GradNorms()
         pts = np.vstack([data.points_train, data.points_test])
         if cfg["dataset"] == "upload":        # the picture spans the uploaded points, with a margin
             lo, hi = pts.min(axis=0), pts.max(axis=0)
@@ -186,15 +186,13 @@ class Session:
                  "train_loss": tr["loss"], "test_loss": te["loss"]}
         if "accuracy" in tr:
             point.update(train_accuracy=tr["accuracy"], test_accuracy=te["accuracy"])
-        self.history.append(point)
-        if len(self.history) > 2000:              # keep the curve bounded: drop every other old point
-            self.history = self.history[:1000:2] + self.history[1000:]
+        self.last = point
 
     def state(self):
         """Losses, curves, gradient norms and pictures after the last request (dict)."""
         norms = self.norms.steps
         stride = max(1, len(norms) // 100)
-        return {"epoch": self.epochs, "last": self.history[-1], "history_tail": self.history[-1:],
+        return {"epoch": self.epochs, "last": self.last,
                 "grad_norms": [{"step": s, "norms": n} for s, n in norms[::stride]],
                 "pictures": self.pictures(), "weights": self.weights()}
 

@@ -8,7 +8,7 @@ const NEG = [245, 147, 34], POS = [8, 119, 189], WHITE = [255, 255, 255];
 
 const pg = {
   sid: null, options: null, built: null, playing: false, busy: false, history: [], norms: [],
-  stats: { updates: 0, started: 0, rate: 0, lastTestLoss: null, lastPixels: null },
+  stats: { updates: 0, started: 0, rate: 0, waitMs: 0, drawMs: 0, lastTestLoss: null },
 };
 window.playground = pg;   // read by the browser test
 
