@@ -437,12 +437,12 @@ def test_tabs_have_independent_sessions(server):
 
 
 def test_idle_sessions_are_dropped():
-    srv = make_server(0, idle_seconds=0.3)
+    srv = make_server(0, idle_seconds=1.0)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         sid = new_session(srv)
         build(srv, sid)
-        time.sleep(0.5)
+        time.sleep(1.5)
         refused(srv, 404, "POST", "/api/train", {"session": sid}, says="expired")
         assert len(srv.sessions) == 0
     finally:
