@@ -382,6 +382,8 @@ def test_paths_outside_the_page_are_refused(server):
     for path in ("/server.py", "/static/app.js", "/api/nothing", "/__init__.py"):
         refused(server, 404, "GET", path, says="no such")
     refused(server, 404, "POST", "/api/nothing", {}, says="no such")
+    for method in ("PUT", "DELETE", "OPTIONS"):
+        refused(server, 405, method, "/api/build", {}, says="GET and POST")
 
 
 def test_bad_bodies_are_refused(server):

@@ -193,6 +193,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         self._dispatch(self._post)
 
+    def _not_allowed(self):
+        raise _error(405, f"method {self.command} is not used here; the page uses GET and POST")
+
+    def do_PUT(self):  # noqa: N802
+        self._dispatch(self._not_allowed)
+
+    do_DELETE = do_PATCH = do_OPTIONS = do_PUT  # noqa: N815
+
     def _route(self):
         parts = urlsplit(self.path)
         path = unquote(parts.path)
