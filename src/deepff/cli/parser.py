@@ -14,9 +14,10 @@ from .common import PROG, UsageError
 
 __all__ = ["SUBCOMMANDS", "build_parser", "add_data_flags"]
 
-#: The subcommand modules of :mod:`deepff.cli`, in the order ``deepff --help`` lists them: register a new
-#: subcommand (a module with ``add_parser(subparsers)`` and ``run(args)``) by adding its name here.
-SUBCOMMANDS = ["train", "evaluate", "predict", "summary", "gradcheck", "datasets"]
+#: The subcommand modules, in the order ``deepff --help`` lists them: register a new subcommand (a module
+#: with ``add_parser(subparsers)`` and ``run(args)``) by adding its name here: a module of :mod:`deepff.cli`
+#: by its short name, one elsewhere (an optional part's own command module) by its full dotted name.
+SUBCOMMANDS = ["train", "evaluate", "predict", "summary", "gradcheck", "datasets", "deepff.playground.command"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -140,7 +141,7 @@ def build_parser(commands=None):
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     for name in commands:
-        module = importlib.import_module(f"{__package__}.{name}")
+        module = importlib.import_module(name if "." in name else f"{__package__}.{name}")
         before = set(sub.choices)
         module.add_parser(sub)
         for added in set(sub.choices) - before:
