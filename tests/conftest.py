@@ -1,5 +1,12 @@
-"""Suite-wide helpers: the count of examples each property-based test ran (tests/_fuzzing.py), printed in
-the terminal summary, and the ``kernel_calls`` fixture."""
+"""Suite-wide helpers, printed figures and fixtures.
+
+At the end of every run (``pytest -q`` included) two sections show what was
+measured, so that CI's log holds the numbers without ``-s``: "hypothesis
+examples run" (the count of examples each property-based test ran,
+tests/_fuzzing.py) and "figures" (lines that tests give ``report_figure``,
+such as the docs browser test's pages, math elements and request counts).
+Fixtures: ``report_figure``, ``kernel_calls``, ``kernels_on``, ``mnist_dir``.
+"""
 
 import collections
 
@@ -7,12 +14,29 @@ import pytest
 
 from _fuzzing import COUNTS
 
+_FIGURES = pytest.StashKey[list]()
 
-def pytest_terminal_summary(terminalreporter):
+
+def pytest_configure(config):
+    config.stash[_FIGURES] = []
+
+
+@pytest.fixture(scope="session")
+def report_figure(pytestconfig):
+    """Return ``add(line)``: ``line`` is printed in the "figures" section of the run's summary."""
+    return pytestconfig.stash[_FIGURES].append
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if COUNTS:
         terminalreporter.write_sep("-", "hypothesis examples run")
         for name, n in sorted(COUNTS.items()):
             terminalreporter.write_line(f"{name}: {n}")
+    lines = config.stash.get(_FIGURES, [])
+    if lines:
+        terminalreporter.write_sep("-", "figures")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture
