@@ -8,17 +8,9 @@ import numpy as np
 from .common import PROG, _note, _table
 from .parser import _gradcheck_samples, _non_negative_int
 
-__all__ = ["add_parser", "run"]
-
 
 def add_parser(subparsers):
-    """Add ``deepff gradcheck`` and its flags to ``subparsers``.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        What ``ArgumentParser.add_subparsers`` returned.
-    """
+    """Add ``deepff gradcheck`` and its flags to ``subparsers``."""
     g = subparsers.add_parser("gradcheck", help="check backprop against finite differences")
     g.add_argument("--config", required=True)
     g.add_argument("--samples", type=_gradcheck_samples, default=8)
@@ -27,18 +19,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    """Run ``deepff gradcheck``; return its exit status.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed command line.
-
-    Returns
-    -------
-    int
-        The exit status.
-    """
+    """Run ``deepff gradcheck``; return its exit status."""
     from ..gradcheck import gradcheck_report
     from ..model import Network
 
