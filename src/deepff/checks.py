@@ -16,7 +16,7 @@ import numpy as np
 from .errors import SpecError
 from .validation import is_plain_number
 
-__all__ = ["real", "flag", "count", "positive", "positive_int"]
+__all__ = ["real", "flag", "count", "positive"]
 
 
 def _name(owner, param):
@@ -112,43 +112,29 @@ def count(owner, param, value, low):
     return int(value)
 
 
-def positive(owner, param, value, error=SpecError):
-    """Return ``value`` as a float after checking it is a finite number > 0.
+def positive(owner, param, value, integer=False, error=SpecError):
+    """Return ``value`` after checking it is a finite number > 0 (or, with ``integer``, an integer >= 1).
+
+    The one check of "a positive number" and "a positive integer": layers,
+    the network, metrics, the data download and the command's flags call it.
 
     Parameters
     ----------
     owner, param : str
         Names for the message (``owner`` may be empty).
     value : object
+    integer : bool, default False
+        Ask for an integer (not a bool) and return an int; else return a float.
     error : type, default SpecError
         The ValueError subclass of :mod:`deepff.errors` to raise.
 
     Returns
     -------
-    float
+    float or int
     """
     try:
-        return real(owner, param, value, low=0, low_open=True)
+        return count(owner, param, value, 1) if integer else real(owner, param, value, low=0, low_open=True)
     except SpecError as exc:
-        raise error(str(exc).strip().replace("must be > 0", "must be a positive number", 1)) from None
-
-
-def positive_int(owner, param, value, error=SpecError):
-    """Return ``value`` as an int after checking it is an integer >= 1 (not a bool).
-
-    Parameters
-    ----------
-    owner, param : str
-        Names for the message (``owner`` may be empty).
-    value : object
-    error : type, default SpecError
-        The ValueError subclass of :mod:`deepff.errors` to raise.
-
-    Returns
-    -------
-    int
-    """
-    try:
-        return count(owner, param, value, 1)
-    except SpecError as exc:
-        raise error(str(exc).strip().replace("must be an integer >= 1", "must be a positive integer", 1)) from None
+        worded = "must be an integer >= 1" if integer else "must be > 0"
+        good = "must be a positive integer" if integer else "must be a positive number"
+        raise error(str(exc).strip().replace(worded, good, 1)) from None

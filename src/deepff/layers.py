@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import activations, initializers
-from .checks import positive, positive_int, real
+from .checks import positive, real
 from .errors import SpecError
 
 __all__ = ["Dense", "InputLayer"]
@@ -118,7 +118,7 @@ class Dense:
 
     def __init__(self, units, activation="linear", init=None, bias_init="zeros",
                  dropout=0.0, batch_norm=False, max_norm=None):
-        self.units = positive_int("", "units", units)
+        self.units = positive("", "units", units, integer=True)
         dropout = real("", "dropout", dropout, low=0, high=1, high_open=True)
         max_norm = None if max_norm is None else positive("", "max_norm", max_norm)
         self.activation = activations.get(activation)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import positive_int
+from .checks import positive
 from .errors import InputError
 
 __all__ = ["confusion_matrix", "classification_report", "regression_report"]
@@ -24,7 +24,7 @@ def confusion_matrix(y_true, y_pred, n_classes):
     -------
     ndarray of shape (n_classes, n_classes), int64
     """
-    positive_int("", "n_classes", n_classes, error=InputError)
+    positive("", "n_classes", n_classes, integer=True, error=InputError)
     t, p = _labels(y_true, "y_true", n_classes), _labels(y_pred, "y_pred", n_classes)
     if t.shape != p.shape:
         raise InputError(f"y_true has {t.size} labels but y_pred has {p.size}; they must match")

@@ -29,7 +29,7 @@ import contextvars
 import numpy as np
 
 from . import losses
-from .checks import positive_int
+from .checks import positive
 from .errors import InputError, SpecError
 from .layers import Dense
 from .params import ParamBuffer
@@ -162,7 +162,7 @@ class FeedForward:
         n_features : int
             Input width n_0.
         """
-        positive_int("", "n_features", n_features)
+        positive("", "n_features", n_features, integer=True)
         self.n_features = int(n_features)
         widths = [self.n_features] + [layer.units for layer in self.layers]
         specs = []

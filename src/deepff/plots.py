@@ -231,9 +231,6 @@ def plot_decision_boundary(predict, X, y, path, task="classification", title=Non
     resolution : int, default 300
         Grid points per axis.
     """
-    from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
-    from matplotlib.lines import Line2D
-
     if task not in ("classification", "regression"):
         raise InputError(f"plot_decision_boundary: unknown task {task!r}; valid choices: 'classification', "
                          "'regression'")
@@ -250,46 +247,9 @@ def plot_decision_boundary(predict, X, y, path, task="classification", title=Non
     fig, ax = plt.subplots(figsize=(6.8, 5))
     extent = (lo[0], hi[0], lo[1], hi[1])
     if task == "classification":
-        z = z.astype(np.int64)
-        seen = [int(z.max())] + ([int(np.max(y))] if y is not None and len(y) else [])
-        k = len(class_names) if class_names is not None else max(seen) + 1
-        names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(k)]
-        colors = class_colors(k)
-        cmap = ListedColormap(colors)
-        norm = BoundaryNorm(np.arange(k + 1) - 0.5, k)
-        ax.imshow(z, extent=extent, origin="lower", cmap=cmap, norm=norm, alpha=0.3, aspect="auto",
-                  interpolation="nearest")
-        if k > 1 and np.unique(z).size > 1:
-            ax.contour(gx, gy, z, levels=np.arange(k - 1) + 0.5, colors="k", linewidths=0.7, alpha=0.6)
-        if y is not None:
-            ax.scatter(X[:, 0], X[:, 1], c=np.asarray(y, dtype=np.int64), cmap=cmap, norm=norm,
-                       edgecolors="k", linewidths=0.5, s=24, zorder=3)
-        else:
-            ax.scatter(X[:, 0], X[:, 1], c="k", s=10, zorder=3)
-        handles = [Line2D([], [], marker="o", linestyle="", markerfacecolor=colors[i], markeredgecolor="k",
-                          markersize=7, label=names[i]) for i in range(k)]
-        ax.legend(handles=handles, title="class", loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                  borderaxespad=0.0, frameon=False)
-        default_title = "Decision regions (background: predicted class)"
+        default_title = _draw_classes(ax, gx, gy, z, X, y, class_names, extent)
     else:
-        z = z.astype(np.float64)
-        values = [z]
-        if y is not None and len(y):
-            values.append(np.asarray(y, dtype=np.float64).ravel())
-        vmin = min(float(np.min(v)) for v in values)
-        vmax = max(float(np.max(v)) for v in values)
-        if vmax <= vmin:
-            vmin, vmax = vmin - 0.5, vmax + 0.5
-        norm = Normalize(vmin=vmin, vmax=vmax)
-        im = ax.imshow(z, extent=extent, origin="lower", cmap="viridis", norm=norm, alpha=0.85,
-                       aspect="auto", interpolation="bilinear")
-        if y is not None:
-            ax.scatter(X[:, 0], X[:, 1], c=np.asarray(y, dtype=np.float64).ravel(), cmap="viridis", norm=norm,
-                       edgecolors="w", linewidths=0.7, s=26, zorder=3)
-        else:
-            ax.scatter(X[:, 0], X[:, 1], c="k", s=10, zorder=3)
-        fig.colorbar(im, ax=ax, label=target_name or "target")
-        default_title = "Prediction (background) and true values (dots)"
+        default_title = _draw_values(fig, ax, z, X, y, target_name, extent)
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     fx, fy = (list(feature_names) + ["", ""])[:2] if feature_names is not None else ("", "")
@@ -299,3 +259,55 @@ def plot_decision_boundary(predict, X, y, path, task="classification", title=Non
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
+
+
+def _draw_classes(ax, gx, gy, z, X, y, class_names, extent):
+    """Pale class regions, black boundaries, the samples in their class colour and a legend; the default title."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.lines import Line2D
+
+    z = z.astype(np.int64)
+    seen = [int(z.max())] + ([int(np.max(y))] if y is not None and len(y) else [])
+    k = len(class_names) if class_names is not None else max(seen) + 1
+    names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(k)]
+    colors = class_colors(k)
+    cmap = ListedColormap(colors)
+    norm = BoundaryNorm(np.arange(k + 1) - 0.5, k)
+    ax.imshow(z, extent=extent, origin="lower", cmap=cmap, norm=norm, alpha=0.3, aspect="auto",
+              interpolation="nearest")
+    if k > 1 and np.unique(z).size > 1:
+        ax.contour(gx, gy, z, levels=np.arange(k - 1) + 0.5, colors="k", linewidths=0.7, alpha=0.6)
+    if y is not None:
+        ax.scatter(X[:, 0], X[:, 1], c=np.asarray(y, dtype=np.int64), cmap=cmap, norm=norm,
+                   edgecolors="k", linewidths=0.5, s=24, zorder=3)
+    else:
+        ax.scatter(X[:, 0], X[:, 1], c="k", s=10, zorder=3)
+    handles = [Line2D([], [], marker="o", linestyle="", markerfacecolor=colors[i], markeredgecolor="k",
+                      markersize=7, label=names[i]) for i in range(k)]
+    ax.legend(handles=handles, title="class", loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              borderaxespad=0.0, frameon=False)
+    return "Decision regions (background: predicted class)"
+
+
+def _draw_values(fig, ax, z, X, y, target_name, extent):
+    """Predicted values and true values on one colour scale, with a colour bar; the default title."""
+    from matplotlib.colors import Normalize
+
+    z = z.astype(np.float64)
+    values = [z]
+    if y is not None and len(y):
+        values.append(np.asarray(y, dtype=np.float64).ravel())
+    vmin = min(float(np.min(v)) for v in values)
+    vmax = max(float(np.max(v)) for v in values)
+    if vmax <= vmin:
+        vmin, vmax = vmin - 0.5, vmax + 0.5
+    norm = Normalize(vmin=vmin, vmax=vmax)
+    im = ax.imshow(z, extent=extent, origin="lower", cmap="viridis", norm=norm, alpha=0.85,
+                   aspect="auto", interpolation="bilinear")
+    if y is not None:
+        ax.scatter(X[:, 0], X[:, 1], c=np.asarray(y, dtype=np.float64).ravel(), cmap="viridis", norm=norm,
+                   edgecolors="w", linewidths=0.7, s=26, zorder=3)
+    else:
+        ax.scatter(X[:, 0], X[:, 1], c="k", s=10, zorder=3)
+    fig.colorbar(im, ax=ax, label=target_name or "target")
+    return "Prediction (background) and true values (dots)"

@@ -34,7 +34,7 @@ import os
 import numpy as np
 
 from . import activations, initializers, losses
-from .checks import positive_int
+from .checks import positive
 from .errors import SpecError, choices
 from .layers import Dense
 from .regularizers import Penalty, elastic_net
@@ -68,7 +68,7 @@ def _where(i, layer_type):
 
 
 def _positive_int(value, where, key):
-    return positive_int(f"{where}: key", repr(key), value)
+    return positive(f"{where}: key", repr(key), value, integer=True)
 
 
 def parse_layers(spec):

@@ -7,35 +7,16 @@ import os
 
 from .common import UsageError, _table
 
-__all__ = ["add_parser", "run"]
-
 
 def add_parser(subparsers):
-    """Add ``deepff datasets`` and its flags to ``subparsers``.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        What ``ArgumentParser.add_subparsers`` returned.
-    """
+    """Add ``deepff datasets`` and its flags to ``subparsers``."""
     d = subparsers.add_parser("datasets", help="list the built-in datasets, where they are and whether they are there")
     d.add_argument("--data-dir", default=None, help="folder holding an existing MNIST copy")
     d.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
 def run(args):
-    """Run ``deepff datasets``; return its exit status.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed command line.
-
-    Returns
-    -------
-    int
-        The exit status.
-    """
+    """Run ``deepff datasets``; return its exit status."""
     from ..data import list_datasets
 
     if args.data_dir is not None and not os.path.isdir(os.path.expanduser(args.data_dir)):

@@ -25,8 +25,6 @@ from .common import (
 )
 from .parser import add_data_flags
 
-__all__ = ["add_parser", "run"]
-
 
 def _is_training_data(name, meta, model):
     """Whether ``name`` is the data set ``model`` was trained on.
@@ -90,13 +88,7 @@ def _positional_names(names):
 
 
 def add_parser(subparsers):
-    """Add ``deepff evaluate`` and its flags to ``subparsers``.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        What ``ArgumentParser.add_subparsers`` returned.
-    """
+    """Add ``deepff evaluate`` and its flags to ``subparsers``."""
     e = subparsers.add_parser("evaluate", help="metrics of a saved model on a dataset")
     add_data_flags(e)
     e.add_argument("--model", required=True)
@@ -104,18 +96,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    """Run ``deepff evaluate``; return its exit status.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed command line.
-
-    Returns
-    -------
-    int
-        The exit status.
-    """
+    """Run ``deepff evaluate``; return its exit status."""
     from ..io import load
     from ..metrics import classification_report, regression_report
 

@@ -8,17 +8,9 @@ import numpy as np
 from .common import PROG, _note, _table
 from .parser import _gradcheck_samples, _non_negative_int
 
-__all__ = ["add_parser", "run"]
-
 
 def add_parser(subparsers):
-    """Add ``deepff gradcheck`` and its flags to ``subparsers``.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        What ``ArgumentParser.add_subparsers`` returned.
-    """
+    """Add ``deepff gradcheck`` and its flags to ``subparsers``."""
     g = subparsers.add_parser("gradcheck", help="check backprop against finite differences")
     g.add_argument("--config", required=True)
     g.add_argument("--samples", type=_gradcheck_samples, default=8)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from .._version import __version__
-from ..checks import count, positive, positive_int, real
+from ..checks import count, positive, real
 from ..errors import SpecError
 from .common import PROG, UsageError
 
@@ -86,7 +86,7 @@ def _hidden(text):
         raise argparse.ArgumentTypeError(
             f"expected comma-separated positive integers like 256,128, got {text!r}") from None
     try:
-        return [positive_int("", "units", s) for s in sizes]
+        return [positive("", "units", s, integer=True) for s in sizes]
     except SpecError:
         raise argparse.ArgumentTypeError(f"every hidden layer needs at least one unit, got {text!r}") from None
 

@@ -14,17 +14,9 @@ from ..data.tables import read_features
 from .common import PROG, UsageError, _note, _preprocess
 from .files import _check_files, _check_output_path
 
-__all__ = ["add_parser", "run"]
-
 
 def add_parser(subparsers):
-    """Add ``deepff predict`` and its flags to ``subparsers``.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        What ``ArgumentParser.add_subparsers`` returned.
-    """
+    """Add ``deepff predict`` and its flags to ``subparsers``."""
     p = subparsers.add_parser("predict", help="predict with a saved model")
     p.add_argument("--model", required=True)
     p.add_argument("--input", required=True, help="CSV (features, optional header) or .npy")
@@ -34,18 +26,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    """Run ``deepff predict``; return its exit status.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed command line.
-
-    Returns
-    -------
-    int
-        The exit status.
-    """
+    """Run ``deepff predict``; return its exit status."""
     from ..io import atomic_write, load
 
     net = load(args.model)

@@ -6,17 +6,9 @@ from __future__ import annotations
 from .common import UsageError
 from .parser import _positive_int
 
-__all__ = ["add_parser", "run"]
-
 
 def add_parser(subparsers):
-    """Add ``deepff summary`` and its flags to ``subparsers``.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        What ``ArgumentParser.add_subparsers`` returned.
-    """
+    """Add ``deepff summary`` and its flags to ``subparsers``."""
     s = subparsers.add_parser("summary", help="layer table with the shapes of W, b, a and h")
     s.add_argument("--config", help="config file with the layers")
     s.add_argument("--model", help="or a saved model")
@@ -25,18 +17,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    """Run ``deepff summary``; return its exit status.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed command line.
-
-    Returns
-    -------
-    int
-        The exit status.
-    """
+    """Run ``deepff summary``; return its exit status."""
     from ..io import load
     from ..model import Network
 

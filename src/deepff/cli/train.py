@@ -38,8 +38,6 @@ from .files import (
 from .parser import _fraction, _hidden, _non_negative_int, _positive_float, _positive_int, add_data_flags
 from .resume import _check_resume, _check_resume_settings, _resume_defaults
 
-__all__ = ["add_parser", "run"]
-
 DEFAULTS = {
     # the classic architecture on the bundled 8x8 digits: a few seconds
     "digits": {"hidden": [128, 64], "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 30},
@@ -284,13 +282,7 @@ def _class_index(key, classes):
 
 
 def add_parser(subparsers):
-    """Add ``deepff train`` and its flags to ``subparsers``.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        What ``ArgumentParser.add_subparsers`` returned.
-    """
+    """Add ``deepff train`` and its flags to ``subparsers``."""
     t = subparsers.add_parser("train", help="train a network and save it")
     add_data_flags(t)
     t.add_argument("--config", help="YAML/JSON/TOML file with layers and a training section")
@@ -324,16 +316,6 @@ def run(args):
     over a checkpoint's, refused before any data is read), the data, the
     network (new or resumed), the opening lines and callbacks, training,
     and the outputs (results table, model, history, plots).
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed command line.
-
-    Returns
-    -------
-    int
-        The exit status.
     """
     run = _settings(args)
     _data(run)
