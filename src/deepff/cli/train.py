@@ -42,7 +42,10 @@ DEFAULTS = {
     # the classic architecture on the bundled 8x8 digits: a few seconds
     "digits": {"hidden": [128, 64], "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 30},
     "mnist": {"hidden": [256, 128], "optimizer": "adam", "lr": 1e-3, "batch_size": 128, "epochs": 10},
-    "other": {"hidden": [64, 32], "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 50},
+    # a table of the user's: train until the training loss stops improving (as scikit-learn's MLPs do:
+    # by less than 1e-4 for 10 epochs), at most 200 epochs; --epochs or a config's epochs trains exactly that
+    "other": {"hidden": [100], "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 200,
+              "until": {"monitor": "loss", "min_delta": 1e-4, "patience": 10, "restore_best": False}},
 }
 
 
@@ -394,6 +397,9 @@ def _network(run):
     run.full_batch = getattr(run.optimizer, "full_batch", False)
     resumed_training = (run.resume_extra or {}).get("training")
     run.epochs = args.epochs or (resumed_training or {}).get("epochs") or training.get("epochs", defaults["epochs"])
+    if "until" in defaults and not (args.epochs or resumed_training or "epochs" in training
+                                    or "early_stopping" in training):
+        training["early_stopping"] = dict(defaults["until"])    # the default stopping rule (no epochs given)
     run.finished = None
     n_features = run.X_train.shape[1]
     if args.resume:
@@ -415,13 +421,21 @@ def _network(run):
     run.batch_size = args.batch_size or training.get("batch_size", defaults["batch_size"])
     val_split = args.validation_split if args.validation_split is not None \
         else training.get("validation_split", 0.0)
-    if training.get("early_stopping") and not val_split:
+    if _monitors_validation(training.get("early_stopping")) and not val_split:
         val_split = 0.1  # early stopping must never look at the test split
     run.val_split = val_split
     run.train_cfg = {**training, "optimizer": run.opt, "epochs": run.epochs, "batch_size": run.batch_size,
                      "validation_split": val_split}
     if isinstance(run.train_cfg.get("class_weight"), dict):   # stored as JSON, whose keys are texts; a resume
         run.train_cfg["class_weight"] = {str(k): w for k, w in run.train_cfg["class_weight"].items()}  # maps back
+
+
+def _monitors_validation(early_stopping):
+    """Whether an early-stopping setting (a dict, a name or None) watches a validation metric."""
+    if not early_stopping:
+        return False
+    monitor = early_stopping.get("monitor", "val_loss") if isinstance(early_stopping, dict) else "val_loss"
+    return str(monitor).startswith("val_")
 
 
 def _callbacks(run):
