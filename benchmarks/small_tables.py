@@ -89,10 +89,14 @@ def sklearn_run(X_train, y_train, X_test, y_test, task, seed):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="initialisation seeds per library (default 3)")
+    parser.add_argument("--tables", default=None, help="comma-separated subset, e.g. iris,diabetes (default all)")
     args = parser.parse_args(argv)
+    chosen = tables()
+    if args.tables:
+        chosen = {name: chosen[name] for name in args.tables.split(",")}
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for name, ((X, y), task) in tables().items():
+        for name, ((X, y), task) in chosen.items():
             csv = os.path.join(folder, f"{name}.csv")
             header = ",".join([f"x{i}" for i in range(X.shape[1])] + ["target"])
             fmt = ["%.10g"] * X.shape[1] + (["%d"] if task == "classification" else ["%.10g"])

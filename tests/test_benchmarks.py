@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -77,3 +79,18 @@ def test_ratios_pair_the_runs_of_each_round(monkeypatch):
     # within rounds floor/sklearn is 1/4, 2/1, 3/3, 4/2: median 1.5 (the ratio of medians would be 1.0)
     assert r["floor/sklearn"] == 1.5 and r["ratios"]["sklearn"] == 1.5
     assert r["ratios"]["floor"] == 1.0
+
+
+def test_small_tables_benchmark_runs_and_compares_both_libraries():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "small_tables.py"), "--seeds", "1", "--tables", "iris,diabetes"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| iris")
+            or line.startswith("| diabetes")]
+    assert [r[0].strip() for r in rows] == ["iris", "diabetes"]
+    for r in rows:
+        deepff_score, sklearn_score, diff = float(r[3]), float(r[6]), float(r[9])
+        assert diff == pytest.approx(deepff_score - sklearn_score, abs=0.11)   # each shown to 0.1
+    assert float(rows[0][3]) > 80          # iris: a real fit, not a constant guess (33%)
