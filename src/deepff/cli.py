@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from . import __version__
+from . import __version__, cli_export
 from .errors import DeepffError, DivergenceError, InputError, SpecError
 from .training import Callback
 
@@ -191,6 +191,7 @@ def build_parser():
     d = sub.add_parser("datasets", help="list the built-in datasets, where they are and whether they are there")
     d.add_argument("--data-dir", default=None, help="folder holding an existing MNIST copy")
     d.add_argument("--debug", action="store_true", help="show tracebacks")
+    cli_export.add_parser(sub)   # deepff export (ONNX)
     return parser
 
 
@@ -1478,7 +1479,8 @@ def cmd_datasets(args):
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "summary": cmd_summary, "gradcheck": cmd_gradcheck, "datasets": cmd_datasets}
+            "summary": cmd_summary, "gradcheck": cmd_gradcheck, "datasets": cmd_datasets,
+            "export": cli_export.run}
 
 
 def main(argv=None):
