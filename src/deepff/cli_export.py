@@ -30,7 +30,17 @@ def _opset(text):
 
 
 def add_parser(subparsers):
-    """Add the ``export`` subcommand to ``subparsers`` (an argparse subparsers action)."""
+    """Add the ``export`` subcommand.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``deepff`` parser's subcommands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
     p = subparsers.add_parser("export", help="write a saved model as ONNX (for onnxruntime and other runtimes)")
     p.add_argument("model", help="a model file written by deepff train (.npz)")
     p.add_argument("--output", required=True, help="the ONNX file to write (.onnx)")
@@ -84,7 +94,18 @@ def _verification_data(net):
 
 
 def run(args):
-    """Run ``deepff export``; return the exit status (0, or 1 when --verify finds a difference)."""
+    """Run ``deepff export``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``model``, ``output``, ``opset`` and ``verify``.
+
+    Returns
+    -------
+    int
+        0, or 1 when ``--verify`` finds a difference beyond the tolerance.
+    """
     from .io import load
     from .onnx import DEFAULT_OPSET, export_onnx, verify_onnx
 
