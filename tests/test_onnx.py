@@ -267,12 +267,23 @@ def digits_model(tmp_path_factory):
 
 def test_cli_export_verify_on_the_recorded_test_split(digits_model, tmp_path):
     out_path = tmp_path / "d.onnx"
-    rc, out, err = _run("export", digits_model, "--output", out_path, "--verify")
+    out_path.write_bytes(to_onnx(_network("relu", "linear", False, "float32")).SerializeToString())
+    rc, out, err = _run("export", digits_model, "--output", out_path, "--verify")   # replaces its own kind
     assert rc == 0, err
     assert "the 359 test rows of digits" in out and "labels identical" in out and "verification passed" in out
     diff = float(out.split("max |difference| of probabilities ")[1].split()[0])
     assert diff <= 1e-5
-    onnx.checker.check_model(onnx.load(out_path), full_check=True)
+    proto = onnx.load(out_path)
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value == 64
+
+
+def test_cli_verify_without_the_training_data_uses_synthetic_rows(tmp_path):
+    net = _network("gelu", "multilabel", True, "float64")
+    deepff.save(net, tmp_path / "g.npz")
+    rc, out, err = _run("export", tmp_path / "g.npz", "--output", tmp_path / "g.onnx", "--verify")
+    assert rc == 0, err
+    assert "1000 synthetic rows" in out and "tolerance 1e-06" in out and "verification passed" in out
 
 
 @pytest.mark.parametrize(("case", "message"), [
@@ -282,6 +293,7 @@ def test_cli_export_verify_on_the_recorded_test_split(digits_model, tmp_path):
     ("opset_text", "expected an integer opset"),
     ("missing_folder", "does not exist"),
     ("extension", "must end in .onnx"),
+    ("foreign_output", "exists and is not an ONNX file written by deepff"),
 ])
 def test_cli_bad_input_one_line_exit_2_no_file(digits_model, tmp_path, case, message):
     model, output, extra = digits_model, tmp_path / "m.onnx", []
@@ -299,11 +311,15 @@ def test_cli_bad_input_one_line_exit_2_no_file(digits_model, tmp_path, case, mes
         output = tmp_path / "nowhere" / "m.onnx"
     elif case == "extension":
         output = tmp_path / "m.txt"
+    elif case == "foreign_output":
+        output.write_text("someone's notes")
     before = set(os.listdir(tmp_path))
     rc, out, err = _run("export", model, "--output", output, *extra)
     assert rc == 2
     assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
     assert set(os.listdir(tmp_path)) == before
+    if case == "foreign_output":
+        assert output.read_text() == "someone's notes"
 
 
 def test_cli_refuses_a_custom_activation_in_one_line(tmp_path, softsign):

@@ -18,7 +18,6 @@ from .errors import InputError
 
 __all__ = ["add_parser", "run"]
 
-_VERIFY_TOLERANCE = {"float32": 1e-5, "float64": 1e-9}
 _SYNTHETIC_ROWS = 1000
 
 
@@ -61,10 +60,31 @@ def _check_output(output, model):
         raise InputError(f"--output: folder {folder!r} does not exist")
     if os.path.exists(output) and os.path.samefile(output, model):
         raise InputError(f"--output {output} is the model file itself; choose another --output")
+    if os.path.isfile(output) and not _written_by_deepff(output):
+        raise InputError(f"--output {output} exists and is not an ONNX file written by deepff; deepff will not "
+                         "replace it: remove it or choose another --output")
     try:
         check_writable(output, probe=True)
     except OSError as exc:
         raise InputError(f"--output {output}: {exc.strerror}") from None
+
+
+def _written_by_deepff(path):
+    """Whether ``path`` holds an ONNX model whose producer is deepff (the only kind export replaces)."""
+    from .onnx import _require
+
+    onnx = _require("onnx")
+    try:
+        return onnx.load(path, load_external_data=False).producer_name == "deepff"
+    except Exception:  # noqa: BLE001 - not protobuf, not ONNX: not ours
+        return False
+
+
+def _tolerance(net):
+    """How far onnxruntime may be from deepff: float32 rounding, or float64's (GELU: float32's erf)."""
+    if np.dtype(net.dtype) == np.float32:
+        return 1e-5
+    return 1e-6 if any(getattr(layer.activation, "name", "") == "gelu" for layer in net.layers) else 1e-9
 
 
 def _verification_data(net):
@@ -119,7 +139,7 @@ def run(args):
         return 0
     X, what = _verification_data(net)
     report = verify_onnx(net, args.output, X)
-    tol = _VERIFY_TOLERANCE[str(np.dtype(net.dtype))]
+    tol = _tolerance(net)
     kind = "probabilities" if net.task == "classification" else "values"
     print(f"deepff: onnx.checker.check_model(full_check=True) passed; onnxruntime on {what}: "
           f"max |difference| of {kind} {report['max_abs_diff']:.3e} (tolerance {tol:g})")
