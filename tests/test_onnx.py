@@ -330,3 +330,13 @@ def test_cli_refuses_a_custom_activation_in_one_line(tmp_path, softsign):
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert "layer 1 uses the custom activation 'softsign_for_onnx'" in err
     assert not (tmp_path / "c.onnx").exists()
+
+
+def test_cli_bad_model_in_a_real_process(tmp_path):
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    proc = subprocess.run([sys.executable, "-m", "deepff.cli", "export", "bad.npz", "--output", "bad.onnx"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("deepff: error: ") and "Traceback" not in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["bad.npz"]
