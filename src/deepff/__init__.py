@@ -18,6 +18,7 @@ The main entry points:
 from . import activations, initializers, losses, optimizers, regularizers, schedules  # noqa: E402
 from ._version import __version__  # noqa: E402 - one home for the version
 from .classic import Net  # noqa: E402
+from .convert import from_sklearn, from_torch, to_torch  # noqa: E402
 from .errors import (  # noqa: E402
     DatasetError,
     DeepffError,
@@ -31,6 +32,7 @@ from .io import load, load_checkpoint, save, save_checkpoint  # noqa: E402
 from .layers import Dense, InputLayer  # noqa: E402
 from .model import Network  # noqa: E402
 from .network import FeedForward  # noqa: E402
+from .onnx import export_onnx  # noqa: E402
 from .regularizers import Penalty  # noqa: E402
 from .training import Callback, EarlyStopping, History, Trainer  # noqa: E402
 
@@ -65,4 +67,8 @@ __all__ = [
     "ModelFileError",
     "DatasetError",
     "DivergenceError",
+    "export_onnx",
+    "from_sklearn",
+    "to_torch",
+    "from_torch",
 ]

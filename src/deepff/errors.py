@@ -14,6 +14,7 @@ __all__ = [
     "ModelFileError",
     "DatasetError",
     "DivergenceError",
+    "MissingDependencyError",
 ]
 
 
@@ -46,6 +47,13 @@ class DivergenceError(DeepffError, FloatingPointError, ValueError):
 
     Usually a learning rate too high for the data's scale, so a ValueError
     like every other error a user can cause (and a FloatingPointError).
+    """
+
+
+class MissingDependencyError(DeepffError, ImportError):
+    """An optional package a feature needs (onnx, onnxruntime, torch, ...) cannot be imported.
+
+    The message names the package and the extra that installs it.
     """
 
 
