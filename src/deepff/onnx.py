@@ -289,7 +289,7 @@ def _check_opset(opset, onnx):
 
 
 def _metadata(src):
-    from . import __version__
+    from ._version import __version__
     from .spec import network_spec
 
     net = src.net
@@ -347,7 +347,7 @@ def to_onnx(model, opset=None):
     opsets = [onnx.helper.make_opsetid("", opset)]
     proto = onnx.helper.make_model(graph, opset_imports=opsets, producer_name="deepff",
                                    doc_string="A deepff feedforward network exported by deepff.export_onnx")
-    from . import __version__
+    from ._version import __version__
 
     proto.producer_version = __version__
     proto.ir_version = onnx.helper.find_min_ir_version_for(opsets)   # older runtimes load the file too

@@ -50,7 +50,21 @@ LIMITS = {
 
 
 def canonical_names(module, exclude=()):
-    """The built-in names of a registry module, aliases folded (sorted list of str)."""
+    """The built-in names of a registry module, aliases folded.
+
+    Parameters
+    ----------
+    module : module
+        :mod:`deepff.activations`, :mod:`deepff.losses` or
+        :mod:`deepff.initializers` (anything with ``REGISTRY`` and ``get``).
+    exclude : iterable of str, optional
+        Names to leave out.
+
+    Returns
+    -------
+    list of str
+        Sorted.
+    """
     names = {getattr(module.get(n), "name", n) for n in module.REGISTRY.names()}
     return sorted(names - set(exclude))
 
@@ -189,7 +203,19 @@ def default_pair(task, n_classes):
 
 
 def output_units(task, n_classes, loss):
-    """Width of the output layer: one unit per class, one sigmoid unit for two classes, 1 for regression."""
+    """Width of the output layer: one unit per class, one sigmoid unit for two classes, 1 for regression.
+
+    Parameters
+    ----------
+    task : {"classification", "regression"}
+    n_classes : int
+    loss : str
+        The output loss's name.
+
+    Returns
+    -------
+    int
+    """
     if task == "regression":
         return 1
     return 1 if losses.get(loss).name == "binary_cross_entropy" and n_classes == 2 else n_classes
@@ -221,6 +247,14 @@ def pair_problem(task, n_classes, activation, loss, y_sample):
 
 def pair_problems(task, n_classes, y_sample):
     """Every output activation x loss pair with the reason it is refused (None when it is fine).
+
+    Parameters
+    ----------
+    task : {"classification", "regression"}
+    n_classes : int
+        Number of classes (classification).
+    y_sample : ndarray of shape (n_samples,)
+        Targets, to tell which losses they suit (poisson needs counts).
 
     Returns
     -------

@@ -20,6 +20,15 @@ def model_bytes(session):
 
     The header's metadata records the playground config and the epochs and
     steps taken.
+
+    Parameters
+    ----------
+    session : Session
+        A playground session with a built network.
+
+    Returns
+    -------
+    bytes
     """
     from ..io import save
 
@@ -65,6 +74,15 @@ def python_code(session):
 
     Uses the classic spec (:meth:`deepff.Network.from_spec`) and
     :meth:`deepff.Network.fit` with the number of epochs the session took.
+
+    Parameters
+    ----------
+    session : Session
+        A playground session with a built network.
+
+    Returns
+    -------
+    str
     """
     session._require()
     cfg = session.config
@@ -91,6 +109,15 @@ def config_yaml(session):
     ``deepff.Network.from_config`` reads it; its training section is
     ``fit``'s keyword arguments. JSON is valid YAML, so without PyYAML the
     same content comes as JSON.
+
+    Parameters
+    ----------
+    session : Session
+        A playground session with a built network.
+
+    Returns
+    -------
+    str
     """
     session._require()
     cfg = session.config

@@ -66,6 +66,11 @@ class _GradNorms(Callback):
 class Session:
     """The state of one playground tab.
 
+    Parameters
+    ----------
+    sid : str
+        The session's id (a random token the page keeps).
+
     Attributes
     ----------
     config : dict
@@ -279,7 +284,18 @@ class Session:
                 "warnings": [str(w.message) for w in caught]}
 
     def predict_output(self, X):
-        """h^L of the current network for rows X of features (list of lists)."""
+        """h^L of the current network for rows X of features.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_inputs)
+            Rows of the network's input features.
+
+        Returns
+        -------
+        list of lists
+            h^L, one list per row.
+        """
         self._require()
         return self.net.predict_output(X).tolist()
 
@@ -316,7 +332,16 @@ class SessionStore:
             return session
 
     def get(self, sid):
-        """The session ``sid``; a ConfigError (HTTP 404) when it does not exist or was dropped."""
+        """The session ``sid``; a ConfigError (HTTP 404) when it does not exist or was dropped.
+
+        Parameters
+        ----------
+        sid : str
+
+        Returns
+        -------
+        Session
+        """
         now = time.monotonic()
         with self._lock:
             self._expire(now)
