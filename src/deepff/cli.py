@@ -163,6 +163,8 @@ def build_parser():
     t.add_argument("--checkpoint", help="write a resumable checkpoint to this file after every epoch")
     t.add_argument("--resume", help="continue from a checkpoint written by --checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    t.add_argument("--augment", choices=["elastic", "affine"], help="distort the training images afresh every "
+                   "epoch (defaults: elastic sigma=4 alpha=34; see deepff.augment); or training.augment in --config")
 
     e = sub.add_parser("evaluate", help="metrics of a saved model on a dataset")
     common_data(e)
@@ -830,6 +832,8 @@ def cmd_train(args):
     if args.resume and not args.config and isinstance(resume_extra.get("training"), dict):
         # batch size, schedule, ... of the run resumed, read as a config's (JSON made class_weight's keys text)
         training = parse_training(dict(resume_extra["training"]))
+    if getattr(args, "augment", None):    # --augment KIND: the kind's default parameters
+        training["augment"] = args.augment
     seed = args.seed if args.seed is not None else (cfg["seed"] if cfg["seed"] is not None else 0)
     test_fraction = args.test_fraction if args.test_fraction is not None else 0.2
     dtype = str(net.dtype) if net is not None else (args.dtype or cfg["dtype"] or "float32")
@@ -852,6 +856,9 @@ def cmd_train(args):
     else:
         scaler = Standardizer().fit(data.X_train)
     X_train = scaler.transform(data.X_train, dtype=dtype)
+    if training.get("augment") is not None:    # a wrong image shape is refused before anything is printed
+        from .augment import get as get_augment
+        get_augment(training["augment"], seed=seed).check(X_train.shape[1])
     X_test = scaler.transform(data.X_test, dtype=dtype) if len(data.X_test) else None
     if args.plot:
         replacing += _check_plot_siblings(args, output, _plot_siblings(args.plot, task, X_test is not None,
@@ -936,7 +943,8 @@ def cmd_train(args):
             clip_norm=training.get("clip_norm"), validation_data=validation, validation_split=val_split,
             early_stopping=training.get("early_stopping"),
             class_weight=class_weight,
-            shuffle=training.get("shuffle", True), callbacks=callbacks, resume_state=resume_state)
+            shuffle=training.get("shuffle", True), callbacks=callbacks, resume_state=resume_state,
+            augment=training.get("augment"))
     except DivergenceError as exc:   # the weights the trainer kept die with the process: say what is on disk
         checkpointer = next((cb for cb in callbacks if isinstance(cb, _Checkpointer)), None)
         done = None if checkpointer is None else checkpointer.epoch
