@@ -68,7 +68,8 @@ def _resample(images, rows, cols, out):
     so that one 2-d :func:`~scipy.ndimage.map_coordinates` call serves the
     whole batch (a 3-d call with a batch axis would interpolate over 8
     neighbours instead of 4). Rows are clipped to [-1, H], inside the zero
-    rows around each image, so no image reads its neighbour.
+    rows around each image, so no image reads its neighbour, and rounded
+    to 1/65536 pixel.
 
     Parameters
     ----------
@@ -82,7 +83,12 @@ def _resample(images, rows, cols, out):
     tall[:, 1:] = images
     tall = np.concatenate([tall.reshape(n * (H + 1), W), np.zeros((1, W), images.dtype)])
     first = (np.arange(n, dtype=np.float64) * (H + 1) + 1)[:, None, None]
+    # rows on a grid of 2^-16 pixel, so that adding the block's offset is exact: a sample's weights are then
+    # the same bits wherever it sits in the batch
     r = np.clip(rows, -1.0, float(H))
+    r *= 65536.0
+    np.rint(r, out=r)
+    r /= 65536.0
     r += first
     # grid-constant: beyond the edge the image continues with zeros, and is interpolated into them
     ndimage.map_coordinates(tall, np.stack([r, cols]), output=out, order=1, mode="grid-constant", cval=0.0,
@@ -112,24 +118,30 @@ def affine(X, image_shape, rotation, scale, shear, translate, out=None):
     -------
     ndarray of shape (n, H*W)
     """
-    n = X.shape[0]
     H, W = image_shape
-    th, sh = np.deg2rad(np.asarray(rotation, np.float64)), np.deg2rad(np.asarray(shear, np.float64))
+    th = np.asarray(rotation, np.float64).reshape(-1) * (math.pi / 180.0)
+    sh = np.asarray(shear, np.float64).reshape(-1) * (math.pi / 180.0)
     scale, translate = np.asarray(scale, np.float64), np.asarray(translate, np.float64)
     # in (row, col) coordinates with rows pointing down, a counter-clockwise turn on screen is
-    # [[cos, sin], [-sin, cos]]; the shear moves columns by tan(shear) * row
-    cos, sin = np.cos(th), np.sin(th)
-    R = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)            # (n, 2, 2)
-    S = np.zeros((n, 2, 2))
-    S[:, 0, 0], S[:, 1, 1], S[:, 1, 0] = 1.0, 1.0, np.tan(sh)
-    M = R @ S @ (scale[:, :, None] * np.eye(2))                                         # (n, 2, 2)
-    Minv = np.linalg.inv(M)
-    c = np.array([(H - 1) / 2.0, (W - 1) / 2.0])
-    grid = np.indices((H, W), dtype=np.float64).reshape(2, -1)                         # (2, H*W)
-    q = Minv @ (grid[None] - (c + translate)[:, :, None]) + c[None, :, None]          # (n, 2, H*W)
+    # R = [[cos, -sin], [sin, cos]]; the shear Sh = [[1, 0], [tan, 1]] moves columns by tan(shear) * row
+    # math, one sample at a time: numpy's vectorised sin/cos may round the last bit differently with the
+    # array's length, and a sample's distortion must not depend on its batch
+    cos, sin = np.array([math.cos(a) for a in th]), np.array([math.sin(a) for a in th])
+    tan = np.array([math.tan(a) for a in sh])
+    # M = R Sh diag(scale), written out element by element (no BLAS, whose rounding could depend on the
+    # batch size): a sample's coordinates are then the same bits in any batch
+    m00, m01 = (cos - sin * tan) * scale[:, 0], -sin * scale[:, 1]
+    m10, m11 = (sin + cos * tan) * scale[:, 0], cos * scale[:, 1]
+    det = m00 * m11 - m01 * m10
+    i00, i01, i10, i11 = m11 / det, -m01 / det, -m10 / det, m00 / det       # M^{-1}
+    cr, cc = (H - 1) / 2.0, (W - 1) / 2.0
+    gr, gc = np.indices((H, W), dtype=np.float64)
+    dr = gr[None] - (cr + translate[:, 0, None, None])                     # p - c - t, (n, H, W)
+    dc = gc[None] - (cc + translate[:, 1, None, None])
+    e = (slice(None), None, None)
+    q = (i00[e] * dr + i01[e] * dc + cr, i10[e] * dr + i11[e] * dc + cc)     # c + M^{-1} (p - c - t)
     out = np.empty_like(X) if out is None else out
-    _resample(_images(X, image_shape), q[:, 0].reshape(n, H, W), q[:, 1].reshape(n, H, W),
-              _images(out, image_shape))
+    _resample(_images(X, image_shape), q[0], q[1], _images(out, image_shape))
     return out
 
 
@@ -297,7 +309,7 @@ class Augment:
         H, W = self.image_shape
         u = np.empty((len(rngs), 2, H, W), dtype=np.float32)     # float32: the filter runs at twice the speed
         for k, r in enumerate(rngs):
-            r.random(out=u[k])
+            r.random(dtype=np.float32, out=u[k])
         u *= 2.0
         u -= 1.0                                                     # uniform(-1, 1)
         return {"displacement": elastic_field(u, p["sigma"], p["alpha"])}
