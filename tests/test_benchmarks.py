@@ -77,3 +77,38 @@ def test_ratios_pair_the_runs_of_each_round(monkeypatch):
     # within rounds floor/sklearn is 1/4, 2/1, 3/3, 4/2: median 1.5 (the ratio of medians would be 1.0)
     assert r["floor/sklearn"] == 1.5 and r["ratios"]["sklearn"] == 1.5
     assert r["ratios"]["floor"] == 1.0
+
+
+def test_augment_benchmark_runs_in_quick_mode(tmp_path):
+    """bench_augment.py measures both transforms (no figure is asserted) and draws the docs' picture."""
+    out, png = tmp_path / "aug.json", tmp_path / "augment.png"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_augment.py"), "--quick", "--json", str(out),
+                           "--picture", str(png)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(out.read_text())["results"]
+    assert [r["transform"] for r in results] == ["affine", "elastic"]
+    for r in results:
+        assert r["images_per_s"] > 0 and r["epoch_plain_s"] > 0 and r["epoch_augmented_s"] > 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert "| affine |" in proc.stdout and "| elastic |" in proc.stdout
+
+
+def test_mnist_table_runs_a_row_end_to_end(tmp_path):
+    """One row of benchmarks/mnist_table.py for one epoch on the real MNIST: the table and its command."""
+    from _needs import require
+
+    mnist = ROOT.parent / "shared" / "datasets" / "mnist"
+    require(mnist.is_dir(), area="MNIST", reason=f"no MNIST copy in {mnist}")
+    table = tmp_path / "table.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "mnist_table.py"), "--rows", "A", "--epochs", "1",
+                           "--data-dir", str(mnist), "--workdir", str(tmp_path / "runs"), "--output", str(table)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    text = table.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| A |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4] == "1.6%" and cells[6] == "1"                       # the paper's error, one epoch
+    assert 1.0 < float(cells[5].rstrip("%")) < 6.0                      # one epoch of 784-800-10: a few % error
+    assert "deepff train --config examples/mnist_800.yaml --dataset mnist" in cells[9]
+    assert "SMOKE RUN" in text
+    assert (tmp_path / "runs" / "rowA.npz").is_file()
