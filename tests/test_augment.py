@@ -334,6 +334,9 @@ def test_cli_resume_of_an_augmented_run_after_sigkill_is_bit_identical(tmp_path)
     else:
         pytest.fail("the run always ended before the kill landed")
     assert load_checkpoint(ck)[2]["training"]["augment"] == "elastic"   # the checkpoint remembers it
+    other = subprocess.run([sys.executable, "-m", "deepff.cli", "train", "--resume", ck, "--augment", "affine"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert other.returncode == 2 and "--augment affine contradicts the checkpoint" in other.stderr
     # resumed from the checkpoint alone (no --augment): it continues the augmented run
     resumed = subprocess.run([sys.executable, "-m", "deepff.cli", "train", "--resume", ck, "--quiet",
                               "--output", tmp_path / "resumed.npz"], cwd=tmp_path, capture_output=True, text=True,

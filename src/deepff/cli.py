@@ -699,7 +699,8 @@ def _check_resume_settings(args, net, extra, cfg, opt):
     run = extra.get("training") if isinstance(extra.get("training"), dict) else {}
     early_stopping = (cfg["training"] if args.config else run).get("early_stopping")
     for key, flag, value in (("batch_size", "--batch-size", args.batch_size),
-                             ("validation_split", "--validation-split", args.validation_split)):
+                             ("validation_split", "--validation-split", args.validation_split),
+                             ("augment", "--augment", getattr(args, "augment", None))):
         source = flag
         if value is None and args.config:
             value, source = cfg["training"].get(key), f"the config's {key}"
@@ -834,6 +835,8 @@ def cmd_train(args):
         training = parse_training(dict(resume_extra["training"]))
     if getattr(args, "augment", None):    # --augment KIND: the kind's default parameters
         training["augment"] = args.augment
+    elif args.resume and training.get("augment") is None and isinstance(resume_extra.get("training"), dict):
+        training["augment"] = resume_extra["training"].get("augment")    # a resumed run keeps its distortions
     seed = args.seed if args.seed is not None else (cfg["seed"] if cfg["seed"] is not None else 0)
     test_fraction = args.test_fraction if args.test_fraction is not None else 0.2
     dtype = str(net.dtype) if net is not None else (args.dtype or cfg["dtype"] or "float32")
@@ -893,7 +896,7 @@ def cmd_train(args):
     if training.get("early_stopping") and not val_split:
         val_split = 0.1  # early stopping must never look at the test split
     train_cfg = {**training, "optimizer": opt, "epochs": epochs, "batch_size": batch_size,
-                 "validation_split": val_split}
+                 "validation_split": val_split, "augment": training.get("augment")}
     if isinstance(train_cfg.get("class_weight"), dict):   # stored as JSON, whose keys are texts; a
         train_cfg["class_weight"] = {str(k): w for k, w in train_cfg["class_weight"].items()}  # resume maps them back
 
