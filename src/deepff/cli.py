@@ -920,6 +920,9 @@ def cmd_train(args):
         if sched is not None and not full_batch:   # the lr above is where it starts
             name = sched.get("name") if isinstance(sched, dict) else sched
             steps = steps.replace(f"lr={optimizer.lr:g}", f"lr={optimizer.lr:g} ({name} schedule)", 1)
+        aug = training.get("augment")
+        if aug is not None and not full_batch:     # e.g. "..., 200 epochs, elastic distortions"
+            steps += f", {aug.get('kind') if isinstance(aug, dict) else aug} distortions"
         _say(f"deepff: {data.name} ({task}; {kinds}); network "
              f"{'-'.join(str(n) for n in [net.n_features] + [layer.units for layer in net.layers])}, "
              f"{opt['name']} {steps}")
