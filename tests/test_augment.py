@@ -235,6 +235,7 @@ def test_stopped_mid_epoch_and_resumed_is_bit_identical():
     ({"kind": "affine", "sigma": 4}, SpecError, "valid parameters: 'rotation', 'scale', 'shear', 'translate'"),
     ({"kind": "blur"}, SpecError, "valid kinds: 'affine', 'elastic'"),
     ("rotate", SpecError, "valid kinds"),
+    ({"kind": ["elastic"]}, SpecError, "unknown kind \\['elastic'\\]"),
     ({"sigma": 4}, SpecError, "needs 'kind'"),
     (3, SpecError, "a mapping with 'kind'"),
     ({"kind": "elastic", "image_shape": [28, 27]}, InputError, "image_shape 28 x 27 holds 756 pixels"),

@@ -220,7 +220,7 @@ class Augment:
     """
 
     def __init__(self, kind="elastic", image_shape=None, seed=None, **params):
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             raise SpecError(f"augment: unknown kind {kind!r}; valid kinds: {choices(KINDS)}")
         unknown = set(params) - set(KINDS[kind])
         if unknown:
