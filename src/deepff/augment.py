@@ -61,7 +61,7 @@ def _images(X, image_shape):
     return X.reshape((X.shape[0],) + tuple(image_shape))
 
 
-def _resample(images, rows, cols, out):
+def _resample(images, coords, out):
     """Bilinear samples of each image at its own coordinates; 0 outside.
 
     The images are stacked into one tall image, each below a row of zeros,
@@ -74,25 +74,24 @@ def _resample(images, rows, cols, out):
     Parameters
     ----------
     images : ndarray of shape (n, H, W)
-    rows, cols : ndarray of shape (n, H, W)
-        Where each output pixel of image i is read from, in pixels of image i.
+    coords : ndarray of shape (2, n, H, W), float64
+        Where each output pixel of image i is read from (row, column), in
+        pixels of image i; overwritten.
     out : ndarray of shape (n, H, W)
     """
     n, H, W = images.shape
-    tall = np.zeros((n, H + 1, W), dtype=images.dtype)       # row 0 of each block: zeros
-    tall[:, 1:] = images
-    tall = np.concatenate([tall.reshape(n * (H + 1), W), np.zeros((1, W), images.dtype)])
-    first = (np.arange(n, dtype=np.float64) * (H + 1) + 1)[:, None, None]
+    tall = np.zeros((n * (H + 1) + 1, W), dtype=images.dtype)     # row 0 of each block and the last: zeros
+    tall[1:].reshape(n, H + 1, W)[:, :H] = images
+    r = coords[0]
     # rows on a grid of 2^-16 pixel, so that adding the block's offset is exact: a sample's weights are then
     # the same bits wherever it sits in the batch
-    r = np.clip(rows, -1.0, float(H))
+    np.clip(r, -1.0, float(H), out=r)
     r *= 65536.0
     np.rint(r, out=r)
     r /= 65536.0
-    r += first
+    r += (np.arange(n, dtype=np.float64) * (H + 1) + 1)[:, None, None]
     # grid-constant: beyond the edge the image continues with zeros, and is interpolated into them
-    ndimage.map_coordinates(tall, np.stack([r, cols]), output=out, order=1, mode="grid-constant", cval=0.0,
-                            prefilter=False)
+    ndimage.map_coordinates(tall, coords, output=out, order=1, mode="grid-constant", cval=0.0, prefilter=False)
     return out
 
 
@@ -139,9 +138,15 @@ def affine(X, image_shape, rotation, scale, shear, translate, out=None):
     dr = gr[None] - (cr + translate[:, 0, None, None])                     # p - c - t, (n, H, W)
     dc = gc[None] - (cc + translate[:, 1, None, None])
     e = (slice(None), None, None)
-    q = (i00[e] * dr + i01[e] * dc + cr, i10[e] * dr + i11[e] * dc + cc)     # c + M^{-1} (p - c - t)
+    q = np.empty((2,) + dr.shape)                                           # c + M^{-1} (p - c - t)
+    np.multiply(i00[e], dr, out=q[0])
+    q[0] += i01[e] * dc
+    q[0] += cr
+    np.multiply(i10[e], dr, out=q[1])
+    q[1] += i11[e] * dc
+    q[1] += cc
     out = np.empty_like(X) if out is None else out
-    _resample(_images(X, image_shape), q[0], q[1], _images(out, image_shape))
+    _resample(_images(X, image_shape), q, _images(out, image_shape))
     return out
 
 
@@ -182,10 +187,10 @@ def elastic(X, image_shape, displacement, out=None):
     -------
     ndarray of shape (n, H*W)
     """
-    rows, cols = np.indices(tuple(image_shape), dtype=np.float64)
+    grid = np.indices(tuple(image_shape), dtype=np.float64)                 # (2, H, W)
+    coords = np.add(grid[:, None], displacement.transpose(1, 0, 2, 3))     # p + d(p), (2, n, H, W)
     out = np.empty_like(X) if out is None else out
-    _resample(_images(X, image_shape), rows + displacement[:, 0], cols + displacement[:, 1],
-              _images(out, image_shape))
+    _resample(_images(X, image_shape), coords, _images(out, image_shape))
     return out
 
 
