@@ -94,3 +94,38 @@ def test_small_tables_benchmark_runs_and_compares_both_libraries():
         deepff_score, sklearn_score, diff = float(r[3]), float(r[6]), float(r[9])
         assert diff == pytest.approx(deepff_score - sklearn_score, abs=0.11)   # each shown to 0.1
     assert float(rows[0][3]) > 80          # iris: a real fit, not a constant guess (33%)
+
+
+def test_augment_benchmark_runs_in_quick_mode(tmp_path):
+    """bench_augment.py measures both transforms (no figure is asserted) and draws the docs' picture."""
+    out, png = tmp_path / "aug.json", tmp_path / "augment.png"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_augment.py"), "--quick", "--json", str(out),
+                           "--picture", str(png)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(out.read_text())["results"]
+    assert [r["transform"] for r in results] == ["affine", "elastic"]
+    for r in results:
+        assert r["images_per_s"] > 0 and r["epoch_plain_s"] > 0 and r["epoch_augmented_s"] > 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert "| affine |" in proc.stdout and "| elastic |" in proc.stdout
+
+
+def test_mnist_table_runs_a_row_end_to_end(tmp_path):
+    """One row of benchmarks/mnist_table.py for one epoch on the real MNIST: the table and its command."""
+    from _needs import require
+
+    mnist = ROOT.parent / "shared" / "datasets" / "mnist"
+    require(mnist.is_dir(), area="MNIST", reason=f"no MNIST copy in {mnist}")
+    table = tmp_path / "table.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "mnist_table.py"), "--rows", "A", "--epochs", "1",
+                           "--data-dir", str(mnist), "--workdir", str(tmp_path / "runs"), "--output", str(table)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    text = table.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| A |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4] == "1.6%" and cells[6] == "1"                       # the paper's error, one epoch
+    assert 1.0 < float(cells[5].rstrip("%")) < 10.0                     # one epoch of 784-800-10: a few % error
+    assert "deepff train --config examples/mnist_800.yaml --dataset mnist" in cells[9]
+    assert "SMOKE RUN" in text
+    assert (tmp_path / "runs" / "rowA.npz").is_file()

@@ -107,7 +107,7 @@ class Network(FeedForward):
     def fit(self, X, y, *, epochs=10, batch_size=32, optimizer=None, lr=None, schedule=None,
             regularization=None, clip_norm=None, validation_data=None, validation_split=0.0,
             early_stopping=None, sample_weight=None, class_weight=None, shuffle=True,
-            callbacks=None, warm_start=False, resume_state=None, resume_on_new_data=False):
+            callbacks=None, warm_start=False, resume_state=None, resume_on_new_data=False, augment=None):
         """Train the network with mini-batch gradient descent.
 
         Parameters
@@ -158,6 +158,14 @@ class Network(FeedForward):
             Continue ``resume_state`` on data other than the run's, on
             purpose (an interrupted epoch then restarts if the number of
             samples changed).
+        augment : str, dict or Augment, optional
+            Distort the training images afresh every epoch: "elastic",
+            "affine", or ``{"kind": ..., **parameters}`` (see
+            :mod:`deepff.augment`); the draws are keyed by the seed (the
+            network's when the setting has none), the epoch and the sample,
+            so a resumed run continues exactly. Validation data are not
+            distorted. With warm_start, the last fit's setting carries on
+            unless one is given.
 
         Returns
         -------
@@ -195,6 +203,13 @@ class Network(FeedForward):
             what = "sample_weight" if class_weight is None else \
                 "class_weight" if sample_weight is None else "sample_weight times class_weight"
             raise InputError(f"{what} gives the samples a total weight of 0: there is nothing to train on")
+        aug = None
+        if augment is not None:     # checked against the inputs' width before anything trains
+            from .augment import get as get_augment
+
+            seed = self.seed if self.seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+            aug = get_augment(augment, seed=seed)
+            aug.check(X.shape[1])
         val = None
         if not (isinstance(validation_split, numbers.Real) and 0 <= validation_split < 1):
             raise InputError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
@@ -260,6 +275,11 @@ class Network(FeedForward):
                                  f"epochs={trainer.epochs} would train nothing: give at least {done}")
             _check_same_data(resume_state.get("data"), data_digest(X, Y, w), resume_on_new_data)
             trainer.load_state_dict(resume_state)
+        if aug is not None and getattr(trainer.optimizer, "full_batch", False):
+            raise InputError(f"augment distorts mini-batches, but optimizer {trainer.optimizer.name!r} trains on the "
+                             "whole data set at once; use a mini-batch optimizer (sgd, adam, ...) or drop augment")
+        if aug is not None or not warm_start:
+            trainer.transform = aug
         self.trainer_ = trainer
         self.history_ = trainer.fit(X, Y, w, val)
         return self.history_

@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["plot_history", "plot_confusion_matrix", "plot_decision_boundary", "class_colors"]
+__all__ = ["plot_history", "plot_confusion_matrix", "plot_decision_boundary", "plot_augmentations", "class_colors"]
 
 
 def _pyplot():
@@ -311,3 +311,41 @@ def _draw_values(fig, ax, z, X, y, target_name, extent):
         ax.scatter(X[:, 0], X[:, 1], c="k", s=10, zorder=3)
     fig.colorbar(im, ax=ax, label=target_name or "target")
     return "Prediction (background) and true values (dots)"
+
+
+def plot_augmentations(image, rows, path, title="One digit and eight of its distortions"):
+    """A grid: per row, the image and eight of its distortions by one transform.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H*W,)
+        One flattened image.
+    rows : list of (str, ndarray of shape (8, H*W))
+        A label (e.g. "elastic") and the distorted copies, per row.
+    path : str or path-like
+        The PNG written.
+    title : str
+    """
+    plt = _pyplot()
+    if not rows:
+        raise InputError("plot_augmentations needs at least one row of distortions")
+    side = math.isqrt(image.size)
+    shape = (side, side) if side * side == image.size else (1, image.size)
+    n_cols = 1 + max(len(d) for _, d in rows)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.1 * n_cols, 1.25 * len(rows)), squeeze=False)
+    for r, (label, distorted) in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.imshow(image.reshape(shape), cmap="gray_r", vmin=0, vmax=1)
+                ax.set_ylabel(label)
+                ax.set_title("original" if r == 0 else "", fontsize=8)
+            elif c - 1 < len(distorted):
+                ax.imshow(distorted[c - 1].reshape(shape), cmap="gray_r", vmin=0, vmax=1)
+            else:
+                ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+    plt.close(fig)

@@ -320,6 +320,7 @@ TRAINING_KEYS = {
     "validation_split": "fraction of the training data held out (0 <= f < 1)",
     "early_stopping": "{patience: int, min_delta: float, restore_best: bool, monitor: str} or null",
     "class_weight": "'balanced', a mapping from class to weight, or null",
+    "augment": "'elastic', 'affine', {kind: ..., sigma: ..., ...} or null (see deepff.augment)",
 }
 
 
@@ -393,6 +394,10 @@ def parse_training(section):
         _check_number(s, "validation_split", out["validation_split"], lo=0, hi=1, hi_open=True)
     if out.get("early_stopping") is not None:
         parse_early_stopping(out["early_stopping"])
+    if out.get("augment") is not None:
+        from .augment import get as get_augment
+
+        _named(s, "augment", out["augment"], get_augment)
     cw = out.get("class_weight")
     if cw is not None and cw != "balanced" and not isinstance(cw, dict):
         raise SpecError(f"{s}: key 'class_weight' must be 'balanced', a mapping or null, got {cw!r}")

@@ -385,6 +385,12 @@ class Trainer:
     step : int
         Optimizer steps taken so far.
     history : History
+    transform : callable or None
+        A per-batch input transform, ``transform(X, idx, epoch, out, next_idx)``:
+        writes the transformed rows ``X[idx]`` of ``epoch`` into ``out`` (and
+        may start on the next batch, ``X[next_idx]``, meanwhile); a
+        ``close()`` method, if it has one, is called when fit ends. None
+        (the default) copies the rows. :class:`deepff.augment.Augment` is one.
     """
 
     def __init__(self, network, optimizer="sgd", schedule=None, penalty=None, clip_norm=None,
@@ -461,6 +467,7 @@ class Trainer:
         self._order, self._pos, self._partial = None, 0, [0.0, 0.0, 0]
         self.data_digest = None      # of the data the last fit trained on (validation.data_digest)
         self._flag = _InterruptFlag()
+        self.transform = None       # per-batch input transform (data augmentation), see the class docstring
 
     # --------------------------------------------------------------- helpers
     def request_stop(self):
@@ -518,6 +525,8 @@ class Trainer:
             # an interrupted run keeps its current weights, so that it can be resumed
             if self.early_stopping is not None and not self.history.interrupted:
                 self.early_stopping.restore(self.network)
+            if callable(getattr(self.transform, "close", None)):
+                self.transform.close()           # e.g. the augmentation's worker thread
             for cb in self.callbacks:
                 cb.on_train_end(self)
         return self.history
@@ -579,7 +588,10 @@ class Trainer:
                 x, y = xb[:m], yb[:m]
                 # contiguous mini-batch; mode="clip" because the default mode="raise" buffers
                 # `out` (an extra copy); the indices come from a permutation, so are valid
-                np.take(X, idx, axis=0, out=x, mode="clip")
+                if self.transform is None:
+                    np.take(X, idx, axis=0, out=x, mode="clip")
+                else:   # e.g. deepff.augment: distorted rows; it may prepare the next batch meanwhile
+                    self.transform(X, idx, epoch, x, order[start + bs:start + 2 * bs])
                 np.take(Y, idx, axis=0, out=y, mode="clip")
                 wm = None if w is None else np.take(w, idx, out=wb[:m], mode="clip")
                 with flush:                      # denormals read as 0 during the step (see _fpenv)

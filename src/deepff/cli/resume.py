@@ -111,7 +111,8 @@ def _check_resume_settings(args, net, extra, cfg, opt):
     run = extra.get("training") if isinstance(extra.get("training"), dict) else {}
     early_stopping = (cfg["training"] if args.config else run).get("early_stopping")
     for key, flag, value in (("batch_size", "--batch-size", args.batch_size),
-                             ("validation_split", "--validation-split", args.validation_split)):
+                             ("validation_split", "--validation-split", args.validation_split),
+                             ("augment", "--augment", getattr(args, "augment", None))):
         source = flag
         if value is None and args.config:
             value, source = cfg["training"].get(key), f"the config's {key}"

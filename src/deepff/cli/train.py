@@ -307,6 +307,8 @@ def add_parser(subparsers):
     t.add_argument("--plot", help="learning curves to FILE.png (+ confusion matrix / decision boundary)")
     t.add_argument("--checkpoint", help="write a resumable checkpoint to this file after every epoch")
     t.add_argument("--resume", help="continue from a checkpoint written by --checkpoint")
+    t.add_argument("--augment", choices=["elastic", "affine"], help="distort the training images afresh every "
+                   "epoch (defaults: elastic sigma=4 alpha=34; see deepff.augment); or training.augment in --config")
     t.add_argument("--resume-on-new-data", action="store_true",
                    help="with --resume: continue on data other than the checkpoint's, on purpose")
     t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
@@ -350,6 +352,10 @@ def _settings(args):
     if args.resume and not args.config and isinstance(run.resume_extra.get("training"), dict):
         # batch size, schedule, ... of the run resumed, read as a config's (JSON made class_weight's keys text)
         run.training = parse_training(dict(run.resume_extra["training"]))
+    if getattr(args, "augment", None):    # --augment KIND: the kind's default parameters
+        run.training["augment"] = args.augment
+    elif args.resume and run.training.get("augment") is None and isinstance(run.resume_extra.get("training"), dict):
+        run.training["augment"] = run.resume_extra["training"].get("augment")   # a resumed run keeps its distortions
     run.seed = args.seed if args.seed is not None else (cfg["seed"] if cfg["seed"] is not None else 0)
     run.test_fraction = args.test_fraction if args.test_fraction is not None else 0.2
     run.dtype = str(run.net.dtype) if run.net is not None else (args.dtype or cfg["dtype"] or "float32")
@@ -380,6 +386,9 @@ def _data(run):
     else:
         run.scaler = Standardizer().fit(data.X_train)
     run.X_train = run.scaler.transform(data.X_train, dtype=run.dtype)
+    if run.training.get("augment") is not None:    # a wrong image shape is refused before anything is printed
+        from ..augment import get as get_augment
+        get_augment(run.training["augment"], seed=run.seed).check(run.X_train.shape[1])
     run.X_test = run.scaler.transform(data.X_test, dtype=run.dtype) if len(data.X_test) else None
     if args.plot:
         run.replacing += _check_plot_siblings(args, run.output, _plot_siblings(
@@ -425,7 +434,7 @@ def _network(run):
         val_split = 0.1  # early stopping must never look at the test split
     run.val_split = val_split
     run.train_cfg = {**training, "optimizer": run.opt, "epochs": run.epochs, "batch_size": run.batch_size,
-                     "validation_split": val_split}
+                     "validation_split": val_split, "augment": training.get("augment")}
     if isinstance(run.train_cfg.get("class_weight"), dict):   # stored as JSON, whose keys are texts; a resume
         run.train_cfg["class_weight"] = {str(k): w for k, w in run.train_cfg["class_weight"].items()}  # maps back
 
@@ -506,6 +515,9 @@ def _say_plan(run):
     if sched is not None and not run.full_batch:   # the lr above is where it starts
         name = sched.get("name") if isinstance(sched, dict) else sched
         steps = steps.replace(f"lr={optimizer.lr:g}", f"lr={optimizer.lr:g} ({name} schedule)", 1)
+    aug = run.training.get("augment")
+    if aug is not None and not run.full_batch:     # e.g. "..., 200 epochs, elastic distortions"
+        steps += f", {aug.get('kind') if isinstance(aug, dict) else aug} distortions"
     _say(f"deepff: {run.data.name} ({run.task}; {kinds}); network "
          f"{'-'.join(str(n) for n in [net.n_features] + [layer.units for layer in net.layers])}, "
          f"{opt['name']} {steps}")
@@ -527,7 +539,7 @@ def _fit(run):
             early_stopping=training.get("early_stopping"),
             class_weight=run.class_weight,
             shuffle=training.get("shuffle", True), callbacks=run.callbacks, resume_state=run.resume_state,
-            resume_on_new_data=args.resume_on_new_data)
+            resume_on_new_data=args.resume_on_new_data, augment=training.get("augment"))
     except DivergenceError as exc:   # the weights the trainer kept die with the process: say what is on disk
         done = None if checkpointer is None else checkpointer.epoch
         if done is None and args.resume and checkpointer is not None and _same_file(args.resume, args.checkpoint):
