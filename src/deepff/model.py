@@ -107,7 +107,7 @@ class Network(FeedForward):
     def fit(self, X, y, *, epochs=10, batch_size=32, optimizer=None, lr=None, schedule=None,
             regularization=None, clip_norm=None, validation_data=None, validation_split=0.0,
             early_stopping=None, sample_weight=None, class_weight=None, shuffle=True,
-            callbacks=None, warm_start=False, resume_state=None):
+            callbacks=None, warm_start=False, resume_state=None, comm=None):
         """Train the network with mini-batch gradient descent.
 
         Parameters
@@ -152,6 +152,13 @@ class Network(FeedForward):
             exactly when the other settings (batch size, optimizer, schedule,
             ...) are the saved run's; an ``lr`` other than the saved run's
             is refused (its optimizer state carries the rate).
+        comm : mpi4py.MPI.Comm, optional
+            Train on all the processes of this MPI communicator (e.g.
+            ``MPI.COMM_WORLD`` under ``mpiexec -n K``) as one process would:
+            each rank passes the same data and settings, computes its share
+            of every global batch of ``batch_size`` rows, and the gradients
+            are summed over the ranks (see :mod:`deepff.distributed`).
+            Needs the ``deepff[mpi]`` extra and a ``seed``.
 
         Returns
         -------
@@ -252,6 +259,12 @@ class Network(FeedForward):
                 raise InputError(f"epochs is the total to reach; resume_state has done {done} already, so "
                                  f"epochs={trainer.epochs} would train nothing: give at least {done}")
             trainer.load_state_dict(resume_state)
+        if comm is not None:    # K ranks train together; mpi4py is imported only here
+            from .distributed import Reducer
+
+            trainer.reducer = Reducer(comm)
+        else:
+            trainer.reducer = None
         self.trainer_ = trainer
         self.history_ = trainer.fit(X, Y, w, val)
         return self.history_
