@@ -817,6 +817,8 @@ def cmd_train(args):
     from .training import class_weights
 
     _check_names(args)
+    comm = getattr(sys.modules.get("deepff.distributed"), "LAUNCHED", None)   # mpiexec -n K: rank 0 writes
+    root = comm is None or comm.Get_rank() == 0
     net, resume_state, resume_extra = None, None, None
     if args.resume:
         net, resume_state, resume_extra = load_checkpoint(args.resume)
@@ -899,7 +901,7 @@ def cmd_train(args):
               "data_dir": None if args.data_dir is None else os.path.abspath(os.path.expanduser(args.data_dir))}
     extra = {**record, "preprocessing": scaler.to_dict(), "training": train_cfg}
     checkpoint_note = f"{PROG}: replacing existing checkpoint file {args.checkpoint}"   # said at its first save
-    if args.checkpoint:
+    if args.checkpoint and root:
         callbacks.append(_Checkpointer(args.checkpoint, extra, checkpoint_note if checkpoint_note in replacing
                                        else None))
     if not args.quiet:
@@ -936,7 +938,7 @@ def cmd_train(args):
             clip_norm=training.get("clip_norm"), validation_data=validation, validation_split=val_split,
             early_stopping=training.get("early_stopping"),
             class_weight=class_weight,
-            shuffle=training.get("shuffle", True), callbacks=callbacks, resume_state=resume_state)
+            shuffle=training.get("shuffle", True), callbacks=callbacks, resume_state=resume_state, comm=comm)
     except DivergenceError as exc:   # the weights the trainer kept die with the process: say what is on disk
         checkpointer = next((cb for cb in callbacks if isinstance(cb, _Checkpointer)), None)
         done = None if checkpointer is None else checkpointer.epoch
@@ -985,19 +987,19 @@ def cmd_train(args):
     if "test_accuracy" in results:
         _say(f"test accuracy: {100 * results['test_accuracy']:.2f}%")
 
-    if output is not None:
+    if output is not None and root:
         save(net, output, preprocessing=scaler.to_dict(), classes=classes, training=train_cfg,
              metadata={**{k: v for k, v in record.items() if k != "classes"},
                        "feature_names": list(data.feature_names), "results": results})
         if not interrupted and model_note in replacing:   # said once it happened (a refused save, of
             _note(model_note)                               # labels JSON cannot hold, say, replaces nothing)
         _say(f"model saved to {output}")
-    if args.history:
+    if args.history and root:
         if history.records or not args.history.lower().endswith(".json"):
             _write_history(history.records, args.history)
         else:     # [] could be anyone's file, so deepff never writes one (a CSV keeps its header)
             _note(f"{PROG}: no epoch was complete, so {args.history} is not written")
-    if args.plot:
+    if args.plot and root:
         _plots(args.plot, history.records, net, task, classes, X_test, y_test, data, scaler,
                val_label="test" if validation is not None else "validation", y_train=y_train)
     return 130 if interrupted else 0
@@ -1495,6 +1497,11 @@ def main(argv=None):
         Exit status: 0 success, 1 failed check, 2 user error, 130 interrupted.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if any(v in os.environ for v in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "SLURM_PROCID")) \
+            and not getattr(sys.modules.get("deepff.distributed"), "RUNNING", False):   # mpiexec/srun: K ranks
+        from .distributed import run_ranks
+
+        return run_ranks(main, argv)
     debug = "--debug" in argv
     if sys.stdout is None:          # started with stdout closed (``deepff train >&-``)
         _drop("stdout")

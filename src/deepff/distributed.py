@@ -30,6 +30,7 @@ This module imports mpi4py only when a communicator is asked for
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sys
 
@@ -37,7 +38,8 @@ import numpy as np
 
 from .errors import DeepffError, InputError
 
-__all__ = ["DistributedError", "Reducer", "launched_comm", "world_size_from_env", "shard_bounds", "keyed_uniform"]
+__all__ = ["DistributedError", "Reducer", "launched_comm", "run_ranks", "world_size_from_env", "shard_bounds",
+           "keyed_uniform"]
 
 #: environment variables through which launchers (MPICH/Hydra, Open MPI, PMIx, Slurm) give the world size
 _SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS")
@@ -92,6 +94,69 @@ def launched_comm():
     return mpi.COMM_WORLD
 
 
+#: the communicator of ``mpiexec -n K deepff ...`` (set by :func:`run_ranks`), None otherwise
+LAUNCHED = None
+#: True while :func:`run_ranks` runs the command (the deepff command asks before calling it)
+RUNNING = False
+_state = {"met": False, "stderr": None}
+
+
+def _rank_from_env():
+    for name in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"):
+        value = os.environ.get(name, "")
+        if value.strip().isdigit():
+            return int(value)
+    return 0
+
+
+def run_ranks(main, argv):
+    """Run the deepff command on each of the K processes a launcher started; rank 0 speaks and writes.
+
+    ``deepff train`` trains one model on all ranks; other commands run on
+    rank 0 only. Ranks other than 0 print nothing, unless they fail alone
+    (then their one line says which rank). A rank that fails before the
+    ranks meet (the start-up check of training) tells the others there, so
+    that every rank stops with one message.
+
+    Parameters
+    ----------
+    main : callable
+        ``deepff.cli.main``, called as ``main(argv)``.
+    argv : list of str
+        The command line, without the program name.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
+    global LAUNCHED, RUNNING
+    RUNNING = True
+    first = next((a for a in argv if a != "--debug"), None)
+    training = first is None or first == "train" or (first.startswith("-") and first not in ("-h", "--help",
+                                                                                           "--version"))
+    try:
+        LAUNCHED = launched_comm()
+    except InputError as exc:
+        if _rank_from_env() == 0:
+            sys.stderr.write(f"deepff: error: {exc}\n")
+        return 2
+    comm = LAUNCHED
+    if comm is None or comm.Get_size() == 1:
+        return main(argv)
+    rank = comm.Get_rank()
+    _state["stderr"] = sys.stderr
+    if rank > 0:
+        if not training:
+            return 0                     # evaluate, predict, ...: rank 0 does it
+        sys.stdout = open(os.devnull, "w")   # noqa: SIM115 - for the life of the process
+        sys.stderr = io.StringIO()
+    status = main(argv)
+    if training and status not in (0, 130) and not _state["met"]:
+        # failed before the start-up check: tell the ranks waiting there, with this rank's message
+        said = sys.stderr.getvalue().strip().splitlines() if rank > 0 else ["(said above)"]
+        comm.allgather({"failed": said[-1] if said else f"exit status {status}"})
+    return status
 def _import_mpi(why):
     try:
         from mpi4py import MPI
@@ -270,6 +335,11 @@ class Reducer:
                                    f"needs at least one row; use at least {self.size} rows per step or fewer ranks")
         mine = _fingerprint(trainer, X, Y, w)
         everyone = self.comm.allgather(mine)
+        _state["met"] = True
+        failed = [(r, e["failed"]) for r, e in enumerate(everyone) if "failed" in e]
+        if failed:
+            r, said = failed[0]
+            raise DistributedError(f"rank {r} of {self.size} failed before training: {said}")
         for r, theirs in enumerate(everyone):
             differ = [k for k in mine if theirs[k] != everyone[0][k]]
             if differ:
@@ -303,8 +373,9 @@ class Reducer:
         what = " ".join(str(exc).split()) or type(exc).__name__
         if isinstance(exc, KeyboardInterrupt):
             what = "interrupted"
-        sys.stderr.write(f"deepff: rank {self.rank} of {self.size} failed: {what}; ending all {self.size} ranks\n")
-        sys.stderr.flush()
+        err = _state["stderr"] or sys.stderr
+        err.write(f"deepff: rank {self.rank} of {self.size} failed: {what}; ending all {self.size} ranks\n")
+        err.flush()
         self.comm.Abort(1 if not isinstance(exc, DeepffError) else 2)
 
     # -------------------------------------------------------------- a step
