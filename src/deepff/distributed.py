@@ -318,6 +318,17 @@ class Reducer:
     def start(self, trainer, X, Y, w, full_batch):
         """Check that every rank holds the same run, then attach the dropout and batch-norm hooks.
 
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer about to run (its network, optimizer, batch size).
+        X : ndarray of shape (n_samples, n_features)
+            The whole training set (every rank passes the same; a memory map serves).
+        Y : ndarray of shape (n_samples, n_outputs)
+        w : ndarray of shape (n_samples,) or None
+        full_batch : bool
+            Whether the optimizer trains on the whole set at once (L-BFGS).
+
         Raises
         ------
         DistributedError
@@ -367,7 +378,14 @@ class Reducer:
         self._net = None
 
     def fail(self, exc):
-        """A rank raised: end all ranks (MPI_Abort) unless every rank raised the same error together."""
+        """A rank raised: end all ranks (MPI_Abort) unless every rank raised the same error together.
+
+        Parameters
+        ----------
+        exc : BaseException
+            What this rank raised; a :class:`DistributedError` (raised by
+            every rank at once) returns and is re-raised by the caller.
+        """
         if getattr(exc, "collective", False) or self.size == 1:
             return
         what = " ".join(str(exc).split()) or type(exc).__name__
@@ -380,17 +398,54 @@ class Reducer:
 
     # -------------------------------------------------------------- a step
     def share(self, idx):
-        """This rank's rows of a global batch of row indices ``idx`` (a view)."""
+        """This rank's rows of a global batch.
+
+        Parameters
+        ----------
+        idx : ndarray of shape (m,)
+            Row indices of the global batch.
+
+        Returns
+        -------
+        ndarray of shape (m_r,)
+            A view: this rank's contiguous share (m_r is m / K rounded down or up).
+        """
         lo, hi = shard_bounds(idx.shape[0], self.size, self.rank)
         return idx[lo:hi]
 
     def begin_batch(self, epoch, rows, m):
-        """Tell the hooks the epoch, this rank's global rows and the global batch size m."""
+        """Tell the dropout and batch-norm hooks about the batch to come.
+
+        Parameters
+        ----------
+        epoch : int
+            0-based epoch (a key of the dropout masks).
+        rows : ndarray of shape (m_r,)
+            Global indices of this rank's rows.
+        m : int
+            Rows of the whole global batch.
+        """
         self._dropout.begin(epoch, rows)
         self._bn.rows = m
 
     def weights(self, w_local, m_local, m, out):
-        """w_i m_r / m: rank r's loss and gradient become its part of the global batch's (None: weights 1)."""
+        """Weights w_i m_r / m: rank r's loss and gradient become its part of the global batch's.
+
+        Parameters
+        ----------
+        w_local : ndarray of shape (m_local,) or None
+            The sample weights of this rank's rows (None: all 1).
+        m_local : int
+            Rows of this rank's share.
+        m : int
+            Rows of the global batch.
+        out : ndarray of shape (n_rows,)
+            Scratch of at least ``m_local`` entries.
+
+        Returns
+        -------
+        ndarray of shape (m_local,)
+        """
         scale = m_local / m
         if w_local is None:
             out[:m_local] = scale
@@ -431,7 +486,21 @@ class Reducer:
         return float(buf[p]), float(buf[p + 1]), bool(buf[p + 2] > 0)
 
     def evaluate(self, network, X, Y, w=None):
-        """:func:`deepff.training.evaluate` over all ranks: each takes a contiguous block of the rows."""
+        """:func:`deepff.training.evaluate` over all ranks: each takes a contiguous block of the rows.
+
+        Parameters
+        ----------
+        network : FeedForward
+        X : ndarray of shape (n_samples, n_features)
+            The whole evaluation set (the same on every rank).
+        Y : ndarray of shape (n_samples, n_outputs)
+        w : ndarray of shape (n_samples,), optional
+
+        Returns
+        -------
+        dict
+            "loss" and, for classification, "accuracy", of all the rows.
+        """
         from .training import evaluate
 
         lo, hi = shard_bounds(X.shape[0], self.size, self.rank)
@@ -448,7 +517,19 @@ class Reducer:
         return out
 
     def full_batch(self, X, Y, w):
-        """This rank's block of the whole training set for L-BFGS, with weights scaled to its part."""
+        """This rank's block of the whole training set for L-BFGS, with weights scaled to its part.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+        Y : ndarray of shape (n_samples, n_outputs)
+        w : ndarray of shape (n_samples,) or None
+
+        Returns
+        -------
+        (ndarray, ndarray, ndarray)
+            X, Y and the weights w_i n_r / n of this rank's n_r rows.
+        """
         lo, hi = shard_bounds(X.shape[0], self.size, self.rank)
         n = X.shape[0]
         wl = np.full(hi - lo, (hi - lo) / n, dtype=X.dtype) if w is None else w[lo:hi] * X.dtype.type((hi - lo) / n)
