@@ -35,6 +35,7 @@ import numpy as np
 from . import optimizers as _optimizers
 from . import schedules as _schedules
 from ._fpenv import FlushDenormals
+from ._order import epoch_order, gather
 from .errors import DivergenceError, InputError, SpecError
 from .regularizers import Penalty, apply_max_norm, clip_grad_norm
 
@@ -573,7 +574,7 @@ class Trainer:
             if snapshot is None or np.isfinite(theta).all():
                 snapshot = theta.copy()          # the last weights known to be finite
             if self._order is None or self._order.shape[0] != n:   # a fresh epoch
-                self._order = net.shuffle_rng.permutation(n) if self.shuffle else np.arange(n)
+                self._order = epoch_order(net.shuffle_rng, n, self.shuffle)   # lazy past 4 M rows
                 self._pos, self._partial = 0, [0.0, 0.0, 0]
             order = self._order                  # (or the rest of an interrupted one)
             loss_sum, correct, seen = self._partial
@@ -587,9 +588,9 @@ class Trainer:
                 x, y = xb[:ml], yb[:ml]
                 # contiguous mini-batch; mode="clip" because the default mode="raise" buffers
                 # `out` (an extra copy); the indices come from a permutation, so are valid
-                np.take(X, idx, axis=0, out=x, mode="clip")
-                np.take(Y, idx, axis=0, out=y, mode="clip")
-                wm = None if w is None else np.take(w, idx, out=wb[:ml], mode="clip")
+                gather(X, idx, x)                # (a memory-mapped file: only these rows are read)
+                gather(Y, idx, y)
+                wm = None if w is None else gather(w, idx, wb[:ml])
                 if dist is not None:             # --- distributed: rows weigh 1/m, not 1/ml
                     wm = dist.weights(wm, ml, m, out=wd)
                 with flush:                      # denormals read as 0 during the step (see _fpenv)
