@@ -252,3 +252,18 @@ def test_a_run_killed_on_two_ranks_resumes_on_one_or_two_to_the_same_weights(tmp
         assert p.returncode == 0, p.stderr
         assert rel(load(tmp_path / f"resumed{k}.npz").get_weights(), load(tmp_path / "whole.npz").get_weights()) \
             < 1e-9
+
+
+def test_the_distributed_benchmark_runs_in_quick_mode(tmp_path):
+    out = tmp_path / "dist.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_distributed.py"), "--quick", "--json",
+                           str(out)], env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    report = json.loads(out.read_text())
+    assert [(m["workload"], m["ranks"]) for m in report["measured"]] == [("small", 1), ("small", 2)]
+    one, two = report["measured"]
+    assert one["allreduce_s"] == 0 and two["allreduce_s"] > 0 and one["compute_s"] > 0 and two["epoch_s"] > 0
+    assert {r["K"] for r in report["model"]} == {2, 4, 8, 16, 32, 64}
+    assert "| workload | network | K |" in proc.stdout
