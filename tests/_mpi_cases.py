@@ -7,8 +7,8 @@ rows nor the global batch is a multiple of K = 2 or 3, and the short last batch 
 some cases has fewer rows than there are ranks (empty shares).
 
 Usage: ``python _mpi_cases.py OUT_DIR [MODE]`` with MODE ``cases`` (default),
-``fail`` (rank 1 raises after epoch 2), ``disagree`` (rank 1 holds other data)
-or ``small_batch`` (a batch of 2 rows).
+``fail`` (rank 1 raises after epoch 2), ``disagree`` (rank 1 holds other data),
+``small_batch`` (a batch of 2 rows) or ``diverge`` (a learning rate of 1e30).
 """
 
 from __future__ import annotations
@@ -105,6 +105,9 @@ def main(out, mode="cases"):
         X = X + (1e-3 if rank == 1 else 0.0)
     elif mode == "small_batch":
         fit.update(batch_size=2)
+    elif mode == "diverge":
+        net, X, y, fit = case("regression")
+        fit.update(optimizer={"name": "sgd", "lr": 1e30}, clip_norm=None)
     try:
         net.fit(X, y, comm=comm, **fit)
     except deepff.errors.DeepffError as exc:

@@ -161,6 +161,13 @@ def test_more_ranks_than_rows_per_batch_are_refused(tmp_path):
     assert "batch_size 2 gives 2 rows per step, fewer than the 3 ranks" in proc.stderr
 
 
+def test_a_divergence_stops_every_rank_together_without_an_abort(tmp_path):
+    proc = mpiexec(2, sys.executable, TESTS / "_mpi_cases.py", tmp_path, "diverge", cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith(("refused", "deepff"))]
+    assert line.startswith("refused: training diverged")
+
+
 def test_without_mpi4py_the_command_names_the_extra(tmp_path):
     hidden = tmp_path / "hide"
     hidden.mkdir()

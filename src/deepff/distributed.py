@@ -36,7 +36,7 @@ import sys
 
 import numpy as np
 
-from .errors import DeepffError, InputError
+from .errors import DeepffError, DivergenceError, InputError
 
 __all__ = ["DistributedError", "Reducer", "launched_comm", "run_ranks", "world_size_from_env", "shard_bounds",
            "keyed_uniform"]
@@ -386,8 +386,8 @@ class Reducer:
             What this rank raised; a :class:`DistributedError` (raised by
             every rank at once) returns and is re-raised by the caller.
         """
-        if getattr(exc, "collective", False) or self.size == 1:
-            return
+        if getattr(exc, "collective", False) or isinstance(exc, DivergenceError) or self.size == 1:
+            return          # (every rank sees the same loss and weights, so every rank diverges together)
         what = " ".join(str(exc).split()) or type(exc).__name__
         if isinstance(exc, KeyboardInterrupt):
             what = "interrupted"
