@@ -168,6 +168,13 @@ def test_a_divergence_stops_every_rank_together_without_an_abort(tmp_path):
     assert line.startswith("refused: training diverged")
 
 
+def test_a_mistake_every_rank_makes_is_said_once(tmp_path):
+    proc = mpiexec(2, sys.executable, "-m", "deepff.cli", "train", "--dataset", "missing.csv", cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2
+    assert [x for x in proc.stderr.splitlines() if x.startswith("deepff")] == \
+        ["deepff: error: data file not found: missing.csv"]
+
+
 def test_without_mpi4py_the_command_names_the_extra(tmp_path):
     hidden = tmp_path / "hide"
     hidden.mkdir()
