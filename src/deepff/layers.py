@@ -116,6 +116,8 @@ class Dense:
         Pre-activation and activation of the last forward pass.
     """
 
+    _sync = None   # deepff.distributed sets it while K ranks train: batch statistics over all their rows
+
     def __init__(self, units, activation="linear", init=None, bias_init="zeros",
                  dropout=0.0, batch_norm=False, max_norm=None):
         self.units = positive("", "units", units, integer=True)
@@ -259,11 +261,15 @@ class Dense:
     def _bn_forward(self, z, ws, training):
         # A training batch of one sample has no variance (PyTorch refuses it): it is normalised
         # like an evaluation batch, with the running statistics, which it leaves as they are.
-        training = training and z.shape[0] > 1
+        sync = self._sync
+        n = z.shape[0] if sync is None else sync.rows     # (distributed: the rows of the global batch)
+        training = training and n > 1
         if training:
-            mu = z.mean(axis=0, keepdims=True)
-            var = z.var(axis=0, keepdims=True)
-            n = z.shape[0]
+            if sync is None:
+                mu = z.mean(axis=0, keepdims=True)
+                var = z.var(axis=0, keepdims=True)
+            else:
+                mu, var = sync.moments(z)
             m = 0.1
             self.running_mean *= 1 - m
             self.running_mean += m * mu
@@ -322,9 +328,11 @@ class Dense:
         if not training:
             return np.multiply(g_a, scale, out=ws.g)
         # dJ/dz = gamma/std * (g - mean(g) - xhat * mean(g o xhat))
-        n = g_a.shape[0]
-        out = np.subtract(g_a, self.dbeta / n, out=ws.g)
-        out -= ws.xhat * (self.dgamma / n)
+        sum_g, sum_gx, n = self.dbeta, self.dgamma, g_a.shape[0]
+        if self._sync is not None:   # distributed: the means are over the global batch
+            (sum_g, sum_gx), n = self._sync.sums(self.dbeta, self.dgamma), self._sync.rows
+        out = np.subtract(g_a, sum_g / n, out=ws.g)
+        out -= ws.xhat * (sum_gx / n)
         out *= scale
         return out
 
@@ -352,7 +360,7 @@ class Dense:
     def __getstate__(self):
         # workspaces and the last pass's arrays are scratch: never pickle them
         state = dict(self.__dict__)
-        state.update(_ws={}, _last_ws=None, a=None, h=None, h_in=None, _bn_cache=None)
+        state.update(_ws={}, _last_ws=None, a=None, h=None, h_in=None, _bn_cache=None, _sync=None)
         return state
 
     # ---------------------------------------------------------------- config

@@ -107,7 +107,8 @@ class Network(FeedForward):
     def fit(self, X, y, *, epochs=10, batch_size=32, optimizer=None, lr=None, schedule=None,
             regularization=None, clip_norm=None, validation_data=None, validation_split=0.0,
             early_stopping=None, sample_weight=None, class_weight=None, shuffle=True,
-            callbacks=None, warm_start=False, resume_state=None, resume_on_new_data=False, augment=None):
+            callbacks=None, warm_start=False, resume_state=None, resume_on_new_data=False, augment=None,
+            comm=None):
         """Train the network with mini-batch gradient descent.
 
         Parameters
@@ -166,6 +167,13 @@ class Network(FeedForward):
             so a resumed run continues exactly. Validation data are not
             distorted. With warm_start, the last fit's setting carries on
             unless one is given.
+        comm : mpi4py.MPI.Comm, optional
+            Train on all the processes of this MPI communicator (e.g.
+            ``MPI.COMM_WORLD`` under ``mpiexec -n K``) as one process would:
+            each rank passes the same data and settings, computes its share
+            of every global batch of ``batch_size`` rows, and the gradients
+            are summed over the ranks (see :mod:`deepff.distributed`).
+            Needs the ``deepff[mpi]`` extra and a ``seed``.
 
         Returns
         -------
@@ -280,6 +288,12 @@ class Network(FeedForward):
                              "whole data set at once; use a mini-batch optimizer (sgd, adam, ...) or drop augment")
         if aug is not None or not warm_start:
             trainer.transform = aug
+        if comm is not None:    # K ranks train together; mpi4py is imported only here
+            from .distributed import Reducer
+
+            trainer.reducer = Reducer(comm)
+        else:
+            trainer.reducer = None
         self.trainer_ = trainer
         self.history_ = trainer.fit(X, Y, w, val)
         return self.history_

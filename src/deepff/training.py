@@ -35,6 +35,7 @@ import numpy as np
 from . import optimizers as _optimizers
 from . import schedules as _schedules
 from ._fpenv import FlushDenormals
+from ._order import epoch_order, gather
 from .checks import count, flag, real
 from .errors import DivergenceError, InputError, SpecError, choices
 from .regularizers import Penalty, apply_max_norm, clip_grad_norm
@@ -468,6 +469,8 @@ class Trainer:
         self.data_digest = None      # of the data the last fit trained on (validation.data_digest)
         self._flag = _InterruptFlag()
         self.transform = None       # per-batch input transform (data augmentation), see the class docstring
+        #: a deepff.distributed.Reducer when K processes train this model together (Network.fit(comm=...))
+        self.reducer = None
 
     # --------------------------------------------------------------- helpers
     def request_stop(self):
@@ -510,6 +513,9 @@ class Trainer:
         if es is not None and es.monitor.startswith("val_") and validation_data is None:
             raise InputError(f"early stopping monitors {es.monitor!r}, which this run does not compute; give "
                              "validation data or a validation_split (or, in a new fit, monitor 'loss')")
+        dist = self.reducer        # --- distributed (deepff.distributed): every rank checks the others
+        if dist is not None:
+            dist.start(self, X, Y, sample_weight, getattr(self.optimizer, "full_batch", False))
         for cb in self.callbacks:
             cb.on_train_begin(self)
         try:
@@ -521,7 +527,13 @@ class Trainer:
                     self._fit_full_batch(X, Y, sample_weight, validation_data)
                 else:
                     self._fit_minibatch(X, Y, sample_weight, validation_data)
+        except BaseException as exc:
+            if dist is not None:   # --- distributed: a rank that fails alone ends every rank (no hang)
+                dist.fail(exc)
+            raise
         finally:
+            if dist is not None:
+                dist.finish()
             # an interrupted run keeps its current weights, so that it can be resumed
             if self.early_stopping is not None and not self.history.interrupted:
                 self.early_stopping.restore(self.network)
@@ -564,6 +576,8 @@ class Trainer:
         # the class of every row, once per fit: a step then compares one argmax with a gather
         labels = Y.argmax(axis=1) if classification and not net.multi_label and Y.shape[1] > 1 else None
         lb = None if labels is None else np.empty(bs, dtype=labels.dtype)
+        dist = self.reducer        # --- distributed: each rank takes its share of every global batch
+        wd = None if dist is None else np.empty(bs, dtype=net.dtype)
         snapshot = None
         flush = FlushDenormals()
         if self._schedule_spans_run:   # e.g. cosine: anneal over the whole run, even a resumed,
@@ -578,30 +592,45 @@ class Trainer:
             if snapshot is None or np.isfinite(theta).all():
                 snapshot = theta.copy()          # the last weights known to be finite
             if self._order is None or self._order.shape[0] != n:   # a fresh epoch
-                self._order = net.shuffle_rng.permutation(n) if self.shuffle else np.arange(n)
+                self._order = epoch_order(net.shuffle_rng, n, self.shuffle)   # lazy past 4 M rows
                 self._pos, self._partial = 0, [0.0, 0.0, 0]
             order = self._order                  # (or the rest of an interrupted one)
             loss_sum, correct, seen = self._partial
             for start in range(self._pos, n, bs):
                 idx = order[start:start + bs]
-                m = idx.shape[0]
-                x, y = xb[:m], yb[:m]
+                m = idx.shape[0]                 # rows of the (global) batch
+                if dist is not None:             # --- distributed: this rank's rows of it
+                    idx = dist.share(idx)
+                    dist.begin_batch(epoch, idx, m)
+                ml = idx.shape[0]
+                x, y = xb[:ml], yb[:ml]
                 # contiguous mini-batch; mode="clip" because the default mode="raise" buffers
                 # `out` (an extra copy); the indices come from a permutation, so are valid
                 if self.transform is None:
-                    np.take(X, idx, axis=0, out=x, mode="clip")
+                    gather(X, idx, x)            # (a memory-mapped file: only these rows are read)
                 else:   # e.g. deepff.augment: distorted rows; it may prepare the next batch meanwhile
-                    self.transform(X, idx, epoch, x, order[start + bs:start + 2 * bs])
-                np.take(Y, idx, axis=0, out=y, mode="clip")
-                wm = None if w is None else np.take(w, idx, out=wb[:m], mode="clip")
+                    after = order[start + bs:start + 2 * bs]
+                    self.transform(X, idx, epoch, x, after if dist is None else dist.share(after))
+                gather(Y, idx, y)
+                wm = None if w is None else gather(w, idx, wb[:ml])
+                if dist is not None:             # --- distributed: rows weigh 1/m, not 1/ml
+                    wm = dist.weights(wm, ml, m, out=wd)
                 with flush:                      # denormals read as 0 during the step (see _fpenv)
-                    h = net.forward(x, training=True)
-                    J = net.loss_value(y, wm)
+                    if ml:
+                        h = net.forward(x, training=True)
+                        J = net.loss_value(y, wm)
+                        net.backward(y, wm)
+                        hits = _hits(h, y, net, None if labels is None else np.take(labels, idx, out=lb[:ml],
+                                                                                      mode="clip"))
+                    else:                        # --- distributed: an empty share of a short last batch
+                        J, hits, grad[...] = 0.0, 0.0, 0
+                        dist.idle_pass()
+                    if dist is not None:         # --- distributed: one Allreduce of gradient, loss, hits, Ctrl-C
+                        J, hits, self._flag.requested = dist.allreduce_step(grad, J, hits, self._flag.requested)
                     if self.penalty is not None:
                         J += self.penalty.value(net.params)
                     if not math.isfinite(J):
                         self._diverged(J, epoch, snapshot)
-                    net.backward(y, wm)
                     if self.penalty is not None:
                         self.penalty.add_grad(net.params)
                     if self.clip_norm is not None:
@@ -614,11 +643,7 @@ class Trainer:
                 self.step += 1
                 loss_sum += J * m
                 seen += m
-                if labels is not None:
-                    correct += float(np.count_nonzero(
-                        h.argmax(axis=1) == np.take(labels, idx, out=lb[:m], mode="clip")))
-                elif classification:
-                    correct += _n_correct(h, y, net.multi_label)
+                correct += hits
                 self._pos, self._partial = start + m, [loss_sum, correct, seen]
                 for cb in self.callbacks:
                     cb.on_batch_end(self, self.step, m, J)
@@ -641,8 +666,8 @@ class Trainer:
 
     def _end_epoch(self, record, epoch, t0, validation_data):
         net = self.network
-        if validation_data is not None:
-            val = evaluate(net, *validation_data)
+        if validation_data is not None:   # (distributed: each rank evaluates a block of the rows)
+            val = (evaluate if self.reducer is None else self.reducer.evaluate)(net, *validation_data)
             record.update({"val_" + k: v for k, v in val.items()})
         lr = getattr(self.optimizer, "lr", None)
         record["lr"] = None if lr is None else float(lr)  # L-BFGS has no learning rate
@@ -679,18 +704,24 @@ class Trainer:
         net = self.network
         theta, grad = net.params.theta, net.params.grad
         t0 = time.perf_counter()
+        dist, Xs, Ys, ws = self.reducer, X, Y, w
+        if dist is not None:              # --- distributed: each rank holds a block of the rows
+            Xs, Ys, ws = dist.full_batch(X, Y, w)
+            dist.begin_batch(0, np.arange(0), X.shape[0])
 
         def fun(theta64):
             theta[...] = theta64
-            net.forward(X, training=True)
-            J = net.loss_value(Y, w)
+            net.forward(Xs, training=True)
+            J = net.loss_value(Ys, ws)
+            net.backward(Ys, ws)
+            if dist is not None:          # --- distributed: loss and gradient summed over the ranks
+                J = dist.allreduce_step(grad, J, 0.0, False)[0]
             if self.penalty is not None:
                 J += self.penalty.value(net.params)
             if not math.isfinite(J):
                 exc = DivergenceError(f"training diverged: L-BFGS reached a non-finite loss ({J})")
                 exc.where, exc.advice = f"L-BFGS reached a non-finite loss ({J})", "Standardise the inputs."
                 raise exc
-            net.backward(Y, w)
             if self.penalty is not None:
                 self.penalty.add_grad(net.params)
             return J, grad.astype(np.float64)
@@ -702,7 +733,7 @@ class Trainer:
             return
         record = {"epoch": self.epoch + n_iter, "loss": float(fun(result)[0])}
         if net.task == "classification":
-            record["accuracy"] = evaluate(net, X, Y, w).get("accuracy")
+            record["accuracy"] = (evaluate if dist is None else dist.evaluate)(net, X, Y, w).get("accuracy")
         self.epoch += n_iter - 1
         self._end_epoch(record, self.epoch, t0, validation_data)
         self.step += n_iter
@@ -854,6 +885,16 @@ def _correct_rows(h, y, multi_label):
     if h.shape[1] == 1:
         return (h[:, 0] >= 0.5) == (y[:, 0] >= 0.5)
     return h.argmax(axis=1) == y.argmax(axis=1)
+
+
+def _hits(h, y, net, labels=None):
+    """Correctly classified rows of a training batch (float; 0.0 for a regression).
+
+    ``labels`` (n,) are the rows' classes when known (one argmax instead of two).
+    """
+    if labels is not None:
+        return float(np.count_nonzero(h.argmax(axis=1) == labels))
+    return _n_correct(h, y, net.multi_label) if net.task == "classification" else 0.0
 
 
 def _n_correct(h, y, multi_label):

@@ -15,6 +15,7 @@ name there (in :mod:`deepff.cli.parser`) is all it takes to register a new one. 
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ..errors import DeepffError
@@ -38,6 +39,11 @@ def main(argv=None):
         Exit status: 0 success, 1 failed check, 2 user error, 130 interrupted.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if any(v in os.environ for v in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "SLURM_PROCID")) \
+            and not getattr(sys.modules.get("deepff.distributed"), "RUNNING", False):   # mpiexec/srun: K ranks
+        from ..distributed import run_ranks
+
+        return run_ranks(main, argv)
     debug = "--debug" in argv
     if sys.stdout is None:          # started with stdout closed (``deepff train >&-``)
         _drop("stdout")

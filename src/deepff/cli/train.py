@@ -338,6 +338,8 @@ def _settings(args):
 
     _check_names(args)
     run = SimpleNamespace(args=args, net=None, resume_state=None, resume_extra=None)
+    run.comm = getattr(sys.modules.get("deepff.distributed"), "LAUNCHED", None)   # mpiexec -n K: rank 0 writes
+    run.root = run.comm is None or run.comm.Get_rank() == 0
     if args.resume_on_new_data and not args.resume:
         raise UsageError("--resume-on-new-data goes with --resume CHECKPOINT; drop it for a new run")
     if args.resume:
@@ -463,7 +465,7 @@ def _callbacks(run):
                                                                                                args.checkpoint)}
     _check_savable(run, extra)
     checkpoint_note = f"{PROG}: replacing existing checkpoint file {args.checkpoint}"   # said at its first save
-    if args.checkpoint:
+    if args.checkpoint and run.root:
         run.callbacks.append(_Checkpointer(args.checkpoint, extra, checkpoint_note if checkpoint_note in run.replacing
                                            else None))
     if not args.quiet:
@@ -539,7 +541,7 @@ def _fit(run):
             early_stopping=training.get("early_stopping"),
             class_weight=run.class_weight,
             shuffle=training.get("shuffle", True), callbacks=run.callbacks, resume_state=run.resume_state,
-            resume_on_new_data=args.resume_on_new_data, augment=training.get("augment"))
+            resume_on_new_data=args.resume_on_new_data, augment=training.get("augment"), comm=run.comm)
     except DivergenceError as exc:   # the weights the trainer kept die with the process: say what is on disk
         done = None if checkpointer is None else checkpointer.epoch
         if done is None and args.resume and checkpointer is not None and _same_file(args.resume, args.checkpoint):
@@ -596,6 +598,8 @@ def _outputs(run, history):
     if "test_accuracy" in results:
         _say(f"test accuracy: {100 * results['test_accuracy']:.2f}%")
     lost = []         # files that could not be written where asked, and where they are now
+    if not run.root:               # --- distributed: rank 0 alone writes the outputs
+        return None
     if run.output is not None:
         lost += _write_kept("model", run.output, lambda p: save(
             net, p, preprocessing=run.scaler.to_dict(), classes=run.classes, training=run.train_cfg,
