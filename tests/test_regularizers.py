@@ -134,6 +134,17 @@ def test_clip_grad_norm_scales_down_large_gradients():
     np.testing.assert_allclose(g / np.linalg.norm(g), np.array([3.0, 4.0, 0.0, -12.0]) / 13, rtol=1e-14)
 
 
+@pytest.mark.parametrize("max_norm", [4.999, 4.0, 2.6])
+def test_clip_grad_norm_clips_every_norm_above_the_limit(max_norm):
+    """Not only far-off norms: 5 > 4.999 is clipped too (a mutant clipping above 2 * max_norm passed before)."""
+    g = np.array([3.0, 4.0])                   # norm 5
+    assert clip_grad_norm(g, max_norm) == pytest.approx(5.0, rel=1e-15)
+    assert np.linalg.norm(g) == pytest.approx(max_norm, rel=1e-6)
+    g = np.array([3.0, 4.0])
+    clip_grad_norm(g, 5.0)                     # at the limit: untouched
+    np.testing.assert_array_equal(g, [3.0, 4.0])
+
+
 def test_clip_grad_norm_leaves_small_gradients_alone():
     g = np.array([0.3, 0.4])
     assert clip_grad_norm(g, 1.0) == pytest.approx(0.5)

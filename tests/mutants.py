@@ -1,0 +1,268 @@
+"""Mutation check: put small deliberate bugs into a copy of deepff, one at a time, and see the tests catch each.
+
+Not part of the suite (pytest collects only ``test_*.py``); run it by hand::
+
+    python tests/mutants.py             # every mutant
+    python tests/mutants.py --list      # the list, nothing run
+    python tests/mutants.py adam-kernel-drops-bias-correction poisson-value-drops-y
+
+The repository (without .git and caches) is copied once into a temporary
+folder. For each mutant, one line inside one named function is changed in the
+copy, the mutant's tests run there (``PYTHONPATH`` = the copy's ``src``,
+``pytest -x``), and the file is restored. A mutant is *caught* when those
+tests fail, *survived* when they pass. A mutant whose text is no longer in its
+function (the code moved on) is reported *stale* and counts as a failure of
+this script, so the list is kept up to date as the code grows. Each selection
+of tests first runs once on the unmutated copy: a selection that fails there
+proves nothing.
+
+Mutants name code by module and function (``Class.method``), never by line
+number, so unrelated edits elsewhere do not move them. Add one when a bug
+gets through, or when a new module lands: the bug a reviewer would fear, in
+the fewest characters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 600
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    area: str
+    module: str       # path under src/deepff
+    function: str     # "func" or "Class.method": the change must lie inside it
+    old: str          # text that occurs exactly once in that function
+    new: str
+    tests: tuple      # pytest arguments (paths, -k expressions)
+
+
+def M(name, area, module, function, old, new, *tests):
+    return Mutant(name, area, module, function, old, new, tuple(tests))
+
+
+MUTANTS = [
+    # --- the two that survived the first review (issue 17)
+    M("poisson-value-drops-y", "losses", "losses.py", "PoissonDeviance.value",
+      "per = (xlogy(y, y / hc) - y + hc)", "per = (xlogy(y, y / hc) + hc)", "tests/test_losses.py"),
+    M("activation-derivative-kernels-never-run", "kernels", "activations.py", "_compiled_derivative",
+      "kernel = get_kernel() if", "kernel = None if", "tests/test_kernels.py"),
+    # --- engine: layers, activations, losses
+    M("dense-db-mean-not-sum", "engine", "layers.py", "Dense.backward_linear",
+      "np.add.reduce(g_z, axis=0, keepdims=True, out=self.db)", "np.mean(g_z, axis=0, keepdims=True, out=self.db)",
+      "tests/test_layers.py", "tests/test_gradcheck.py"),
+    M("dropout-forgets-rescaling", "engine", "layers.py", "Dense.forward",
+      "ws.mask *= 1.0 / keep", "ws.mask *= 1.0", "tests/test_layers.py", "tests/test_network.py"),
+    M("batchnorm-running-var-biased", "engine", "layers.py", "Dense._bn_forward",
+      "m * var * (n / max(n - 1, 1))", "m * var", "tests/test_layers.py", "tests/test_network.py"),
+    M("softmax-backward-drops-h", "engine", "activations.py", "Softmax.backward",
+      "out *= h", "out += 0", "tests/test_activations.py"),
+    M("relu-numpy-derivative-at-zero", "engine", "activations.py", "ReLU.backward",
+      "np.multiply(g, h > 0, out=out)", "np.multiply(g, h >= 0, out=out)",
+      "tests/test_activations.py", "tests/test_kernels.py"),
+    M("nll-fused-grad-over-size", "engine", "losses.py", "NegLogLikelihood.grad_from_logits",
+      "1.0 / a.shape[0]", "1.0 / a.size", "tests/test_losses.py", "tests/test_gradcheck.py"),
+    M("bce-from-logits-unstable", "engine", "losses.py", "BinaryCrossEntropy.value_from_logits",
+      "np.log1p(np.exp(-np.abs(a)))", "np.log1p(np.exp(-a))", "tests/test_losses.py"),
+    M("huber-linear-part-offset", "engine", "losses.py", "Huber.value",
+      "d * (r - 0.5 * d)", "d * (r - d)", "tests/test_losses.py"),
+    # --- optimizers (numpy path and its compiled twin)
+    M("adam-numpy-bias-correction-unrooted", "optimizers", "optimizers.py", "Adam._update",
+      "tmp /= math.sqrt(bc2)", "tmp /= bc2", "tests/test_optimizers.py", "tests/test_kernels.py"),
+    M("sgd-numpy-ignores-dampening", "optimizers", "optimizers.py", "SGD._update",
+      "np.multiply(d, 1.0 - self.dampening, out=step)", "np.multiply(d, 1.0, out=step)",
+      "tests/test_optimizers.py", "tests/test_kernels.py"),
+    M("adagrad-lr-decay-off-by-one", "optimizers", "optimizers.py", "Adagrad._update",
+      "(self.t - 1) * self.lr_decay", "self.t * self.lr_decay", "tests/test_optimizers.py",
+      "tests/test_torch_parity.py"),
+    M("rmsprop-centered-adds-mean", "optimizers", "optimizers.py", "RMSprop._update",
+      "np.subtract(v, den, out=den)", "np.add(v, den, out=den)", "tests/test_optimizers.py",
+      "tests/test_torch_parity.py"),
+    # --- compiled kernels
+    M("adam-kernel-drops-bias-correction", "kernels", "_kernels.py", "_adam",
+      "den = np.sqrt(vi) / sqrt_bc2 + eps", "den = np.sqrt(vi) + eps", "tests/test_optimizers.py",
+      "tests/test_torch_parity.py"),
+    M("sgd-kernel-nesterov-is-plain-momentum", "kernels", "_kernels.py", "_sgd",
+      "d = d + mu * b", "d = b", "tests/test_torch_parity.py", "tests/test_kernels.py"),
+    M("bias-relu-kernel-keeps-negative-zero", "kernels", "_kernels.py", "_bias_relu",
+      "zero if a <= zero else a", "zero if a < zero else a", "tests/test_kernels.py"),
+    M("nll-kernel-forgets-row-max", "kernels", "_kernels.py", "_nll_from_shifted",
+      "per = (np.log(s) + m[i]) * ys - ya", "per = np.log(s) * ys - ya", "tests/test_kernels.py"),
+    M("sklearn-step-kernel-doubles-alpha-loss", "kernels", "_kernels.py", "_sklearn_step",
+      "loss += 0.5 * alpha * sq / sw_sum", "loss += alpha * sq / sw_sum", "tests/test_sklearn_step.py"),
+    # --- model files and checkpoints
+    # (dropping "or fh.read(1)" from _read_member is an equivalent mutant, not a bug: zipfile checks the CRC as
+    # soon as a read reaches the member's end, which fh.read(nbytes) already does)
+    M("member-read-allows-any-dtype", "files", "io.py", "_read_member",
+      "if dtype.hasobject or dtype.kind not in _ALLOWED_KINDS:", "if dtype.hasobject:", "tests/test_io.py"),
+    M("load-accepts-non-finite-weights", "files", "io.py", "_build",
+      "if not np.isfinite(theta).all():", "if False:", "tests/test_io.py"),
+    M("checkpoint-saves-wrong-dropout-stream", "files", "training.py", "Trainer.state_dict",
+      '"dropout_rng": net.dropout_rng.bit_generator.state', '"dropout_rng": net.shuffle_rng.bit_generator.state',
+      "tests/test_checkpoint.py"),
+    M("npz-member-without-header-escapes", "files", "datasets.py", "load_array_file",
+      "if member is not None and not isinstance(member, np.ndarray):", "if False:",
+      "tests/test_fuzz_readers.py", "-k", "header"),
+    # --- training loop
+    M("epoch-loss-unweighted-by-batch-size", "training", "training.py", "Trainer._fit_minibatch",
+      "loss_sum += J * m", "loss_sum += J", "tests/test_training.py"),
+    M("early-stopping-one-epoch-late", "training", "training.py", "EarlyStopping.update",
+      "return self.wait >= self.patience", "return self.wait > self.patience", "tests/test_training.py"),
+    M("clip-norm-clips-late", "training", "regularizers.py", "clip_grad_norm",
+      "if norm > max_norm:", "if norm > 2 * max_norm:", "tests/test_regularizers.py", "tests/test_training.py"),
+    M("l2-gradient-halved", "training", "regularizers.py", "Penalty.add_grad",
+      "g += self.l2 * w", "g += 0.5 * self.l2 * w", "tests/test_regularizers.py", "tests/test_gradcheck.py"),
+    # --- the scikit-learn wrapper
+    M("sklearn-adam-drops-bias-correction", "sklearn", "sklearn.py", "_SklearnAdam._update",
+      "lr_t = self.lr * math.sqrt(1 - b2**t) / (1 - b1**t)", "lr_t = self.lr / (1 - b1**t)",
+      "tests/test_kernels.py", "-k", "sklearn"),
+    M("sklearn-grad-not-normalised", "sklearn", "sklearn.py", "_penalize_and_normalize",
+      "grad /= sw_sum", "grad /= sw_sum + 1", "tests/test_kernels.py", "-k", "sklearn"),
+    M("sklearn-early-stopping-tol-sign", "sklearn", "sklearn.py", "_BaseMLP._update_no_improvement_count",
+      "if score < self.best_validation_score_ + self.tol:", "if score < self.best_validation_score_ - self.tol:",
+      "tests/test_sklearn.py", "-k", "matches_sklearn or early"),
+    M("sklearn-batch-loss-alpha-halved", "sklearn", "sklearn.py", "_BaseMLP._batch_step",
+      "value += (0.5 * alpha) * values / sw_sum", "value += (0.25 * alpha) * values / sw_sum",
+      "tests/test_sklearn.py", "-k", "matches_sklearn"),
+    # --- newer modules: schedules, metrics, data, initializers, gradcheck
+    M("cosine-half-period", "schedules", "schedules.py", "Cosine.lr",
+      "math.cos(math.pi * p)", "math.cos(math.pi * p / 2)", "tests/test_schedules.py"),
+    M("plateau-raises-the-rate", "schedules", "schedules.py", "Plateau.epoch_end",
+      "self.scale /= self.factor", "self.scale *= self.factor", "tests/test_schedules.py"),
+    M("r2-total-sum-uncentred", "metrics", "metrics.py", "regression_report",
+      "ss_tot = (w * (yt - (w * yt).sum(axis=0)) ** 2).sum(axis=0)", "ss_tot = (w * yt ** 2).sum(axis=0)",
+      "tests/test_metrics.py"),
+    M("confusion-matrix-transposed", "metrics", "metrics.py", "confusion_matrix",
+      "np.add.at(cm, (t, p), 1)", "np.add.at(cm, (p, t), 1)", "tests/test_metrics.py"),
+    M("standardizer-sample-std", "data", "datasets.py", "Standardizer.fit",
+      "std = np.sqrt(m2 / count)", "std = np.sqrt(m2 / max(count - 1, 1))", "tests/test_datasets.py",
+      "-k", "standardiz or Standardiz"),
+    M("csv-accepts-underscore-digits", "data", "datasets.py", "load_csv",
+      'if "_" in text or not text.isascii():', "if False:", "tests/test_datasets.py", "-k", "csv"),
+    M("idx-accepts-trailing-data", "data", "datasets.py", "_read_idx",
+      "if f.read(1):", "if False:", "tests/test_datasets.py", "-k", "idx"),
+    M("variance-scaling-uniform-too-narrow", "initializers", "initializers.py", "_VarianceScaling.sample",
+      "limit = math.sqrt(3 * var)", "limit = math.sqrt(var)", "tests/test_initializers.py"),
+    M("gradcheck-one-sided-scale", "gradcheck", "gradcheck.py", "gradcheck_report",
+      "numeric[i] = (j_plus - j_minus) / (2 * eps)", "numeric[i] = (j_plus - j_minus) / eps",
+      "tests/test_gradcheck.py"),
+]
+
+
+def _function_span(source, qualname):
+    """(start, end) character offsets of function ``qualname`` ("f" or "Class.f") in ``source``, or None."""
+    tree = ast.parse(source)
+    parts = qualname.split(".")
+    scope = tree.body
+    node = None
+    for i, part in enumerate(parts):
+        kinds = (ast.FunctionDef, ast.AsyncFunctionDef) if i == len(parts) - 1 else (ast.ClassDef,)
+        node = next((n for n in scope if isinstance(n, kinds) and n.name == part), None)
+        if node is None:
+            return None
+        scope = node.body
+    lines = source.splitlines(keepends=True)
+    start = sum(len(line) for line in lines[:node.lineno - 1])
+    return start, start + sum(len(line) for line in lines[node.lineno - 1:node.end_lineno])
+
+
+def mutate(source, mutant):
+    """The source with the mutant applied, or None when its text is not (exactly once) in its function."""
+    span = _function_span(source, mutant.function)
+    if span is None:
+        return None
+    body = source[span[0]:span[1]]
+    if body.count(mutant.old) != 1:
+        return None
+    mutated = source[:span[0]] + body.replace(mutant.old, mutant.new) + source[span[1]:]
+    compile(mutated, mutant.module, "exec")     # a mutant must be valid Python: a SyntaxError is no catch
+    return mutated
+
+
+def _copy_tree(dest):
+    ignore = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis", "site",
+                                    "*.egg-info", ".venv", "runs")
+    shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)
+
+
+def _pytest(copy, tests):
+    env = dict(os.environ, PYTHONPATH=str(copy / "src"), PYTHONDONTWRITEBYTECODE="1")
+    env.pop("DEEPFF_NUMBA", None)
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                              cwd=copy, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+        code, tail = proc.returncode, (proc.stdout + proc.stderr).strip().splitlines()[-1:]
+    except subprocess.TimeoutExpired:
+        code, tail = "timeout", [f"no result after {TIMEOUT} s"]
+    return code, time.perf_counter() - t0, (tail or [""])[0]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="run only these mutants")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTANTS if not args.names or m.name in args.names]
+    unknown = set(args.names) - {m.name for m in MUTANTS}
+    if unknown:
+        parser.error(f"unknown mutant(s): {', '.join(sorted(unknown))}")
+    if args.list:
+        for m in chosen:
+            print(f"{m.name:42s} {m.area:12s} {m.module}:{m.function}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="deepff-mutants-") as tmp:
+        copy = Path(tmp) / ROOT.name
+        _copy_tree(copy)
+        baseline = {}
+        results = []
+        t_start = time.perf_counter()
+        for m in chosen:
+            path = copy / "src" / "deepff" / m.module
+            original = path.read_text()
+            mutated = mutate(original, m)
+            if mutated is None:
+                results.append((m, "STALE", 0.0, f"{m.old!r} not found once in {m.module}:{m.function}"))
+                print(f"STALE     {m.name}", flush=True)
+                continue
+            if m.tests not in baseline:
+                code, _, tail = _pytest(copy, m.tests)
+                baseline[m.tests] = code == 0
+                if code != 0:
+                    print(f"baseline fails for {' '.join(m.tests)}: {tail}", flush=True)
+            if not baseline[m.tests]:
+                results.append((m, "NO-BASELINE", 0.0, "its tests fail on the unmutated copy"))
+                continue
+            path.write_text(mutated)
+            try:
+                code, seconds, tail = _pytest(copy, m.tests)
+            finally:
+                path.write_text(original)
+            verdict = "caught" if code != 0 else "SURVIVED"
+            results.append((m, verdict, seconds, tail))
+            print(f"{verdict:9s} {m.name:42s} {seconds:6.1f} s  {tail}", flush=True)
+        elapsed = time.perf_counter() - t_start
+    caught = sum(r[1] == "caught" for r in results)
+    print(f"\n{caught} of {len(results)} mutants caught in {elapsed:.0f} s "
+          f"({len({m.area for m in chosen})} areas)")
+    for m, verdict, _, note in results:
+        if verdict != "caught":
+            print(f"  {verdict}: {m.name} ({m.module}:{m.function}) {note}")
+    return 0 if caught == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
