@@ -413,7 +413,7 @@ BAD = [
     ("adamw", {"lr": True}, "lr"),
     ("lbfgs", {"max_iter": 0}, "max_iter"),
     ("lbfgs", {"max_fun": 1.5}, "max_fun"),
-    ("lbfgs", {"tol": 0}, "tol"),
+    ("lbfgs", {"tol": -1e-4}, "tol"),
     ("lbfgs", {"history": 0}, "history"),
 ]
 

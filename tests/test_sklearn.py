@@ -435,7 +435,7 @@ def test_parameter_errors_are_sklearns():
     with pytest.raises(ValueError, match="negative"):
         MLPRegressor(loss="poisson", max_iter=1).fit(X, -np.ones(len(y)))
     assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")
-    assert not hasattr(MLPRegressor(solver="lbfgs"), "partial_fit")
+    assert hasattr(MLPRegressor(solver="lbfgs"), "partial_fit")   # as scikit-learn's (tested below)
     assert hasattr(MLPRegressor(solver="rmsprop"), "partial_fit")
 
 
@@ -729,3 +729,57 @@ def test_lbfgs_refuses_dropout():
     X, y = _digits(100)
     with pytest.raises(ValueError, match="dropout does not work with solver='lbfgs'"):
         MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", dropout=0.5, max_iter=5).fit(X, y)
+
+
+# ----------------------------------------------------------------------------
+# Where deepff used to differ from scikit-learn as a new user meets it (issue 16, item 6)
+# ----------------------------------------------------------------------------
+
+def test_lbfgs_accepts_tol_zero_as_sklearn_does():
+    X, y = load_iris(return_X_y=True)
+    kw = dict(hidden_layer_sizes=(5,), solver="lbfgs", tol=0.0, max_iter=15, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        ref = skn.MLPClassifier(**kw).fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        ours = MLPClassifier(**kw).fit(X, y)
+    assert ours.n_iter_ == ref.n_iter_ == 15
+    assert_allclose(ours.loss_, ref.loss_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_convergence_warnings_obey_filters_by_sklearn_module(solver):
+    # scikit-learn's gallery silences its MLP's warnings with a module filter; the same filter
+    # must catch deepff's, while a filter naming another module must not
+    X, y = load_iris(return_X_y=True)
+    kw = dict(hidden_layer_sizes=(4,), solver=solver, max_iter=2, random_state=0)
+    for module in (skn, dsk):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn")
+            module.MLPClassifier(**kw).fit(X, y)
+        assert not caught, (module.__name__, [str(w.message) for w in caught])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.filterwarnings("ignore", category=ConvergenceWarning, module="numpy")
+            module.MLPClassifier(**kw).fit(X, y)
+        assert [w.category for w in caught] == [ConvergenceWarning], module.__name__
+
+
+def test_regressor_partial_fit_with_lbfgs_continues_as_sklearns():
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    y = y / 100
+    kw = dict(hidden_layer_sizes=(6,), solver="lbfgs", max_iter=10, random_state=1)
+    ref, ours = skn.MLPRegressor(**kw), MLPRegressor(**kw)
+    assert hasattr(ours, "partial_fit") and hasattr(ref, "partial_fit")
+    for _ in range(3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ref.partial_fit(X, y)
+            ours.partial_fit(X, y)
+        assert ours.n_iter_ == ref.n_iter_
+        assert_allclose(ours.loss_, ref.loss_, rtol=1e-9)
+        for a, b in zip(ref.coefs_ + ref.intercepts_, ours.coefs_ + ours.intercepts_):
+            assert_allclose(b, a, rtol=1e-7, atol=1e-9)
+    assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")   # as scikit-learn's classifier
+    assert not hasattr(skn.MLPClassifier(solver="lbfgs"), "partial_fit")

@@ -753,7 +753,8 @@ class LBFGS(Optimizer):
         Maximum number of loss/gradient evaluations, >= 1.
     tol : float, default 1e-4
         Stop when the largest absolute gradient component (projected
-        gradient) is <= tol (scipy's ``gtol``), > 0.
+        gradient) is <= tol (scipy's ``gtol``), >= 0 (0: only the other
+        limits stop it, as scikit-learn accepts ``tol=0``).
     history : int, default 10
         Number of correction pairs kept (scipy's ``maxcor``), >= 1.
     ftol : float, default 2.220446049250313e-09
@@ -777,7 +778,7 @@ class LBFGS(Optimizer):
     def __init__(self, max_iter=200, max_fun=15000, tol=1e-4, history=10, ftol=2.220446049250313e-09):
         self.max_iter = _count(self.name, "max_iter", max_iter, 1)
         self.max_fun = _count(self.name, "max_fun", max_fun, 1)
-        self.tol = _real(self.name, "tol", tol, low=0.0, low_open=True)
+        self.tol = _real(self.name, "tol", tol, low=0.0)
         self.history = _count(self.name, "history", history, 1)
         self.ftol = _real(self.name, "ftol", ftol, low=0.0, low_open=True)
         self.lr = None

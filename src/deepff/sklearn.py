@@ -68,8 +68,6 @@ Deliberate differences:
   as scikit-learn reports it;
 * float32 training stays float32 with L-BFGS too (scikit-learn silently
   switches to float64 there);
-* ``MLPRegressor.partial_fit`` exists only for stochastic solvers, as for
-  the classifier (scikit-learn's regressor exposes it for ``"lbfgs"`` too).
 
 Speed: the engine's forward and backward sweeps run in preallocated
 workspaces; the parameter update, the alpha term and the division by the
@@ -88,6 +86,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import sys
 import threading
 import warnings
 
@@ -131,6 +130,24 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 _PREDICT_CHUNK = 4096
 _SKLEARN_ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 _OUT_ACTIVATIONS = {"softmax": "softmax", "logistic": "sigmoid", "identity": "linear", "exp": "exp"}
+
+
+def _warn(message, category=UserWarning):
+    """``warnings.warn`` attributed to the first frame outside deepff.
+
+    scikit-learn's own warnings are attributed to its modules, and code
+    written for it silences them by module, as its gallery does with
+    ``filterwarnings("ignore", category=ConvergenceWarning, module="sklearn")``.
+    The frame that calls into these estimators is scikit-learn's
+    ``_fit_context`` wrapper around ``fit`` and ``partial_fit`` (module
+    ``sklearn.base``), so such a filter catches deepff's warning as it catches
+    scikit-learn's, with no module name made up. (Python 3.12's
+    ``skip_file_prefixes`` does the same walk.)
+    """
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "deepff":
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def _penalize_and_normalize(theta, grad, mask, alpha, sw_sum):
@@ -956,7 +973,7 @@ class _BaseMLP(BaseEstimator):
                 msg += f"\nIncrease the number of iterations to improve the convergence (max_iter={max_iter})."
             msg += ("\nYou might also want to scale the data as shown in:\n"
                     "    https://scikit-learn.org/stable/modules/preprocessing.html")
-            warnings.warn(msg, ConvergenceWarning, stacklevel=5)
+            _warn(msg, ConvergenceWarning)
         self.loss_ = self._batch_loss_only(Xd, Y, w)
 
     def _batch_loss_only(self, X, Y, w):
@@ -1010,8 +1027,7 @@ class _BaseMLP(BaseEstimator):
             batch_size = min(200, n_samples)
         else:
             if self.batch_size > n_samples:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
-                              stacklevel=5)
+                _warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         if schedule is not None and getattr(schedule, "total_steps", 0) is None:
             schedule.total_steps = int(self.max_iter) * -(-n_samples // batch_size)
@@ -1106,14 +1122,10 @@ class _BaseMLP(BaseEstimator):
                 if incremental:
                     break
                 if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                        "optimization hasn't converged yet.",
-                        ConvergenceWarning,
-                        stacklevel=5,
-                    )
+                    _warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                          "optimization hasn't converged yet.", ConvergenceWarning)
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=5)
+            _warn("Training interrupted by user.")
 
         if early_stopping:
             theta[...] = self._best_theta
@@ -1715,10 +1727,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
-    @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with a single epoch over the given data.
+
+        As in scikit-learn, the regressor offers it for every solver: with
+        a full-batch one (``"lbfgs"``) it runs that solver again from the
+        current weights.
 
         Parameters
         ----------
