@@ -783,3 +783,50 @@ def test_regressor_partial_fit_with_lbfgs_continues_as_sklearns():
             assert_allclose(b, a, rtol=1e-7, atol=1e-9)
     assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")   # as scikit-learn's classifier
     assert not hasattr(skn.MLPClassifier(solver="lbfgs"), "partial_fit")
+
+
+def test_weights_set_by_hand_before_the_first_partial_fit_are_trained_as_sklearn_does():
+    X, y = load_iris(return_X_y=True)
+    rng = np.random.default_rng(0)
+    coefs = [rng.normal(size=(4, 3)), rng.normal(size=(3, 3))]
+    intercepts = [rng.normal(size=3), rng.normal(size=3)]
+    fitted = []
+    for cls in (skn.MLPClassifier, MLPClassifier):
+        est = cls(hidden_layer_sizes=3, solver="sgd", learning_rate_init=0.05, random_state=1)
+        est.coefs_ = [c.copy() for c in coefs]
+        est.intercepts_ = [b.copy() for b in intercepts]
+        est.n_outputs_, est.n_layers_, est.out_activation_ = 3, 3, "softmax"   # what scikit-learn's own test sets
+        est.t_, est.n_iter_, est.best_loss_, est.loss_curve_, est._no_improvement_count = 0, 0, np.inf, [], 0
+        est.partial_fit(X, y, classes=[0, 1, 2])
+        fitted.append(est)
+    ref, ours = fitted
+    for a, b in zip(ref.coefs_ + ref.intercepts_, ours.coefs_ + ours.intercepts_):
+        assert_allclose(b, a, rtol=1e-10, atol=1e-13)
+    assert not np.allclose(ours.coefs_[0], coefs[0])   # it trained from them
+    assert_allclose(ours.loss_, ref.loss_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("n_labels", [2, 3])
+def test_lbfgs_objective_and_gradient_are_sklearns(n_labels):
+    rng = np.random.RandomState(42)
+    X = rng.rand(7, 5)
+    y = np.arange(7) % n_labels
+    w = rng.rand(7) + 0.5
+    est, ref = (cls(hidden_layer_sizes=4, activation="tanh", solver="lbfgs", alpha=1e-2, max_iter=1,
+                    random_state=1) for cls in (MLPClassifier, skn.MLPClassifier))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+        ref.fit(X, y)
+    theta = np.hstack([p.ravel() for p in ref.coefs_ + ref.intercepts_])   # scikit-learn's packing
+    Y = est._label_binarizer.transform(y)
+    value, grad = est._loss_grad_lbfgs(theta, X, Y, w)
+    layer_units = [5, 4, ref.n_outputs_]
+    bufs = ([X] + [np.empty((7, u)) for u in layer_units[1:]], [np.empty((7, u)) for u in layer_units[1:]],
+            [np.empty((a, b)) for a, b in zip(layer_units, layer_units[1:])], [np.empty(u) for u in layer_units[1:]])
+    ref_value, ref_grad = ref._loss_grad_lbfgs(theta, X, Y, w, *bufs)
+    assert_allclose(value, ref_value, rtol=1e-12)
+    assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-14)
+    numeric = np.array([(est._loss_grad_lbfgs(theta + e, X, Y, w)[0] - est._loss_grad_lbfgs(theta - e, X, Y, w)[0])
+                        / 2e-6 for e in np.eye(theta.size) * 1e-6])
+    assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)

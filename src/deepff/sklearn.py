@@ -707,8 +707,13 @@ class _BaseMLP(BaseEstimator):
                 layer._ws, layer._last_ws = {}, None       # workspaces are shaped by the dropout flag
                 hidden[i] = (units, acts[i], drops[i], bn)
 
-    def _initialize(self, y, layer_units, dtype):
-        """Set the fitted attributes and draw scikit-learn's initial weights."""
+    def _initialize(self, y, layer_units, dtype, weights=None):
+        """Set the fitted attributes and draw scikit-learn's initial weights.
+
+        ``weights``, a (coefs, intercepts) pair, are used instead of a draw:
+        the weights a user set by hand on an estimator never fitted, which
+        scikit-learn trains from as they are.
+        """
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = y.shape[1]
@@ -738,9 +743,12 @@ class _BaseMLP(BaseEstimator):
         self._lock = threading.Lock()
         for i, layer in enumerate(net.layers):
             fan_in, fan_out = layer_units[i], layer_units[i + 1]
-            bound = np.sqrt(self._init_factor(i, acts) / (fan_in + fan_out))
-            coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
-            intercept = self._random_state.uniform(-bound, bound, fan_out)
+            if weights is None:
+                bound = np.sqrt(self._init_factor(i, acts) / (fan_in + fan_out))
+                coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+                intercept = self._random_state.uniform(-bound, bound, fan_out)
+            else:
+                coef, intercept = np.asarray(weights[0][i]), np.asarray(weights[1][i]).reshape(fan_out)
             layer.W[...] = coef
             if not layer.batch_norm:
                 layer.b[...] = intercept
@@ -779,6 +787,8 @@ class _BaseMLP(BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, self._target_dtype(X))
+        elif not hasattr(self, "_net"):   # coefs_ and intercepts_ set by hand before the first fit
+            self._initialize(y, layer_units, self._target_dtype(X), weights=(self.coefs_, self.intercepts_))
         else:
             self._sync_params()
             expected = [self._arch["n_features"]] + [h[0] for h in self._arch["hidden"]] + [self._arch["n_outputs"]]
@@ -936,30 +946,11 @@ class _BaseMLP(BaseEstimator):
                              "line search's objective noisy; use dropout with solver 'adam' or 'sgd'")
         self._prepare_step_buffers()
         Xd = X.toarray() if sp.issparse(X) else X
-        theta, grad = net.params.theta, net.params.grad
-        loss = self._loss
-        alpha = self.alpha
-        sw_sum = Xd.shape[0] if w is None else w.sum()
-
-        # scipy sees the parameters in scikit-learn's order (every W, then every b): L-BFGS's
-        # inner products then add in the same order, and long runs stay on scikit-learn's path
-        params = net.params
-        kinds = list(zip(params.kinds, params.slices))
-        order = np.concatenate([np.arange(s.start, s.stop) for k, s in kinds if k == "weight"]
-                               + [np.arange(s.start, s.stop) for k, s in kinds if k != "weight"])
+        theta = net.params.theta
+        order = self._packed = self._packed_order()
 
         def fun(x):
-            theta[order] = x
-            h = net.forward(Xd, training=True)
-            value = loss.objective(h, Y, w)
-            if alpha:
-                values = 0
-                for s in self._wflat:
-                    values += np.dot(s, s)
-                value += (0.5 * alpha) * values / sw_sum
-            net.backward(Y, w)
-            self._penalty_grad(sw_sum)
-            return float(value), grad[order].astype(np.float64)
+            return self._loss_grad_lbfgs(x, Xd, Y, w)
 
         opt = self._make_optimizer()
         max_iter = int(getattr(opt, "max_iter", self.max_iter))
@@ -975,6 +966,61 @@ class _BaseMLP(BaseEstimator):
                     "    https://scikit-learn.org/stable/modules/preprocessing.html")
             _warn(msg, ConvergenceWarning)
         self.loss_ = self._batch_loss_only(Xd, Y, w)
+
+    def _packed_order(self):
+        """Indices of theta in scikit-learn's packed order (every W, then every b).
+
+        scipy sees the parameters in this order: L-BFGS's inner products then
+        add in scikit-learn's order, and long runs stay on its path.
+        """
+        kinds = list(zip(self._net.params.kinds, self._net.params.slices))
+        return np.concatenate([np.arange(s.start, s.stop) for k, s in kinds if k == "weight"]
+                              + [np.arange(s.start, s.stop) for k, s in kinds if k != "weight"])
+
+    def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight=None, *_):
+        """The L-BFGS objective and its gradient at packed parameters (scikit-learn's name and order).
+
+        Parameters
+        ----------
+        packed_coef_inter : ndarray of shape (n_params,)
+            Every W (row-major), then every b, as scikit-learn packs them;
+            written into the network.
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples, n_outputs)
+            Targets as the network sees them (one-hot or indicator rows).
+        sample_weight : ndarray of shape (n_samples,), optional
+        *_ : object
+            scikit-learn's work buffers (unused: the network has its own).
+
+        Returns
+        -------
+        loss : float
+            The mean loss plus ``0.5 * alpha * sum(W**2) / sum(w)``.
+        grad : ndarray of shape (n_params,), float64
+            Its gradient, in the packed order.
+        """
+        net = self._net
+        if getattr(self, "_mask", None) is None or self._mask.shape != net.params.theta.shape:
+            self._prepare_step_buffers()
+        order = getattr(self, "_packed", None)
+        if order is None or order.shape != net.params.theta.shape:
+            order = self._packed = self._packed_order()
+        dtype = net.dtype
+        X = np.ascontiguousarray(X, dtype=dtype)
+        Y = np.ascontiguousarray(np.reshape(y, (X.shape[0], -1)), dtype=dtype)
+        w = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=dtype)
+        sw_sum = X.shape[0] if w is None else w.sum()
+        net.params.theta[order] = packed_coef_inter
+        h = net.forward(X, training=True)
+        value = self._loss.objective(h, Y, w)
+        if self.alpha:
+            values = 0
+            for s in self._wflat:
+                values += np.dot(s, s)
+            value += (0.5 * self.alpha) * values / sw_sum
+        net.backward(Y, w)
+        self._penalty_grad(sw_sum)
+        return float(value), net.params.grad[order].astype(np.float64)
 
     def _batch_loss_only(self, X, Y, w):
         """scikit-learn's reported loss (alpha term included) at the current weights."""
@@ -1179,7 +1225,7 @@ class _BaseMLP(BaseEstimator):
         state = super().__getstate__()
         state = dict(state)
         net = state.pop("_net", None)
-        for key in ("_lock", "_views", "_loss", "_wviews", "_wflat", "_dwviews", "_wtmp", "_mask", "_fused"):
+        for key in ("_lock", "_views", "_loss", "_wviews", "_wflat", "_dwviews", "_wtmp", "_mask", "_fused", "_packed"):
             state.pop(key, None)
         if net is not None:
             self._sync_params()
