@@ -277,7 +277,7 @@ def test_regressor_fits_are_bit_identical_with_and_without_kernels(solver, dtype
     """No softmax in a regressor: every per-piece kernel on its path must give the numpy path's bits.
 
     (The compiled whole step, which sums in its own order, is switched off
-    here; tests/test_sklearn_step.py compares it with the engine.)
+    here; tests/test_dense_step.py compares it with the engine.)
     """
     X, _ = _digits(150)
     X = X.astype(dtype)

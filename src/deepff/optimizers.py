@@ -100,6 +100,11 @@ class Optimizer:
     name = "optimizer"
     full_batch = False
     state_names = ()
+    #: name of the compiled twin of :meth:`_update` in :mod:`deepff._kernels` (None: numpy only); a
+    #: subclass that has one implements ``_kernel_args() -> (states, scalars, flags)``
+    kernel = None
+    #: use the compiled twin when numba is there (False: always the numpy reference)
+    use_kernel = True
 
     def __init__(self, lr):
         self.lr = _real(self.name, "lr", lr, low=0.0)
@@ -126,10 +131,45 @@ class Optimizer:
                 f"theta and grad must have the same shape and dtype, got {theta.shape} {theta.dtype} "
                 f"and {grad.shape} {grad.dtype}"
             )
+        self._begin_step(theta)
+        if self.use_kernel and self.kernel is not None and _kernels.enabled() and _kernels.fits(1, theta, grad):
+            self._compiled_update(theta, grad)   # the same arithmetic in one fused pass (optional numba)
+        else:
+            self._update(theta, grad)
+
+    def _begin_step(self, theta):
+        """Allocate the state at the first step (or for a new theta) and count the step."""
         if self._work is None or self._work.shape != theta.shape or self._work.dtype != theta.dtype:
             self._allocate(theta)
         self.t += 1
-        self._update(theta, grad)
+
+    def kernel_args(self, theta):
+        """Begin a step that a compiled kernel takes elsewhere (e.g. a whole training step in one call).
+
+        Allocates the state at the first step and counts the step, as
+        :meth:`step` does, and returns what :attr:`kernel` takes besides
+        theta and grad.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+
+        Returns
+        -------
+        states : tuple of ndarray of shape (n_params,)
+        scalars : tuple of float
+            In theta's dtype (Python floats cast once: float32 stays float32).
+        flags : tuple of bool
+        """
+        self._begin_step(theta)
+        states, scalars, flags = self._kernel_args()
+        dt = theta.dtype.type
+        return states, tuple(dt(v) for v in scalars), flags
+
+    def _compiled_update(self, theta, grad):
+        states, scalars, flags = self._kernel_args()
+        dt = theta.dtype.type   # the scalars in theta's dtype, as numpy casts them in _update
+        getattr(_kernels, self.kernel)()(theta, grad, *states, *(dt(v) for v in scalars), *flags)
 
     def _allocate(self, theta):
         """Create (or adopt loaded) state arrays and scratch buffers like ``theta``."""
@@ -301,44 +341,62 @@ class SGD(Optimizer):
     weight_decay : float, default 0.0
         Coupled L2 coefficient, >= 0.
 
+    lr_in_velocity : bool, default False
+        Keep the learning rate inside the velocity, as scikit-learn's
+        ``solver="sgd"`` does (``dampening`` must then be 0; ``momentum``
+        may be 1 and ``nesterov`` needs no momentum)::
+
+            v_t     = mu * v_{t-1} - lr_t * d_t            (v_0 = 0)
+            theta_t = theta_{t-1} + mu * v_t - lr_t * d_t  if nesterov
+            theta_t = theta_{t-1} + v_t                    otherwise
+
     Notes
     -----
-    ``lr`` multiplies the buffer at each step rather than being stored in
-    it (unlike scikit-learn's ``velocity = mu * velocity - lr * g``), so
-    changing ``lr`` takes effect immediately on the whole step.
+    By default ``lr`` multiplies the buffer at each step rather than being
+    stored in it, so changing ``lr`` takes effect immediately on the whole
+    step. With ``lr_in_velocity`` the old rates stay in the velocity; with
+    a constant rate the two agree up to rounding.
     """
 
     name = "sgd"
     state_names = ("momentum_buffer",)
-    #: use the fused numba kernel of :mod:`deepff._kernels` when available
-    use_kernel = True
+    kernel = "sgd_kernel"
 
-    def __init__(self, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
-        self.momentum = _real(self.name, "momentum", momentum, 0.0, 1.0, high_open=True)
+    def __init__(self, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
+                 lr_in_velocity=False):
+        self.lr_in_velocity = _flag(self.name, "lr_in_velocity", lr_in_velocity)
+        self.momentum = _real(self.name, "momentum", momentum, 0.0, 1.0, high_open=not self.lr_in_velocity)
         self.dampening = _real(self.name, "dampening", dampening, 0.0, 1.0)
         self.nesterov = _flag(self.name, "nesterov", nesterov)
         self.weight_decay = _real(self.name, "weight_decay", weight_decay, low=0.0)
-        if self.nesterov and (self.momentum == 0 or self.dampening != 0):
+        if self.lr_in_velocity and self.dampening != 0:
+            raise SpecError(f"sgd lr_in_velocity=True takes no dampening, got dampening={dampening!r}")
+        if self.nesterov and not self.lr_in_velocity and (self.momentum == 0 or self.dampening != 0):
             raise SpecError(
                 "sgd nesterov=True needs momentum in (0, 1) and dampening == 0, "
                 f"got momentum={momentum!r}, dampening={dampening!r}"
             )
-        # Without momentum there is no buffer to keep.
-        self.state_names = ("momentum_buffer",) if self.momentum != 0 else ()
+        # Without momentum there is no buffer to keep (the velocity always has one).
+        self.state_names = ("momentum_buffer",) if self.momentum != 0 or self.lr_in_velocity else ()
         super().__init__(lr)
 
     def _update(self, theta, grad):
         mu = self.momentum
-        kernel = _kernels.sgd_kernel() if self.use_kernel and _kernels.fits(1, theta, grad) else None
-        if kernel is not None:  # the same arithmetic in one fused pass (optional numba)
-            f = theta.dtype.type  # the scalars in theta's dtype, as numpy casts them below
-            buf = self.state["momentum_buffer"] if mu != 0 else theta
-            kernel(theta, grad, buf, f(self.lr), f(mu), f(1.0 - self.dampening), f(self.weight_decay),
-                   self.t == 1, self.nesterov)
-            return
         # d = g + weight_decay * theta   (grad itself when weight_decay == 0)
         d = self._decayed_grad(theta, grad, self.weight_decay)
         step = self._tmp
+        if self.lr_in_velocity:
+            v = self.state["momentum_buffer"]
+            np.multiply(d, self.lr, out=step)        # lr d
+            v *= mu                                  # v = mu v - lr d
+            v -= step
+            if self.nesterov:
+                np.multiply(v, mu, out=self._work)   # theta += mu v - lr d
+                self._work -= step
+                theta += self._work
+            else:
+                theta += v                           # theta += v
+            return
         if mu != 0:
             b = self.state["momentum_buffer"]
             if self.t == 1:
@@ -360,15 +418,33 @@ class SGD(Optimizer):
         np.multiply(d, self.lr, out=step)
         theta -= step
 
+    def _kernel_args(self):
+        """(buffer,), (lr, mu, 1 - dampening, weight_decay), (first step, nesterov, lr_in_velocity)."""
+        buf = self.state["momentum_buffer"] if self.state_names else self._work   # (unused without momentum)
+        return ((buf,), (self.lr, self.momentum, 1.0 - self.dampening, self.weight_decay),
+                (self.t == 1, self.nesterov, self.lr_in_velocity))
+
     def get_config(self):
-        """Return the constructor arguments (see :meth:`Optimizer.get_config`)."""
-        return {
+        """Return the constructor arguments (see :meth:`Optimizer.get_config`).
+
+        ``lr_in_velocity`` is listed only when True (configs saved before it
+        existed stay the same).
+        """
+        config = {
             "lr": self.lr,
             "momentum": self.momentum,
             "dampening": self.dampening,
             "nesterov": self.nesterov,
             "weight_decay": self.weight_decay,
         }
+        if self.lr_in_velocity:
+            config["lr_in_velocity"] = True
+        return config
+
+    def _unflatten_config(self, flat):
+        config = {k: flat[k] for k in ("lr", "momentum", "dampening", "nesterov", "weight_decay")}
+        config["lr_in_velocity"] = flat.get("lr_in_velocity", False)
+        return config
 
 
 # ----------------------------------------------------------------------------
@@ -587,6 +663,14 @@ class Adam(Optimizer):
 
     ``eps`` is added to sqrt(v_hat), i.e. after the bias correction, and
     the AMSGrad maximum is taken over the *uncorrected* v, as in PyTorch.
+    With ``fold_bias_correction`` the corrections go into the rate instead
+    and ``eps`` is added to sqrt(v) itself, as in scikit-learn's
+    ``solver="adam"`` (and the "efficient version" of Kingma & Ba, sec. 2)::
+
+        lr_t    = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+        theta_t = theta_{t-1} - lr_t * m_t / (sqrt(v_t) + eps)
+
+    The two differ only while sqrt(v) is comparable to eps.
 
     Parameters
     ----------
@@ -601,14 +685,17 @@ class Adam(Optimizer):
         :class:`AdamW`).
     amsgrad : bool, default False
         Use the running maximum of v (Reddi et al., 2018).
+    fold_bias_correction : bool, default False
+        Fold the bias corrections into the rate, eps outside them (above).
     """
 
     name = "adam"
     decoupled = False
-    #: use the fused numba kernel of :mod:`deepff._kernels` when available
-    use_kernel = True
+    kernel = "adam_kernel"
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                 fold_bias_correction=False):
+        self.fold_bias_correction = _flag(self.name, "fold_bias_correction", fold_bias_correction)
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise SpecError(f"{self.name} betas must be a pair (beta1, beta2), got {betas!r}")
         self.beta1 = _real(self.name, "betas[0]", betas[0], 0.0, 1.0, high_open=True)
@@ -627,14 +714,6 @@ class Adam(Optimizer):
     def _update(self, theta, grad):
         b1, b2, t = self.beta1, self.beta2, self.t
         m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
-        kernel = _kernels.adam_kernel() if self.use_kernel and _kernels.fits(1, theta, grad) else None
-        if kernel is not None:  # the same arithmetic in one fused pass (optional numba)
-            vmax = self.state["max_exp_avg_sq"] if self.amsgrad else v
-            f = theta.dtype.type  # the scalars in theta's dtype, as numpy casts them below
-            kernel(theta, grad, m, v, vmax, f(b1), f(1.0 - b1), f(b2), f(1.0 - b2), f(self.lr / (1.0 - b1**t)),
-                   f(math.sqrt(1.0 - b2**t)), f(self.eps), f(self.weight_decay),
-                   f(1.0 - self.lr * self.weight_decay), self.amsgrad, self.decoupled)
-            return
         tmp = self._tmp
         if self.decoupled:
             # AdamW: theta = theta * (1 - lr * weight_decay); d = g
@@ -661,6 +740,14 @@ class Adam(Optimizer):
         # bias corrections of the zero-initialised averages
         bc1 = 1.0 - b1**t
         bc2 = 1.0 - b2**t
+        if self.fold_bias_correction:
+            # theta = theta + (-lr_t m) / (sqrt(v) + eps), lr_t = lr sqrt(bc2) / bc1
+            np.sqrt(v, out=tmp)
+            tmp += self.eps
+            np.multiply(m, -(self.lr * math.sqrt(bc2) / bc1), out=self._work)
+            np.divide(self._work, tmp, out=tmp)
+            theta += tmp
+            return
         # den = sqrt(v / bc2) + eps = sqrt(v) / sqrt(bc2) + eps
         np.sqrt(v, out=tmp)
         tmp /= math.sqrt(bc2)
@@ -670,18 +757,39 @@ class Adam(Optimizer):
         tmp *= self.lr / bc1
         theta -= tmp
 
+    def _kernel_args(self):
+        """(m, v, vmax), the scalars of the update, (amsgrad, decoupled, fold_bias_correction).
+
+        The scalars are beta1, 1 - beta1, beta2, 1 - beta2, the step size
+        (lr / bc1, or -lr_t when folded), sqrt(bc2), eps, weight_decay and
+        1 - lr * weight_decay.
+        """
+        b1, b2, t = self.beta1, self.beta2, self.t
+        m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
+        vmax = self.state["max_exp_avg_sq"] if self.amsgrad else v
+        bc1, bc2 = 1.0 - b1**t, 1.0 - b2**t
+        step = -(self.lr * math.sqrt(bc2) / bc1) if self.fold_bias_correction else self.lr / bc1
+        return ((m, v, vmax),
+                (b1, 1.0 - b1, b2, 1.0 - b2, step, math.sqrt(bc2), self.eps, self.weight_decay,
+                 1.0 - self.lr * self.weight_decay),
+                (self.amsgrad, self.decoupled, self.fold_bias_correction))
+
     def get_config(self):
         """Return the constructor arguments (see :meth:`Optimizer.get_config`).
 
-        ``betas`` is a list ``[beta1, beta2]`` so that it survives JSON.
+        ``betas`` is a list ``[beta1, beta2]`` so that it survives JSON;
+        ``fold_bias_correction`` is listed only when True.
         """
-        return {
+        config = {
             "lr": self.lr,
             "betas": [self.beta1, self.beta2],
             "eps": self.eps,
             "weight_decay": self.weight_decay,
             "amsgrad": self.amsgrad,
         }
+        if self.fold_bias_correction:
+            config["fold_bias_correction"] = True
+        return config
 
     def _flat_config(self):
         config = self.get_config()
@@ -691,6 +799,8 @@ class Adam(Optimizer):
     def _unflatten_config(self, flat):
         config = {k: flat[k] for k in ("lr", "eps", "weight_decay", "amsgrad")}
         config["betas"] = (flat["beta1"], flat["beta2"])
+        if flat.get("fold_bias_correction", False):
+            config["fold_bias_correction"] = True
         return config
 
 
@@ -726,8 +836,10 @@ class AdamW(Adam):
     name = "adamw"
     decoupled = True
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False):
-        super().__init__(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False,
+                 fold_bias_correction=False):
+        super().__init__(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         fold_bias_correction=fold_bias_correction)
 
 
 # ----------------------------------------------------------------------------

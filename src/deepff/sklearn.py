@@ -29,8 +29,9 @@ What "the same algorithm" means here (scikit-learn 1.6 - 1.9):
   velocity - lr * grad`` with Nesterov's look-ahead ``update = momentum *
   velocity - lr * grad``. (With a constant rate it equals PyTorch's SGD
   up to rounding; with ``invscaling``/``adaptive`` the two differ, because
-  here the old rate stays inside the velocity.) Both work on the whole
-  flat buffer in a handful of numpy calls. ``"lbfgs"`` is
+  here the old rate stays inside the velocity.) They are options of
+  deepff's own optimizers, ``optimizers.Adam(fold_bias_correction=True)``
+  and ``optimizers.SGD(lr_in_velocity=True)``. ``"lbfgs"`` is
   :class:`deepff.optimizers.LBFGS` (scipy's L-BFGS-B with ``maxiter``,
   ``maxfun``, ``gtol=tol``). Every other deepff optimizer name
   (``"adagrad"``, ``"rmsprop"``, ``"adamw"``, ...) or an optimizer
@@ -148,21 +149,6 @@ def _warn(message, category=UserWarning):
     while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "deepff":
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
-
-
-def _penalize_and_normalize(theta, grad, mask, alpha, sw_sum):
-    """grad = (grad + alpha * theta on the weights) / sw_sum, in place (numpy path).
-
-    The fused kernels (:func:`deepff._kernels.sklearn_adam_kernel`) do the
-    same floating-point operations in the same order, multiplying the alpha
-    term by the 0/1 weight mask instead of branching (which can only turn a
-    -0.0 bias gradient into +0.0).
-    """
-    if alpha:
-        tmp = np.multiply(theta, alpha)
-        tmp *= mask
-        grad += tmp
-    grad /= sw_sum
 
 
 # ============================================================================
@@ -288,168 +274,6 @@ class _SkPoissonLoss(_SkLoss):
 
     def reported(self, h, y, w=None):
         return _average0(xlogy(y, y / h) - y + h, w).sum()
-
-
-# ============================================================================
-# scikit-learn's two stochastic update rules on the flat buffer
-# ============================================================================
-
-class _CompiledSteps:
-    """What the compiled kernels (deepff._kernels) need of scikit-learn's two optimizers."""
-
-    def kernel_scalars(self, theta):
-        """Start a compiled step: allocate the state, count the step, return its scalars.
-
-        Parameters
-        ----------
-        theta : ndarray of shape (n_params,)
-
-        Returns
-        -------
-        tuple
-            The optimizer's ``_scalars()`` for this step, in theta's dtype
-            (Python floats cast once: float32 stays float32).
-        """
-        if self._work is None or self._work.shape != theta.shape or self._work.dtype != theta.dtype:
-            self._allocate(theta)
-        self.t += 1
-        dt = theta.dtype.type
-        return tuple(dt(v) for v in self._scalars())
-
-
-class _SklearnSGD(_CompiledSteps, _optimizers.Optimizer):
-    """scikit-learn's SGD with momentum: the learning rate lives inside the velocity.
-
-    Per step, with v the velocity (zeros at first) and mu the momentum::
-
-        v      = mu * v - lr * g
-        update = mu * v - lr * g      (Nesterov)   or   update = v
-        theta += update
-
-    Parameters
-    ----------
-    lr : float, default 0.1
-    momentum : float, default 0.9
-        In [0, 1].
-    nesterov : bool, default True
-    """
-
-    name = "sklearn_sgd"
-    state_names = ("velocity",)
-
-    def __init__(self, lr=0.1, momentum=0.9, nesterov=True):
-        self.momentum = float(momentum)
-        self.nesterov = bool(nesterov)
-        super().__init__(lr)
-
-    def _update(self, theta, grad):
-        v, lg, upd = self.state["velocity"], self._tmp, self._work
-        np.multiply(grad, self.lr, out=lg)       # lr * g
-        v *= self.momentum                       # v = mu v - lr g
-        v -= lg
-        if self.nesterov:
-            np.multiply(v, self.momentum, out=upd)
-            upd -= lg                            # update = mu v - lr g
-            theta += upd
-        else:
-            theta += v
-
-    def fused_step(self, theta, grad, mask, alpha, sw_sum):
-        """Add the alpha term to the weights' gradient, divide by sw_sum, then step.
-
-        Parameters
-        ----------
-        theta, grad : ndarray of shape (n_params,)
-            ``grad`` holds the *summed* batch gradient; it is overwritten with
-            the normalised one.
-        mask : ndarray of shape (n_params,)
-            1 on weights, 0 on biases.
-        alpha : float
-        sw_sum : float
-            Number of samples (or sum of sample weights) in the batch.
-        """
-        kernel = _kernels.sklearn_sgd_kernel()
-        if kernel is None:
-            _penalize_and_normalize(theta, grad, mask, alpha, sw_sum)
-            self.step(theta, grad)
-            return
-        mu, lr, nesterov = self.kernel_scalars(theta)
-        dt = theta.dtype.type
-        kernel(theta, grad, mask, dt(alpha), dt(sw_sum), self.state["velocity"], mu, lr, bool(nesterov))
-
-    def _scalars(self):
-        """(momentum, lr, nesterov as 1 or 0): see :meth:`_CompiledSteps.kernel_scalars`."""
-        return self.momentum, self.lr, 1 if self.nesterov else 0
-
-    def get_config(self):
-        """Return the constructor arguments."""
-        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov}
-
-
-class _SklearnAdam(_CompiledSteps, _optimizers.Optimizer):
-    """scikit-learn's Adam: bias correction folded into the rate, eps outside it.
-
-    Per step t = 1, 2, ...::
-
-        m      = beta_1 m + (1 - beta_1) g
-        v      = beta_2 v + (1 - beta_2) g^2
-        lr_t   = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)
-        theta += -lr_t m / (sqrt(v) + epsilon)
-
-    (PyTorch adds eps to sqrt(v_hat) = sqrt(v) / sqrt(1 - beta_2^t) instead,
-    so the two differ while sqrt(v) is comparable to eps.)
-
-    Parameters
-    ----------
-    lr : float, default 1e-3
-    beta_1, beta_2 : float, default 0.9, 0.999
-    epsilon : float, default 1e-8
-    """
-
-    name = "sklearn_adam"
-    state_names = ("m", "v")
-
-    def __init__(self, lr=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
-        super().__init__(lr)
-
-    def _update(self, theta, grad):
-        b1, b2, t = self.beta_1, self.beta_2, self.t
-        m, v, tmp, upd = self.state["m"], self.state["v"], self._tmp, self._work
-        m *= b1                                  # m = b1 m + (1 - b1) g
-        np.multiply(grad, 1 - b1, out=tmp)
-        m += tmp
-        v *= b2                                  # v = b2 v + (1 - b2) g^2
-        np.multiply(grad, grad, out=tmp)
-        tmp *= 1 - b2
-        v += tmp
-        lr_t = self.lr * math.sqrt(1 - b2**t) / (1 - b1**t)  # a Python float: float32 stays float32
-        np.sqrt(v, out=tmp)                      # sqrt(v) + eps
-        tmp += self.epsilon
-        np.multiply(m, -lr_t, out=upd)           # -lr_t m / (sqrt(v) + eps)
-        np.divide(upd, tmp, out=upd)
-        theta += upd
-
-    def fused_step(self, theta, grad, mask, alpha, sw_sum):
-        """Add the alpha term, divide by sw_sum, then step (see :meth:`_SklearnSGD.fused_step`)."""
-        kernel = _kernels.sklearn_adam_kernel()
-        if kernel is None:
-            _penalize_and_normalize(theta, grad, mask, alpha, sw_sum)
-            self.step(theta, grad)
-            return
-        scalars = self.kernel_scalars(theta)      # allocates the state on the first step
-        dt = theta.dtype.type
-        kernel(theta, grad, mask, dt(alpha), dt(sw_sum), self.state["m"], self.state["v"], *scalars)
-
-    def _scalars(self):
-        """(beta_1, 1 - beta_1, beta_2, 1 - beta_2, -lr_t, epsilon), lr_t = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)."""
-        b1, b2, t = self.beta_1, self.beta_2, self.t
-        lr_t = self.lr * math.sqrt(1 - b2**t) / (1 - b1**t)
-        return b1, 1 - b1, b2, 1 - b2, -lr_t, self.epsilon
-
-    def get_config(self):
-        """Return the constructor arguments."""
-        return {"lr": self.lr, "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
 # ============================================================================
@@ -626,10 +450,12 @@ class _BaseMLP(BaseEstimator):
                     cfg.setdefault(key, value)
             return _optimizers.get(cfg)
         name = solver.lower()
-        if name == "sgd":
-            return _SklearnSGD(self.learning_rate_init, self.momentum, self.nesterovs_momentum)
-        if name == "adam":
-            return _SklearnAdam(self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon)
+        if name == "sgd":     # scikit-learn's rule: the rate inside the velocity
+            return _optimizers.SGD(self.learning_rate_init, momentum=self.momentum,
+                                   nesterov=self.nesterovs_momentum, lr_in_velocity=True)
+        if name == "adam":    # scikit-learn's Adam: bias corrections in the rate, eps outside them
+            return _optimizers.Adam(self.learning_rate_init, betas=(self.beta_1, self.beta_2), eps=self.epsilon,
+                                    fold_bias_correction=True)
         cls = _optimizers.REGISTRY.classes[_optimizers.REGISTRY.canonical(name)]
         if getattr(cls, "full_batch", False):
             if dry:
@@ -825,8 +651,7 @@ class _BaseMLP(BaseEstimator):
         """One optimizer step on a batch; returns its loss (scikit-learn's, alpha term included).
 
         forward -> loss -> backward (the summed gradient) -> alpha * W on the
-        weights -> division by the batch weight -> update, fused into one
-        pass for scikit-learn's SGD and Adam.
+        weights -> division by the batch weight -> the optimizer's update.
         """
         net, loss = self._net, self._loss
         h = net.forward(x, training=True)
@@ -839,13 +664,8 @@ class _BaseMLP(BaseEstimator):
                 values += np.dot(s, s)
             value += (0.5 * alpha) * values / sw_sum
         net.backward(y, w)
-        params = net.params
-        opt = self._optimizer
-        if self._fused:
-            opt.fused_step(params.theta, params.grad, self._mask, alpha, sw_sum)
-        else:
-            self._penalty_grad(sw_sum)
-            opt.step(params.theta, params.grad)
+        self._penalty_grad(sw_sum)
+        self._optimizer.step(net.params.theta, net.params.grad)
         return value
 
     def _penalty_grad(self, sw_sum):
@@ -864,18 +684,17 @@ class _BaseMLP(BaseEstimator):
         self._dwviews = [layer.dW for layer in layers]
         self._wtmp = [np.empty_like(W) for W in self._wviews] if self.alpha else []
         self._mask = self._net.params.weight_mask()
-        self._fused = hasattr(getattr(self, "_optimizer", None), "fused_step")
 
     def _step_plan(self, X, Y, w, batch_size):
         """The compiled whole step for this fit, or None (then :meth:`_batch_step` runs).
 
-        :func:`deepff._kernels.sklearn_step_kernel` runs :meth:`_batch_step`'s
+        :func:`deepff._kernels.dense_step_kernel` runs :meth:`_batch_step`'s
         forward, loss, backward and update in one numba call. It is used when numba may be
         used and the network is the plain case it covers: dense X, built-in
         identity/logistic/relu hidden units without dropout or batch norm
         (tanh: see :data:`deepff._kernels.STEP_HIDDEN`), softmax, logistic or
-        identity output with scikit-learn's loss, and scikit-learn's Adam or
-        SGD. It replaces :meth:`_batch_step`, so a subclass that overrides
+        identity output with scikit-learn's loss, and an SGD or Adam optimizer
+        (any of their options but AMSGrad). It replaces :meth:`_batch_step`, so a subclass that overrides
         that method must also override this one to return None.
 
         Parameters
@@ -900,7 +719,8 @@ class _BaseMLP(BaseEstimator):
         outputs = {_SkLogLoss: _activations.Softmax, _SkBinaryLogLoss: _activations.Sigmoid,
                    _SkSquaredLoss: _activations.Linear}
         layers = net.layers
-        if (type(opt) not in (_SklearnAdam, _SklearnSGD) or type(net.loss) not in outputs
+        if (opt.kernel not in ("adam_kernel", "sgd_kernel") or not opt.use_kernel or getattr(opt, "amsgrad", False)
+                or type(net.loss) not in outputs
                 or type(layers[-1].activation) is not outputs[type(net.loss)]
                 or any(type(layer) is not Dense or layer.dropout or layer.batch_norm for layer in layers)
                 or any(type(layer.activation) not in plain for layer in layers[:-1])):
@@ -908,7 +728,7 @@ class _BaseMLP(BaseEstimator):
         arrays = (X, Y) if w is None else (X, Y, w)
         if not all(a.dtype == theta.dtype and a.flags.c_contiguous for a in arrays):
             return None
-        kernel = _kernels.sklearn_step_kernel()
+        kernel = _kernels.dense_step_kernel()
 
         def offset(view):
             return (view.ctypes.data - theta.ctypes.data) // theta.itemsize
@@ -918,24 +738,23 @@ class _BaseMLP(BaseEstimator):
         boff = np.array([offset(layer.b) for layer in layers], dtype=np.int64)
         acts = np.array([_kernels.STEP_HIDDEN[plain[type(layer.activation)]] for layer in layers[:-1]] + [0],
                         dtype=np.int64)
-        out_code = _kernels.STEP_OUTPUTS[net.loss.name]
-        opt_code = _kernels.STEP_OPTIMIZERS[opt.name]
+        out_code = _kernels.STEP_OUTPUTS[layers[-1].activation.name]
+        opt_code = 0 if opt.kernel == "adam_kernel" else 1
         scratch = np.empty(_kernels.step_scratch_size(batch_size, dims.tolist()), dtype=theta.dtype)
         weights = np.ones(1, dtype=theta.dtype) if w is None else w
         weighted = w is not None
         mask, alpha = self._mask, float(self.alpha)
-        adam = isinstance(opt, _SklearnAdam)
-        hyper = np.zeros(6, dtype=theta.dtype)
+        hyper = np.zeros(_kernels.STEP_HYPER, dtype=theta.dtype)
 
         def step(idx):
             if weighted and not w[idx].sum():    # the engine's error (np.average's), not a NaN fit
                 raise ZeroDivisionError("Weights sum to zero, can't be normalized")
-            scalars = opt.kernel_scalars(theta)
+            states, scalars, flags = opt.kernel_args(theta)   # counts the step, as opt.step does
             hyper[:len(scalars)] = scalars
-            s1 = opt.state["m"] if adam else opt.state["velocity"]
-            s2 = opt.state["v"] if adam else s1
+            hyper[9:] = flags
+            states = states * 3 if len(states) == 1 else states
             return kernel(X, Y, weights, weighted, idx, theta, grad, mask, dims, woff, boff, acts, out_code,
-                          scratch, alpha, opt_code, s1, s2, hyper)
+                          scratch, alpha, opt_code, *states, hyper)
 
         return step
 
@@ -1093,7 +912,7 @@ class _BaseMLP(BaseEstimator):
 
         def run(start, stop):
             """One step on the epoch's rows start:stop; returns the batch loss."""
-            if fused is not None:   # the same step, compiled (deepff._kernels.sklearn_step_kernel)
+            if fused is not None:   # the same step, compiled (deepff._kernels.dense_step_kernel)
                 return fused(sample_idx[start:stop])
             m = stop - start
             if self.shuffle:
@@ -1225,7 +1044,7 @@ class _BaseMLP(BaseEstimator):
         state = super().__getstate__()
         state = dict(state)
         net = state.pop("_net", None)
-        for key in ("_lock", "_views", "_loss", "_wviews", "_wflat", "_dwviews", "_wtmp", "_mask", "_fused", "_packed"):
+        for key in ("_lock", "_views", "_loss", "_wviews", "_wflat", "_dwviews", "_wtmp", "_mask", "_packed"):
             state.pop(key, None)
         if net is not None:
             self._sync_params()
