@@ -232,7 +232,7 @@ def test_log_loss_terms_kernel_is_bit_identical_to_scipy(dtype, k, binary):
     """The scikit-learn wrapper's loss terms: xlogy(y, clip(h)) [+ xlogy(1 - y, 1 - clip(h))]."""
     from scipy.special import xlogy
 
-    from deepff.sklearn import _log_loss_terms
+    from deepff.sklearn._losses import _log_loss_terms
 
     rng = np.random.default_rng(5)
     h = rng.random((60, k)).astype(dtype)

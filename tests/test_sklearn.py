@@ -584,8 +584,10 @@ def test_poisson_loss_and_exp_activation_are_registered_and_correct():
     assert deepff.gradcheck(net, X, y) < 1e-6
     net.allow_fused = False
     assert deepff.gradcheck(net, X, y, sample_weight=rng.uniform(0.5, 2, 12)) < 1e-6
-    for loss, out in ((dsk._SkLogLoss(), "softmax"), (dsk._SkBinaryLogLoss(), "sigmoid"),
-                      (dsk._SkSquaredLoss(), "linear"), (dsk._SkPoissonLoss(), "exp")):
+    from deepff.sklearn import _losses as skl
+
+    for loss, out in ((skl._SkLogLoss(), "softmax"), (skl._SkBinaryLogLoss(), "sigmoid"),
+                      (skl._SkSquaredLoss(), "linear"), (skl._SkPoissonLoss(), "exp")):
         target = np.eye(3)[rng.integers(0, 3, 12)] if out == "softmax" else (y > 1).astype(float)
         width = target.shape[1]
         net = deepff.FeedForward([deepff.Dense(4, "tanh"), deepff.Dense(width, out)], loss=loss, n_features=3,

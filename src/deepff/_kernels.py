@@ -296,6 +296,7 @@ STEP_HYPER = 12
 # compiles the function that uses it, so dense_step_kernel() sets these first.
 _nb_shift_by_row_max = _nb_divide_by_row_sum = _nb_log_loss_terms = None
 _nb_adam = _nb_sgd = _nb_penalize_normalize = _nb_bias_act = _nb_act_backward = None
+_nb_gather_rows = _nb_output_loss = _nb_forward = None
 
 
 def step_scratch_size(n, dims):
@@ -362,6 +363,71 @@ def _act_backward(g, h, code):
                 gr[j] = (gr[j] * hr[j]) * (one - hr[j])
 
 
+def _gather_rows(X, Y, idx, x, y):
+    # x = X[idx], y = Y[idx] into preallocated rows
+    for r in range(idx.shape[0]):
+        src = idx[r]
+        for c in range(X.shape[1]):
+            x[r, c] = X[src, c]
+        for c in range(Y.shape[1]):
+            y[r, c] = Y[src, c]
+
+
+def _output_loss(h, y, W, weighted, idx, terms, g, out_code, eps):
+    # The batch loss of the output h (a weighted average over the rows, in float64)
+    # and, in g, dJ/da^L = w o (h - y) before the division by sum(w). Returns
+    # (loss, sum(w)).
+    n, n_out = h.shape
+    for i in range(n):
+        for j in range(n_out):
+            g[i, j] = h[i, j] - y[i, j]
+    if out_code == 2:                                   # half squared error, mean over outputs
+        for i in range(n):
+            for j in range(n_out):
+                terms[i, j] = g[i, j] * g[i, j]
+    else:                                               # xlogy terms of the cross-entropy
+        _nb_log_loss_terms(h, y, eps, out_code == 1, terms)
+    sw_sum = 0.0
+    colsum = np.zeros(n_out)                            # sum_i w_i terms_ij, in float64
+    for i in range(n):
+        wi = np.float64(W[idx[i]]) if weighted else 1.0
+        sw_sum += wi
+        for j in range(n_out):
+            colsum[j] += wi * np.float64(terms[i, j])
+    total = 0.0
+    for j in range(n_out):
+        total += colsum[j] / sw_sum
+    loss = 0.5 * total / n_out if out_code == 2 else -total
+    if weighted:
+        for i in range(n):
+            wi = W[idx[i]]
+            for j in range(n_out):
+                g[i, j] *= wi
+    return loss, sw_sum
+
+
+def _forward(x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax):
+    # a^l = h^{l-1} W^l + b^l, h^l = f(a^l) for l = 1..L, each h^l in scratch; returns h^L
+    n, L = x.shape[0], dims.shape[0] - 1
+    h = x
+    for l in range(1, L + 1):
+        Wl = theta[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
+        bl = theta[boff[l - 1]:boff[l - 1] + dims[l]].reshape(1, dims[l])
+        a = scratch[hoff[l]:hoff[l] + n * dims[l]].reshape(n, dims[l])
+        np.dot(h, Wl, a)
+        if l < L:
+            _nb_bias_act(a, bl, acts[l - 1])
+        elif out_code == 0:                             # softmax
+            _nb_bias_act(a, bl, 0)
+            _nb_shift_by_row_max(a, a, rowmax)
+            np.exp(a, a)
+            _nb_divide_by_row_sum(a)
+        else:                                           # logistic (code 1) or identity
+            _nb_bias_act(a, bl, 1 if out_code == 1 else 0)
+        h = a
+    return h
+
+
 def _dense_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, acts, out_code,
                 scratch, alpha, opt_code, s1, s2, s3, hyper):
     # One training step on the rows idx of X, Y; the arguments and the five
@@ -370,9 +436,7 @@ def _dense_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, act
     L = dims.shape[0] - 1
     n_out = dims[L]
     dt = theta.dtype.type
-    gmax = 0
-    for l in range(1, L + 1):
-        gmax = max(gmax, dims[l])
+    gmax = dims[1:].max()
 
     # scratch: x, y, h^1..h^L, loss terms, two g buffers, row maxima
     yoff = n * dims[0]
@@ -391,62 +455,14 @@ def _dense_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, act
     gbuf0 = scratch[pos:pos + n * gmax]
     gbuf1 = scratch[pos + n * gmax:pos + 2 * n * gmax]
     rowmax = scratch[pos + 2 * n * gmax:pos + 2 * n * gmax + n]
-    for r in range(n):                                  # x = X[idx], y = Y[idx]
-        src = idx[r]
-        for c in range(dims[0]):
-            x[r, c] = X[src, c]
-        for c in range(n_out):
-            y[r, c] = Y[src, c]
+    _nb_gather_rows(X, Y, idx, x, y)                    # x = X[idx], y = Y[idx]
 
-    # forward: a^l = h^{l-1} W^l + b^l, h^l = f(a^l)
-    h = x
-    for l in range(1, L + 1):
-        Wl = theta[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
-        bl = theta[boff[l - 1]:boff[l - 1] + dims[l]].reshape(1, dims[l])
-        a = scratch[hoff[l]:hoff[l] + n * dims[l]].reshape(n, dims[l])
-        np.dot(h, Wl, a)
-        if l < L:
-            _nb_bias_act(a, bl, acts[l - 1])
-        elif out_code == 0:                             # softmax
-            _nb_bias_act(a, bl, 0)
-            _nb_shift_by_row_max(a, a, rowmax)
-            np.exp(a, a)
-            _nb_divide_by_row_sum(a)
-        elif out_code == 1:                             # logistic
-            _nb_bias_act(a, bl, 1)
-        else:                                           # identity
-            _nb_bias_act(a, bl, 0)
-        h = a
-
+    h = _nb_forward(x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax)
     # the loss (a weighted average over the rows) and g^L = w o (h - y)
     g = gbuf0[:n * n_out].reshape(n, n_out)
-    for i in range(n):
-        for j in range(n_out):
-            g[i, j] = h[i, j] - y[i, j]
-    if out_code == 2:                                   # half squared error, mean over outputs
-        for i in range(n):
-            for j in range(n_out):
-                terms[i, j] = g[i, j] * g[i, j]
-    else:                                               # xlogy terms of the log-loss
-        _nb_log_loss_terms(h, y, dt(np.finfo(theta.dtype).eps), out_code == 1, terms)
-    sw_sum = 0.0
-    colsum = np.zeros(n_out)                            # sum_i w_i terms_ij, in float64
-    for i in range(n):
-        wi = np.float64(W[idx[i]]) if weighted else 1.0
-        sw_sum += wi
-        for j in range(n_out):
-            colsum[j] += wi * np.float64(terms[i, j])
-    total = 0.0
-    for j in range(n_out):
-        total += colsum[j] / sw_sum
-    loss = 0.5 * total / n_out if out_code == 2 else -total
-    if weighted:
-        for i in range(n):
-            wi = W[idx[i]]
-            for j in range(n_out):
-                g[i, j] *= wi
+    loss, sw_sum = _nb_output_loss(h, y, W, weighted, idx, terms, g, out_code, dt(np.finfo(theta.dtype).eps))
     if alpha != 0:
-        sq = 0.0
+        sq = 0.0                                        # sum ||W^l||^2, in float64
         for l in range(L):
             for k in range(woff[l], woff[l] + dims[l] * dims[l + 1]):
                 sq += np.float64(theta[k]) * np.float64(theta[k])
@@ -673,7 +689,11 @@ def dense_step_kernel():
     if "dense_step" not in _CACHE:
         callees = {"shift_by_row_max": _shift_by_row_max, "divide_by_row_sum": _divide_by_row_sum,
                    "log_loss_terms": _log_loss_terms, "adam": _adam, "sgd": _sgd,
-                   "penalize_normalize": _penalize_normalize, "bias_act": _bias_act, "act_backward": _act_backward}
+                   "penalize_normalize": _penalize_normalize, "bias_act": _bias_act, "act_backward": _act_backward,
+                   "gather_rows": _gather_rows}
+        for name, func in callees.items():
+            globals()["_nb_" + name] = _compiled(name, func)
+        callees = {"output_loss": _output_loss, "forward": _forward}   # they call the kernels set above
         for name, func in callees.items():
             globals()["_nb_" + name] = _compiled(name, func)
         _compiled("dense_step", _dense_step)
