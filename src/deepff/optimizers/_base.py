@@ -97,13 +97,12 @@ class Optimizer:
         -------
         states : tuple of ndarray of shape (n_params,)
         scalars : tuple of float
-            In theta's dtype (Python floats cast once: float32 stays float32).
+            Python floats: the caller casts them to theta's dtype (float32
+            stays float32), e.g. by writing them into an array of that dtype.
         flags : tuple of bool
         """
         self._begin_step(theta)
-        states, scalars, flags = self._kernel_args()
-        dt = theta.dtype.type
-        return states, tuple(dt(v) for v in scalars), flags
+        return self._kernel_args()
 
     def _compiled_update(self, theta, grad):
         states, scalars, flags = self._kernel_args()
