@@ -109,12 +109,12 @@ def fits(ndim, *arrays):
 
 
 def _adam(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
-          decay_factor, amsgrad, decoupled, folded):
+          decay_factor, amsgrad, decoupled):
     # One pass of Adam/AdamW over the flat buffer (see optimizers.Adam).
     # Every scalar arrives already cast to theta's dtype (c1 = 1 - b1, c2 = 1 - b2),
     # so float32 buffers are updated in float32 arithmetic, as the numpy path and
-    # PyTorch do, and the loop vectorises at full SIMD width. ``folded``: the bias
-    # corrections are in step_size = -lr_t and eps is added to sqrt(v) itself.
+    # PyTorch do, and the loop vectorises at full SIMD width. With the bias
+    # corrections folded into the rate, step_size = lr_t and sqrt_bc2 = 1.
     for i in range(theta.shape[0]):
         g = grad[i]
         if decoupled:
@@ -129,11 +129,8 @@ def _adam(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, wei
             if vi > vmax[i] or vi != vi:
                 vmax[i] = vi                                # vmax = max(vmax, v), NaN kept
             vi = vmax[i]
-        if folded:
-            theta[i] = theta[i] + (mi * step_size) / (np.sqrt(vi) + eps)   # theta += -lr_t m / (sqrt(v) + eps)
-        else:
-            den = np.sqrt(vi) / sqrt_bc2 + eps              # sqrt(v) / sqrt(bc2) + eps
-            theta[i] = theta[i] - step_size * (mi / den)    # theta -= lr / bc1 * m / den
+        den = np.sqrt(vi) / sqrt_bc2 + eps                  # sqrt(v) / sqrt(bc2) + eps
+        theta[i] = theta[i] - step_size * (mi / den)        # theta -= lr / bc1 * m / den
 
 
 def _sgd(theta, grad, buf, lr, mu, damp, weight_decay, first, nesterov, lr_in_velocity):
@@ -290,7 +287,8 @@ binary cross-entropy for sigmoid, half squared error for linear), and their code
 STEP_OPTIMIZERS = {"adam": 0, "sgd": 1}
 """Optimizers the whole step takes (their kernels :func:`adam_kernel`, :func:`sgd_kernel`), and their codes."""
 STEP_HYPER = 12
-"""Length of the whole step's ``hyper`` array: up to 9 scalars of the optimizer's kernel, then its 3 flags."""
+"""Length of the whole step's ``hyper`` array: the optimizer kernel's scalars, zero-padded to 9, then its flags,
+zero-padded to 3."""
 
 # The compiled kernels that _dense_step calls. numba resolves a global name when it
 # compiles the function that uses it, so dense_step_kernel() sets these first.
@@ -493,7 +491,7 @@ def _dense_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, act
     _nb_penalize_normalize(theta, grad, mask, dt(alpha), dt(sw_sum))
     if opt_code == 0:
         _nb_adam(theta, grad, s1, s2, s3, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5],
-                 hyper[6], hyper[7], hyper[8], hyper[9] != 0, hyper[10] != 0, hyper[11] != 0)
+                 hyper[6], hyper[7], hyper[8], hyper[9] != 0, hyper[10] != 0)
     else:
         _nb_sgd(theta, grad, s1, hyper[0], hyper[1], hyper[2], hyper[3], hyper[9] != 0, hyper[10] != 0,
                 hyper[11] != 0)
@@ -680,7 +678,7 @@ def dense_step_kernel():
         :data:`STEP_OPTIMIZERS` with its state arrays ``s1``, ``s2``, ``s3``
         (Adam's m, v, vmax; SGD's buffer three times) and ``hyper``
         (:data:`STEP_HYPER`,) in theta's dtype: the scalars of the
-        optimizer's kernel, zero-padded to 9, then its three flags as 1 or 0
+        optimizer's kernel, zero-padded to 9, then its flags as 1 or 0, padded to 3
         (:meth:`deepff.optimizers.Optimizer.kernel_args`). Returns the batch
         loss.
     """

@@ -113,39 +113,38 @@ class Adam(Optimizer):
         # bias corrections of the zero-initialised averages
         bc1 = 1.0 - b1**t
         bc2 = 1.0 - b2**t
-        if self.fold_bias_correction:
-            # theta = theta + (-lr_t m) / (sqrt(v) + eps), lr_t = lr sqrt(bc2) / bc1
-            np.sqrt(v, out=tmp)
-            tmp += self.eps
-            np.multiply(m, -(self.lr * math.sqrt(bc2) / bc1), out=self._work)
-            np.divide(self._work, tmp, out=tmp)
-            theta += tmp
-            return
-        # den = sqrt(v / bc2) + eps = sqrt(v) / sqrt(bc2) + eps
+        step_size, sqrt_bc2 = self._step_size(bc1, bc2)
+        # den = sqrt(v / bc2) + eps = sqrt(v) / sqrt(bc2) + eps   (folded: sqrt(v) + eps)
         np.sqrt(v, out=tmp)
-        tmp /= math.sqrt(bc2)
+        if sqrt_bc2 != 1.0:
+            tmp /= sqrt_bc2
         tmp += self.eps
-        # theta = theta - (lr / bc1) * m / den
+        # theta = theta - (lr / bc1) * m / den                      (folded: lr_t m / den)
         np.divide(m, tmp, out=tmp)
-        tmp *= self.lr / bc1
+        tmp *= step_size
         theta -= tmp
 
-    def _kernel_args(self):
-        """(m, v, vmax), the scalars of the update, (amsgrad, decoupled, fold_bias_correction).
+    def _step_size(self, bc1, bc2):
+        """(step size, sqrt(bc2)): (lr / bc1, sqrt(bc2)), or folded (lr sqrt(bc2) / bc1, 1)."""
+        if self.fold_bias_correction:
+            return self.lr * math.sqrt(bc2) / bc1, 1.0
+        return self.lr / bc1, math.sqrt(bc2)
 
-        The scalars are beta1, 1 - beta1, beta2, 1 - beta2, the step size
-        (lr / bc1, or -lr_t when folded), sqrt(bc2), eps, weight_decay and
+    def _kernel_args(self):
+        """(m, v, vmax), the scalars of the update, (amsgrad, decoupled).
+
+        The scalars are beta1, 1 - beta1, beta2, 1 - beta2, the step size and
+        sqrt(bc2) of :meth:`_step_size`, eps, weight_decay and
         1 - lr * weight_decay.
         """
         b1, b2, t = self.beta1, self.beta2, self.t
         m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
         vmax = self.state["max_exp_avg_sq"] if self.amsgrad else v
-        bc1, bc2 = 1.0 - b1**t, 1.0 - b2**t
-        step = -(self.lr * math.sqrt(bc2) / bc1) if self.fold_bias_correction else self.lr / bc1
+        step_size, sqrt_bc2 = self._step_size(1.0 - b1**t, 1.0 - b2**t)
         return ((m, v, vmax),
-                (b1, 1.0 - b1, b2, 1.0 - b2, step, math.sqrt(bc2), self.eps, self.weight_decay,
+                (b1, 1.0 - b1, b2, 1.0 - b2, step_size, sqrt_bc2, self.eps, self.weight_decay,
                  1.0 - self.lr * self.weight_decay),
-                (self.amsgrad, self.decoupled, self.fold_bias_correction))
+                (self.amsgrad, self.decoupled))
 
     def get_config(self):
         """Return the constructor arguments (see :meth:`Optimizer.get_config`).

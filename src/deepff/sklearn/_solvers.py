@@ -126,7 +126,7 @@ class _Solvers:
             if weighted and not w[idx].sum():    # the engine's error (np.average's), not a NaN fit
                 raise ZeroDivisionError("Weights sum to zero, can't be normalized")
             states, scalars, flags = opt.kernel_args(theta)   # counts the step, as opt.step does
-            hyper[:] = scalars + (0.0,) * (9 - len(scalars)) + flags   # cast to theta's dtype here
+            hyper[:] = scalars + (0.0,) * (9 - len(scalars)) + flags + (False,) * (3 - len(flags))   # cast here
             states = states * 3 if len(states) == 1 else states
             return kernel(X, Y, weights, weighted, idx, theta, grad, mask, dims, woff, boff, acts, out_code,
                           scratch, alpha, opt_code, *states, hyper)
