@@ -76,6 +76,8 @@ names = REGISTRY.names
 
 for _cls in (SGD, Adagrad, RMSprop, Adam, AdamW, LBFGS):
     register(_cls)
+for _cls in (Optimizer, SGD, Adagrad, RMSprop, Adam, AdamW, LBFGS):
+    _cls.__module__ = __name__   # their public home (reprs, pickles, docs), wherever their code lives
 
 
 def get(identifier):

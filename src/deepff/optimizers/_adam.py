@@ -203,6 +203,9 @@ class AdamW(Adam):
         Decoupled decay coefficient, >= 0. Note the default is not 0.
     amsgrad : bool, default False
         Use the running maximum of v.
+    fold_bias_correction : bool, default False
+        Fold the bias corrections into the rate, eps outside them (see
+        :class:`Adam`).
     """
 
     name = "adamw"

@@ -96,3 +96,5 @@ from ._classifier import MLPClassifier
 from ._regressor import MLPRegressor
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
+
+MLPClassifier.__module__ = MLPRegressor.__module__ = __name__   # their public home (reprs, pickles, docs)
