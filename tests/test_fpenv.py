@@ -111,7 +111,7 @@ def test_sklearn_estimator_steps_flush(monkeypatch):
         with pytest.warns(Warning):          # ConvergenceWarning: 3 iterations
             est.fit(X, y.ravel())
         assert est.coefs_[0].dtype == np.float32
-        states[flag] = (est._optimizer.state["v"].copy(), est.coefs_[0].copy())
+        states[flag] = (est._optimizer.state["exp_avg_sq"].copy(), est.coefs_[0].copy())
     v_flushed, v_ieee = states["1"][0], states["0"][0]
     assert v_flushed[1] == 0.0 and 0.0 < v_ieee[1] < np.finfo(np.float32).tiny
     np.testing.assert_array_equal(states["1"][1], states["0"][1])

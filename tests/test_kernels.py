@@ -45,6 +45,12 @@ OPT_CASES = [
     (SGD, {"lr": 0.1, "momentum": 0.9}),
     (SGD, {"lr": 0.1, "momentum": 0.9, "dampening": 0.3, "weight_decay": 0.001}),
     (SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+    (SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "lr_in_velocity": True}),
+    (SGD, {"lr": 0.1, "momentum": 0.9, "lr_in_velocity": True, "weight_decay": 0.01}),
+    (SGD, {"lr": 0.1, "momentum": 0.0, "nesterov": True, "lr_in_velocity": True}),
+    (Adam, {"fold_bias_correction": True}),
+    (Adam, {"fold_bias_correction": True, "amsgrad": True, "weight_decay": 0.01}),
+    (AdamW, {"fold_bias_correction": True}),
 ]
 
 
@@ -175,22 +181,19 @@ def test_amsgrad_kernel_keeps_nan_in_its_state_as_numpy_does(dtype, monkeypatch,
 
 @pytest.mark.parametrize("alpha", [0.0, 1e-3])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("solver", ["adam", "sgd", "sgd-plain"])
-def test_sklearn_fused_steps_are_bit_identical_to_numpy(solver, dtype, alpha, monkeypatch, kernel_calls):
-    from deepff.sklearn import _SklearnAdam, _SklearnSGD
+def test_penalize_normalize_kernel_is_the_numpy_formula(alpha, dtype):
+    rng = np.random.default_rng(9)
+    theta = rng.normal(size=500).astype(dtype)
+    mask = (np.arange(500) % 5 != 0).astype(dtype)   # every fifth entry a bias
+    grad = (np.sin(3 * theta) * 7).astype(dtype)     # a summed batch gradient
+    expected = (grad + theta * dtype_(dtype, alpha) * mask) / dtype_(dtype, 7.0)
+    _kernels.penalize_normalize_kernel()(theta, grad, mask, dtype_(dtype, alpha), dtype_(dtype, 7.0))
+    np.testing.assert_array_equal(grad, expected)
+    assert grad.dtype == np.dtype(dtype)
 
-    def run():
-        opt = _SklearnAdam() if solver == "adam" else _SklearnSGD(nesterov=solver == "sgd")
-        rng = np.random.default_rng(9)
-        theta = rng.normal(size=500).astype(dtype)
-        mask = (np.arange(500) % 5 != 0).astype(dtype)   # every fifth entry a bias
-        for _ in range(12):
-            grad = (np.sin(3 * theta) * 7).astype(dtype)   # a summed batch gradient
-            opt.fused_step(theta, grad, mask, alpha, 7.0)
-        return theta, opt.state
 
-    kernel = "sklearn_adam_kernel" if solver == "adam" else "sklearn_sgd_kernel"
-    _same_bits_with_and_without_kernels(run, monkeypatch, kernel_calls, kernel)
+def dtype_(dtype, value):
+    return np.dtype(dtype).type(value)
 
 
 @pytest.mark.parametrize("dtype,rtol", [("float64", 1e-14), ("float32", 1e-6)])
@@ -254,7 +257,7 @@ def test_log_loss_terms_kernel_is_bit_identical_to_scipy(dtype, k, binary, kerne
     """The scikit-learn wrapper's loss terms: xlogy(y, clip(h)) [+ xlogy(1 - y, 1 - clip(h))]."""
     from scipy.special import xlogy
 
-    from deepff.sklearn import _log_loss_terms
+    from deepff.sklearn._losses import _log_loss_terms
 
     rng = np.random.default_rng(5)
     h = rng.random((60, k)).astype(dtype)

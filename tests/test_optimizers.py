@@ -413,7 +413,7 @@ BAD = [
     ("adamw", {"lr": True}, "lr"),
     ("lbfgs", {"max_iter": 0}, "max_iter"),
     ("lbfgs", {"max_fun": 1.5}, "max_fun"),
-    ("lbfgs", {"tol": 0}, "tol"),
+    ("lbfgs", {"tol": -1e-4}, "tol"),
     ("lbfgs", {"history": 0}, "history"),
 ]
 
@@ -492,3 +492,71 @@ def test_lbfgs_config_and_state():
     other = LBFGS()
     other.load_state_dict(opt.state_dict())
     assert other.get_config() == opt.get_config()
+
+
+# ------------------------------------------------------------------------ scikit-learn's conventions as options
+
+@pytest.mark.parametrize("nesterov", [True, False])
+@pytest.mark.parametrize("momentum", [0.9, 0.0, 1.0])
+def test_sgd_lr_in_velocity_is_sklearns_sgd(momentum, nesterov):
+    """scikit-learn's own SGDOptimizer (one array per parameter) is the reference, a changing rate included."""
+    skopt = pytest.importorskip("sklearn.neural_network._stochastic_optimizers")
+    rng = np.random.default_rng(0)
+    parts = [rng.normal(size=(3, 4)), rng.normal(size=4)]
+    params = [p.copy() for p in parts]   # scikit-learn updates these arrays in place
+    ref = skopt.SGDOptimizer(params, learning_rate_init=0.05, momentum=momentum, nesterov=nesterov)
+    theta = np.concatenate([p.ravel() for p in parts])
+    opt = SGD(lr=0.05, momentum=momentum, nesterov=nesterov, lr_in_velocity=True)
+    for t in range(8):
+        grads = [np.sin(3 * p) + 0.5 * p for p in params]
+        ref.update_params(params, grads)
+        opt.step(theta, np.concatenate([g.ravel() for g in grads]))
+        if t == 3:   # invscaling or adaptive: the old rates stay in the velocity
+            ref.learning_rate = opt.lr = 0.01
+        assert_allclose(theta, np.concatenate([p.ravel() for p in params]), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("betas,eps", [((0.9, 0.999), 1e-8), ((0.8, 0.99), 1e-2)])
+def test_adam_fold_bias_correction_is_sklearns_adam(betas, eps):
+    skopt = pytest.importorskip("sklearn.neural_network._stochastic_optimizers")
+    rng = np.random.default_rng(1)
+    parts = [rng.normal(size=(2, 5)), rng.normal(size=5)]
+    params = [p.copy() for p in parts]
+    ref = skopt.AdamOptimizer(params, learning_rate_init=0.01, beta_1=betas[0], beta_2=betas[1], epsilon=eps)
+    theta = np.concatenate([p.ravel() for p in parts])
+    opt = Adam(lr=0.01, betas=betas, eps=eps, fold_bias_correction=True)
+    plain = Adam(lr=0.01, betas=betas, eps=eps)
+    other = theta.copy()
+    for _ in range(8):
+        grads = [np.sin(3 * p) + 0.5 * p for p in params]
+        ref.update_params(params, grads)
+        flat = np.concatenate([g.ravel() for g in grads])
+        opt.step(theta, flat)
+        plain.step(other, flat)
+        assert_allclose(theta, np.concatenate([p.ravel() for p in params]), rtol=1e-14, atol=1e-15)
+    if eps == 1e-2:   # the placement matters where sqrt(v) is comparable to eps
+        assert not np.allclose(theta, other, rtol=1e-6)
+
+
+def test_the_options_round_trip_and_old_configs_load():
+    for opt in (SGD(lr=0.1, momentum=0.5, nesterov=True, lr_in_velocity=True), Adam(fold_bias_correction=True)):
+        theta = np.ones(3)
+        opt.step(theta, np.full(3, 0.5))
+        again = type(opt)(**opt.get_config())
+        assert again.get_config() == opt.get_config()
+        restored = type(opt)()
+        restored.load_state_dict(opt.state_dict())
+        a, b = theta.copy(), theta.copy()
+        opt.step(a, np.full(3, 0.25))
+        restored.step(b, np.full(3, 0.25))
+        assert_array_equal(a, b)
+    # configs and state dicts written before the options existed
+    assert "lr_in_velocity" not in SGD().get_config() and "fold_bias_correction" not in Adam().get_config()
+    old = SGD(lr=0.1, momentum=0.9).state_dict()
+    restored = SGD()
+    restored.load_state_dict(old)
+    assert restored.lr_in_velocity is False and restored.momentum == 0.9
+    with pytest.raises(SpecError, match="dampening"):
+        SGD(momentum=0.9, dampening=0.1, lr_in_velocity=True)
+    with pytest.raises(SpecError, match="momentum"):
+        SGD(momentum=1.0)                       # 1 only with the rate inside the velocity

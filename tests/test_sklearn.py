@@ -248,10 +248,10 @@ def test_lbfgs_matches_sklearn():
 def test_numba_and_numpy_paths_agree(monkeypatch, kernel_calls):
     """Same fits with the compiled kernels and with DEEPFF_NUMBA=0 (softmax's exp differs in the last bits)."""
     X, y = _digits(200)
-    for params, compiled in (({"solver": "adam", "activation": "relu"}, {"sklearn_step_kernel"}),
-                             ({"solver": "sgd", "activation": "tanh"}, {"tanh_backward_kernel", "sklearn_sgd_kernel"}),
+    for params, compiled in (({"solver": "adam", "activation": "relu"}, {"dense_step_kernel"}),
+                             ({"solver": "sgd", "activation": "tanh"}, {"tanh_backward_kernel", "sgd_kernel"}),
                              ({"solver": "sgd", "activation": "logistic", "nesterovs_momentum": False},
-                              {"sklearn_step_kernel"})):
+                              {"dense_step_kernel"})):
         kw = {"hidden_layer_sizes": (12,), "max_iter": 8, "random_state": 0, **params}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -285,7 +285,7 @@ def test_regressor_fits_are_bit_identical_with_and_without_kernels(solver, dtype
     """No softmax in a regressor: every per-piece kernel on its path must give the numpy path's bits.
 
     (The compiled whole step, which sums in its own order, is switched off
-    here; tests/test_sklearn_step.py compares it with the engine.)
+    here; tests/test_dense_step.py compares it with the engine.)
     """
     X, _ = _digits(150)
     X = X.astype(dtype)
@@ -297,8 +297,8 @@ def test_regressor_fits_are_bit_identical_with_and_without_kernels(solver, dtype
             m.setattr(dsk._BaseMLP, "_step_plan", lambda self, *args: None)
             fast = MLPRegressor(**kw).fit(X, y)
         ran = {name for name, n in kernel_calls.items() if n}
-        assert {"bias_relu_kernel", "relu_backward_kernel", f"sklearn_{solver}_kernel"} <= ran, dict(kernel_calls)
-        assert "sklearn_step_kernel" not in ran
+        assert {"bias_relu_kernel", "relu_backward_kernel", f"{solver}_kernel"} <= ran, dict(kernel_calls)
+        assert "dense_step_kernel" not in ran
         kernel_calls.clear()
         slow = _fit_without_kernels(monkeypatch, MLPRegressor(**kw), X, y)
         assert not kernel_calls
@@ -448,7 +448,7 @@ def test_parameter_errors_are_sklearns():
     with pytest.raises(ValueError, match="negative"):
         MLPRegressor(loss="poisson", max_iter=1).fit(X, -np.ones(len(y)))
     assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")
-    assert not hasattr(MLPRegressor(solver="lbfgs"), "partial_fit")
+    assert hasattr(MLPRegressor(solver="lbfgs"), "partial_fit")   # as scikit-learn's (tested below)
     assert hasattr(MLPRegressor(solver="rmsprop"), "partial_fit")
 
 
@@ -597,8 +597,10 @@ def test_poisson_loss_and_exp_activation_are_registered_and_correct():
     assert deepff.gradcheck(net, X, y) < 1e-6
     net.allow_fused = False
     assert deepff.gradcheck(net, X, y, sample_weight=rng.uniform(0.5, 2, 12)) < 1e-6
-    for loss, out in ((dsk._SkLogLoss(), "softmax"), (dsk._SkBinaryLogLoss(), "sigmoid"),
-                      (dsk._SkSquaredLoss(), "linear"), (dsk._SkPoissonLoss(), "exp")):
+    from deepff.sklearn import _losses as skl
+
+    for loss, out in ((skl._SkLogLoss(), "softmax"), (skl._SkBinaryLogLoss(), "sigmoid"),
+                      (skl._SkSquaredLoss(), "linear"), (skl._SkPoissonLoss(), "exp")):
         target = np.eye(3)[rng.integers(0, 3, 12)] if out == "softmax" else (y > 1).astype(float)
         width = target.shape[1]
         net = deepff.FeedForward([deepff.Dense(4, "tanh"), deepff.Dense(width, out)], loss=loss, n_features=3,
@@ -742,3 +744,104 @@ def test_lbfgs_refuses_dropout():
     X, y = _digits(100)
     with pytest.raises(ValueError, match="dropout does not work with solver='lbfgs'"):
         MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", dropout=0.5, max_iter=5).fit(X, y)
+
+
+# ----------------------------------------------------------------------------
+# Where deepff used to differ from scikit-learn as a new user meets it (issue 16, item 6)
+# ----------------------------------------------------------------------------
+
+def test_lbfgs_accepts_tol_zero_as_sklearn_does():
+    X, y = load_iris(return_X_y=True)
+    kw = dict(hidden_layer_sizes=(5,), solver="lbfgs", tol=0.0, max_iter=15, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        ref = skn.MLPClassifier(**kw).fit(X, y)
+    with pytest.warns(ConvergenceWarning):
+        ours = MLPClassifier(**kw).fit(X, y)
+    assert ours.n_iter_ == ref.n_iter_ == 15
+    assert_allclose(ours.loss_, ref.loss_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_convergence_warnings_obey_filters_by_sklearn_module(solver):
+    # scikit-learn's gallery silences its MLP's warnings with a module filter; the same filter
+    # must catch deepff's, while a filter naming another module must not
+    X, y = load_iris(return_X_y=True)
+    kw = dict(hidden_layer_sizes=(4,), solver=solver, max_iter=2, random_state=0)
+    for module in (skn, dsk):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn")
+            module.MLPClassifier(**kw).fit(X, y)
+        assert not caught, (module.__name__, [str(w.message) for w in caught])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.filterwarnings("ignore", category=ConvergenceWarning, module="numpy")
+            module.MLPClassifier(**kw).fit(X, y)
+        assert [w.category for w in caught] == [ConvergenceWarning], module.__name__
+
+
+def test_regressor_partial_fit_with_lbfgs_continues_as_sklearns():
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    y = y / 100
+    kw = dict(hidden_layer_sizes=(6,), solver="lbfgs", max_iter=10, random_state=1)
+    ref, ours = skn.MLPRegressor(**kw), MLPRegressor(**kw)
+    assert hasattr(ours, "partial_fit") and hasattr(ref, "partial_fit")
+    for _ in range(3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ref.partial_fit(X, y)
+            ours.partial_fit(X, y)
+        assert ours.n_iter_ == ref.n_iter_
+        assert_allclose(ours.loss_, ref.loss_, rtol=1e-9)
+        for a, b in zip(ref.coefs_ + ref.intercepts_, ours.coefs_ + ours.intercepts_):
+            assert_allclose(b, a, rtol=1e-7, atol=1e-9)
+    assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")   # as scikit-learn's classifier
+    assert not hasattr(skn.MLPClassifier(solver="lbfgs"), "partial_fit")
+
+
+def test_weights_set_by_hand_before_the_first_partial_fit_are_trained_as_sklearn_does():
+    X, y = load_iris(return_X_y=True)
+    rng = np.random.default_rng(0)
+    coefs = [rng.normal(size=(4, 3)), rng.normal(size=(3, 3))]
+    intercepts = [rng.normal(size=3), rng.normal(size=3)]
+    fitted = []
+    for cls in (skn.MLPClassifier, MLPClassifier):
+        est = cls(hidden_layer_sizes=3, solver="sgd", learning_rate_init=0.05, random_state=1)
+        est.coefs_ = [c.copy() for c in coefs]
+        est.intercepts_ = [b.copy() for b in intercepts]
+        est.n_outputs_, est.n_layers_, est.out_activation_ = 3, 3, "softmax"   # what scikit-learn's own test sets
+        est.t_, est.n_iter_, est.best_loss_, est.loss_curve_, est._no_improvement_count = 0, 0, np.inf, [], 0
+        est.partial_fit(X, y, classes=[0, 1, 2])
+        fitted.append(est)
+    ref, ours = fitted
+    for a, b in zip(ref.coefs_ + ref.intercepts_, ours.coefs_ + ours.intercepts_):
+        assert_allclose(b, a, rtol=1e-10, atol=1e-13)
+    assert not np.allclose(ours.coefs_[0], coefs[0])   # it trained from them
+    assert_allclose(ours.loss_, ref.loss_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("n_labels", [2, 3])
+def test_lbfgs_objective_and_gradient_are_sklearns(n_labels):
+    rng = np.random.RandomState(42)
+    X = rng.rand(7, 5)
+    y = np.arange(7) % n_labels
+    w = rng.rand(7) + 0.5
+    est, ref = (cls(hidden_layer_sizes=4, activation="tanh", solver="lbfgs", alpha=1e-2, max_iter=1,
+                    random_state=1) for cls in (MLPClassifier, skn.MLPClassifier))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+        ref.fit(X, y)
+    theta = np.hstack([p.ravel() for p in ref.coefs_ + ref.intercepts_])   # scikit-learn's packing
+    Y = est._label_binarizer.transform(y)
+    value, grad = est._loss_grad_lbfgs(theta, X, Y, w)
+    layer_units = [5, 4, ref.n_outputs_]
+    bufs = ([X] + [np.empty((7, u)) for u in layer_units[1:]], [np.empty((7, u)) for u in layer_units[1:]],
+            [np.empty((a, b)) for a, b in zip(layer_units, layer_units[1:])], [np.empty(u) for u in layer_units[1:]])
+    ref_value, ref_grad = ref._loss_grad_lbfgs(theta, X, Y, w, *bufs)
+    assert_allclose(value, ref_value, rtol=1e-12)
+    assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-14)
+    numeric = np.array([(est._loss_grad_lbfgs(theta + e, X, Y, w)[0] - est._loss_grad_lbfgs(theta - e, X, Y, w)[0])
+                        / 2e-6 for e in np.eye(theta.size) * 1e-6])
+    assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)

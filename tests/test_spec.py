@@ -357,7 +357,7 @@ def test_a_config_with_a_byte_order_mark_reads_as_without(tmp_path, ext, body):
 @pytest.mark.parametrize("ident, message", [
     ({"name": "leaky_relu", "slop": 0.1}, "activation 'leaky_relu' has no parameter 'slop'; valid parameters: 'slope'"),
     ({"name": "adam", "beta_1": 0.9}, "optimizer 'adam' has no parameter 'beta_1'; valid parameters: 'amsgrad', "
-                                      "'betas', 'eps', 'lr', 'weight_decay'"),
+                                      "'betas', 'eps', 'fold_bias_correction', 'lr', 'weight_decay'"),
     ({"name": "relu", "alpha": 1}, "activation 'relu' has no parameter 'alpha'; valid parameters: none")])
 def test_a_misspelt_parameter_is_named_with_the_valid_ones(ident, message):
     from deepff import activations, optimizers

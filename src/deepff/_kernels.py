@@ -20,14 +20,14 @@ to numpy's vector code; their row sums run in another order than numpy's
 (the loss's in float64), so they agree with numpy to float rounding.
 tests/test_kernels.py checks both claims.
 
-:func:`sklearn_step_kernel` goes further for the scikit-learn estimators:
-a whole mini-batch step of a plain dense network (forward, loss, backward,
-update) in one compiled call, for the small networks where calling forty
-numpy functions a step costs more than the arithmetic inside them. It calls
-the kernels above, so all of them live in this one file (numba's cache of a
-compiled function is invalidated by changes to its own file only).
-tests/test_sklearn_step.py checks it against the engine and against finite
-differences.
+:func:`dense_step_kernel` goes further: a whole mini-batch step of a plain
+dense network (forward, loss, backward, update) in one compiled call, for the
+small networks where calling forty numpy functions a step costs more than
+the arithmetic inside them. It calls the kernels above (the optimizers' own
+update kernels among them), so all of them live in this one file (numba's
+cache of a compiled function is invalidated by changes to its own file
+only). tests/test_dense_step.py checks it against the engine and against
+finite differences.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ import numpy as np
 
 __all__ = [
     "enabled", "refresh", "fits",
-    "adam_kernel", "sgd_kernel", "sklearn_adam_kernel", "sklearn_sgd_kernel",
+    "adam_kernel", "sgd_kernel", "penalize_normalize_kernel",
     "bias_relu_kernel", "relu_backward_kernel", "tanh_backward_kernel", "sigmoid_backward_kernel",
     "softmax_kernels", "nll_kernel", "log_loss_terms_kernel",
-    "sklearn_step_kernel", "step_scratch_size", "STEP_HIDDEN", "STEP_OUTPUTS", "STEP_OPTIMIZERS",
+    "dense_step_kernel", "step_scratch_size", "STEP_HIDDEN", "STEP_OUTPUTS", "STEP_OPTIMIZERS", "STEP_HYPER",
 ]
 
 _CACHE = {}
@@ -118,10 +118,11 @@ def fits(ndim, *arrays):
 
 def _adam(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
           decay_factor, amsgrad, decoupled):
-    # One pass of PyTorch's Adam/AdamW over the flat buffer (see optimizers.Adam).
+    # One pass of Adam/AdamW over the flat buffer (see optimizers.Adam).
     # Every scalar arrives already cast to theta's dtype (c1 = 1 - b1, c2 = 1 - b2),
     # so float32 buffers are updated in float32 arithmetic, as the numpy path and
-    # PyTorch do, and the loop vectorises at full SIMD width.
+    # PyTorch do, and the loop vectorises at full SIMD width. With the bias
+    # corrections folded into the rate, step_size = lr_t and sqrt_bc2 = 1.
     for i in range(theta.shape[0]):
         g = grad[i]
         if decoupled:
@@ -140,14 +141,23 @@ def _adam(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, wei
         theta[i] = theta[i] - step_size * (mi / den)        # theta -= lr / bc1 * m / den
 
 
-def _sgd(theta, grad, buf, lr, mu, damp, weight_decay, first, nesterov):
-    # One pass of PyTorch's SGD over the flat buffer (see optimizers.SGD); the
-    # scalars arrive cast to theta's dtype (damp = 1 - dampening). Without
-    # momentum ``buf`` is unused (pass theta).
+def _sgd(theta, grad, buf, lr, mu, damp, weight_decay, first, nesterov, lr_in_velocity):
+    # One pass of SGD over the flat buffer (see optimizers.SGD); the scalars
+    # arrive cast to theta's dtype (damp = 1 - dampening). Without momentum
+    # (and the rate outside the velocity) ``buf`` is unused.
     for i in range(theta.shape[0]):
         d = grad[i]
         if weight_decay != 0:
             d = d + weight_decay * theta[i]                 # d = g + wd * theta
+        if lr_in_velocity:
+            lg = d * lr
+            b = buf[i] * mu - lg                            # v = mu v - lr d
+            buf[i] = b
+            if nesterov:
+                theta[i] += b * mu - lg                     # theta += mu v - lr d
+            else:
+                theta[i] += b                               # theta += v
+            continue
         if mu != 0:
             if first:
                 b = d                                       # b_1 = d_1
@@ -263,34 +273,15 @@ def _sigmoid_backward(g, h, out):
             out[i, j] = (g[i, j] * x) * (one - x)
 
 
-def _sklearn_adam(theta, grad, mask, alpha, sw_sum, m, v, b1, c1, b2, c2, neg_lr_t, eps):
-    # scikit-learn's Adam after its gradient normalisation, in one pass
+def _penalize_normalize(theta, grad, mask, l2, denom):
+    # grad = (grad + l2 theta o mask) / denom: an L2 penalty on the masked entries
+    # (the weights) and the division of a summed gradient by the batch weight
     for i in range(theta.shape[0]):
-        g = (grad[i] + theta[i] * alpha * mask[i]) / sw_sum   # (dW + alpha W) / sum of batch weights
-        grad[i] = g
-        mi = m[i] * b1 + g * c1                      # m = b1 m + (1 - b1) g
-        vi = v[i] * b2 + (g * g) * c2                # v = b2 v + (1 - b2) g^2
-        m[i] = mi
-        v[i] = vi
-        theta[i] += (mi * neg_lr_t) / (np.sqrt(vi) + eps)
-
-
-def _sklearn_sgd(theta, grad, mask, alpha, sw_sum, vel, mu, lr, nesterov):
-    # scikit-learn's SGD with momentum after its gradient normalisation, in one pass
-    for i in range(theta.shape[0]):
-        g = (grad[i] + theta[i] * alpha * mask[i]) / sw_sum
-        grad[i] = g
-        lg = g * lr
-        vi = vel[i] * mu - lg                        # v = mu v - lr g
-        vel[i] = vi
-        if nesterov:
-            theta[i] += vi * mu - lg                 # update = mu v - lr g
-        else:
-            theta[i] += vi
+        grad[i] = (grad[i] + theta[i] * l2 * mask[i]) / denom
 
 
 # ---------------------------------------------------------------------------
-# A whole training step of the scikit-learn estimators in one call
+# A whole training step of a plain dense network in one call
 # ---------------------------------------------------------------------------
 
 STEP_HIDDEN = {"linear": 0, "sigmoid": 1, "relu": 3}
@@ -298,19 +289,24 @@ STEP_HIDDEN = {"linear": 0, "sigmoid": 1, "relu": 3}
 
 Not tanh: numba calls ``tanh`` one value at a time, 5 to 20 times slower than
 numpy's vector ``tanh`` (no SVML), which cost more than the whole step saves."""
-STEP_OUTPUTS = {"sklearn_log_loss": 0, "sklearn_binary_log_loss": 1, "sklearn_squared_error": 2}
-"""Losses the whole step takes (softmax, logistic and identity outputs), and their codes."""
-STEP_OPTIMIZERS = {"sklearn_adam": 0, "sklearn_sgd": 1}
-"""Optimizers the whole step takes, and their codes."""
+STEP_OUTPUTS = {"softmax": 0, "sigmoid": 1, "linear": 2}
+"""Output activations the whole step takes (with their canonical loss: cross-entropy for softmax,
+binary cross-entropy for sigmoid, half squared error for linear), and their codes."""
+STEP_OPTIMIZERS = {"adam": 0, "sgd": 1}
+"""Optimizers the whole step takes (their kernels :func:`adam_kernel`, :func:`sgd_kernel`), and their codes."""
+STEP_HYPER = 12
+"""Length of the whole step's ``hyper`` array: the optimizer kernel's scalars, zero-padded to 9, then its flags,
+zero-padded to 3."""
 
-# The compiled kernels that _sklearn_step calls. numba resolves a global name when it
-# compiles the function that uses it, so sklearn_step_kernel() sets these first.
+# The compiled kernels that _dense_step calls. numba resolves a global name when it
+# compiles the function that uses it, so dense_step_kernel() sets these first.
 _nb_shift_by_row_max = _nb_divide_by_row_sum = _nb_log_loss_terms = None
-_nb_sklearn_adam = _nb_sklearn_sgd = _nb_bias_act = _nb_act_backward = None
+_nb_adam = _nb_sgd = _nb_penalize_normalize = _nb_bias_act = _nb_act_backward = None
+_nb_gather_rows = _nb_output_loss = _nb_forward = None
 
 
 def step_scratch_size(n, dims):
-    """Number of scratch entries :func:`sklearn_step_kernel`'s kernel needs for batches of up to ``n`` rows.
+    """Number of scratch entries :func:`dense_step_kernel`'s kernel needs for batches of up to ``n`` rows.
 
     Parameters
     ----------
@@ -373,64 +369,21 @@ def _act_backward(g, h, code):
                 gr[j] = (gr[j] * hr[j]) * (one - hr[j])
 
 
-def _sklearn_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, acts, out_code,
-                  scratch, alpha, opt_code, s1, s2, hyper):
-    # One scikit-learn step on the rows idx of X, Y; the arguments and the five
-    # stages are described in sklearn_step_kernel's docstring.
-    n = idx.shape[0]
-    L = dims.shape[0] - 1
-    n_out = dims[L]
-    dt = theta.dtype.type
-    gmax = 0
-    for l in range(1, L + 1):
-        gmax = max(gmax, dims[l])
-
-    # scratch: x, y, h^1..h^L, loss terms, two g buffers, row maxima
-    yoff = n * dims[0]
-    hoff = np.empty(L + 1, np.int64)
-    pos = yoff + n * n_out
-    for l in range(1, L + 1):
-        hoff[l] = pos
-        pos += n * dims[l]
-    toff = pos
-    pos += n * n_out
-    if scratch.shape[0] < pos + 2 * n * gmax + n:      # the layout's end: step_scratch_size(n, dims)
-        raise ValueError("sklearn step: scratch buffer too small for this batch")
-    x = scratch[:yoff].reshape(n, dims[0])
-    y = scratch[yoff:yoff + n * n_out].reshape(n, n_out)
-    terms = scratch[toff:toff + n * n_out].reshape(n, n_out)
-    gbuf0 = scratch[pos:pos + n * gmax]
-    gbuf1 = scratch[pos + n * gmax:pos + 2 * n * gmax]
-    rowmax = scratch[pos + 2 * n * gmax:pos + 2 * n * gmax + n]
-    for r in range(n):                                  # x = X[idx], y = Y[idx]
+def _gather_rows(X, Y, idx, x, y):
+    # x = X[idx], y = Y[idx] into preallocated rows
+    for r in range(idx.shape[0]):
         src = idx[r]
-        for c in range(dims[0]):
+        for c in range(X.shape[1]):
             x[r, c] = X[src, c]
-        for c in range(n_out):
+        for c in range(Y.shape[1]):
             y[r, c] = Y[src, c]
 
-    # forward: a^l = h^{l-1} W^l + b^l, h^l = f(a^l)
-    h = x
-    for l in range(1, L + 1):
-        Wl = theta[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
-        bl = theta[boff[l - 1]:boff[l - 1] + dims[l]].reshape(1, dims[l])
-        a = scratch[hoff[l]:hoff[l] + n * dims[l]].reshape(n, dims[l])
-        np.dot(h, Wl, a)
-        if l < L:
-            _nb_bias_act(a, bl, acts[l - 1])
-        elif out_code == 0:                             # softmax
-            _nb_bias_act(a, bl, 0)
-            _nb_shift_by_row_max(a, a, rowmax)
-            np.exp(a, a)
-            _nb_divide_by_row_sum(a)
-        elif out_code == 1:                             # logistic
-            _nb_bias_act(a, bl, 1)
-        else:                                           # identity
-            _nb_bias_act(a, bl, 0)
-        h = a
 
-    # scikit-learn's loss (weighted averages over the rows) and g^L = w o (h - y)
-    g = gbuf0[:n * n_out].reshape(n, n_out)
+def _output_loss(h, y, W, weighted, idx, terms, g, out_code, eps):
+    # The batch loss of the output h (a weighted average over the rows, in float64)
+    # and, in g, dJ/da^L = w o (h - y) before the division by sum(w). Returns
+    # (loss, sum(w)).
+    n, n_out = h.shape
     for i in range(n):
         for j in range(n_out):
             g[i, j] = h[i, j] - y[i, j]
@@ -438,8 +391,8 @@ def _sklearn_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, a
         for i in range(n):
             for j in range(n_out):
                 terms[i, j] = g[i, j] * g[i, j]
-    else:                                               # xlogy terms of the log-loss
-        _nb_log_loss_terms(h, y, dt(np.finfo(theta.dtype).eps), out_code == 1, terms)
+    else:                                               # xlogy terms of the cross-entropy
+        _nb_log_loss_terms(h, y, eps, out_code == 1, terms)
     sw_sum = 0.0
     colsum = np.zeros(n_out)                            # sum_i w_i terms_ij, in float64
     for i in range(n):
@@ -456,8 +409,66 @@ def _sklearn_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, a
             wi = W[idx[i]]
             for j in range(n_out):
                 g[i, j] *= wi
+    return loss, sw_sum
+
+
+def _forward(x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax):
+    # a^l = h^{l-1} W^l + b^l, h^l = f(a^l) for l = 1..L, each h^l in scratch; returns h^L
+    n, L = x.shape[0], dims.shape[0] - 1
+    h = x
+    for l in range(1, L + 1):
+        Wl = theta[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
+        bl = theta[boff[l - 1]:boff[l - 1] + dims[l]].reshape(1, dims[l])
+        a = scratch[hoff[l]:hoff[l] + n * dims[l]].reshape(n, dims[l])
+        np.dot(h, Wl, a)
+        if l < L:
+            _nb_bias_act(a, bl, acts[l - 1])
+        elif out_code == 0:                             # softmax
+            _nb_bias_act(a, bl, 0)
+            _nb_shift_by_row_max(a, a, rowmax)
+            np.exp(a, a)
+            _nb_divide_by_row_sum(a)
+        else:                                           # logistic (code 1) or identity
+            _nb_bias_act(a, bl, 1 if out_code == 1 else 0)
+        h = a
+    return h
+
+
+def _dense_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, acts, out_code,
+                scratch, alpha, opt_code, s1, s2, s3, hyper):
+    # One training step on the rows idx of X, Y; the arguments and the five
+    # stages are described in dense_step_kernel's docstring.
+    n = idx.shape[0]
+    L = dims.shape[0] - 1
+    n_out = dims[L]
+    dt = theta.dtype.type
+    gmax = dims[1:].max()
+
+    # scratch: x, y, h^1..h^L, loss terms, two g buffers, row maxima
+    yoff = n * dims[0]
+    hoff = np.empty(L + 1, np.int64)
+    pos = yoff + n * n_out
+    for l in range(1, L + 1):
+        hoff[l] = pos
+        pos += n * dims[l]
+    toff = pos
+    pos += n * n_out
+    if scratch.shape[0] < pos + 2 * n * gmax + n:      # the layout's end: step_scratch_size(n, dims)
+        raise ValueError("dense step: scratch buffer too small for this batch")
+    x = scratch[:yoff].reshape(n, dims[0])
+    y = scratch[yoff:yoff + n * n_out].reshape(n, n_out)
+    terms = scratch[toff:toff + n * n_out].reshape(n, n_out)
+    gbuf0 = scratch[pos:pos + n * gmax]
+    gbuf1 = scratch[pos + n * gmax:pos + 2 * n * gmax]
+    rowmax = scratch[pos + 2 * n * gmax:pos + 2 * n * gmax + n]
+    _nb_gather_rows(X, Y, idx, x, y)                    # x = X[idx], y = Y[idx]
+
+    h = _nb_forward(x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax)
+    # the loss (a weighted average over the rows) and g^L = w o (h - y)
+    g = gbuf0[:n * n_out].reshape(n, n_out)
+    loss, sw_sum = _nb_output_loss(h, y, W, weighted, idx, terms, g, out_code, dt(np.finfo(theta.dtype).eps))
     if alpha != 0:
-        sq = 0.0
+        sq = 0.0                                        # sum ||W^l||^2, in float64
         for l in range(L):
             for k in range(woff[l], woff[l] + dims[l] * dims[l + 1]):
                 sq += np.float64(theta[k]) * np.float64(theta[k])
@@ -484,12 +495,14 @@ def _sklearn_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, a
             spare_is_1 = not spare_is_1
             g = g_in
 
-    # the update, with the alpha term and the division by sum(w) folded in
+    # grad = (grad + alpha W) / sum(w), then the optimizer's own kernel
+    _nb_penalize_normalize(theta, grad, mask, dt(alpha), dt(sw_sum))
     if opt_code == 0:
-        _nb_sklearn_adam(theta, grad, mask, dt(alpha), dt(sw_sum), s1, s2,
-                         hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5])
+        _nb_adam(theta, grad, s1, s2, s3, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5],
+                 hyper[6], hyper[7], hyper[8], hyper[9] != 0, hyper[10] != 0)
     else:
-        _nb_sklearn_sgd(theta, grad, mask, dt(alpha), dt(sw_sum), s1, hyper[0], hyper[1], hyper[2] != 0)
+        _nb_sgd(theta, grad, s1, hyper[0], hyper[1], hyper[2], hyper[3], hyper[9] != 0, hyper[10] != 0,
+                hyper[11] != 0)
     return loss
 
 
@@ -583,7 +596,7 @@ def nll_kernel():
 
 
 def log_loss_terms_kernel():
-    """Return the compiled element-wise terms of scikit-learn's log-loss, or None.
+    """Return the compiled element-wise terms of the clipped cross-entropy, or None.
 
     Returns
     -------
@@ -619,49 +632,37 @@ def sigmoid_backward_kernel():
     return _compiled("sigmoid_backward", _sigmoid_backward) if enabled() else None
 
 
-def sklearn_adam_kernel():
-    """Return scikit-learn's Adam step fused with its gradient normalisation, or None.
+def penalize_normalize_kernel():
+    """Return the compiled L2 term and normalisation of a summed gradient, or None without numba.
 
     Returns
     -------
     callable or None
-        ``kernel(theta, grad, mask, alpha, sw_sum, m, v, b1, c1, b2, c2,
-        neg_lr_t, eps)`` on 1-D arrays of shape (n_params,) (``mask`` is 1 on
-        weights, 0 on biases): grad = (grad + alpha theta mask) / sw_sum, then
-        the update of :class:`deepff.sklearn._SklearnAdam`.
+        ``kernel(theta, grad, mask, l2, denom)`` on 1-D arrays of shape
+        (n_params,) (``mask`` 1 on the entries the penalty covers, 0
+        elsewhere): grad = (grad + l2 theta o mask) / denom, in place.
     """
-    return _compiled("sklearn_adam", _sklearn_adam) if enabled() else None
+    return _compiled("penalize_normalize", _penalize_normalize) if enabled() else None
 
 
-def sklearn_sgd_kernel():
-    """Return scikit-learn's SGD step fused with its gradient normalisation, or None.
+def dense_step_kernel():
+    """Return the compiled whole training step of a plain dense network, or None without numba.
 
-    Returns
-    -------
-    callable or None
-        ``kernel(theta, grad, mask, alpha, sw_sum, vel, mu, lr, nesterov)`` on
-        1-D arrays of shape (n_params,): as :func:`sklearn_adam_kernel`, with
-        the update of :class:`deepff.sklearn._SklearnSGD`.
-    """
-    return _compiled("sklearn_sgd", _sklearn_sgd) if enabled() else None
-
-
-def sklearn_step_kernel():
-    """Return the compiled whole scikit-learn step, or None without numba.
-
-    The step runs :meth:`deepff.sklearn._BaseMLP._batch_step`'s work on one
-    batch of a plain dense network in a single call:
+    The step does on one batch, in a single call:
 
     1. gather the batch rows x = X[idx], y = Y[idx]
     2. forward: for l = 1..L, a^l = h^{l-1} W^l + b^l (``np.dot``, which
        numba hands to BLAS), h^l = f(a^l)
-    3. scikit-learn's loss of the batch (``reported``) plus
+    3. the batch loss: the weighted average over the rows of the row loss
+       (cross-entropy summed over the outputs for softmax and sigmoid
+       outputs, with p clipped to [eps, 1 - eps]; half the squared error
+       averaged over the outputs for linear ones), plus
        alpha/2 sum ||W||^2 / sum(w)
     4. backward: g^L = w o (h^L - y) (canonical link), then for l = L..1
        dW^l = (h^{l-1})^T g^l, db^l = column sums of g^l,
        g^{l-1} = (g^l (W^l)^T) o f'(a^{l-1})
-    5. the update of :func:`sklearn_adam_kernel` or :func:`sklearn_sgd_kernel`,
-       the alpha term and the division by sum(w) folded in
+    5. grad = (grad + alpha W) / sum(w) (:func:`penalize_normalize_kernel`),
+       then the update of :func:`adam_kernel` or :func:`sgd_kernel`
 
     The element-wise formulas are this module's (and the numpy path's); the
     bias gradients and the loss are summed in another order than numpy's
@@ -672,7 +673,7 @@ def sklearn_step_kernel():
     -------
     callable or None
         ``kernel(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff,
-        acts, out_code, scratch, alpha, opt_code, s1, s2, hyper) -> float``:
+        acts, out_code, scratch, alpha, opt_code, s1, s2, s3, hyper) -> float``:
         the whole training set X (n_rows, n_0) and targets Y (n_rows, n_L)
         (C-contiguous, of theta's dtype), sample weights W (n_rows,) read
         only when ``weighted``, the batch's rows ``idx`` (int64), the flat
@@ -682,18 +683,24 @@ def sklearn_step_kernel():
         unused) from :data:`STEP_HIDDEN`, ``out_code`` from
         :data:`STEP_OUTPUTS`, ``scratch`` of :func:`step_scratch_size`
         entries, the L2 penalty ``alpha``, ``opt_code`` from
-        :data:`STEP_OPTIMIZERS` with its state ``s1``, ``s2`` (Adam's m and
-        v; SGD's velocity twice) and scalars ``hyper`` (6,) in theta's dtype
-        (Adam: beta_1, 1 - beta_1, beta_2, 1 - beta_2, -lr_t, epsilon; SGD:
-        momentum, lr, 1 or 0 for Nesterov). Returns the batch loss.
+        :data:`STEP_OPTIMIZERS` with its state arrays ``s1``, ``s2``, ``s3``
+        (Adam's m, v, vmax; SGD's buffer three times) and ``hyper``
+        (:data:`STEP_HYPER`,) in theta's dtype: the scalars of the
+        optimizer's kernel, zero-padded to 9, then its flags as 1 or 0, padded to 3
+        (:meth:`deepff.optimizers.Optimizer.kernel_args`). Returns the batch
+        loss.
     """
     if not enabled():
         return None
-    if "sklearn_step" not in _CACHE:
+    if "dense_step" not in _CACHE:
         callees = {"shift_by_row_max": _shift_by_row_max, "divide_by_row_sum": _divide_by_row_sum,
-                   "log_loss_terms": _log_loss_terms, "sklearn_adam": _sklearn_adam, "sklearn_sgd": _sklearn_sgd,
-                   "bias_act": _bias_act, "act_backward": _act_backward}
+                   "log_loss_terms": _log_loss_terms, "adam": _adam, "sgd": _sgd,
+                   "penalize_normalize": _penalize_normalize, "bias_act": _bias_act, "act_backward": _act_backward,
+                   "gather_rows": _gather_rows}
         for name, func in callees.items():
             globals()["_nb_" + name] = _compiled(name, func)
-        _compiled("sklearn_step", _sklearn_step)
-    return _CACHE["sklearn_step"]
+        callees = {"output_loss": _output_loss, "forward": _forward}   # they call the kernels set above
+        for name, func in callees.items():
+            globals()["_nb_" + name] = _compiled(name, func)
+        _compiled("dense_step", _dense_step)
+    return _CACHE["dense_step"]

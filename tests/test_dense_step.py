@@ -1,4 +1,4 @@
-"""The scikit-learn estimators' compiled whole step (deepff._kernels.sklearn_step_kernel).
+"""The compiled whole step (deepff._kernels.dense_step_kernel), as the scikit-learn estimators use it.
 
 It must agree with the engine path (net.forward, the loss, net.backward, the
 optimizer) that it replaces, and its gradient must be the loss's gradient.
@@ -24,14 +24,14 @@ require_kernels()
 @pytest.fixture
 def calls(monkeypatch):
     """Count the compiled step's calls (wrapping the real kernel)."""
-    kernel = _kernels.sklearn_step_kernel()
+    kernel = _kernels.dense_step_kernel()
     count = {"n": 0}
 
     def counted(*args):
         count["n"] += 1
         return kernel(*args)
 
-    monkeypatch.setattr(_kernels, "sklearn_step_kernel", lambda: counted)
+    monkeypatch.setattr(_kernels, "dense_step_kernel", lambda: counted)
     return count
 
 
@@ -145,7 +145,7 @@ def test_kernel_refuses_a_scratch_buffer_too_small():
     a = _kernel_args(0, [3, 1], False, alpha=0.0)
     a["scratch"] = a["scratch"][:-1]
     with pytest.raises(ValueError, match="scratch buffer too small"):
-        _run(_kernels.sklearn_step_kernel(), a, a["theta"])
+        _run(_kernels.dense_step_kernel(), a, a["theta"])
 
 
 def test_partial_fit_and_warm_start_use_it(calls, monkeypatch):
@@ -230,9 +230,10 @@ def _run(kernel, a, theta):
     """(loss at theta, the normalised gradient): plain SGD with lr 1 moves theta by -gradient."""
     t = theta.copy()
     vel = np.zeros_like(t)
-    hyper = np.array([0.0, 1.0, 0.0, 0, 0, 0])       # momentum 0, lr 1, no Nesterov
+    hyper = np.zeros(_kernels.STEP_HYPER)
+    hyper[0], hyper[2] = 1.0, 1.0                     # SGD: lr 1, no momentum, no dampening, no flags
     loss = kernel(a["X"], a["Y"], a["W"], a["weighted"], a["idx"], t, np.empty_like(t), a["mask"], a["dims"],
-                  a["woff"], a["boff"], a["acts"], a["out_code"], a["scratch"], a["alpha"], 1, vel, vel, hyper)
+                  a["woff"], a["boff"], a["acts"], a["out_code"], a["scratch"], a["alpha"], 1, vel, vel, vel, hyper)
     return loss, theta - t
 
 
@@ -240,7 +241,7 @@ def _run(kernel, a, theta):
 @pytest.mark.parametrize("out_code", [0, 1, 2], ids=["softmax-log-loss", "logistic-log-loss", "squared-error"])
 @pytest.mark.parametrize("acts", [[3, 1], [1, 0], [0, 3]], ids=["relu-logistic", "logistic-identity", "identity-relu"])
 def test_kernel_gradient_matches_finite_differences(acts, out_code, weighted):
-    kernel = _kernels.sklearn_step_kernel()
+    kernel = _kernels.dense_step_kernel()
     a = _kernel_args(out_code, acts, weighted, alpha=0.3)
     theta = a["theta"]
     _, grad = _run(kernel, a, theta)
@@ -257,7 +258,7 @@ def test_kernel_gradient_matches_finite_differences(acts, out_code, weighted):
 
 def test_kernel_loss_is_sklearns_formula():
     """The returned loss is the weighted log-loss plus alpha/2 ||W||^2 / sum(w), computed here by hand."""
-    kernel = _kernels.sklearn_step_kernel()
+    kernel = _kernels.dense_step_kernel()
     a = _kernel_args(0, [3, 1], True, alpha=0.3)
     loss, _ = _run(kernel, a, a["theta"])
     theta, dims = a["theta"], a["dims"]
