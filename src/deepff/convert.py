@@ -327,9 +327,10 @@ def _adopt_fitted(ours, theirs):
             out[sl] = np.ravel(arrays[i] if kind == "W" else arrays[n + i])
         return out
 
-    if ours.solver == "adam":
-        mine.state = {"m": flat(opt.ms), "v": flat(opt.vs)}
+    if ours.solver == "adam":                       # Adam(fold_bias_correction=True): scikit-learn's ms, vs, t
+        mine.state = {"exp_avg": flat(opt.ms), "exp_avg_sq": flat(opt.vs)}
         mine.t = int(opt.t)
-    else:
-        mine.state = {"velocity": flat(opt.velocities)}
+    else:                                           # SGD(lr_in_velocity=True): scikit-learn's velocities
+        mine.state = {"momentum_buffer": flat(opt.velocities)}
+        mine.t = 1                                  # (a buffer exists: not a first step)
         mine.lr = float(opt.learning_rate)          # the current rate (invscaling / adaptive change it)
