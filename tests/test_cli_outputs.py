@@ -168,3 +168,26 @@ def test_resume_on_other_data_needs_saying_so(tmp_path, capsys):
                      "--resume-on-new-data")
     assert rc == 0, err
     assert load(tmp_path / "b.npz").metadata["dataset_sha256"] != load(tmp_path / "a.npz").metadata["dataset_sha256"]
+
+
+# --------------------------------------------------------------- deepff's own messages
+@pytest.mark.parametrize("name, says", [
+    ("bad.npz", r"bad\.npz is not a \.npz archive \(numpy\.savez: a zip of \.npy arrays\): its first bytes are "
+                r"b'a,b\\n1,' \(it looks like text: a CSV file should end in \.csv\)"),
+    ("bad.npy", r"bad\.npy is not a \.npy array \(numpy\.save\)"),
+])
+def test_a_text_file_named_like_an_array_file_is_named_as_such(name, says, tmp_path, capsys):
+    """numpy's message was that the file 'contains pickled (object) data' and how to load it unsafely."""
+    (tmp_path / name).write_text("a,b\n1,2\n3,4\n")
+    rc, out, err = run(capsys, "train", "--dataset", tmp_path / name, "--epochs", 1, "--quiet",
+                       "--output", tmp_path / "m.npz")
+    assert rc == 2 and out == "" and len(err.splitlines()) == 1 and re.search(says, err), err
+    assert "pickle" not in err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX named pipes")
+def test_a_pipe_given_as_the_data_set_is_named_as_a_pipe(tmp_path, capsys):
+    os.mkfifo(tmp_path / "data.csv")
+    rc, _, err = run(capsys, "train", "--dataset", tmp_path / "data.csv", "--epochs", 1, "--quiet",
+                     "--output", tmp_path / "m.npz")
+    assert rc == 2 and "is not a regular file (a pipe, device or socket)" in err and "not found" not in err

@@ -231,6 +231,9 @@ def _load_file(name_or_path, target, test_fraction, seed, delimiter, header):
         )
     if path.is_dir():
         raise DatasetError(f"{path} is a folder; give the data file itself")
+    if path.exists() and not path.is_file():
+        raise DatasetError(f"{path} is not a regular file (a pipe, device or socket); deepff reads data sets from "
+                           "files it can read twice (a CSV's delimiter and header are detected first)")
     if not path.is_file():
         raise DatasetError(f"data file not found: {path}")
     if suffix in _CSV_EXTENSIONS:

@@ -573,6 +573,20 @@ def _split_target_column(X, target, path):
     return X, y
 
 
+_MAGIC = {".npy": (b"\x93NUMPY",), ".npz": (b"PK\x03\x04", b"PK\x05\x06")}
+
+
+def _check_magic(path, suffix):
+    """Refuse a file whose first bytes are not those of its kind (numpy would try to unpickle it)."""
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    if not any(head.startswith(m) for m in _MAGIC[suffix]):
+        kind = "a .npy array (numpy.save)" if suffix == ".npy" else "a .npz archive (numpy.savez: a zip of .npy arrays)"
+        text = " (it looks like text: a CSV file should end in .csv)" if head and all(
+            32 <= b < 127 or b in (9, 10, 13) for b in head) else ""
+        raise DatasetError(f"{path} is not {kind}: its first bytes are {head!r}{text}")
+
+
 def load_array_file(path, target=None):
     """Load features (and a target) from a ``.npz`` or ``.npy`` file.
 
@@ -609,8 +623,11 @@ def load_array_file(path, target=None):
     suffix = path.suffix.lower()
     if suffix not in _ARRAY_EXTENSIONS:
         raise DatasetError(f"array file {path} must end in {' or '.join(_ARRAY_EXTENSIONS)}")
+    if path.exists() and not path.is_file():
+        raise DatasetError(f"{path} is not a regular file (a pipe, device or socket); give a .npy or .npz file")
     if not path.is_file():
         raise DatasetError(f"array file not found: {path}")
+    _check_magic(path, suffix)
     try:
         if suffix == ".npy":
             X = np.load(path, mmap_mode="r", allow_pickle=False)
