@@ -738,11 +738,14 @@ def test_array_files_refuse_pickles(tmp_path):
 
 def test_array_files_bad_input(tmp_path):
     (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
-    with pytest.raises(DatasetError, match="cannot load array file"):
+    with pytest.raises(DatasetError, match=r"junk\.npy is not a \.npy array \(numpy\.save\)"):
         load_array_file(tmp_path / "junk.npy")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(DatasetError, match="cannot load array file"):
+    with pytest.raises(DatasetError, match=r"junk\.npz is not a \.npz archive"):
         load_array_file(tmp_path / "junk.npz")
+    (tmp_path / "cut.npz").write_bytes(b"PK\x03\x04 and then nothing")     # a zip's magic, truncated
+    with pytest.raises(DatasetError, match="cannot load array file"):
+        load_array_file(tmp_path / "cut.npz")
     np.save(tmp_path / "v.npy", np.arange(3.0))
     with pytest.raises(DatasetError, match="two-dimensional"):
         load_array_file(tmp_path / "v.npy")
