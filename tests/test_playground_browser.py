@@ -123,7 +123,10 @@ def play_for(page, ms):
 
 
 def check_take_home(page, server, tmp_path, shown_loss, epochs):
-    """The download loads and predicts as the server's network; the shown code retrains to the shown loss."""
+    """The download loads and predicts as the server's network; the shown code retrains to the shown loss.
+
+    Returns the line that says so, with the three losses.
+    """
     page.wait_for_function(f"() => document.getElementById('code-python').textContent.includes('epochs={epochs},')")
     with page.expect_download() as info:
         page.click("#download")
@@ -143,25 +146,25 @@ def check_take_home(page, server, tmp_path, shown_loss, epochs):
     exec(compile(code, "shown_code.py", "exec"), namespace)
     retrained = namespace["net"].evaluate(data.X_test, data.y_test)["loss"]
     assert abs(retrained - shown_loss) < 1e-6
-    print(f"shown test loss {shown_loss:.9f}; downloaded model {from_file:.9f}; shown code retrained "
-          f"{retrained:.9f} ({epochs} epochs)")
+    return (f"playground in chromium: shown test loss {shown_loss:.9f}; downloaded model {from_file:.9f}; shown code "
+            f"retrained {retrained:.9f} ({epochs} epochs)")
 
 
-def test_build_play_and_take_it_home(server, browser, tmp_path):
+def test_build_play_and_take_it_home(server, browser, tmp_path, report_figure):
     t0 = time.perf_counter()
     page, errors = open_page(browser, server.url)
     build_by_clicking(page)                                       # checks 1-2: shapes, and after adding a layer
     before_loss, before_pixels = shown_test_loss(page), boundary_digest(page)
     stats = play_for(page, 3000)
-    print(f"\nplayground in chromium: {stats['updates']} updates in about 3 s, {stats['rate']:.1f} updates/s "
-          "(2-8-8-1 tanh, 500 circles points, train + boundary redrawn per update)")
+    report_figure(f"playground in chromium: {stats['updates']} updates in about 3 s, {stats['rate']:.1f} updates/s "
+                  "(2-8-8-1 tanh, 500 circles points, train + boundary redrawn per update)")
     assert stats["updates"] >= 5                                  # 3
     after_loss = shown_test_loss(page)
     assert after_loss < 0.5 * before_loss, (before_loss, after_loss)   # 4
     assert boundary_digest(page) != before_pixels                 # 5
     epochs = int(page.inner_text("#epoch"))
     assert epochs == stats["updates"]
-    check_take_home(page, server, tmp_path, after_loss, epochs)    # 6-7: model file, shown code
+    report_figure(check_take_home(page, server, tmp_path, after_loss, epochs))    # 6-7: model file, shown code
     page.click("#gradcheck")                                      # 8
     page.wait_for_selector("#gradcheck-max", timeout=20000)
     assert float(page.get_attribute("#gradcheck-max", "data-value")) < 1e-6
@@ -182,7 +185,7 @@ def test_build_play_and_take_it_home(server, browser, tmp_path):
     check_screenshot(png)
     assert errors == [] and other_errors == []
     page.close()
-    print(f"browser checks passed: 11 in {time.perf_counter() - t0:.1f} s")
+    report_figure(f"playground in chromium: 11 checks passed in {time.perf_counter() - t0:.1f} s")
 
 
 def check_screenshot(png, width=1300, min_height=1200):
