@@ -78,6 +78,20 @@ def _warn_about_kinks(net, eps):
                 GradcheckWarning, stacklevel=3)
 
 
+def _central_differences(objective, theta, eps):
+    """(J(theta + eps e_i) - J(theta - eps e_i)) / (2 eps) for every i; ``theta`` is changed in place, then restored."""
+    numeric = np.empty_like(theta)
+    for i in range(theta.size):
+        orig = theta[i]
+        theta[i] = orig + eps
+        j_plus = objective()
+        theta[i] = orig - eps
+        j_minus = objective()
+        theta[i] = orig
+        numeric[i] = (j_plus - j_minus) / (2 * eps)
+    return numeric
+
+
 def _objective(net, X, Y, w, penalty, training, rng_state):
     net.dropout_rng.bit_generator.state = rng_state
     net.forward(X, training=training)
@@ -154,16 +168,8 @@ def gradcheck_details(network, X, y, sample_weight=None, penalty=None, training=
         if penalty is not None:
             penalty.add_grad(params)
         analytic = params.grad.copy()
-        numeric = np.empty_like(analytic)
-        theta = params.theta
-        for i in range(theta.size):
-            orig = theta[i]
-            theta[i] = orig + eps
-            j_plus = _objective(network, X, Y, w, penalty, training, rng_state)
-            theta[i] = orig - eps
-            j_minus = _objective(network, X, Y, w, penalty, training, rng_state)
-            theta[i] = orig
-            numeric[i] = (j_plus - j_minus) / (2 * eps)
+        numeric = _central_differences(lambda: _objective(network, X, Y, w, penalty, training, rng_state),
+                                       params.theta, eps)
     finally:
         params.theta[...] = saved_theta
         for name, arr in network.buffers().items():
@@ -171,20 +177,21 @@ def gradcheck_details(network, X, y, sample_weight=None, penalty=None, training=
         network.dropout_rng.bit_generator.state = rng_state
     if atol is None:
         atol = 100 * np.finfo(np.float64).eps * max(1.0, abs(J)) / eps   # the quotient's noise, x100
-    details = {}
-    for name, s in zip(params.names, params.slices):
-        ga, gn = analytic[s], numeric[s]
-        diff = np.linalg.norm(ga - gn)
-        rms = diff / np.sqrt(ga.size)
-        size = np.linalg.norm(ga) + np.linalg.norm(gn)
-        ratio = diff / size if size > 0 else 0.0
-        within = bool(rms <= atol)
-        if within:                       # never reads as an error: the denominator is at least 1e6 x atol's norm
-            size = max(size, 1e6 * atol * np.sqrt(ga.size))
-        error = float(diff / size) if size > 0 else 0.0
-        details[name] = {"error": error, "relative": float(ratio), "rms_diff": float(rms), "atol": float(atol),
-                         "decided_by": "atol" if within and ratio >= RTOL else "rtol"}
-    return details
+    return {name: _compare(analytic[s], numeric[s], atol) for name, s in zip(params.names, params.slices)}
+
+
+def _compare(ga, gn, atol):
+    """One parameter array's backprop gradient ``ga`` against its central differences ``gn``."""
+    diff = np.linalg.norm(ga - gn)
+    rms = diff / np.sqrt(ga.size)
+    size = np.linalg.norm(ga) + np.linalg.norm(gn)
+    ratio = diff / size if size > 0 else 0.0
+    within = bool(rms <= atol)
+    if within:                       # never reads as an error: the denominator is at least 1e6 x atol's norm
+        size = max(size, 1e6 * atol * np.sqrt(ga.size))
+    error = float(diff / size) if size > 0 else 0.0
+    return {"error": error, "relative": float(ratio), "rms_diff": float(rms), "atol": float(atol),
+            "decided_by": "atol" if within and ratio >= RTOL else "rtol"}
 
 
 def gradcheck_report(network, X, y, sample_weight=None, penalty=None, training=True, eps=1e-6, atol=None):
