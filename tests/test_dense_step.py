@@ -110,8 +110,9 @@ def test_sample_weights_and_float32(weighted, calls, monkeypatch):
     w = np.random.default_rng(0).uniform(0.2, 3.0, len(y)) if weighted else None
     params = {"hidden_layer_sizes": (16,), "max_iter": 8, "random_state": 0, "alpha": 1e-3}
     fast = _fit(dsk.MLPClassifier, X, y, False, monkeypatch, sample_weight=w, **params)
+    n_fast = calls["n"]
     slow = _fit(dsk.MLPClassifier, X, y, True, monkeypatch, sample_weight=w, **params)
-    assert calls["n"] > 0
+    assert n_fast > 0 and calls["n"] == n_fast        # the first fit used the compiled step, the second did not
     assert fast.coefs_[0].dtype == np.float32
     for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_, strict=True):
         assert_allclose(a, b, rtol=2e-4, atol=1e-5)
@@ -122,9 +123,12 @@ def test_weights_change_the_compiled_fit(calls, monkeypatch):
     """The kernel reads the weights: weighting one class changes the fit; doubling all does not (alpha 0)."""
     X, y = _data("classification")
     params = {"hidden_layer_sizes": (16,), "max_iter": 5, "random_state": 0, "alpha": 0.0}
-    plain = _fit(dsk.MLPClassifier, X, y, False, monkeypatch, **params)
-    doubled = _fit(dsk.MLPClassifier, X, y, False, monkeypatch, sample_weight=np.full(len(y), 2.0), **params)
-    skewed = _fit(dsk.MLPClassifier, X, y, False, monkeypatch, sample_weight=np.where(y == 3, 5.0, 1.0), **params)
+    fits = []
+    for w in (None, np.full(len(y), 2.0), np.where(y == 3, 5.0, 1.0)):
+        before = calls["n"]
+        fits.append(_fit(dsk.MLPClassifier, X, y, False, monkeypatch, sample_weight=w, **params))
+        assert calls["n"] > before                     # each fit took the compiled step
+    plain, doubled, skewed = fits
     assert_allclose(doubled.coefs_[0], plain.coefs_[0], rtol=1e-12, atol=1e-15)
     assert not np.allclose(skewed.coefs_[0], plain.coefs_[0])
 

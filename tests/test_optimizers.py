@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+from _needs import require_kernels
 from deepff import optimizers
 from deepff.errors import ModelFileError, SpecError
 from deepff.optimizers import LBFGS, SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
@@ -495,10 +496,30 @@ def test_lbfgs_config_and_state():
 
 
 # ------------------------------------------------------------------------ scikit-learn's conventions as options
+# Each option is held to scikit-learn on both twins of the rule: the compiled kernel (proven to have run,
+# once a step, by the kernel_calls fixture of tests/conftest.py) and the numpy reference (use_kernel=False).
 
+PATHS = ["compiled", "numpy"]
+
+
+def _on_path(path, *opts):
+    """Make ``opts`` take ``path``: the compiled kernel (skips without numba, fails in CI) or the numpy rule."""
+    if path == "compiled":
+        require_kernels()
+    for opt in opts:
+        opt.use_kernel = path == "compiled"
+    return opts
+
+
+def _took(path, kernel_calls, kernel, steps):
+    """Assert that the compiled kernel ran once per step on the compiled path, and never on the numpy one."""
+    assert dict(kernel_calls) == ({kernel: steps} if path == "compiled" else {})
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("nesterov", [True, False])
 @pytest.mark.parametrize("momentum", [0.9, 0.0, 1.0])
-def test_sgd_lr_in_velocity_is_sklearns_sgd(momentum, nesterov):
+def test_sgd_lr_in_velocity_is_sklearns_sgd(momentum, nesterov, path, kernel_calls):
     """scikit-learn's own SGDOptimizer (one array per parameter) is the reference, a changing rate included."""
     skopt = pytest.importorskip("sklearn.neural_network._stochastic_optimizers")
     rng = np.random.default_rng(0)
@@ -506,7 +527,7 @@ def test_sgd_lr_in_velocity_is_sklearns_sgd(momentum, nesterov):
     params = [p.copy() for p in parts]   # scikit-learn updates these arrays in place
     ref = skopt.SGDOptimizer(params, learning_rate_init=0.05, momentum=momentum, nesterov=nesterov)
     theta = np.concatenate([p.ravel() for p in parts])
-    opt = SGD(lr=0.05, momentum=momentum, nesterov=nesterov, lr_in_velocity=True)
+    (opt,) = _on_path(path, SGD(lr=0.05, momentum=momentum, nesterov=nesterov, lr_in_velocity=True))
     for t in range(8):
         grads = [np.sin(3 * p) + 0.5 * p for p in params]
         ref.update_params(params, grads)
@@ -514,18 +535,20 @@ def test_sgd_lr_in_velocity_is_sklearns_sgd(momentum, nesterov):
         if t == 3:   # invscaling or adaptive: the old rates stay in the velocity
             ref.learning_rate = opt.lr = 0.01
         assert_allclose(theta, np.concatenate([p.ravel() for p in params]), rtol=1e-14, atol=1e-15)
+    _took(path, kernel_calls, "sgd_kernel", 8)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("betas,eps", [((0.9, 0.999), 1e-8), ((0.8, 0.99), 1e-2)])
-def test_adam_fold_bias_correction_is_sklearns_adam(betas, eps):
+def test_adam_fold_bias_correction_is_sklearns_adam(betas, eps, path, kernel_calls):
     skopt = pytest.importorskip("sklearn.neural_network._stochastic_optimizers")
     rng = np.random.default_rng(1)
     parts = [rng.normal(size=(2, 5)), rng.normal(size=5)]
     params = [p.copy() for p in parts]
     ref = skopt.AdamOptimizer(params, learning_rate_init=0.01, beta_1=betas[0], beta_2=betas[1], epsilon=eps)
     theta = np.concatenate([p.ravel() for p in parts])
-    opt = Adam(lr=0.01, betas=betas, eps=eps, fold_bias_correction=True)
-    plain = Adam(lr=0.01, betas=betas, eps=eps)
+    opt, plain = _on_path(path, Adam(lr=0.01, betas=betas, eps=eps, fold_bias_correction=True),
+                          Adam(lr=0.01, betas=betas, eps=eps))
     other = theta.copy()
     for _ in range(8):
         grads = [np.sin(3 * p) + 0.5 * p for p in params]
@@ -534,6 +557,7 @@ def test_adam_fold_bias_correction_is_sklearns_adam(betas, eps):
         opt.step(theta, flat)
         plain.step(other, flat)
         assert_allclose(theta, np.concatenate([p.ravel() for p in params]), rtol=1e-14, atol=1e-15)
+    _took(path, kernel_calls, "adam_kernel", 16)
     if eps == 1e-2:   # the placement matters where sqrt(v) is comparable to eps
         assert not np.allclose(theta, other, rtol=1e-6)
 

@@ -878,6 +878,9 @@ def test_resume_on_other_data_is_refused_unless_on_purpose():
     assert "data of shape (30, 4), this data is (24, 4)" in resume(X[:24], y[:24])
     shuffled = np.random.default_rng(1).permutation(30)
     assert "other rows of the same shape (30, 4)" in resume(X[shuffled], y[shuffled])
+    relabelled = y.copy()
+    relabelled[0] = (y[0] + 1) % 3                                    # the same inputs, one label changed
+    assert "other rows of the same shape (30, 4)" in resume(X, relabelled)
     assert "resume_on_new_data=True" in resume(X[:24], y[:24])
     # on purpose: it continues (the interrupted epoch restarts on the new sample count)
     net = _clf(seed=2)

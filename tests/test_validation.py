@@ -8,7 +8,7 @@ import pytest
 
 from _needs import require_module
 from deepff import Dense, InputError, Net, Network
-from deepff.validation import check_dtype, check_sample_weight, check_targets, check_X
+from deepff.validation import check_dtype, check_sample_weight, check_targets, check_X, data_digest
 
 SPEC = [
     {"layer_type": "input", "n_features": 4},
@@ -277,3 +277,18 @@ def test_a_masked_array_with_masked_entries_is_refused():
 def test_a_masked_array_without_masked_entries_is_its_data():
     data = np.arange(12.0).reshape(4, 3)
     np.testing.assert_array_equal(check_X(np.ma.masked_array(data, mask=False), np.float64), data)
+
+
+def test_data_digest_tells_other_targets_weights_and_dtypes_apart():
+    """Checkpoints compare it to notice a resume on other data: relabelled or reweighted rows are other data."""
+    rng = np.random.default_rng(0)
+    X, Y, w = rng.normal(size=(200, 3)), rng.normal(size=(200, 2)), rng.uniform(0.5, 2.0, 200)
+    d = data_digest(X, Y, w)
+    assert d == data_digest(X.copy(), Y.copy(), w.copy())                     # the same data, another copy
+    assert d["shape"] == [200, 3] and d["dtype"] == X.dtype.str
+    Y2, w2 = Y.copy(), w.copy()
+    Y2[0, 1] += 1.0                                   # the first and last rows are always in the sample
+    w2[-1] *= 2.0
+    others = [data_digest(X, Y2, w), data_digest(X, Y, w2), data_digest(X, Y), data_digest(X, None, w),
+              data_digest(X.astype(np.float32), Y, w)]
+    assert len({d["sha256"], *(o["sha256"] for o in others)}) == 1 + len(others)
