@@ -133,7 +133,7 @@ MUTANTS = [
     # --- training loop
     M("epoch-loss-unweighted-by-batch-size", "training", "training.py", "Trainer._fit_minibatch",
       "loss_sum += J * m", "loss_sum += J", "tests/test_training.py"),
-    M("early-stopping-one-epoch-late", "training", "training.py", "EarlyStopping.update",
+    M("early-stopping-one-epoch-late", "training", "callbacks.py", "EarlyStopping.update",
       "return self.wait >= self.patience", "return self.wait > self.patience", "tests/test_training.py"),
     M("clip-norm-clips-late", "training", "regularizers.py", "clip_grad_norm",
       "if norm > max_norm:", "if norm > 2 * max_norm:", "tests/test_regularizers.py", "tests/test_training.py"),

@@ -68,7 +68,7 @@ def test_early_stopping_checks_its_own_arguments():
         EarlyStopping(monitor=["loss"])
     es = EarlyStopping(monitor="loss", patience=2, min_delta=0, restore_best=False)
     assert (es.monitor, es.patience, es.min_delta, es.restore_best) == ("loss", 2, 0.0, False)
-    init = next(n for n in ast.walk(ast.parse((SRC / "training.py").read_text(encoding="utf-8")))
+    init = next(n for n in ast.walk(ast.parse((SRC / "callbacks.py").read_text(encoding="utf-8")))
                 if isinstance(n, ast.ClassDef) and n.name == "EarlyStopping").body
     imports = [n for f in init if isinstance(f, ast.FunctionDef) and f.name == "__init__"
                for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))]

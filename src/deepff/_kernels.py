@@ -1,15 +1,12 @@
 """Optional fused kernels (optimizer steps, activations, losses), compiled with numba when installed.
 
 The numpy code elsewhere is the readable reference: Adam's update in
-:mod:`deepff.optimizers` is about a dozen whole-buffer passes (m, v, the bias
-corrections, the square root, the division...), a ReLU layer adds its bias
-in one pass and clips in another, and softmax and its loss reduce along a
-short last axis, which numpy does slowly. This module does the same
-arithmetic in ONE loop each, which matters when the matrix products are
-small. It is used only when
-
-* numba can be imported (``pip install "deepff[fast]"``), and
-* the environment variable ``DEEPFF_NUMBA`` is not ``0``.
+:mod:`deepff.optimizers` is about a dozen whole-buffer passes, a ReLU layer
+adds its bias in one pass and clips in another, and softmax and its loss
+reduce along a short last axis, which numpy does slowly. This module does the
+same arithmetic in ONE loop each, which matters when the matrix products are
+small. It is used only when numba can be imported (``pip install
+"deepff[fast]"``) and the environment variable ``DEEPFF_NUMBA`` is not ``0``.
 
 The optimizer and ReLU kernels perform the numpy path's operations in the
 same order and in the parameters' dtype, so their results are the same bits
@@ -21,13 +18,11 @@ to numpy's vector code; their row sums run in another order than numpy's
 tests/test_kernels.py checks both claims.
 
 :func:`dense_step_kernel` goes further: a whole mini-batch step of a plain
-dense network (forward, loss, backward, update) in one compiled call, for the
-small networks where calling forty numpy functions a step costs more than
-the arithmetic inside them. It calls the kernels above (the optimizers' own
-update kernels among them), so all of them live in this one file (numba's
-cache of a compiled function is invalidated by changes to its own file
-only). tests/test_dense_step.py checks it against the engine and against
-finite differences.
+dense network (forward, loss, backward, update) in one compiled call, built
+from the kernels above (the optimizers' own update kernels among them), so
+all of them live in this one file (numba's cache of a compiled function is
+invalidated by changes to its own file only). tests/test_dense_step.py
+checks it against the engine and against finite differences.
 """
 
 from __future__ import annotations
@@ -37,12 +32,10 @@ import os
 import numpy as np
 
 __all__ = [
-    "enabled", "refresh", "fits",
-    "adam_kernel", "sgd_kernel", "penalize_normalize_kernel",
+    "enabled", "refresh", "fits", "adam_kernel", "sgd_kernel", "penalize_normalize_kernel",
     "bias_relu_kernel", "relu_backward_kernel", "tanh_backward_kernel", "sigmoid_backward_kernel",
     "softmax_kernels", "nll_kernel", "log_loss_terms_kernel",
-    "dense_step_kernel", "step_scratch_size", "STEP_HIDDEN", "STEP_OUTPUTS", "STEP_OPTIMIZERS", "STEP_HYPER",
-]
+    "dense_step_kernel", "step_scratch_size", "STEP_HIDDEN", "STEP_OUTPUTS", "STEP_OPTIMIZERS", "STEP_HYPER"]
 
 _CACHE = {}
 
@@ -535,8 +528,9 @@ def sgd_kernel():
     -------
     callable or None
         ``kernel(theta, grad, buf, lr, mu, damp, weight_decay, first,
-        nesterov)`` updating theta (and the momentum buffer ``buf``) of shape
-        (n_params,) in place; every float scalar must have theta's dtype.
+        nesterov, lr_in_velocity)`` updating theta (and the momentum buffer
+        ``buf``) of shape (n_params,) in place; every float scalar must have
+        theta's dtype.
     """
     return _compiled("sgd", _sgd) if enabled() else None
 
@@ -576,9 +570,8 @@ def softmax_kernels():
         ``normalize(e)`` divides each row of e by its sum, in place. Between
         the two the caller applies ``np.exp``.
     """
-    if not enabled():
-        return None
-    return _compiled("shift_by_row_max", _shift_by_row_max), _compiled("divide_by_row_sum", _divide_by_row_sum)
+    return (_compiled("shift_by_row_max", _shift_by_row_max),
+            _compiled("divide_by_row_sum", _divide_by_row_sum)) if enabled() else None
 
 
 def nll_kernel():
