@@ -1,7 +1,8 @@
-"""The compiled whole step (deepff._kernels.dense_step_kernel), as the scikit-learn estimators use it.
+"""The compiled whole step (deepff._kernels.dense_step_kernel), the engine's fast path (deepff._fused_step).
 
-It must agree with the engine path (net.forward, the loss, net.backward, the
-optimizer) that it replaces, and its gradient must be the loss's gradient.
+It must agree with the numpy step (net.forward, the loss, net.backward, the
+penalty, the optimizer) that it replaces, through the Trainer (Network.fit)
+and through the scikit-learn estimators, and its gradient must be the loss's.
 """
 
 import warnings
@@ -14,9 +15,14 @@ from sklearn.datasets import load_digits, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
+import deepff
 from _needs import require_kernels
-from deepff import _kernels
+from deepff import _fused_step, _kernels
 from deepff import sklearn as dsk
+from deepff.layers import Dense
+from deepff.network import FeedForward
+from deepff.regularizers import Penalty
+from deepff.training import Trainer
 
 require_kernels()
 
@@ -57,7 +63,7 @@ def _fit(cls, X, y, engine, monkeypatch, sample_weight=None, **params):
     with monkeypatch.context() as m, warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         if engine:
-            m.setattr(dsk._BaseMLP, "_step_plan", lambda self, *args: None)
+            m.setattr(_fused_step, "ENABLED", False)
         return cls(**params).fit(X, y, sample_weight=sample_weight)
 
 
@@ -146,7 +152,7 @@ def test_a_batch_of_zero_weight_is_the_engines_error(calls, monkeypatch):
 
 
 def test_kernel_refuses_a_scratch_buffer_too_small():
-    a = _kernel_args(0, [3, 1], False, alpha=0.0)
+    a = _kernel_args(0, [3, 1], False, _lossargs(0, 1))
     a["scratch"] = a["scratch"][:-1]
     with pytest.raises(ValueError, match="scratch buffer too small"):
         _run(_kernels.dense_step_kernel(), a, a["theta"])
@@ -159,7 +165,7 @@ def test_partial_fit_and_warm_start_use_it(calls, monkeypatch):
     for engine in (False, True):
         with monkeypatch.context() as m:
             if engine:
-                m.setattr(dsk._BaseMLP, "_step_plan", lambda self, *args: None)
+                m.setattr(_fused_step, "ENABLED", False)
             est = dsk.MLPClassifier(**params)
             for start in range(0, 200, 50):
                 est.partial_fit(X[start:start + 50], y[start:start + 50], classes=np.arange(10))
@@ -201,7 +207,13 @@ def test_poisson_and_sparse_take_the_engine(calls, monkeypatch):
 # the kernel on its own: its gradient is the loss's (finite differences)
 # ----------------------------------------------------------------------------
 
-def _kernel_args(out_code, acts, weighted, alpha, seed=0):
+def _lossargs(out_code, code, l2=0.0, per_sample=False, half=False):
+    """The kernel's lossargs: c and gc of the output's loss, N's code, the penalty, a slot for its value."""
+    c = 0.5 if half else 1.0
+    return np.array([c, 2 * c if out_code == 2 else 1.0, code, l2, float(per_sample), 0.0])
+
+
+def _kernel_args(out_code, acts, weighted, lossargs, seed=0):
     rng = np.random.default_rng(seed)
     n, dims = 9, [4, 5, 3, 2 if out_code != 2 else 1]
     X = rng.normal(size=(n + 3, dims[0]))
@@ -227,7 +239,7 @@ def _kernel_args(out_code, acts, weighted, alpha, seed=0):
     return dict(X=X, Y=Y, W=W, weighted=weighted, idx=idx, theta=theta, mask=mask, dims=d,
                 woff=np.array(woff, dtype=np.int64), boff=np.array(boff, dtype=np.int64),
                 acts=np.array(acts + [0], dtype=np.int64), out_code=out_code,
-                scratch=np.empty(_kernels.step_scratch_size(n, dims)), alpha=alpha)
+                scratch=np.empty(_kernels.step_scratch_size(n, dims)), lossargs=lossargs)
 
 
 def _run(kernel, a, theta):
@@ -237,16 +249,22 @@ def _run(kernel, a, theta):
     hyper = np.zeros(_kernels.STEP_HYPER)
     hyper[0], hyper[2] = 1.0, 1.0                     # SGD: lr 1, no momentum, no dampening, no flags
     loss = kernel(a["X"], a["Y"], a["W"], a["weighted"], a["idx"], t, np.empty_like(t), a["mask"], a["dims"],
-                  a["woff"], a["boff"], a["acts"], a["out_code"], a["scratch"], a["alpha"], 1, vel, vel, vel, hyper)
+                  a["woff"], a["boff"], a["acts"], a["out_code"], a["scratch"], a["lossargs"], 1, vel, vel, vel, hyper)
     return loss, theta - t
 
 
+REDUCTIONS = {"mean": (0, False), "sample-mean": (2, True), "nll-mean-over-rows": (1, False)}
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS.values(), ids=REDUCTIONS.keys())
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("out_code", [0, 1, 2], ids=["softmax-log-loss", "logistic-log-loss", "squared-error"])
+@pytest.mark.parametrize("out_code", [0, 1, 2], ids=["softmax-nll", "sigmoid-bce", "linear-squared-error"])
 @pytest.mark.parametrize("acts", [[3, 1], [1, 0], [0, 3]], ids=["relu-logistic", "logistic-identity", "identity-relu"])
-def test_kernel_gradient_matches_finite_differences(acts, out_code, weighted):
+def test_kernel_gradient_matches_finite_differences(acts, out_code, weighted, reduction):
     kernel = _kernels.dense_step_kernel()
-    a = _kernel_args(out_code, acts, weighted, alpha=0.3)
+    code, per_sample = reduction
+    a = _kernel_args(out_code, acts, weighted, _lossargs(out_code, code, l2=0.3, per_sample=per_sample,
+                                                          half=out_code == 2 and per_sample))
     theta = a["theta"]
     _, grad = _run(kernel, a, theta)
     eps = 1e-6
@@ -260,19 +278,111 @@ def test_kernel_gradient_matches_finite_differences(acts, out_code, weighted):
     assert err < 1e-6
 
 
-def test_kernel_loss_is_sklearns_formula():
-    """The returned loss is the weighted log-loss plus alpha/2 ||W||^2 / sum(w), computed here by hand."""
+@pytest.mark.parametrize("out_code, loss", [(0, deepff.losses.NegLogLikelihood), (1, deepff.losses.BinaryCrossEntropy),
+                                            (2, deepff.losses.MeanSquaredError)])
+@pytest.mark.parametrize("reduction", ["mean", "sample_mean"])
+def test_kernel_loss_is_the_engines(out_code, loss, reduction):
+    """The returned J is the engine loss's value_from_logits plus the penalty's value, computed by numpy."""
     kernel = _kernels.dense_step_kernel()
-    a = _kernel_args(0, [3, 1], True, alpha=0.3)
-    loss, _ = _run(kernel, a, a["theta"])
+    sample_mean = reduction == "sample_mean"
+    engine = loss(reduction=reduction, **({"half": sample_mean} if out_code == 2 else {}))
+    code = 2 if sample_mean else (1 if out_code == 0 else 0)
+    a = _kernel_args(out_code, [3, 1], True, _lossargs(out_code, code, l2=0.3, per_sample=sample_mean,
+                                                        half=out_code == 2 and sample_mean))
+    loss_value, _ = _run(kernel, a, a["theta"])
     theta, dims = a["theta"], a["dims"]
     h = a["X"][a["idx"]]
     for l in range(3):
         Wl = theta[a["woff"][l]:a["woff"][l] + dims[l] * dims[l + 1]].reshape(dims[l], dims[l + 1])
         z = h @ Wl + theta[a["boff"][l]:a["boff"][l] + dims[l + 1]]
-        h = [np.maximum(z, 0), 1 / (1 + np.exp(-z)), None][l] if l < 2 else np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        h = [np.maximum(z, 0), 1 / (1 + np.exp(-z))][l] if l < 2 else z
     w, y = a["W"][a["idx"]], a["Y"][a["idx"]]
-    expected = -(w * (y * np.log(h)).sum(1)).sum() / w.sum()
+    expected = engine.value_from_logits(h, y, w) if out_code < 2 else engine.value(h, y, w)
     sq = sum(float((theta[s:s + dims[i] * dims[i + 1]] ** 2).sum()) for i, s in enumerate(a["woff"]))
-    expected += 0.5 * 0.3 * sq / w.sum()
-    assert_allclose(loss, expected, rtol=1e-12)
+    expected += 0.5 * 0.3 * sq / (w.sum() if sample_mean else 1.0)
+    assert_allclose(loss_value, expected, rtol=1e-12)
+    assert_allclose(a["lossargs"][5], 0.5 * 0.3 * sq / (w.sum() if sample_mean else 1.0), rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------
+# the engine's fast path: Network.fit and the Trainer take it where it applies
+# ----------------------------------------------------------------------------
+
+def _trainer_fit(fused, out, loss, optimizer, penalty, weighted, dtype="float64", reduction="mean", monkeypatch=None):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 7)).astype(dtype)
+    k = 3
+    Y = {"softmax": np.eye(k)[rng.integers(0, k, 300)], "sigmoid": (rng.random((300, k)) > .5) * 1.0,
+         "linear": rng.normal(size=(300, k))}[out].astype(dtype)
+    w = rng.uniform(0.2, 2.0, 300).astype(dtype) if weighted else None
+    net = FeedForward([Dense(16, "relu"), Dense(8, "sigmoid"), Dense(k, out)],
+                      loss=deepff.losses.get({"name": loss, "reduction": reduction}), n_features=7, dtype=dtype,
+                      seed=1)
+    with monkeypatch.context() as m:
+        m.setattr(_fused_step, "ENABLED", fused)
+        trainer = Trainer(net, optimizer=optimizer, penalty=penalty, epochs=3, batch_size=32)
+        history = trainer.fit(X, Y, w)
+    return net.params.theta.copy(), history
+
+
+PAIRS = {"softmax-nll": ("softmax", "nll"), "sigmoid-bce": ("sigmoid", "bce"), "linear-mse": ("linear", "mse")}
+OPTIMIZERS = {"sgd": "sgd", "adam": {"name": "adam", "lr": 0.01},
+              "nesterov": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True}}
+PENALTIES = {"none": None, "l2": Penalty(l2=0.01), "l2-per-sample": Penalty(l2=0.1, per_sample=True)}
+
+
+@pytest.mark.parametrize("penalty", PENALTIES.values(), ids=PENALTIES.keys())
+@pytest.mark.parametrize("optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
+@pytest.mark.parametrize("pair", PAIRS.values(), ids=PAIRS.keys())
+def test_trainer_takes_the_compiled_step_and_agrees_with_numpy(pair, optimizer, penalty, calls, monkeypatch):
+    for weighted, reduction in ((False, "mean"), (True, "mean"), (True, "sample_mean")):
+        slow = _trainer_fit(False, *pair, optimizer, penalty, weighted, reduction=reduction, monkeypatch=monkeypatch)
+        assert calls["n"] == 0
+        fast = _trainer_fit(True, *pair, optimizer, penalty, weighted, reduction=reduction, monkeypatch=monkeypatch)
+        assert calls["n"] == 30                        # 3 epochs of 10 batches, every one compiled
+        calls["n"] = 0
+        assert_allclose(fast[0], slow[0], rtol=1e-11, atol=1e-13)
+        for a, b in zip(fast[1].records, slow[1].records, strict=True):
+            for key in ("loss", "accuracy", "penalty"):
+                assert (key in a) == (key in b)
+                if key in a:
+                    assert_allclose(a[key], b[key], rtol=1e-11, atol=1e-15)
+
+
+def test_trainer_float32_compiled_step(calls, monkeypatch):
+    fast = _trainer_fit(True, "softmax", "nll", "adam", None, False, dtype="float32", monkeypatch=monkeypatch)
+    slow = _trainer_fit(False, "softmax", "nll", "adam", None, False, dtype="float32", monkeypatch=monkeypatch)
+    assert calls["n"] == 30 and fast[0].dtype == np.float32
+    assert_allclose(fast[0], slow[0], rtol=1e-4, atol=1e-5)
+    assert_allclose([r["loss"] for r in fast[1].records], [r["loss"] for r in slow[1].records], rtol=1e-5)
+
+
+def test_network_fit_takes_it_and_what_it_does_not_cover_takes_numpy(calls, monkeypatch):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 5)), rng.integers(0, 3, 200)
+
+    def fit(hidden="relu", dropout=0.0, **kwargs):
+        net = deepff.Network([Dense(8, hidden, dropout=dropout), Dense(3, "softmax")], loss="nll", seed=0)
+        net.fit(X, y, epochs=kwargs.pop("epochs", 1), batch_size=50, **kwargs)
+
+    fit(epochs=2)
+    assert calls["n"] == 8                             # 2 epochs of 4 batches
+    calls["n"] = 0
+    for change in ({"hidden": "tanh"}, {"dropout": 0.2}, {"optimizer": "rmsprop"}, {"clip_norm": 1.0},
+                   {"regularization": {"l1": 0.01}}):
+        fit(**change)
+    assert calls["n"] == 0
+
+
+def test_a_non_finite_loss_leaves_the_weights_and_the_optimizer_as_they_were(calls, monkeypatch):
+    """The compiled step stops before the update, so the trainer reports the divergence as the numpy step does."""
+    X = np.full((64, 3), 1e200)
+    Y = np.eye(2)[np.arange(64) % 2]
+    net = FeedForward([Dense(4, "relu"), Dense(2, "softmax")], loss="nll", n_features=3, dtype="float64", seed=0)
+    net.params.theta[...] = 1e200
+    before = net.params.theta.copy()
+    trainer = Trainer(net, optimizer="adam", epochs=1, batch_size=32)
+    with pytest.raises(deepff.DivergenceError, match="the last \\(finite\\) weights were kept"):
+        trainer.fit(X, Y)
+    assert calls["n"] == 1
+    assert np.array_equal(net.params.theta, before) and trainer.optimizer.t == 0

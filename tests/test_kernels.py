@@ -17,7 +17,7 @@ import pytest
 
 import deepff
 from _needs import require_kernels
-from deepff import _kernels, activations, losses
+from deepff import _fused_step, _kernels, activations, losses
 from deepff.optimizers import SGD, Adam, AdamW
 
 require_kernels()
@@ -179,20 +179,6 @@ def test_amsgrad_kernel_keeps_nan_in_its_state_as_numpy_does(dtype, monkeypatch,
     assert np.isnan(state["max_exp_avg_sq"][0])
 
 
-@pytest.mark.parametrize("alpha", [0.0, 1e-3])
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_penalize_normalize_kernel_is_the_numpy_formula(alpha, dtype, kernel_calls):
-    rng = np.random.default_rng(9)
-    theta = rng.normal(size=500).astype(dtype)
-    mask = (np.arange(500) % 5 != 0).astype(dtype)   # every fifth entry a bias
-    grad = (np.sin(3 * theta) * 7).astype(dtype)     # a summed batch gradient
-    expected = (grad + theta * dtype_(dtype, alpha) * mask) / dtype_(dtype, 7.0)
-    _kernels.penalize_normalize_kernel()(theta, grad, mask, dtype_(dtype, alpha), dtype_(dtype, 7.0))
-    _ran(kernel_calls, "penalize_normalize_kernel")   # the compiled kernel wrote grad, not a numpy stand-in
-    np.testing.assert_array_equal(grad, expected)
-    assert grad.dtype == np.dtype(dtype)
-
-
 def dtype_(dtype, value):
     return np.dtype(dtype).type(value)
 
@@ -229,7 +215,12 @@ def test_nll_kernel_matches_numpy(dtype, rtol, weighted, monkeypatch, kernel_cal
 
 
 def test_training_with_and_without_kernels_agrees(monkeypatch, kernel_calls):
-    """A float64 network trained with the kernels ends where the numpy path does."""
+    """A float64 network trained with the per-piece kernels ends where the numpy path does.
+
+    (The whole step in one compiled call, which would take this network, is
+    switched off here; tests/test_dense_step.py compares it with the numpy step.)
+    """
+    monkeypatch.setattr(_fused_step, "ENABLED", False)
     rng = np.random.default_rng(4)
     X = rng.normal(size=(200, 8))
     y = (X[:, 0] + X[:, 1] ** 2 > 0.5).astype(int) + (X[:, 2] > 1)
@@ -249,28 +240,6 @@ def test_training_with_and_without_kernels_agrees(monkeypatch, kernel_calls):
     np.testing.assert_allclose(w_fused, w_ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(loss_fused, loss_ref, rtol=1e-9)
     assert loss_ref[-1] < loss_ref[0]
-
-
-@pytest.mark.parametrize("binary", [False, True])
-@pytest.mark.parametrize("k", [1, 3, 10])
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_log_loss_terms_kernel_is_bit_identical_to_scipy(dtype, k, binary, kernel_calls):
-    """The scikit-learn wrapper's loss terms: xlogy(y, clip(h)) [+ xlogy(1 - y, 1 - clip(h))]."""
-    from scipy.special import xlogy
-
-    from deepff.sklearn._losses import _log_loss_terms
-
-    rng = np.random.default_rng(5)
-    h = rng.random((60, k)).astype(dtype)
-    h[0, 0], h[1, 0], h[2, 0] = 0, 1, np.nan          # both clip ends and NaN
-    y = (rng.random((60, k)) > 0.5).astype(dtype) if binary else np.eye(k, dtype=dtype)[rng.integers(0, k, 60)]
-    eps = np.finfo(dtype).eps
-    p = np.clip(h, eps, 1 - eps)
-    ref = xlogy(y, p) + xlogy(1 - y, 1 - p) if binary else xlogy(y, p)
-    got = _log_loss_terms(h, y, binary)
-    _ran(kernel_calls, "log_loss_terms_kernel")
-    assert got.dtype == ref.dtype
-    np.testing.assert_array_equal(got, ref)
 
 
 @pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])

@@ -336,3 +336,79 @@ def test_poisson_perfect_prediction_is_zero_on_both_paths():
     assert loss.value_from_logits(np.array([[-50.0, math.log(2.0)]]), zeros) == pytest.approx(0.0, abs=1e-14)
     assert loss.value(np.array([[0.0, 2.0]]), zeros) == pytest.approx(0.0, abs=1e-14)   # h clipped at eps
     assert loss.value(2 * y, y) > 0.1 and loss.value_from_logits(np.log(2 * y), y) > 0.1
+
+
+# ----------------------------------------------------------------------------
+# reduction: which mean of the batch J is (scikit-learn's "sample_mean" among them)
+# ----------------------------------------------------------------------------
+
+_PER_ELEMENT = {
+    "mse": lambda h, y: (h - y) ** 2,
+    "mae": lambda h, y: np.abs(h - y),
+    "huber": lambda h, y: np.where(np.abs(h - y) <= 1, 0.5 * (h - y) ** 2, np.abs(h - y) - 0.5),
+    "binary_cross_entropy": lambda h, y: -(y * np.log(h) + (1 - y) * np.log1p(-h)),
+    "poisson": lambda h, y: np.where(y > 0, y * np.log(np.where(y > 0, y, 1) / h), 0) - y + h,
+    "neg_log_likelihood": lambda h, y: -y * np.log(h),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_PER_ELEMENT))
+def test_the_two_reductions_are_the_documented_means(name):
+    rng = np.random.default_rng(3)
+    h = rng.uniform(0.05, 0.95, (7, 3))
+    y = np.eye(3)[rng.integers(0, 3, 7)] if name == "neg_log_likelihood" else rng.uniform(0, 1, (7, 3))
+    if name == "neg_log_likelihood":
+        h /= h.sum(axis=1, keepdims=True)
+    w = rng.uniform(0.2, 3.0, 7)
+    per_sample = _PER_ELEMENT[name](h, y).sum(axis=1)
+    mean, sample_mean = losses.get(name), losses.get({"name": name, "reduction": "sample_mean"})
+    n_terms = 7 if name == "neg_log_likelihood" else 21
+    assert mean.value(h, y, w) == pytest.approx(np.dot(w, per_sample) / n_terms, rel=1e-12)
+    assert sample_mean.value(h, y, w) == pytest.approx(np.dot(w, per_sample) / w.sum(), rel=1e-12)
+    assert sample_mean.value(h, y) == pytest.approx(per_sample.mean(), rel=1e-12)
+    # the gradients divide by the same N
+    assert_scaled = sample_mean.grad(h, y, w) * w.sum()
+    np.testing.assert_allclose(assert_scaled, mean.grad(h, y, w) * n_terms, rtol=1e-12)
+    assert sample_mean.get_config()["reduction"] == "sample_mean" and "reduction" not in mean.get_config()
+
+
+def test_half_squared_error_halves_value_and_gradient():
+    rng = np.random.default_rng(4)
+    h, y = rng.normal(size=(5, 2)), rng.normal(size=(5, 2))
+    full, half = losses.get("mse"), losses.get({"name": "mse", "half": True})
+    assert half.value(h, y) == pytest.approx(full.value(h, y) / 2, rel=1e-14)
+    np.testing.assert_allclose(half.grad(h, y), full.grad(h, y) / 2, rtol=1e-14)
+    np.testing.assert_allclose(half.grad(h, y), (h - y) / h.size, rtol=1e-14)   # the residual itself, / N
+    assert half.get_config() == {"half": True} and losses.get({"name": "mse", **half.get_config()}).half
+
+
+@pytest.mark.parametrize("name", ["mse", "neg_log_likelihood", "binary_cross_entropy", "poisson"])
+@pytest.mark.parametrize("reduction", ["mean", "sample_mean"])
+def test_every_reduction_passes_gradcheck(name, reduction):
+    import deepff
+
+    out = {"mse": "linear", "neg_log_likelihood": "softmax", "binary_cross_entropy": "sigmoid", "poisson": "exp"}
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(9, 4))
+    Y = np.eye(3)[rng.integers(0, 3, 9)] if name == "neg_log_likelihood" else rng.uniform(0, 1, (9, 3))
+    for fused in (True, False):
+        net = FeedForward([Dense(5, "tanh"), Dense(3, out[name])], loss={"name": name, "reduction": reduction},
+                          n_features=4, dtype="float64", seed=2)
+        net.allow_fused = fused
+        assert deepff.gradcheck(net, X, Y, sample_weight=rng.uniform(0.3, 2, 9)) < 1e-6
+
+
+def test_reduction_and_half_are_checked():
+    with pytest.raises(SpecError, match=r"mse reduction must be one of 'mean', 'sample_mean', got 'sum'"):
+        losses.get({"name": "mse", "reduction": "sum"})
+    with pytest.raises(SpecError, match=r"mse half must be true or false, got 'yes'"):
+        losses.get({"name": "mse", "half": "yes"})
+
+
+def test_a_sample_mean_of_zero_total_weight_is_an_error_not_a_nan():
+    loss = losses.get({"name": "bce", "reduction": "sample_mean"})
+    h, y = np.full((3, 1), 0.5), np.ones((3, 1))
+    with pytest.raises(ZeroDivisionError, match="Weights sum to zero"):
+        loss.value(h, y, np.zeros(3))
+    with pytest.raises(ZeroDivisionError, match="Weights sum to zero"):
+        loss.grad(h, y, np.zeros(3))

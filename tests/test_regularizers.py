@@ -152,3 +152,30 @@ def test_clip_grad_norm_leaves_small_gradients_alone():
     g32 = np.array([30.0, 40.0], dtype=np.float32)
     clip_grad_norm(g32, 5.0)
     assert g32.dtype == np.float32 and math.isclose(float(np.linalg.norm(g32)), 5.0, rel_tol=1e-6)
+
+
+def test_a_per_sample_penalty_is_divided_by_the_batch_weight():
+    net = FeedForward([Dense(3, "relu"), Dense(2)], n_features=4, dtype="float64", seed=0)
+    p, plain = Penalty(l2=0.3, l1=0.1, per_sample=True), Penalty(l2=0.3, l1=0.1)
+    w = np.array([0.5, 2.0, 1.5])
+    assert p.batch_weight(3, w) == 4.0 and p.batch_weight(3) == 3.0 and plain.batch_weight(3, w) == 1.0
+    assert p.value(net.params, 4.0) == pytest.approx(plain.value(net.params) / 4.0, rel=1e-14)
+    net.params.grad[...] = 0
+    p.add_grad(net.params, 4.0)
+    per = net.params.grad.copy()
+    net.params.grad[...] = 0
+    plain.add_grad(net.params)
+    np.testing.assert_allclose(per, net.params.grad / 4.0, rtol=1e-14)
+    assert p.get_config() == {"l1": 0.1, "l2": 0.3, "per_sample": True}
+    with pytest.raises(SpecError, match="per_sample must be true or false"):
+        Penalty(l2=1.0, per_sample="yes")
+
+
+def test_a_per_sample_penalty_passes_gradcheck_with_weights():
+    import deepff
+
+    rng = np.random.default_rng(1)
+    net = FeedForward([Dense(4, "tanh"), Dense(2, "linear")], n_features=3, dtype="float64", seed=1)
+    X, Y = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    assert deepff.gradcheck(net, X, Y, sample_weight=rng.uniform(0.5, 2, 6),
+                            penalty=Penalty(l2=0.7, per_sample=True)) < 1e-6

@@ -315,3 +315,57 @@ def test_invscaling_takes_the_run_sizes_from_the_trainer(per, expected_t):
     # the last step (step 8, epoch 2) ran at lr = 0.1 / (t + 1) ** 0.5
     assert net.trainer_.optimizer.lr == pytest.approx(0.1 / (expected_t + 1) ** 0.5, rel=1e-12)
     assert net.trainer_.schedule.get_config()["n_samples"] is None     # the config stays as given
+
+
+def test_plateau_watches_any_record_entry_upward_or_downward():
+    p = Plateau(factor=2.0, tol=0.0, n_iter_no_change=2, monitor="val_score", mode="max")
+    for score in (0.5, 0.6, 0.59, 0.55):    # improved, improved, stalled, stalled: one reduction
+        p.epoch_end(0, score)
+    assert p.n_reductions == 1 and p.lr(1.0, 0, 0) == 0.5
+    with pytest.raises(SpecError, match=r"plateau schedule mode must be one of 'min', 'max', got 'up'"):
+        Plateau(mode="up")
+    assert Plateau().get_config() == {"factor": 5.0, "tol": 1e-4, "n_iter_no_change": 2, "min_lr": 1e-6}
+
+
+def test_plateau_may_divide_below_min_lr_as_sklearn_does():
+    held, free = Plateau(factor=5.0, tol=0.0, n_iter_no_change=1, min_lr=1e-6), \
+        Plateau(factor=5.0, tol=0.0, n_iter_no_change=1, min_lr=1e-6, hold_min_lr=False)
+    for p in (held, free):
+        p.lr(2e-6, 0, 0)
+        p.epoch_end(0, 1.0)
+        p.epoch_end(1, 2.0)                  # a stall: 2e-6 > min_lr, so divide
+    assert held.lr(2e-6, 0, 0) == 1e-6 and free.lr(2e-6, 0, 0) == pytest.approx(4e-7)
+
+
+def test_the_trainer_feeds_plateau_the_entry_it_monitors():
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = X[:, 0] * 2.0
+    net = deepff.Network([deepff.Dense(1)], loss="mse", seed=0)
+    seen = []
+
+    class Spy(Plateau):
+        def epoch_end(self, epoch, train_loss):
+            seen.append(train_loss)
+            super().epoch_end(epoch, train_loss)
+
+    history = net.fit(X, y, epochs=3, batch_size=10, schedule=Spy(monitor="val_loss"), validation_split=0.25)
+    assert seen == history["val_loss"] and seen != history["loss"]
+
+
+def test_invscaling_per_epoch_counts_the_samples_of_runs_of_any_size():
+    s = InvScaling(power_t=0.5, per="epoch")
+    s.bind(100, 10)
+    assert s.lr(1.0, 0, 0) == 1.0
+    s.epoch_end(0, 0.0)
+    s.bind(30, 10)                          # a second run on 30 rows (as partial_fit calls are)
+    assert s.lr(1.0, 10, 1) == pytest.approx(1 / 101 ** 0.5)
+    s.epoch_end(1, 0.0)
+    assert s.seen == 130 and s.lr(1.0, 13, 2) == pytest.approx(1 / 131 ** 0.5)
+    state = s.state_dict()
+    old = {k: v for k, v in state.items() if k != "seen"}   # a state saved before "seen" existed
+    t = InvScaling(power_t=0.5, per="epoch")
+    t.load_state_dict(old)
+    t.bind(100, 10)
+    assert t.seen is None and t.lr(1.0, 0, 3) == pytest.approx(1 / 301 ** 0.5)   # epoch * n, as before
+    t.load_state_dict(state)
+    assert t.seen == 130

@@ -10,6 +10,8 @@ import pytest
 import deepff
 from _needs import require_module
 from deepff import Callback, Dense, DivergenceError, EarlyStopping, InputError, Network, SpecError, Trainer
+from deepff.regularizers import Penalty
+from deepff.schedules import Plateau
 from deepff.training import class_weights
 
 
@@ -905,3 +907,79 @@ def test_boolean_switches_refuse_other_values(flag, value):
     with pytest.raises(InputError, match=rf"{flag} must be True or False, got {value!r}"):
         net.fit(X, y, epochs=1, **{flag: value})
     assert not net.built          # refused before anything was built or trained
+
+
+# ----------------------------------------------------------------------------
+# the Trainer's hooks (what the scikit-learn estimators use; general, usable from Network.fit)
+# ----------------------------------------------------------------------------
+
+def _regression_trainer(**kwargs):
+    net = deepff.FeedForward([Dense(4, "tanh"), Dense(1)], loss="mse", n_features=3, dtype="float64", seed=0)
+    return net, Trainer(net, optimizer={"name": "sgd", "lr": 0.05}, batch_size=8, **kwargs)
+
+
+def test_row_order_decides_the_rows_of_every_batch():
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(24, 3)), rng.normal(size=(24, 1))
+    orders = [np.arange(24)[::-1].copy(), rng.permutation(24)]
+    net, t = _regression_trainer(epochs=2)
+    t.row_order = lambda n: orders[t.epoch]
+    from deepff import _fused_step
+
+    batches = []
+    forward = net.forward
+
+    def record(x, training=False):
+        if training:
+            batches.append(x.copy())
+        return forward(x, training=training)
+
+    net.forward = record
+    assert _fused_step.plan(t, X, Y, None, 8) is None            # tanh: the numpy step, whose batches we see
+    t.fit(X, Y)
+    expected = [X[o[i:i + 8]] for o in orders for i in range(0, 24, 8)]
+    assert len(batches) == 6 and all(np.array_equal(b, e) for b, e in zip(batches, expected))
+
+
+def test_metrics_enter_the_record_before_schedule_and_callbacks_see_it():
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(20, 3)), rng.normal(size=(20, 1))
+    net, t = _regression_trainer(epochs=2, schedule=Plateau(monitor="twice_loss"))
+    t.metrics = {"twice_loss": lambda trainer, record: 2 * record["loss"]}
+    history = t.fit(X, Y)
+    assert [r["twice_loss"] for r in history.records] == [2 * r["loss"] for r in history.records]
+    assert t.schedule.best_loss == min(r["twice_loss"] for r in history.records)
+
+
+def test_the_record_holds_the_penalty_part_of_the_loss():
+    rng = np.random.default_rng(2)
+    X, Y = rng.normal(size=(16, 3)), rng.normal(size=(16, 1))
+    for fused_case in (False, True):
+        net = deepff.FeedForward([Dense(4, "relu" if fused_case else "tanh"), Dense(1)], loss="mse", n_features=3,
+                                 dtype="float64", seed=0)
+        t = Trainer(net, optimizer="sgd", penalty={"l2": 0.5}, epochs=1, batch_size=16, shuffle=False)
+        before = Penalty(l2=0.5).value(net.params)
+        record = t.fit(X, Y).records[0]
+        assert record["penalty"] == pytest.approx(before, rel=1e-12)   # one batch: the penalty at its start
+        assert record["loss"] > record["penalty"] > 0
+    net, t = _regression_trainer(epochs=1)
+    assert "penalty" not in t.fit(X, Y).records[0]
+
+
+def test_sparse_inputs_train_as_their_dense_rows_do():
+    sp = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 3)) * (rng.random((30, 3)) > 0.5)
+    Y = rng.normal(size=(30, 1))
+    fits = []
+    for data in (X, sp.csr_matrix(X)):
+        net, t = _regression_trainer(epochs=2)
+        t.fit(data, Y)
+        fits.append(net.params.theta.copy())
+    np.testing.assert_array_equal(fits[0], fits[1])
+    net, t = _regression_trainer(epochs=1)
+    with pytest.raises(InputError, match=r"needs X of shape"):
+        t.fit(sp.csc_matrix(X), Y)
+    lbfgs = Trainer(net, optimizer="lbfgs")
+    with pytest.raises(InputError, match="needs a dense X"):
+        lbfgs.fit(sp.csr_matrix(X), Y)

@@ -32,9 +32,9 @@ import os
 import numpy as np
 
 __all__ = [
-    "enabled", "refresh", "fits", "adam_kernel", "sgd_kernel", "penalize_normalize_kernel",
+    "enabled", "refresh", "fits", "adam_kernel", "sgd_kernel",
     "bias_relu_kernel", "relu_backward_kernel", "tanh_backward_kernel", "sigmoid_backward_kernel",
-    "softmax_kernels", "nll_kernel", "log_loss_terms_kernel",
+    "softmax_kernels", "nll_kernel",
     "dense_step_kernel", "step_scratch_size", "STEP_HIDDEN", "STEP_OUTPUTS", "STEP_OPTIMIZERS", "STEP_HYPER"]
 
 _CACHE = {}
@@ -225,29 +225,6 @@ def _nll_from_shifted(e, m, a, y, w, weighted):
     return total
 
 
-def _log_loss_terms(h, y, eps, binary, out):
-    # out_ij = xlogy(y_ij, p_ij) [+ xlogy(1 - y_ij, 1 - p_ij) when binary],
-    # p = clip(h, eps, 1 - eps); xlogy(0, p) = 0 unless p is NaN (scipy's rule),
-    # so a one-hot y costs one log per row instead of one per entry.
-    one = h.dtype.type(1)  # constants in h's dtype: float32 stays float32, as in numpy
-    zero = h.dtype.type(0)
-    hi = one - eps
-    for i in range(h.shape[0]):
-        for j in range(h.shape[1]):
-            p = h[i, j]
-            if p < eps:
-                p = eps
-            if p > hi:
-                p = hi
-            t = y[i, j]
-            v = t * np.log(p) if (t != 0 or p != p) else zero
-            if binary:
-                q = one - p
-                u = one - t
-                v = v + (u * np.log(q) if (u != 0 or q != q) else zero)
-            out[i, j] = v
-
-
 def _tanh_backward(g, h, out):
     # dJ/da = g o (1 - h^2)
     one = g.dtype.type(1)
@@ -266,11 +243,11 @@ def _sigmoid_backward(g, h, out):
             out[i, j] = (g[i, j] * x) * (one - x)
 
 
-def _penalize_normalize(theta, grad, mask, l2, denom):
-    # grad = (grad + l2 theta o mask) / denom: an L2 penalty on the masked entries
-    # (the weights) and the division of a summed gradient by the batch weight
+def _add_l2(theta, grad, mask, l2):
+    # grad += l2 theta on the masked entries (the weights): an L2 penalty's gradient,
+    # the same product as regularizers.Penalty.add_grad's l2 * W
     for i in range(theta.shape[0]):
-        grad[i] = (grad[i] + theta[i] * l2 * mask[i]) / denom
+        grad[i] = grad[i] + theta[i] * l2 * mask[i]
 
 
 # ---------------------------------------------------------------------------
@@ -283,8 +260,8 @@ STEP_HIDDEN = {"linear": 0, "sigmoid": 1, "relu": 3}
 Not tanh: numba calls ``tanh`` one value at a time, 5 to 20 times slower than
 numpy's vector ``tanh`` (no SVML), which cost more than the whole step saves."""
 STEP_OUTPUTS = {"softmax": 0, "sigmoid": 1, "linear": 2}
-"""Output activations the whole step takes (with their canonical loss: cross-entropy for softmax,
-binary cross-entropy for sigmoid, half squared error for linear), and their codes."""
+"""Output activations the whole step takes (with their canonical loss: negative log-likelihood for softmax,
+binary cross-entropy for sigmoid, squared error for linear), and their codes."""
 STEP_OPTIMIZERS = {"adam": 0, "sgd": 1}
 """Optimizers the whole step takes (their kernels :func:`adam_kernel`, :func:`sgd_kernel`), and their codes."""
 STEP_HYPER = 12
@@ -293,8 +270,8 @@ zero-padded to 3."""
 
 # The compiled kernels that _dense_step calls. numba resolves a global name when it
 # compiles the function that uses it, so dense_step_kernel() sets these first.
-_nb_shift_by_row_max = _nb_divide_by_row_sum = _nb_log_loss_terms = None
-_nb_adam = _nb_sgd = _nb_penalize_normalize = _nb_bias_act = _nb_act_backward = None
+_nb_shift_by_row_max = _nb_divide_by_row_sum = None
+_nb_adam = _nb_sgd = _nb_add_l2 = _nb_bias_act = _nb_act_backward = None
 _nb_gather_rows = _nb_output_loss = _nb_forward = None
 
 
@@ -312,7 +289,7 @@ def step_scratch_size(n, dims):
     -------
     int
         n (n_0 + n_1 + ... + n_L) for x and every h^l, n n_L for y and as
-        much for the loss terms, 2 n max(n_1..n_L) for the two alternating g
+        much for the output's logits, 2 n max(n_1..n_L) for the two alternating g
         buffers, n for the softmax row maxima.
     """
     return n * (sum(dims) + 2 * dims[-1] + 2 * max(dims[1:]) + 1)
@@ -372,41 +349,51 @@ def _gather_rows(X, Y, idx, x, y):
             y[r, c] = Y[src, c]
 
 
-def _output_loss(h, y, W, weighted, idx, terms, g, out_code, eps):
-    # The batch loss of the output h (a weighted average over the rows, in float64)
-    # and, in g, dJ/da^L = w o (h - y) before the division by sum(w). Returns
-    # (loss, sum(w)).
+def _output_loss(z, h, y, W, weighted, idx, g, out_code, lossargs):
+    # The batch loss J = c sum_i w_i sum_j l_ij / N from the logits z (as the
+    # losses' value_from_logits: log-sum-exp for softmax, the stable form for
+    # sigmoid; (h - y)^2 for linear), summed in float64, and in g the gradient
+    # dJ/da^L = w_i (h - y) (gc / N). lossargs = (c, gc, reduction code, ...):
+    # N = n k (code 0), n (code 1) or sum(w) (code 2). Returns (J, sum(w)).
     n, n_out = h.shape
-    for i in range(n):
-        for j in range(n_out):
-            g[i, j] = h[i, j] - y[i, j]
-    if out_code == 2:                                   # half squared error, mean over outputs
-        for i in range(n):
-            for j in range(n_out):
-                terms[i, j] = g[i, j] * g[i, j]
-    else:                                               # xlogy terms of the cross-entropy
-        _nb_log_loss_terms(h, y, eps, out_code == 1, terms)
-    sw_sum = 0.0
-    colsum = np.zeros(n_out)                            # sum_i w_i terms_ij, in float64
+    total, sw_sum = 0.0, 0.0
     for i in range(n):
         wi = np.float64(W[idx[i]]) if weighted else 1.0
         sw_sum += wi
-        for j in range(n_out):
-            colsum[j] += wi * np.float64(terms[i, j])
-    total = 0.0
-    for j in range(n_out):
-        total += colsum[j] / sw_sum
-    loss = 0.5 * total / n_out if out_code == 2 else -total
-    if weighted:
-        for i in range(n):
-            wi = W[idx[i]]
+        row = 0.0
+        if out_code == 0:                               # softmax + NLL: sum_j y_ij (lse_i - z_ij)
+            zmax = np.float64(z[i, 0])
+            for j in range(1, n_out):
+                zmax = max(zmax, np.float64(z[i, j]))
+            s = 0.0
             for j in range(n_out):
-                g[i, j] *= wi
+                s += np.exp(np.float64(z[i, j]) - zmax)
+            lse = zmax + np.log(s)
+            for j in range(n_out):
+                row += np.float64(y[i, j]) * (lse - np.float64(z[i, j]))
+        elif out_code == 1:                             # sigmoid + BCE: max(z, 0) - z y + log(1 + e^-|z|)
+            for j in range(n_out):
+                zij = np.float64(z[i, j])
+                row += max(zij, 0.0) - zij * np.float64(y[i, j]) + np.log1p(np.exp(-abs(zij)))
+        else:                                           # linear + squared error
+            for j in range(n_out):
+                r = np.float64(h[i, j]) - np.float64(y[i, j])
+                row += r * r
+        total += wi * row
+    code = lossargs[2]
+    denom = sw_sum if code == 2 else (np.float64(n) if code == 1 else np.float64(n * n_out))
+    loss = lossargs[0] * total / denom
+    scale = lossargs[1] / denom
+    for i in range(n):
+        f = g.dtype.type(scale * W[idx[i]]) if weighted else g.dtype.type(scale)
+        for j in range(n_out):
+            g[i, j] = (h[i, j] - y[i, j]) * f
     return loss, sw_sum
 
 
-def _forward(x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax):
-    # a^l = h^{l-1} W^l + b^l, h^l = f(a^l) for l = 1..L, each h^l in scratch; returns h^L
+def _forward(x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax, z):
+    # a^l = h^{l-1} W^l + b^l, h^l = f(a^l) for l = 1..L, each h^l in scratch (the
+    # output's logits a^L also in z); returns h^L
     n, L = x.shape[0], dims.shape[0] - 1
     h = x
     for l in range(1, L + 1):
@@ -416,19 +403,29 @@ def _forward(x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax):
         np.dot(h, Wl, a)
         if l < L:
             _nb_bias_act(a, bl, acts[l - 1])
-        elif out_code == 0:                             # softmax
-            _nb_bias_act(a, bl, 0)
-            _nb_shift_by_row_max(a, a, rowmax)
-            np.exp(a, a)
-            _nb_divide_by_row_sum(a)
-        else:                                           # logistic (code 1) or identity
-            _nb_bias_act(a, bl, 1 if out_code == 1 else 0)
+        else:
+            _nb_bias_act(a, bl, 0)                      # a^L
+            z[:, :] = a
+            if out_code == 0:                           # softmax
+                _nb_shift_by_row_max(a, a, rowmax)
+                np.exp(a, a)
+                _nb_divide_by_row_sum(a)
+            elif out_code == 1:                         # logistic, in expit's overflow-free form
+                one = a.dtype.type(1)
+                for i in range(n):
+                    for j in range(dims[L]):
+                        v = a[i, j]
+                        if v >= 0:
+                            a[i, j] = one / (one + np.exp(-v))
+                        else:
+                            e = np.exp(v)
+                            a[i, j] = e / (one + e)
         h = a
     return h
 
 
 def _dense_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, acts, out_code,
-                scratch, alpha, opt_code, s1, s2, s3, hyper):
+                scratch, lossargs, opt_code, s1, s2, s3, hyper):
     # One training step on the rows idx of X, Y; the arguments and the five
     # stages are described in dense_step_kernel's docstring.
     n = idx.shape[0]
@@ -437,7 +434,7 @@ def _dense_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, act
     dt = theta.dtype.type
     gmax = dims[1:].max()
 
-    # scratch: x, y, h^1..h^L, loss terms, two g buffers, row maxima
+    # scratch: x, y, h^1..h^L, the logits z, two g buffers, row maxima
     yoff = n * dims[0]
     hoff = np.empty(L + 1, np.int64)
     pos = yoff + n * n_out
@@ -450,22 +447,30 @@ def _dense_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, act
         raise ValueError("dense step: scratch buffer too small for this batch")
     x = scratch[:yoff].reshape(n, dims[0])
     y = scratch[yoff:yoff + n * n_out].reshape(n, n_out)
-    terms = scratch[toff:toff + n * n_out].reshape(n, n_out)
+    z = scratch[toff:toff + n * n_out].reshape(n, n_out)
     gbuf0 = scratch[pos:pos + n * gmax]
     gbuf1 = scratch[pos + n * gmax:pos + 2 * n * gmax]
     rowmax = scratch[pos + 2 * n * gmax:pos + 2 * n * gmax + n]
     _nb_gather_rows(X, Y, idx, x, y)                    # x = X[idx], y = Y[idx]
 
-    h = _nb_forward(x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax)
-    # the loss (a weighted average over the rows) and g^L = w o (h - y)
+    h = _nb_forward(x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax, z)
+    # the loss and g^L = dJ/da^L
     g = gbuf0[:n * n_out].reshape(n, n_out)
-    loss, sw_sum = _nb_output_loss(h, y, W, weighted, idx, terms, g, out_code, dt(np.finfo(theta.dtype).eps))
-    if alpha != 0:
-        sq = 0.0                                        # sum ||W^l||^2, in float64
+    loss, sw_sum = _nb_output_loss(z, h, y, W, weighted, idx, g, out_code, lossargs)
+    l2 = lossargs[3]
+    if l2 != 0:
+        if lossargs[4] != 0:                            # a per-sample penalty: divided by the batch weight
+            l2 = l2 / sw_sum
+        sq = 0.0                                        # the penalty (l2 / 2) sum ||W^l||^2, in float64
         for l in range(L):
+            part = 0.0
             for k in range(woff[l], woff[l] + dims[l] * dims[l + 1]):
-                sq += np.float64(theta[k]) * np.float64(theta[k])
-        loss += 0.5 * alpha * sq / sw_sum
+                part += np.float64(theta[k]) * np.float64(theta[k])
+            sq += part
+        lossargs[5] = 0.5 * l2 * sq
+        loss += lossargs[5]
+    if not np.isfinite(loss):                           # the caller reports it; the weights stay as they are
+        return loss
 
     # backward: dW = h^T g, db = sum of g's rows, g <- (g W^T) o f'(a)
     spare_is_1 = True                                   # which g buffer does not hold g
@@ -488,8 +493,9 @@ def _dense_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, act
             spare_is_1 = not spare_is_1
             g = g_in
 
-    # grad = (grad + alpha W) / sum(w), then the optimizer's own kernel
-    _nb_penalize_normalize(theta, grad, mask, dt(alpha), dt(sw_sum))
+    # grad += l2 W (the penalty's gradient), then the optimizer's own kernel
+    if l2 != 0:
+        _nb_add_l2(theta, grad, mask, dt(l2))
     if opt_code == 0:
         _nb_adam(theta, grad, s1, s2, s3, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5],
                  hyper[6], hyper[7], hyper[8], hyper[9] != 0, hyper[10] != 0)
@@ -588,19 +594,6 @@ def nll_kernel():
     return _compiled("nll", _nll_from_shifted) if enabled() else None
 
 
-def log_loss_terms_kernel():
-    """Return the compiled element-wise terms of the clipped cross-entropy, or None.
-
-    Returns
-    -------
-    callable or None
-        ``kernel(h, y, eps, binary, out)`` with probabilities h, targets y and
-        ``out`` of shape (n_samples, n_outputs): out = xlogy(y, p)
-        (+ xlogy(1 - y, 1 - p) when ``binary``), p = clip(h, eps, 1 - eps).
-    """
-    return _compiled("log_loss_terms", _log_loss_terms) if enabled() else None
-
-
 def tanh_backward_kernel():
     """Return the compiled tanh derivative, or None without numba.
 
@@ -625,48 +618,36 @@ def sigmoid_backward_kernel():
     return _compiled("sigmoid_backward", _sigmoid_backward) if enabled() else None
 
 
-def penalize_normalize_kernel():
-    """Return the compiled L2 term and normalisation of a summed gradient, or None without numba.
-
-    Returns
-    -------
-    callable or None
-        ``kernel(theta, grad, mask, l2, denom)`` on 1-D arrays of shape
-        (n_params,) (``mask`` 1 on the entries the penalty covers, 0
-        elsewhere): grad = (grad + l2 theta o mask) / denom, in place.
-    """
-    return _compiled("penalize_normalize", _penalize_normalize) if enabled() else None
-
-
 def dense_step_kernel():
     """Return the compiled whole training step of a plain dense network, or None without numba.
 
-    The step does on one batch, in a single call:
+    The step does on one batch, in a single call, what the numpy engine does
+    in :meth:`deepff.training.Trainer` for a plain dense network:
 
     1. gather the batch rows x = X[idx], y = Y[idx]
     2. forward: for l = 1..L, a^l = h^{l-1} W^l + b^l (``np.dot``, which
        numba hands to BLAS), h^l = f(a^l)
-    3. the batch loss: the weighted average over the rows of the row loss
-       (cross-entropy summed over the outputs for softmax and sigmoid
-       outputs, with p clipped to [eps, 1 - eps]; half the squared error
-       averaged over the outputs for linear ones), plus
-       alpha/2 sum ||W||^2 / sum(w)
-    4. backward: g^L = w o (h^L - y) (canonical link), then for l = L..1
-       dW^l = (h^{l-1})^T g^l, db^l = column sums of g^l,
+    3. the batch loss J = c sum_i w_i sum_j l_ij / N from the output's
+       logits, as the losses' ``value_from_logits`` compute it (softmax +
+       negative log-likelihood, sigmoid + binary cross-entropy, linear +
+       squared error), plus the L2 penalty (l2 / 2) sum ||W||^2 (divided by
+       sum(w) for a per-sample penalty); if J is not finite the step stops
+       here and returns it, the weights untouched
+    4. backward: g^L = w o (h^L - y) (gc / N) (the canonical link), then for
+       l = L..1 dW^l = (h^{l-1})^T g^l, db^l = column sums of g^l,
        g^{l-1} = (g^l (W^l)^T) o f'(a^{l-1})
-    5. grad = (grad + alpha W) / sum(w) (:func:`penalize_normalize_kernel`),
-       then the update of :func:`adam_kernel` or :func:`sgd_kernel`
+    5. grad += l2 W, then the update of :func:`adam_kernel` or :func:`sgd_kernel`
 
-    The element-wise formulas are this module's (and the numpy path's); the
-    bias gradients and the loss are summed in another order than numpy's
-    pairwise sums (the loss in float64), so a fit agrees with the engine's
-    to float rounding rather than to the bit.
+    The element-wise formulas are the numpy path's; the bias gradients and
+    the loss are summed in another order than numpy's pairwise sums (the
+    loss in float64), so a fit agrees with the engine's to float rounding
+    rather than to the bit.
 
     Returns
     -------
     callable or None
         ``kernel(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff,
-        acts, out_code, scratch, alpha, opt_code, s1, s2, s3, hyper) -> float``:
+        acts, out_code, scratch, lossargs, opt_code, s1, s2, s3, hyper) -> float``:
         the whole training set X (n_rows, n_0) and targets Y (n_rows, n_L)
         (C-contiguous, of theta's dtype), sample weights W (n_rows,) read
         only when ``weighted``, the batch's rows ``idx`` (int64), the flat
@@ -675,20 +656,22 @@ def dense_step_kernel():
         ``boff`` (L,), hidden activation codes ``acts`` (L,; the last
         unused) from :data:`STEP_HIDDEN`, ``out_code`` from
         :data:`STEP_OUTPUTS`, ``scratch`` of :func:`step_scratch_size`
-        entries, the L2 penalty ``alpha``, ``opt_code`` from
-        :data:`STEP_OPTIMIZERS` with its state arrays ``s1``, ``s2``, ``s3``
-        (Adam's m, v, vmax; SGD's buffer three times) and ``hyper``
-        (:data:`STEP_HYPER`,) in theta's dtype: the scalars of the
-        optimizer's kernel, zero-padded to 9, then its flags as 1 or 0, padded to 3
-        (:meth:`deepff.optimizers.Optimizer.kernel_args`). Returns the batch
-        loss.
+        entries, ``lossargs`` (6,) float64: c, gc, the code of N (0: n k,
+        1: n, 2: sum(w)), l2, 1 for a per-sample penalty, and a slot the
+        kernel sets to the penalty's value;
+        ``opt_code`` from :data:`STEP_OPTIMIZERS` with its state arrays
+        ``s1``, ``s2``, ``s3`` (Adam's m, v, vmax; SGD's buffer three times)
+        and ``hyper`` (:data:`STEP_HYPER`,) in theta's dtype: the scalars of
+        the optimizer's kernel, zero-padded to 9, then its flags as 1 or 0,
+        padded to 3 (:meth:`deepff.optimizers.Optimizer.kernel_args`).
+        Returns J.
     """
     if not enabled():
         return None
     if "dense_step" not in _CACHE:
         callees = {"shift_by_row_max": _shift_by_row_max, "divide_by_row_sum": _divide_by_row_sum,
-                   "log_loss_terms": _log_loss_terms, "adam": _adam, "sgd": _sgd,
-                   "penalize_normalize": _penalize_normalize, "bias_act": _bias_act, "act_backward": _act_backward,
+                   "adam": _adam, "sgd": _sgd,
+                   "add_l2": _add_l2, "bias_act": _bias_act, "act_backward": _act_backward,
                    "gather_rows": _gather_rows}
         for name, func in callees.items():
             globals()["_nb_" + name] = _compiled(name, func)

@@ -109,7 +109,7 @@ def gather(A, idx, out):
 
     Parameters
     ----------
-    A : ndarray of shape (n, k) or (n,)
+    A : ndarray of shape (n, k) or (n,), or scipy.sparse CSR matrix of shape (n, k)
     idx : ndarray of shape (m,)
         Valid row indices.
     out : ndarray of shape (m, k) or (m,)
@@ -119,6 +119,9 @@ def gather(A, idx, out):
     ndarray
         ``out``.
     """
+    if not isinstance(A, np.ndarray) and hasattr(A, "toarray"):   # a scipy.sparse CSR matrix
+        out[...] = A[idx].toarray()
+        return out
     if A.flags.c_contiguous:
         return np.take(A, idx, axis=0, out=out, mode="clip")
     out[...] = A[idx]

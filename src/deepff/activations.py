@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from . import _kernels
+from ._twins import compiled_twin
 from .checks import real
 from .registry import Registry
 
@@ -193,21 +194,14 @@ class ReLU(Activation):
         """h = max(a, 0). See :meth:`Activation.forward`."""
         return np.maximum(a, 0, out=out)
 
+    @compiled_twin(lambda self, z, b, out: _bias_relu_compiled(self, z, b, out))
     def forward_biased(self, z, b, out):
         """a = z + b, h = max(a, 0). See :meth:`Activation.forward_biased`."""
-        # the kernel is ReLU's own forward: a subclass with another forward keeps it
-        own = type(self).forward is ReLU.forward
-        kernel = _kernels.bias_relu_kernel() if own and _kernels.fits(2, z, b, out) else None
-        if kernel is None:
-            return super().forward_biased(z, b, out)
-        kernel(z, b, out)  # the same two steps in one pass (optional numba)
-        return out
+        return super().forward_biased(z, b, out)
 
+    @compiled_twin(lambda self, a, h, g, out=None: _derivative_compiled(_kernels.relu_backward_kernel, g, h, out))
     def backward(self, a, h, g, out=None):
         """dJ/da = g o [h > 0]. See :meth:`Activation.backward`."""
-        fused = _compiled_derivative(_kernels.relu_backward_kernel, g, h, out)
-        if fused is not None:  # the same product in one pass, no mask array (optional numba)
-            return fused
         # multiply by the 0/1 mask instead of indexing: no boolean temporaries
         # on the hot path beyond one comparison.
         return np.multiply(g, h > 0, out=out)
@@ -328,11 +322,9 @@ class Sigmoid(Activation):
         """See :meth:`Activation.forward`."""
         return _sigmoid(a, out=out)
 
+    @compiled_twin(lambda self, a, h, g, out=None: _derivative_compiled(_kernels.sigmoid_backward_kernel, g, h, out))
     def backward(self, a, h, g, out=None):
         """dJ/da = (g o h) o (1 - h). See :meth:`Activation.backward`."""
-        fused = _compiled_derivative(_kernels.sigmoid_backward_kernel, g, h, out)
-        if fused is not None:  # the same products in one pass (optional numba)
-            return fused
         one_minus_h = 1 - h
         out = np.multiply(g, h, out=out)
         out *= one_minus_h
@@ -349,11 +341,9 @@ class Tanh(Activation):
         """See :meth:`Activation.forward`."""
         return np.tanh(a, out=out)
 
+    @compiled_twin(lambda self, a, h, g, out=None: _derivative_compiled(_kernels.tanh_backward_kernel, g, h, out))
     def backward(self, a, h, g, out=None):
         """dJ/da = g o (1 - h^2). See :meth:`Activation.backward`."""
-        fused = _compiled_derivative(_kernels.tanh_backward_kernel, g, h, out)
-        if fused is not None:  # the same products in one pass (optional numba)
-            return fused
         return np.multiply(g, 1 - h * h, out=out)
 
 
@@ -433,16 +423,9 @@ class Softmax(Activation):
     output_range = (0.0, 1.0)
     sums_to_one = True
 
+    @compiled_twin(lambda self, a, out=None: _softmax_compiled(a, out))
     def forward(self, a, out=None):
         """Stable softmax: subtract the row maximum first. See :meth:`Activation.forward`."""
-        kernels = _kernels.softmax_kernels() if _kernels.fits(2, a, a if out is None else out) else None
-        if kernels is not None:  # the same steps, the row reductions compiled (optional
-            shift, normalize = kernels  # numba): numpy reduces slowly along a short last axis
-            out = np.empty_like(a) if out is None else out
-            shift(a, out, np.empty(a.shape[0], dtype=a.dtype))
-            np.exp(out, out=out)
-            normalize(out)
-            return out
         out = np.subtract(a, np.maximum.reduce(a, axis=1, keepdims=True), out=out)
         np.exp(out, out=out)
         out /= np.add.reduce(out, axis=1, keepdims=True)
@@ -456,16 +439,40 @@ class Softmax(Activation):
         return out
 
 
-def _compiled_derivative(get_kernel, g, h, out):
-    """Run a compiled ``kernel(g, h, out)`` when numba is there and takes these arrays.
+# ---------------------------------------------------------------------------
+# The compiled twins (deepff._twins): the same values, when numba is there
+# ---------------------------------------------------------------------------
 
-    Returns the result array, or None (then the caller's numpy code runs).
-    """
+def _derivative_compiled(get_kernel, g, h, out):
+    """A compiled ``kernel(g, h, out)`` for a derivative: the same products in one pass, or None."""
     kernel = get_kernel() if _kernels.fits(2, g, h, g if out is None else out) else None
     if kernel is None:
         return None
     out = np.empty_like(g) if out is None else out
     kernel(g, h, out)
+    return out
+
+
+def _bias_relu_compiled(act, z, b, out):
+    """ReLU's bias and activation in one pass, or None (a subclass with another forward keeps its own)."""
+    own = type(act).forward is ReLU.forward
+    kernel = _kernels.bias_relu_kernel() if own and _kernels.fits(2, z, b, out) else None
+    if kernel is None:
+        return None
+    kernel(z, b, out)
+    return out
+
+
+def _softmax_compiled(a, out):
+    """Softmax with its row reductions compiled (numpy reduces slowly along a short last axis), or None."""
+    kernels = _kernels.softmax_kernels() if _kernels.fits(2, a, a if out is None else out) else None
+    if kernels is None:
+        return None
+    shift, normalize = kernels
+    out = np.empty_like(a) if out is None else out
+    shift(a, out, np.empty(a.shape[0], dtype=a.dtype))
+    np.exp(out, out=out)
+    normalize(out)
     return out
 
 

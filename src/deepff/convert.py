@@ -290,6 +290,8 @@ def _adopt_fitted(ours, theirs):
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state
 
+    from . import schedules as _schedules
+
     coefs = theirs.coefs_
     layer_units = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
     if hasattr(theirs, "classes_"):
@@ -315,7 +317,8 @@ def _adopt_fitted(ours, theirs):
         return                                      # lbfgs: nothing carries over
     mine = ours._optimizer = ours._make_optimizer()
     ours._lr_settings = (ours.learning_rate, float(ours.learning_rate_init), ours.power_t)
-    ours._base_lr, ours._schedule, ours._steps, ours._epochs = float(mine.lr), None, 0, ours.n_iter_
+    ours._base_lr, ours._steps, ours._epochs = float(mine.lr), 0, ours.n_iter_
+    ours._schedule = ours._lr_schedule()            # learning_rate's schedule, where it has one, at theirs's point
     params = ours._net.params
     n = len(coefs)
 
@@ -334,3 +337,12 @@ def _adopt_fitted(ours, theirs):
         mine.state = {"momentum_buffer": flat(opt.velocities)}
         mine.t = 1                                  # (a buffer exists: not a first step)
         mine.lr = float(opt.learning_rate)          # the current rate (invscaling / adaptive change it)
+        schedule = ours._schedule
+        if isinstance(schedule, _schedules.InvScaling):
+            schedule.seen = int(ours.t_)            # t counts the samples of every epoch so far
+        elif isinstance(schedule, _schedules.Plateau):
+            schedule.scale = mine.lr / ours._base_lr    # the divisions by 5 so far
+            schedule.n_reductions = int(round(np.log(1 / schedule.scale) / np.log(5))) if schedule.scale < 1 else 0
+            schedule.bad_epochs = ours._no_improvement_count
+            best = ours.best_loss_
+            schedule.best_loss = float(best) if best is not None and np.isfinite(best) else None

@@ -97,7 +97,7 @@ def _objective(net, X, Y, w, penalty, training, rng_state):
     net.forward(X, training=training)
     J = net.loss_value(Y, w)
     if penalty is not None:
-        J += penalty.value(net.params)
+        J += penalty.value(net.params, penalty.batch_weight(X.shape[0], w))
     return J
 
 
@@ -166,7 +166,7 @@ def gradcheck_details(network, X, y, sample_weight=None, penalty=None, training=
                              "check (an output or activation overflowed); use smaller inputs or weights")
         network.backward(Y, w)
         if penalty is not None:
-            penalty.add_grad(params)
+            penalty.add_grad(params, penalty.batch_weight(X.shape[0], w))
         analytic = params.grad.copy()
         numeric = _central_differences(lambda: _objective(network, X, Y, w, penalty, training, rng_state),
                                        params.theta, eps)

@@ -487,6 +487,9 @@ def _check_state(state, net):
     if partial is not None and (not isinstance(partial, list) or len(partial) != 3 or not all(
             isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in partial)):
         raise ModelFileError("'epoch_partial' must be three finite numbers")
+    penalty_sum = state.get("epoch_penalty_sum", 0.0)
+    if not (isinstance(penalty_sum, numbers.Real) and not isinstance(penalty_sum, bool) and math.isfinite(penalty_sum)):
+        raise ModelFileError("'epoch_penalty_sum' must be a finite number")
     sched = state.get("schedule")
     if sched is not None:
         if not isinstance(sched, dict) or not isinstance(sched.get("name"), str):

@@ -5,18 +5,26 @@ Shapes: the network output ``h`` and the target ``y`` are both
 they reach a loss. ``w`` is an optional (n_samples,) array of sample
 weights (``None`` means all ones).
 
-Every loss is a *mean over the mini-batch*:
+Every loss is a *mean over the mini-batch*, J = (1/N) sum_i w_i sum_j l(h_ij, y_ij),
+and ``reduction`` (an argument of every loss) says which mean:
 
-* ``neg_log_likelihood``: J = -(1/n) sum_i w_i sum_j y_ij log h_ij
-* ``mse``, ``mae``, ``huber``, ``binary_cross_entropy``, ``poisson``: the
-  mean over all n * k elements, J = (1/(n k)) sum_i w_i sum_j l(h_ij, y_ij).
+* ``"mean"`` (the default): N = n for ``neg_log_likelihood``
+  (J = -(1/n) sum_i w_i sum_j y_ij log h_ij) and N = n k, the mean over all
+  n * k elements, for ``mse``, ``mae``, ``huber``, ``binary_cross_entropy``
+  and ``poisson``. Weights scale rows; N does not depend on them.
+* ``"sample_mean"``: N = sum_i w_i (n when unweighted), the per-sample loss
+  summed over the k outputs and averaged with the weights. This is
+  scikit-learn's convention for its MLPs (``deepff.sklearn`` uses it, with
+  ``MeanSquaredError(half=True)`` for its squared error); a batch whose
+  weights sum to 0 has no such mean (ZeroDivisionError, as numpy's
+  ``np.average`` raises).
 
 Methods (the same on every loss):
 
 ``value(h, y, w=None) -> float``
     J.
 ``grad(h, y, w=None, out=None) -> g_h``
-    dJ/dh, (n_samples, n_outputs), the 1/n (or 1/(n k)) included.
+    dJ/dh, (n_samples, n_outputs), the 1/N included.
 
 Canonical pairs are *fused*: for softmax + neg_log_likelihood,
 sigmoid + binary_cross_entropy and exp + poisson the engine skips the
@@ -26,8 +34,7 @@ logits ``a``:
 ``value_from_logits(a, y, w=None) -> float``
     J computed with log-sum-exp, finite for any logits.
 ``grad_from_logits(a, h, y, w=None, out=None) -> g_a``
-    (h - y) / n for softmax + NLL, (h - y) / (n k) for sigmoid + BCE and
-    exp + poisson.
+    w_i (h - y) / N for all three pairs.
 
 In the general (non-fused) path h is clipped (eps = 1e-7, 1e-15 in
 float64): to [eps, 1] for NLL, [eps, 1 - eps] for BCE, [eps, inf) for
@@ -47,6 +54,7 @@ import math
 import numpy as np
 
 from . import _kernels
+from ._twins import compiled_twin
 from .checks import real
 from .errors import InputError, SpecError
 from .registry import Registry
@@ -68,6 +76,12 @@ __all__ = [
 class Loss:
     """Base class of losses; see the module docstring for the contract.
 
+    Parameters
+    ----------
+    reduction : {"mean", "sample_mean"}, default "mean"
+        Which mean of the batch J is (the module docstring gives N for
+        each); every built-in loss takes it.
+
     Attributes
     ----------
     name : str
@@ -82,6 +96,41 @@ class Loss:
     name = "loss"
     task = "regression"
     fused_activation = None
+    REDUCTIONS = ("mean", "sample_mean")
+    #: under reduction "mean", N is n (one term per row: the NLL) rather than n k (one per element)
+    mean_over_rows = False
+
+    def __init__(self, reduction="mean"):
+        if reduction not in self.REDUCTIONS:
+            raise SpecError(f"{self.name} reduction must be one of {', '.join(map(repr, self.REDUCTIONS))}, "
+                            f"got {reduction!r}")
+        self.reduction = reduction
+
+    def denominator(self, h, w=None):
+        """N, the number the weighted sum of the batch's terms is divided by (see the module docstring).
+
+        Parameters
+        ----------
+        h : ndarray of shape (n_samples, n_outputs)
+        w : ndarray of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        ZeroDivisionError
+            Under ``"sample_mean"``, when the weights sum to 0.
+        """
+        if getattr(self, "reduction", "mean") == "mean":
+            return float(h.shape[0] if self.mean_over_rows else h.size)
+        if w is None:
+            return float(h.shape[0])
+        total = float(np.add.reduce(w, dtype=np.float64))
+        if not total:
+            raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+        return total
 
     def value(self, h, y, w=None):
         """Return the scalar loss J.
@@ -181,8 +230,9 @@ class Loss:
         return y
 
     def get_config(self):
-        """Return the constructor arguments as a dict."""
-        return {}
+        """Return the constructor arguments as a dict (``reduction`` only when it is not the default)."""
+        reduction = getattr(self, "reduction", "mean")
+        return {} if reduction == "mean" else {"reduction": reduction}
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -190,7 +240,7 @@ class Loss:
 
 
 def _weighted_mean(per_sample, w, denom):
-    """(1/denom) * sum_i w_i per_sample_i; ``per_sample`` is (n_samples,)."""
+    """(1/denom) * sum_i w_i per_sample_i; ``per_sample`` is (n_samples,), denom is N."""
     if w is None:
         return float(per_sample.sum()) / denom
     return float(np.dot(w, per_sample)) / denom
@@ -216,11 +266,17 @@ class NegLogLikelihood(Loss):
     probability vectors. dJ/dh_ij = -w_i y_ij / (n h_ij).
     Fused with softmax: dJ/da = w_i (h_ij - y_ij) / n, and J is computed as
     (1/n) sum_i w_i (logsumexp(a_i) - sum_j y_ij a_ij).
+
+    Parameters
+    ----------
+    reduction : {"mean", "sample_mean"}, default "mean"
+        N = n, or sum_i w_i (see the module docstring).
     """
 
     name = "neg_log_likelihood"
     task = "classification"
     fused_activation = "softmax"
+    mean_over_rows = True
 
     def check_output(self, activation):
         """h must be a probability vector per row: softmax. See :meth:`Loss.check_output`."""
@@ -253,7 +309,7 @@ class NegLogLikelihood(Loss):
         """See :meth:`Loss.value`."""
         eps = _eps(h.dtype)
         logh = np.log(np.clip(h, eps, 1.0))
-        return _weighted_mean(-np.einsum("ij,ij->i", y, logh), w, h.shape[0])
+        return _weighted_mean(-np.einsum("ij,ij->i", y, logh), w, self.denominator(h, w))
 
     def grad(self, h, y, w=None, out=None):
         """See :meth:`Loss.grad`."""
@@ -261,32 +317,38 @@ class NegLogLikelihood(Loss):
         inside = (h >= eps) & (h <= 1.0)
         g = np.divide(-y, np.clip(h, eps, 1.0), out=out)
         g *= inside
-        return _scale_rows(g, w, 1.0 / h.shape[0])
+        return _scale_rows(g, w, 1.0 / self.denominator(h, w))
 
+    @compiled_twin(lambda self, a, y, w=None: _nll_compiled(self, a, y, w))
     def value_from_logits(self, a, y, w=None):
         """See :meth:`Loss.value_from_logits`."""
-        fits = _kernels.fits(2, a, y) and y.shape == a.shape and \
-            (w is None or (type(w) is np.ndarray and w.shape == (a.shape[0],)))
-        kernels = _kernels.softmax_kernels() if fits else None
-        if kernels is not None:  # the same sums row by row, in float64 (optional numba)
-            e, m = np.empty_like(a), np.empty(a.shape[0], dtype=a.dtype)
-            kernels[0](a, e, m)                         # e = a - max, m = max
-            np.exp(e, out=e)
-            weighted = w is not None
-            return _kernels.nll_kernel()(e, m, a, y, w if weighted else m, weighted) / a.shape[0]
         m = a.max(axis=1, keepdims=True)
         z = np.subtract(a, m)
         np.exp(z, out=z)
         lse = np.log(np.add.reduce(z, axis=1)) + m[:, 0]     # log sum_j e^{a_ij}, no overflow
         if w is None:                                        # sum_i (lse_i sum_j y_ij - y_i . a_i)
-            return float(np.dot(lse, np.add.reduce(y, axis=1)) - np.vdot(y, a)) / a.shape[0]
+            return float(np.dot(lse, np.add.reduce(y, axis=1)) - np.vdot(y, a)) / self.denominator(a, w)
         per = lse * y.sum(axis=1) - np.einsum("ij,ij->i", y, a)
-        return _weighted_mean(per, w, a.shape[0])
+        return _weighted_mean(per, w, self.denominator(a, w))
 
     def grad_from_logits(self, a, h, y, w=None, out=None):
-        """(h - y) / n, rows scaled by w. See :meth:`Loss.grad_from_logits`."""
+        """w_i (h - y) / N. See :meth:`Loss.grad_from_logits`."""
         g = np.subtract(h, y, out=out)
-        return _scale_rows(g, w, 1.0 / a.shape[0])
+        return _scale_rows(g, w, 1.0 / self.denominator(a, w))
+
+
+def _nll_compiled(loss, a, y, w):
+    """The same sums from the logits row by row, in float64 (optional numba), or None."""
+    fits = _kernels.fits(2, a, y) and y.shape == a.shape and \
+        (w is None or (type(w) is np.ndarray and w.shape == (a.shape[0],)))
+    kernels = _kernels.softmax_kernels() if fits else None
+    if kernels is None:
+        return None
+    e, m = np.empty_like(a), np.empty(a.shape[0], dtype=a.dtype)
+    kernels[0](a, e, m)                         # e = a - max, m = max
+    np.exp(e, out=e)
+    weighted = w is not None
+    return _kernels.nll_kernel()(e, m, a, y, w if weighted else m, weighted) / loss.denominator(a, w)
 
 
 class BinaryCrossEntropy(Loss):
@@ -296,6 +358,11 @@ class BinaryCrossEntropy(Loss):
     dJ/dh = w_i (h - y) / (n k h (1 - h)).
     Fused with sigmoid: dJ/da = w_i (h - y) / (n k) and
     J = (1/(n k)) sum w_i [max(a, 0) - a y + log(1 + e^{-|a|})].
+
+    Parameters
+    ----------
+    reduction : {"mean", "sample_mean"}, default "mean"
+        N = n k, or sum_i w_i (see the module docstring).
     """
 
     name = "binary_cross_entropy"
@@ -314,7 +381,7 @@ class BinaryCrossEntropy(Loss):
         eps = _eps(h.dtype)
         hc = np.clip(h, eps, 1 - eps)
         per = -(y * np.log(hc) + (1 - y) * np.log1p(-hc)).sum(axis=1)
-        return _weighted_mean(per, w, h.size)
+        return _weighted_mean(per, w, self.denominator(h, w))
 
     def grad(self, h, y, w=None, out=None):
         """See :meth:`Loss.grad`."""
@@ -323,49 +390,79 @@ class BinaryCrossEntropy(Loss):
         g = np.subtract(hc, y, out=out)
         g /= hc * (1 - hc)
         g *= (h >= eps) & (h <= 1 - eps)
-        return _scale_rows(g, w, 1.0 / h.size)
+        return _scale_rows(g, w, 1.0 / self.denominator(h, w))
 
     def value_from_logits(self, a, y, w=None):
         """See :meth:`Loss.value_from_logits`."""
         per = (np.maximum(a, 0) - a * y + np.log1p(np.exp(-np.abs(a)))).sum(axis=1)
-        return _weighted_mean(per, w, a.size)
+        return _weighted_mean(per, w, self.denominator(a, w))
 
     def grad_from_logits(self, a, h, y, w=None, out=None):
-        """(h - y) / (n k), rows scaled by w. See :meth:`Loss.grad_from_logits`."""
+        """w_i (h - y) / N. See :meth:`Loss.grad_from_logits`."""
         g = np.subtract(h, y, out=out)
-        return _scale_rows(g, w, 1.0 / a.size)
+        return _scale_rows(g, w, 1.0 / self.denominator(a, w))
 
 
 class MeanSquaredError(Loss):
-    """Mean squared error: J = (1/(n k)) sum w_i (h - y)^2, dJ/dh = 2 w_i (h - y) / (n k)."""
+    """Mean squared error: J = (c/N) sum w_i (h - y)^2, dJ/dh = 2 c w_i (h - y) / N.
+
+    c = 1, or 1/2 with ``half=True`` (the "half squared error" whose gradient is
+    the residual itself, w_i (h - y) / N, as in scikit-learn).
+
+    Parameters
+    ----------
+    reduction : {"mean", "sample_mean"}, default "mean"
+        N = n k, or sum_i w_i (see the module docstring).
+    half : bool, default False
+    """
 
     name = "mse"
+
+    def __init__(self, reduction="mean", half=False):
+        super().__init__(reduction)
+        if not isinstance(half, (bool, np.bool_)):
+            raise SpecError(f"mse half must be true or false, got {half!r}")
+        self.half = bool(half)
 
     def value(self, h, y, w=None):
         """See :meth:`Loss.value`."""
         r = h - y
-        return _weighted_mean(np.einsum("ij,ij->i", r, r), w, h.size)
+        J = _weighted_mean(np.einsum("ij,ij->i", r, r), w, self.denominator(h, w))
+        return 0.5 * J if self.half else J
 
     def grad(self, h, y, w=None, out=None):
         """See :meth:`Loss.grad`."""
         g = np.subtract(h, y, out=out)
-        return _scale_rows(g, w, 2.0 / h.size)
+        return _scale_rows(g, w, (1.0 if self.half else 2.0) / self.denominator(h, w))
+
+    def get_config(self):
+        """The constructor arguments that differ from the defaults."""
+        config = super().get_config()
+        if self.half:
+            config["half"] = True
+        return config
 
 
 class MeanAbsoluteError(Loss):
-    """Mean absolute error: J = (1/(n k)) sum w_i |h - y|, dJ/dh = w_i sign(h - y) / (n k)."""
+    """Mean absolute error: J = (1/(n k)) sum w_i |h - y|, dJ/dh = w_i sign(h - y) / (n k).
+
+    Parameters
+    ----------
+    reduction : {"mean", "sample_mean"}, default "mean"
+        N = n k, or sum_i w_i (see the module docstring).
+    """
 
     name = "mae"
 
     def value(self, h, y, w=None):
         """See :meth:`Loss.value`."""
-        return _weighted_mean(np.abs(h - y).sum(axis=1), w, h.size)
+        return _weighted_mean(np.abs(h - y).sum(axis=1), w, self.denominator(h, w))
 
     def grad(self, h, y, w=None, out=None):
         """See :meth:`Loss.grad`."""
         g = np.subtract(h, y, out=out)
         np.sign(g, out=g)
-        return _scale_rows(g, w, 1.0 / h.size)
+        return _scale_rows(g, w, 1.0 / self.denominator(h, w))
 
 
 class Huber(Loss):
@@ -377,11 +474,14 @@ class Huber(Loss):
     Parameters
     ----------
     delta : float, default 1.0
+    reduction : {"mean", "sample_mean"}, default "mean"
+        N = n k, or sum_i w_i (see the module docstring).
     """
 
     name = "huber"
 
-    def __init__(self, delta=1.0):
+    def __init__(self, delta=1.0, reduction="mean"):
+        super().__init__(reduction)
         self.delta = real("huber", "delta", delta, low=0.0, low_open=True)
 
     def value(self, h, y, w=None):
@@ -389,17 +489,17 @@ class Huber(Loss):
         r = np.abs(h - y)
         d = self.delta
         per = np.where(r <= d, 0.5 * r * r, d * (r - 0.5 * d)).sum(axis=1)
-        return _weighted_mean(per, w, h.size)
+        return _weighted_mean(per, w, self.denominator(h, w))
 
     def grad(self, h, y, w=None, out=None):
         """See :meth:`Loss.grad`."""
         g = np.subtract(h, y, out=out)
         np.clip(g, -self.delta, self.delta, out=g)
-        return _scale_rows(g, w, 1.0 / h.size)
+        return _scale_rows(g, w, 1.0 / self.denominator(h, w))
 
     def get_config(self):
-        """Return ``{"delta": delta}``."""
-        return {"delta": self.delta}
+        """Return ``{"delta": delta}`` (and ``reduction`` when it is not the default)."""
+        return {"delta": self.delta, **super().get_config()}
 
 
 class PoissonDeviance(Loss):
@@ -408,6 +508,11 @@ class PoissonDeviance(Loss):
     J = (1/(n k)) sum_i w_i sum_j [y_ij log(y_ij / h_ij) - y_ij + h_ij] (the
     term y log y is 0 for y = 0); dJ/dh = w_i (1 - y / h) / (n k).
     Fused with ``exp`` (h = e^a): dJ/da = w_i (h - y) / (n k).
+
+    Parameters
+    ----------
+    reduction : {"mean", "sample_mean"}, default "mean"
+        N = n k, or sum_i w_i (see the module docstring).
     """
 
     name = "poisson"
@@ -431,7 +536,7 @@ class PoissonDeviance(Loss):
 
         hc = np.maximum(h, _eps(h.dtype))
         per = (xlogy(y, y / hc) - y + hc).sum(axis=1)
-        return _weighted_mean(per, w, h.size)
+        return _weighted_mean(per, w, self.denominator(h, w))
 
     def grad(self, h, y, w=None, out=None):
         """See :meth:`Loss.grad` (zero where the clip is active)."""
@@ -439,7 +544,7 @@ class PoissonDeviance(Loss):
         g = np.divide(y, np.maximum(h, eps), out=out)
         np.subtract(1, g, out=g)
         g *= h >= eps
-        return _scale_rows(g, w, 1.0 / h.size)
+        return _scale_rows(g, w, 1.0 / self.denominator(h, w))
 
     def value_from_logits(self, a, y, w=None):
         """J from the logits: y log y - y a - y + e^a, unclipped, so it agrees with the fused gradient.
@@ -450,12 +555,12 @@ class PoissonDeviance(Loss):
 
         with np.errstate(over="ignore"):       # e^a = inf: J = inf, which the trainer reports as divergence
             per = (xlogy(y, y) - y * a - y + np.exp(a)).sum(axis=1)
-        return _weighted_mean(per, w, a.size)
+        return _weighted_mean(per, w, self.denominator(a, w))
 
     def grad_from_logits(self, a, h, y, w=None, out=None):
-        """(h - y) / (n k), rows scaled by w. See :meth:`Loss.grad_from_logits`."""
+        """w_i (h - y) / N. See :meth:`Loss.grad_from_logits`."""
         g = np.subtract(h, y, out=out)
-        return _scale_rows(g, w, 1.0 / h.size)
+        return _scale_rows(g, w, 1.0 / self.denominator(h, w))
 
 
 REGISTRY = Registry("loss", Loss, aliases={

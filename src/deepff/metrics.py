@@ -1,5 +1,5 @@
-"""Evaluation metrics (numpy only): accuracy, confusion matrix, per-class
-precision/recall/F1, and MSE/MAE/R^2 for regression."""
+"""Evaluation metrics (numpy only): a network's loss and accuracy on prepared data, the confusion
+matrix, per-class precision/recall/F1, and MSE/MAE/R^2 for regression."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 from .checks import positive
 from .errors import InputError
 
-__all__ = ["confusion_matrix", "classification_report", "regression_report"]
+__all__ = ["evaluate", "confusion_matrix", "classification_report", "regression_report"]
 
 
 def confusion_matrix(y_true, y_pred, n_classes):
@@ -129,3 +129,68 @@ def regression_report(y_true, y_pred, sample_weight=None):
     r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 0.0)
     return {"mse": float(ss_res.mean()), "mae": float((w * np.abs(r)).sum(axis=0).mean()),
             "r2": float(r2.mean())}
+
+
+def evaluate(network, X, Y, w=None, chunk=8192, outputs=None):
+    """Loss (penalty excluded) and accuracy of prepared data in evaluation mode.
+
+    Parameters
+    ----------
+    network : FeedForward
+    X : ndarray of shape (n_samples, n_features)
+        Validated inputs of the network's dtype.
+    Y : ndarray of shape (n_samples, n_outputs)
+        Prepared targets.
+    w : ndarray of shape (n_samples,), optional
+    chunk : int
+        Rows per forward pass.
+    outputs : ndarray of shape (n_samples, n_outputs), optional
+        Filled with h^L when given, so callers need no second pass.
+
+    Returns
+    -------
+    dict
+        "loss", and "accuracy" for classification (with ``w``, the
+        weighted fraction sum(w correct) / sum(w)).
+    """
+    n = X.shape[0]
+    total, correct = 0.0, 0.0
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        yb = Y[start:stop]
+        wb = None if w is None else w[start:stop]
+        h = network.forward(X[start:stop], training=False)
+        total += network.loss_value(yb, wb) * (stop - start)
+        if outputs is not None:
+            outputs[start:stop] = h
+        if network.task == "classification":
+            hits = _correct_rows(h, yb, network.multi_label)
+            correct += float(hits.sum() if wb is None else np.dot(wb, hits))
+    out = {"loss": total / n}
+    if network.task == "classification":
+        out["accuracy"] = correct / (n if w is None else float(w.sum()))
+    return out
+
+
+def _correct_rows(h, y, multi_label):
+    """Whether each row of a batch is classified correctly (bool array of shape (n,))."""
+    if multi_label:
+        return ((h >= 0.5) == (y >= 0.5)).all(axis=1)
+    if h.shape[1] == 1:
+        return (h[:, 0] >= 0.5) == (y[:, 0] >= 0.5)
+    return h.argmax(axis=1) == y.argmax(axis=1)
+
+
+def _hits(h, y, net, labels=None):
+    """Correctly classified rows of a training batch (float; 0.0 for a regression).
+
+    ``labels`` (n,) are the rows' classes when known (one argmax instead of two).
+    """
+    if labels is not None:
+        return float(np.count_nonzero(h.argmax(axis=1) == labels))
+    return _n_correct(h, y, net.multi_label) if net.task == "classification" else 0.0
+
+
+def _n_correct(h, y, multi_label):
+    """Number of correctly classified rows of a batch (float)."""
+    return float(np.count_nonzero(_correct_rows(h, y, multi_label)))

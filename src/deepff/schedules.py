@@ -103,7 +103,7 @@ class Schedule:
         epoch : int
             The epoch that just ended, 0-based.
         train_loss : float
-            Its mean training loss.
+            Its mean training loss (or the record entry named by ``monitor``).
 
         Returns
         -------
@@ -119,6 +119,9 @@ class Schedule:
             ``type(self)(**config)`` builds an equivalent schedule.
         """
         return {}
+
+    #: values of internal state that states saved by older versions lack
+    _STATE_DEFAULTS: dict = {}
 
     def _state(self):
         """Internal state as a dict of python scalars (none by default)."""
@@ -157,7 +160,7 @@ class Schedule:
             raise ModelFileError(f"schedule state is for {state.get('name')!r}, not {self.name!r}")
         try:
             config = {k: state[k] for k in self.get_config()}
-            inner = {k: state[k] for k in self._state()}
+            inner = {k: state[k] if k in state else self._STATE_DEFAULTS[k] for k in self._state()}
         except KeyError as exc:
             raise ModelFileError(f"{self.name} schedule state lacks key {exc.args[0]!r}") from None
         type(self).__init__(self, **config)
@@ -314,8 +317,11 @@ class InvScaling(Schedule):
         set size; otherwise the short last batch of each epoch is counted
         as full).
     ``"epoch"``
-        t = epoch * n_samples, the samples seen before this epoch; the
-        rate is constant within an epoch. This is exactly scikit-learn's
+        t = the samples seen before this epoch (epoch * n_samples when
+        every epoch has n_samples rows; counted in :attr:`seen` when the
+        run's size is bound, so runs on data of another size, such as
+        successive ``partial_fit`` calls, add up); the rate is constant
+        within an epoch. This is exactly scikit-learn's
         ``learning_rate="invscaling"`` for ``MLPClassifier``/``MLPRegressor``
         with ``solver="sgd"``, which updates the rate only at the end of
         each epoch with t = samples seen so far (so the whole first epoch
@@ -348,6 +354,7 @@ class InvScaling(Schedule):
         self.batch_size = None if batch_size is None else _int(self.name, "batch_size", batch_size, 1)
         self.n_samples = None if n_samples is None else _int(self.name, "n_samples", n_samples, 1)
         self._run = (None, None)      # (n_samples, batch_size) of the run, from bind()
+        self.seen = None              # per="epoch": samples of the epochs ended (None: epoch * n_samples)
 
     def bind(self, n_samples, batch_size):
         """Take the run's sizes where none were given. See :meth:`Schedule.bind`."""
@@ -359,9 +366,25 @@ class InvScaling(Schedule):
             t = step
         elif self.per == "sample":
             t = step * self._size("batch_size", self.batch_size, self._run[1])
+        elif self.n_samples is None and self.seen is not None:
+            t = self.seen
         else:
             t = epoch * self._size("n_samples", self.n_samples, self._run[0])
         return float(base_lr) / (t + 1) ** self.power_t
+
+    def epoch_end(self, epoch, train_loss):
+        """per="epoch" with the run's size: count the epoch's samples. See :meth:`Schedule.epoch_end`."""
+        if self.per == "epoch" and self.n_samples is None and self._run[0] is not None:
+            n = self._run[0]
+            self.seen = (epoch * n if self.seen is None else self.seen) + n
+
+    _STATE_DEFAULTS = {"seen": None}
+
+    def _state(self):
+        return {"seen": self.seen}
+
+    def _set_state(self, state):
+        self.seen = None if state.get("seen") is None else int(state["seen"])
 
     def _size(self, name, given, bound):
         if given is not None:
@@ -385,7 +408,8 @@ class Plateau(Schedule):
     """Divide the learning rate when the training loss stops improving.
 
     scikit-learn's ``learning_rate="adaptive"``. After every epoch with
-    training loss L (``best`` starts undefined, ``bad`` at 0)::
+    monitored value L (the training loss by default; ``best`` starts
+    undefined, ``bad`` at 0)::
 
         if best is undefined or L <= best - tol:  bad = 0       (improved)
         else:                                     bad = bad + 1  (also when L is NaN)
@@ -398,7 +422,8 @@ class Plateau(Schedule):
     where lr = base_lr * scale and ``scale`` (initially 1) holds the
     reductions. So with the default ``n_iter_no_change=2`` the rate is
     divided by 5 each time two consecutive epochs fail to lower the best
-    loss by at least ``tol`` -- the behaviour scikit-learn documents.
+    loss by at least ``tol`` -- the behaviour scikit-learn documents. With
+    ``mode="max"`` "lower" reads "higher" (L >= best + tol improves).
 
     Parameters
     ----------
@@ -409,8 +434,16 @@ class Plateau(Schedule):
     n_iter_no_change : int, default 2
         Consecutive non-improving epochs that trigger a reduction, >= 1.
     min_lr : float, default 1e-6
-        Floor: the rate is never divided below it, and once it is there
-        further stalls only set :attr:`exhausted`.
+        Floor: once the rate is there further stalls only set
+        :attr:`exhausted`.
+    monitor : str, default "loss"
+        The entry of the trainer's epoch record to watch (e.g. "val_loss",
+        or a metric of :attr:`deepff.training.Trainer.metrics`).
+    mode : {"min", "max"}, default "min"
+        Whether the monitored value improves by falling or by rising.
+    hold_min_lr : bool, default True
+        Never divide below ``min_lr`` (False: divide whenever lr > min_lr,
+        possibly landing below it, as scikit-learn does).
 
     Attributes
     ----------
@@ -425,18 +458,28 @@ class Plateau(Schedule):
     *exceeds* ``n_iter_no_change`` (default 10, i.e. after 11 bad epochs,
     not the two its documentation mentions), so ``MLPClassifier(
     learning_rate="adaptive", n_iter_no_change=k)`` corresponds to
-    ``n_iter_no_change=k + 1`` here. scikit-learn also divides whenever
-    lr > 1e-6 (possibly landing below 1e-6) and stops training instead of
-    holding the rate; here the rate is clamped at ``min_lr``.
+    ``n_iter_no_change=k + 1, hold_min_lr=False`` here (and, with
+    ``early_stopping=True``, to monitoring its validation score with
+    ``mode="max"``), which is what ``deepff.sklearn`` uses.
     """
 
     name = "plateau"
+    MODES = ("min", "max")
 
-    def __init__(self, factor=5.0, tol=1e-4, n_iter_no_change=2, min_lr=1e-6):
+    def __init__(self, factor=5.0, tol=1e-4, n_iter_no_change=2, min_lr=1e-6, monitor="loss", mode="min",
+                 hold_min_lr=True):
         self.factor = _real(self.name, "factor", factor, 1.0, low_open=True)
         self.tol = _real(self.name, "tol", tol, 0.0)
         self.n_iter_no_change = _int(self.name, "n_iter_no_change", n_iter_no_change, 1)
         self.min_lr = _real(self.name, "min_lr", min_lr, 0.0)
+        if not isinstance(monitor, str) or not monitor:
+            raise SpecError(f"plateau schedule monitor must be the name of an epoch record entry, got {monitor!r}")
+        if mode not in self.MODES:
+            raise SpecError(f"plateau schedule mode must be one of {', '.join(map(repr, self.MODES))}, "
+                            f"got {mode!r}")
+        if not isinstance(hold_min_lr, bool):
+            raise SpecError(f"plateau schedule hold_min_lr must be true or false, got {hold_min_lr!r}")
+        self.monitor, self.mode, self.hold_min_lr = monitor, mode, hold_min_lr
         self.scale = 1.0
         self.best_loss = None
         self.bad_epochs = 0
@@ -449,7 +492,7 @@ class Plateau(Schedule):
         base = float(base_lr)
         self._last_base = base
         lr = base * self.scale
-        if self.n_reductions:
+        if self.n_reductions and self.hold_min_lr:
             lr = max(lr, min(self.min_lr, base))
         return lr
 
@@ -461,13 +504,15 @@ class Plateau(Schedule):
         epoch : int
             The epoch that just ended, 0-based (unused).
         train_loss : float
-            Its mean training loss.
+            Its mean training loss (or the record entry named by ``monitor``).
 
         Returns
         -------
         None
         """
         loss = float(train_loss)
+        if self.mode == "max":                       # the same rule on -L
+            loss = -loss
         finite = not math.isnan(loss)
         if finite and (self.best_loss is None or loss <= self.best_loss - self.tol):
             self.bad_epochs = 0
@@ -491,6 +536,8 @@ class Plateau(Schedule):
             "tol": self.tol,
             "n_iter_no_change": self.n_iter_no_change,
             "min_lr": self.min_lr,
+            **{k: v for k, v in (("monitor", self.monitor), ("mode", self.mode), ("hold_min_lr", self.hold_min_lr))
+               if v != {"monitor": "loss", "mode": "min", "hold_min_lr": True}[k]},
         }
 
     def _state(self):

@@ -13,6 +13,10 @@ One epoch, for a network ``net`` and an optimizer ``opt``::
         opt.step(theta, grad)                          # the only place weights change
         apply_max_norm(...)                            # optional
 
+For a plain dense network (see :mod:`deepff._fused_step`) the same step,
+gather to update, runs as one compiled call when numba is installed; the
+lines above stay the reference it is tested against.
+
 Each step runs with denormal floats read and written as zero, which spares
 Intel CPUs a slow path (see :mod:`deepff._fpenv`; ``DEEPFF_FLUSH_DENORMALS=0``
 turns it off).
@@ -32,12 +36,14 @@ import time
 
 import numpy as np
 
+from . import _fused_step
 from . import optimizers as _optimizers
 from . import schedules as _schedules
 from ._fpenv import FlushDenormals
 from ._order import epoch_order, gather
 from .callbacks import MONITORS, Callback, EarlyStopping, History  # noqa: F401 - their public home is here too
 from .errors import DivergenceError, InputError, SpecError
+from .metrics import _hits, evaluate  # noqa: F401 - evaluate: its public home is here too
 from .regularizers import Penalty, apply_max_norm, clip_grad_norm
 from .validation import data_digest
 
@@ -115,6 +121,24 @@ class _InterruptFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
+class _BatchBuffers:
+    """What the steps of one fit share: the data, preallocated batch arrays and the compiled step, if any."""
+
+    def __init__(self, trainer, X, Y, w, bs):
+        net = trainer.network
+        self.X, self.Y, self.w, self.size = X, Y, w, bs
+        self.x = np.empty((bs, X.shape[1]), dtype=net.dtype)
+        self.y = np.empty((bs, Y.shape[1]), dtype=Y.dtype)
+        self.wb = None if w is None else np.empty(bs, dtype=w.dtype)
+        self.wd = None if trainer.reducer is None else np.empty(bs, dtype=net.dtype)
+        self.max_norm = trainer._has_max_norm()
+        # the class of every row, once per fit: a step then compares one argmax with a gather
+        classification = net.task == "classification"
+        self.labels = Y.argmax(axis=1) if classification and not net.multi_label and Y.shape[1] > 1 else None
+        self.lb = None if self.labels is None else np.empty(bs, dtype=self.labels.dtype)
+        self.fused = _fused_step.plan(trainer, X, Y, w, bs)
+
+
 class Trainer:
     """Mini-batch training of a :class:`~deepff.network.FeedForward`.
 
@@ -155,6 +179,16 @@ class Trainer:
         may start on the next batch, ``X[next_idx]``, meanwhile); a
         ``close()`` method, if it has one, is called when fit ends. None
         (the default) copies the rows. :class:`deepff.augment.Augment` is one.
+    row_order : callable or None
+        ``row_order(n) -> ndarray of shape (n,)``: the order of the rows in
+        each new epoch (a permutation of 0..n-1). None (the default) draws
+        it from the network's shuffling generator (or keeps the file order
+        when ``shuffle`` is False). ``deepff.sklearn`` sets it to replay
+        scikit-learn's draws.
+    metrics : dict of str to callable
+        Computed at the end of every epoch, after the validation data's loss
+        and before the schedule, early stopping and the callbacks see the
+        record: ``record[name] = metric(trainer, record)``.
     """
 
     def __init__(self, network, optimizer="sgd", schedule=None, penalty=None, clip_norm=None,
@@ -228,12 +262,14 @@ class Trainer:
         self.history = History()
         self.stop_requested = False
         # position inside the current epoch, so that a run stopped mid-epoch resumes exactly
-        self._order, self._pos, self._partial = None, 0, [0.0, 0.0, 0]
+        self._order, self._pos, self._partial = None, 0, [0.0, 0.0, 0, 0.0]
         self.data_digest = None      # of the data the last fit trained on (validation.data_digest)
         self._flag = _InterruptFlag()
         self.transform = None       # per-batch input transform (data augmentation), see the class docstring
         #: a deepff.distributed.Reducer when K processes train this model together (Network.fit(comm=...))
         self.reducer = None
+        self.row_order = None       # the rows' order in each epoch, see the class docstring
+        self.metrics = {}           # more entries of each epoch's record, see the class docstring
 
     # --------------------------------------------------------------- helpers
     def request_stop(self):
@@ -249,9 +285,10 @@ class Trainer:
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features)
+        X : ndarray or scipy.sparse CSR matrix of shape (n_samples, n_features)
             Already validated and of the network's dtype
-            (``network.prepare_inputs``).
+            (``network.prepare_inputs``); a sparse X is densified one
+            batch at a time (mini-batch optimizers only).
         Y : ndarray of shape (n_samples, n_outputs)
             Prepared targets (``network.prepare_targets``).
         sample_weight : ndarray of shape (n_samples,), optional
@@ -277,6 +314,12 @@ class Trainer:
             raise InputError(f"early stopping monitors {es.monitor!r}, which this run does not compute; give "
                              "validation data or a validation_split (or, in a new fit, monitor 'loss')")
         dist = self.reducer        # --- distributed (deepff.distributed): every rank checks the others
+        if dist is not None and self.penalty is not None and self.penalty.per_sample:
+            raise InputError("a per-sample penalty (divided by each batch's weight) is not available in a "
+                             "distributed run: use a plain penalty (per_sample=False)")
+        if not isinstance(X, np.ndarray) and getattr(self.optimizer, "full_batch", False):
+            raise InputError(f"optimizer {self.optimizer.name!r} needs a dense X (a numpy array): convert the "
+                             "sparse matrix with X.toarray()")
         if dist is not None:
             dist.start(self, X, Y, sample_weight, getattr(self.optimizer, "full_batch", False))
         for cb in self.callbacks:
@@ -310,7 +353,8 @@ class Trainer:
         """Name arrays that were not prepared by the network (raw labels, wrong width or dtype)."""
         net = self.network
         hint = "prepare them with network.prepare_inputs(X) and network.prepare_targets(y, n), or use Network.fit"
-        if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == net.n_features
+        sparse = not isinstance(X, np.ndarray) and hasattr(X, "tocsr") and getattr(X, "format", "") == "csr"
+        if not ((isinstance(X, np.ndarray) or sparse) and X.ndim == 2 and X.shape[1] == net.n_features
                 and X.dtype == net.dtype):
             raise InputError(f"Trainer.fit needs {what}X of shape (n_samples, {net.n_features}) and dtype "
                              f"{net.dtype}, got {getattr(X, 'shape', type(X).__name__)} "
@@ -328,21 +372,10 @@ class Trainer:
             self._check_prepared(*validation_data[:2], *validation_data[2:], what="validation ")
 
     def _fit_minibatch(self, X, Y, w, validation_data):
-        net, opt = self.network, self.optimizer
-        theta, grad = net.params.theta, net.params.grad
+        net, theta = self.network, self.network.params.theta
         n, bs = X.shape[0], min(self.batch_size, X.shape[0])
-        xb = np.empty((bs, X.shape[1]), dtype=X.dtype)
-        yb = np.empty((bs, Y.shape[1]), dtype=Y.dtype)
-        wb = None if w is None else np.empty(bs, dtype=w.dtype)
-        max_norm = self._has_max_norm()
-        classification = net.task == "classification"
-        # the class of every row, once per fit: a step then compares one argmax with a gather
-        labels = Y.argmax(axis=1) if classification and not net.multi_label and Y.shape[1] > 1 else None
-        lb = None if labels is None else np.empty(bs, dtype=labels.dtype)
-        dist = self.reducer        # --- distributed: each rank takes its share of every global batch
-        wd = None if dist is None else np.empty(bs, dtype=net.dtype)
+        batch = _BatchBuffers(self, X, Y, w, bs)
         snapshot = None
-        flush = FlushDenormals()
         if self._schedule_spans_run:   # e.g. cosine: anneal over the whole run, even a resumed,
             self.schedule.total_steps = self.epochs * -(-n // bs)   # lengthened one
         if self.schedule is not None and callable(getattr(self.schedule, "bind", None)):
@@ -355,63 +388,10 @@ class Trainer:
             if snapshot is None or np.isfinite(theta).all():
                 snapshot = theta.copy()          # the last weights known to be finite
             if self._order is None or self._order.shape[0] != n:   # a fresh epoch
-                self._order = epoch_order(net.shuffle_rng, n, self.shuffle)   # lazy past 4 M rows
-                self._pos, self._partial = 0, [0.0, 0.0, 0]
-            order = self._order                  # (or the rest of an interrupted one)
-            loss_sum, correct, seen = self._partial
-            for start in range(self._pos, n, bs):
-                idx = order[start:start + bs]
-                m = idx.shape[0]                 # rows of the (global) batch
-                if dist is not None:             # --- distributed: this rank's rows of it
-                    idx = dist.share(idx)
-                    dist.begin_batch(epoch, idx, m)
-                ml = idx.shape[0]
-                x, y = xb[:ml], yb[:ml]
-                # contiguous mini-batch; mode="clip" because the default mode="raise" buffers
-                # `out` (an extra copy); the indices come from a permutation, so are valid
-                if self.transform is None:
-                    gather(X, idx, x)            # (a memory-mapped file: only these rows are read)
-                else:   # e.g. deepff.augment: distorted rows; it may prepare the next batch meanwhile
-                    after = order[start + bs:start + 2 * bs]
-                    self.transform(X, idx, epoch, x, after if dist is None else dist.share(after))
-                gather(Y, idx, y)
-                wm = None if w is None else gather(w, idx, wb[:ml])
-                if dist is not None:             # --- distributed: rows weigh 1/m, not 1/ml
-                    wm = dist.weights(wm, ml, m, out=wd)
-                with flush:                      # denormals read as 0 during the step (see _fpenv)
-                    if ml:
-                        h = net.forward(x, training=True)
-                        J = net.loss_value(y, wm)
-                        net.backward(y, wm)
-                        hits = _hits(h, y, net, None if labels is None else np.take(labels, idx, out=lb[:ml],
-                                                                                      mode="clip"))
-                    else:                        # --- distributed: an empty share of a short last batch
-                        J, hits, grad[...] = 0.0, 0.0, 0
-                        dist.idle_pass()
-                    if dist is not None:         # --- distributed: one Allreduce of gradient, loss, hits, Ctrl-C
-                        J, hits, self._flag.requested = dist.allreduce_step(grad, J, hits, self._flag.requested)
-                    if self.penalty is not None:
-                        J += self.penalty.value(net.params)
-                    if not math.isfinite(J):
-                        self._diverged(J, epoch, snapshot)
-                    if self.penalty is not None:
-                        self.penalty.add_grad(net.params)
-                    if self.clip_norm is not None:
-                        clip_grad_norm(grad, self.clip_norm)
-                    if self.schedule is not None:
-                        opt.lr = self.schedule.lr(self.base_lr, self.step, epoch)
-                    opt.step(theta, grad)
-                    if max_norm:
-                        apply_max_norm(net.layers)
-                self.step += 1
-                loss_sum += J * m
-                seen += m
-                correct += hits
-                self._pos, self._partial = start + m, [loss_sum, correct, seen]
-                for cb in self.callbacks:
-                    cb.on_batch_end(self, self.step, m, J)
-                if self._flag.requested:
-                    break
+                self._order = (epoch_order(net.shuffle_rng, n, self.shuffle) if self.row_order is None
+                               else np.asarray(self.row_order(n), dtype=np.int64))   # lazy past 4 M rows
+                self._pos, self._partial = 0, [0.0, 0.0, 0, 0.0]
+            self._run_epoch(batch, epoch, snapshot)
             if self._pos < n:                    # Ctrl-C mid-epoch: state_dict() can resume here
                 self.history.interrupted = True
                 self.stop_requested = True
@@ -419,24 +399,104 @@ class Trainer:
             if not np.isfinite(theta).all():     # the epoch's last update overflowed after a finite loss:
                 self._diverged(None, epoch, snapshot)   # stop before callbacks save such weights
             self._order = None
+            loss_sum, correct, seen, penalty_sum = self._partial
             record = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1)}
-            if classification:
+            if net.task == "classification":
                 record["accuracy"] = correct / max(seen, 1)
+            if self.penalty is not None:
+                record["penalty"] = penalty_sum / max(seen, 1)
             self._end_epoch(record, epoch, t0, validation_data)
             if self.stop_requested or self._flag.requested:
                 self.history.interrupted = self._flag.requested
                 return
+
+    def _run_epoch(self, batch, epoch, snapshot):
+        """The steps of one epoch from position ``self._pos`` of ``self._order`` (or until Ctrl-C)."""
+        n, bs, order = batch.X.shape[0], batch.size, self._order
+        loss_sum, correct, seen, penalty_sum = self._partial
+        flush = FlushDenormals()
+        for start in range(self._pos, n, bs):
+            idx = order[start:start + bs]
+            m = idx.shape[0]                     # rows of the (global) batch
+            with flush:                          # denormals read as 0 during the step (see _fpenv)
+                if self.schedule is not None:
+                    self.optimizer.lr = self.schedule.lr(self.base_lr, self.step, epoch)
+                if batch.fused is not None:      # the same step in one compiled call (deepff._fused_step)
+                    J = batch.fused(idx)
+                    if not math.isfinite(J):
+                        self._diverged(J, epoch, snapshot)
+                    P = batch.fused.penalty
+                    hits = _hits(batch.fused.h, batch.fused.y, self.network,
+                                 None if batch.labels is None else batch.labels[idx])
+                else:
+                    J, P, hits = self._step(batch, idx, order[start + bs:start + 2 * bs], m, epoch, snapshot)
+                if batch.max_norm:
+                    apply_max_norm(self.network.layers)
+            self.step += 1
+            loss_sum += J * m
+            penalty_sum += P * m
+            seen += m
+            correct += hits
+            self._pos, self._partial = start + m, [loss_sum, correct, seen, penalty_sum]
+            for cb in self.callbacks:
+                cb.on_batch_end(self, self.step, m, J)
+            if self._flag.requested:
+                break
+
+    def _step(self, batch, idx, after, m, epoch, snapshot):
+        """One numpy step on the rows ``idx`` (m of the global batch); returns (J, penalty, hits)."""
+        net, dist, grad = self.network, self.reducer, self.network.params.grad
+        if dist is not None:                     # --- distributed: this rank's rows of the batch
+            idx = dist.share(idx)
+            dist.begin_batch(epoch, idx, m)
+        ml = idx.shape[0]
+        x, y = batch.x[:ml], batch.y[:ml]
+        # a contiguous mini-batch (of a memory-mapped file: only these rows are read)
+        if self.transform is None:
+            gather(batch.X, idx, x)
+        else:   # e.g. deepff.augment: distorted rows; it may prepare the next batch meanwhile
+            self.transform(batch.X, idx, epoch, x, after if dist is None else dist.share(after))
+        gather(batch.Y, idx, y)
+        wm = None if batch.w is None else gather(batch.w, idx, batch.wb[:ml])
+        if dist is not None:                     # --- distributed: rows weigh 1/m, not 1/ml
+            wm = dist.weights(wm, ml, m, out=batch.wd)
+        if ml:
+            h = net.forward(x, training=True)
+            J = net.loss_value(y, wm)
+            net.backward(y, wm)
+            hits = _hits(h, y, net, None if batch.labels is None else np.take(batch.labels, idx,
+                                                                             out=batch.lb[:ml], mode="clip"))
+        else:                                    # --- distributed: an empty share of a short last batch
+            J, hits, grad[...] = 0.0, 0.0, 0
+            dist.idle_pass()
+        if dist is not None:                     # --- distributed: one Allreduce of gradient, loss, hits, Ctrl-C
+            J, hits, self._flag.requested = dist.allreduce_step(grad, J, hits, self._flag.requested)
+        P = 0.0
+        if self.penalty is not None:             # its batch weight: sum(w), or the rows (per-sample penalties)
+            bw = self.penalty.batch_weight(ml, wm)
+            P = self.penalty.value(net.params, bw)
+            J += P
+        if not math.isfinite(J):
+            self._diverged(J, epoch, snapshot)
+        if self.penalty is not None:
+            self.penalty.add_grad(net.params, bw)
+        if self.clip_norm is not None:
+            clip_grad_norm(grad, self.clip_norm)
+        self.optimizer.step(net.params.theta, grad)
+        return J, P, hits
 
     def _end_epoch(self, record, epoch, t0, validation_data):
         net = self.network
         if validation_data is not None:   # (distributed: each rank evaluates a block of the rows)
             val = (evaluate if self.reducer is None else self.reducer.evaluate)(net, *validation_data)
             record.update({"val_" + k: v for k, v in val.items()})
+        for name, metric in self.metrics.items():
+            record[name] = metric(self, record)
         lr = getattr(self.optimizer, "lr", None)
         record["lr"] = None if lr is None else float(lr)  # L-BFGS has no learning rate
         record["seconds"] = time.perf_counter() - t0
         if self.schedule is not None:
-            self.schedule.epoch_end(epoch, record["loss"])
+            self.schedule.epoch_end(epoch, record[getattr(self.schedule, "monitor", "loss")])
         self.epoch += 1
         self.history.records.append(record)
         if self.early_stopping is not None and self.early_stopping.update(record, net):
@@ -472,6 +532,10 @@ class Trainer:
             Xs, Ys, ws = dist.full_batch(X, Y, w)
             dist.begin_batch(0, np.arange(0), X.shape[0])
 
+        penalty = self.penalty
+        bw = 1.0 if penalty is None else penalty.batch_weight(Xs.shape[0], ws)   # the batch is the whole data set
+        last_penalty = [0.0]
+
         def fun(theta64):
             theta[...] = theta64
             net.forward(Xs, training=True)
@@ -479,14 +543,15 @@ class Trainer:
             net.backward(Ys, ws)
             if dist is not None:          # --- distributed: loss and gradient summed over the ranks
                 J = dist.allreduce_step(grad, J, 0.0, False)[0]
-            if self.penalty is not None:
-                J += self.penalty.value(net.params)
+            if penalty is not None:
+                last_penalty[0] = penalty.value(net.params, bw)
+                J += last_penalty[0]
             if not math.isfinite(J):
                 exc = DivergenceError(f"training diverged: L-BFGS reached a non-finite loss ({J})")
                 exc.where, exc.advice = f"L-BFGS reached a non-finite loss ({J})", "Standardise the inputs."
                 raise exc
-            if self.penalty is not None:
-                self.penalty.add_grad(net.params)
+            if penalty is not None:
+                penalty.add_grad(net.params, bw)
             return J, grad.astype(np.float64)
 
         result, n_iter, _ = self.optimizer.minimize(fun, theta.astype(np.float64),
@@ -497,6 +562,8 @@ class Trainer:
         record = {"epoch": self.epoch + n_iter, "loss": float(fun(result)[0])}
         if net.task == "classification":
             record["accuracy"] = (evaluate if dist is None else dist.evaluate)(net, X, Y, w).get("accuracy")
+        if penalty is not None:
+            record["penalty"] = last_penalty[0]
         self.epoch += n_iter - 1
         self._end_epoch(record, self.epoch, t0, validation_data)
         self.step += n_iter
@@ -531,7 +598,8 @@ class Trainer:
             "stopped_early": self.history.stopped_early,
             "epoch_order": None if self._order is None else self._order.copy(),
             "epoch_position": self._pos,
-            "epoch_partial": list(self._partial),
+            "epoch_partial": list(self._partial[:3]),
+            "epoch_penalty_sum": float(self._partial[3]),
             "data": self.data_digest,
         }
 
@@ -593,73 +661,9 @@ class Trainer:
         self._order = None if order is None else np.asarray(order, dtype=np.int64)
         self._pos = int(state.get("epoch_position", 0))
         partial = state.get("epoch_partial") or [0.0, 0.0, 0]
-        self._partial = [float(partial[0]), float(partial[1]), int(partial[2])]
+        self._partial = [float(partial[0]), float(partial[1]), int(partial[2]),
+                         float(state.get("epoch_penalty_sum", 0.0))]   # (older states: no penalty sum)
 
 
 _STATE_KEYS = ("epoch", "step", "base_lr", "theta", "buffers", "optimizer", "shuffle_rng", "dropout_rng",
                "history")   # what load_state_dict needs of a state_dict
-
-
-def evaluate(network, X, Y, w=None, chunk=8192, outputs=None):
-    """Loss (penalty excluded) and accuracy of prepared data in evaluation mode.
-
-    Parameters
-    ----------
-    network : FeedForward
-    X : ndarray of shape (n_samples, n_features)
-        Validated inputs of the network's dtype.
-    Y : ndarray of shape (n_samples, n_outputs)
-        Prepared targets.
-    w : ndarray of shape (n_samples,), optional
-    chunk : int
-        Rows per forward pass.
-    outputs : ndarray of shape (n_samples, n_outputs), optional
-        Filled with h^L when given, so callers need no second pass.
-
-    Returns
-    -------
-    dict
-        "loss", and "accuracy" for classification (with ``w``, the
-        weighted fraction sum(w correct) / sum(w)).
-    """
-    n = X.shape[0]
-    total, correct = 0.0, 0.0
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        yb = Y[start:stop]
-        wb = None if w is None else w[start:stop]
-        h = network.forward(X[start:stop], training=False)
-        total += network.loss_value(yb, wb) * (stop - start)
-        if outputs is not None:
-            outputs[start:stop] = h
-        if network.task == "classification":
-            hits = _correct_rows(h, yb, network.multi_label)
-            correct += float(hits.sum() if wb is None else np.dot(wb, hits))
-    out = {"loss": total / n}
-    if network.task == "classification":
-        out["accuracy"] = correct / (n if w is None else float(w.sum()))
-    return out
-
-
-def _correct_rows(h, y, multi_label):
-    """Whether each row of a batch is classified correctly (bool array of shape (n,))."""
-    if multi_label:
-        return ((h >= 0.5) == (y >= 0.5)).all(axis=1)
-    if h.shape[1] == 1:
-        return (h[:, 0] >= 0.5) == (y[:, 0] >= 0.5)
-    return h.argmax(axis=1) == y.argmax(axis=1)
-
-
-def _hits(h, y, net, labels=None):
-    """Correctly classified rows of a training batch (float; 0.0 for a regression).
-
-    ``labels`` (n,) are the rows' classes when known (one argmax instead of two).
-    """
-    if labels is not None:
-        return float(np.count_nonzero(h.argmax(axis=1) == labels))
-    return _n_correct(h, y, net.multi_label) if net.task == "classification" else 0.0
-
-
-def _n_correct(h, y, multi_label):
-    """Number of correctly classified rows of a batch (float)."""
-    return float(np.count_nonzero(_correct_rows(h, y, multi_label)))

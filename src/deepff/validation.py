@@ -318,7 +318,7 @@ def data_digest(X, Y=None, w=None, n_rows=64):
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray or scipy.sparse matrix of shape (n_samples, n_features)
     Y : ndarray of shape (n_samples, n_outputs), optional
     w : ndarray of shape (n_samples,), optional
     n_rows : int, default 64
@@ -336,5 +336,6 @@ def data_digest(X, Y=None, w=None, n_rows=64):
     for part in (X, Y, w):
         if part is not None:
             h.update(repr((part.shape, part.dtype.str)).encode())
-            h.update(np.ascontiguousarray(part[rows]).tobytes())
+            sample = part[rows]
+            h.update(np.ascontiguousarray(sample.toarray() if hasattr(sample, "toarray") else sample).tobytes())
     return {"shape": [int(d) for d in X.shape], "dtype": X.dtype.str, "sha256": h.hexdigest()}

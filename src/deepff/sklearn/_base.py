@@ -26,7 +26,6 @@ from ._common import (
     _RegisteredNames,
     _solver_names,
 )
-from ._losses import _SkBinaryLogLoss, _SkLogLoss, _SkPoissonLoss, _SkSquaredLoss
 from ._solvers import _Solvers
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))   # dtypes prediction takes as they are
@@ -172,16 +171,6 @@ class _BaseMLP(_Solvers, BaseEstimator):
         elif name == "rmsprop":
             cfg["eps"] = self.epsilon
         return _optimizers.get(cfg)
-
-    def _make_loss(self):
-        out = self.out_activation_
-        if out == "softmax":
-            return _SkLogLoss()
-        if out == "logistic":
-            return _SkBinaryLogLoss()
-        if out == "exp":
-            return _SkPoissonLoss()
-        return _SkSquaredLoss()
 
     # --------------------------------------------------------- the network
     def _build_network(self, arch):
@@ -387,7 +376,7 @@ class _BaseMLP(_Solvers, BaseEstimator):
         state = super().__getstate__()
         state = dict(state)
         net = state.pop("_net", None)
-        for key in ("_lock", "_views", "_loss", "_wviews", "_wflat", "_dwviews", "_wtmp", "_mask", "_packed"):
+        for key in ("_lock", "_views"):
             state.pop(key, None)
         if net is not None:
             self._sync_params()

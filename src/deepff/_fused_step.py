@@ -1,0 +1,168 @@
+"""The engine's compiled fast path: a whole mini-batch step in one call, and the one place that chooses it.
+
+The numpy step in :meth:`deepff.training.Trainer` is the reference::
+
+    h = net.forward(x, training=True); J = loss(h, y) + penalty(W)
+    net.backward(y); penalty.add_grad(...); opt.step(theta, grad)
+
+For a plain dense network (Dense layers without dropout or batch norm,
+linear/sigmoid/ReLU hidden units, softmax + negative log-likelihood, sigmoid
++ binary cross-entropy or linear + squared error at the output, no penalty or
+an L2 one, SGD or Adam) the same step runs as one numba call,
+:func:`deepff._kernels.dense_step_kernel`: Python is entered once per step
+instead of a few dozen times. :func:`plan` decides, once per fit, whether a
+run is such a case, as ``torch.optim`` picks its single-tensor, multi-tensor
+or fused implementation in one spot. Everything else takes the numpy step,
+and so does everything with ``DEEPFF_NUMBA=0`` or without numba.
+
+The compiled step's results equal the numpy step's to float rounding
+(tests/test_dense_step.py); :data:`ENABLED` = False turns the fast path off
+(benchmarks/bench.py measures both).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels
+from . import activations as _activations
+from . import losses as _losses
+from .layers import Dense
+
+__all__ = ["ENABLED", "plan", "FusedStep"]
+
+ENABLED = True
+"""Whether :func:`plan` may choose the compiled step (False: always the numpy step)."""
+
+_HIDDEN = {_activations.Linear: "linear", _activations.Sigmoid: "sigmoid", _activations.ReLU: "relu"}
+# the output pairs the step computes, with their code in _kernels.STEP_OUTPUTS
+_OUTPUTS = {(_losses.NegLogLikelihood, _activations.Softmax): "softmax",
+            (_losses.BinaryCrossEntropy, _activations.Sigmoid): "sigmoid",
+            (_losses.MeanSquaredError, _activations.Linear): "linear"}
+
+
+def _loss_args(loss):
+    """(c, gc, code of N) of :func:`deepff._kernels.dense_step_kernel` for a loss (see its docstring)."""
+    sample_mean = getattr(loss, "reduction", "mean") == "sample_mean"
+    code = 2 if sample_mean else (1 if loss.mean_over_rows else 0)
+    if isinstance(loss, _losses.MeanSquaredError):
+        c = 0.5 if loss.half else 1.0
+        return c, 2.0 * c, code
+    return 1.0, 1.0, code
+
+
+def plan(trainer, X, Y, w, batch_size):
+    """The compiled step for this fit, or None when the numpy step must run.
+
+    Parameters
+    ----------
+    trainer : Trainer
+        Its network, optimizer, penalty and options decide.
+    X : ndarray of shape (n_samples, n_features)
+    Y : ndarray of shape (n_samples, n_outputs)
+    w : ndarray of shape (n_samples,) or None
+    batch_size : int
+        The largest batch.
+
+    Returns
+    -------
+    FusedStep or None
+    """
+    if not ENABLED or not _kernels.enabled():
+        return None
+    net, opt, penalty = trainer.network, trainer.optimizer, trainer.penalty
+    if trainer.reducer is not None or trainer.transform is not None or trainer.clip_norm is not None:
+        return None
+    if penalty is not None and penalty.l1:
+        return None
+    if (getattr(opt, "kernel", None) not in ("adam_kernel", "sgd_kernel") or not opt.use_kernel
+            or getattr(opt, "amsgrad", False)):
+        return None
+    layers = net.layers
+    if (any(type(layer) is not Dense or layer.dropout or layer.batch_norm for layer in layers)
+            or any(type(layer.activation) not in _HIDDEN for layer in layers[:-1])
+            or (type(net.loss), type(layers[-1].activation)) not in _OUTPUTS):
+        return None
+    arrays = (X, Y) if w is None else (X, Y, w)
+    theta = net.params.theta
+    if not all(type(a) in (np.ndarray, np.memmap) and a.dtype == theta.dtype and a.flags.c_contiguous
+               for a in arrays):
+        return None
+    return FusedStep(trainer, X, Y, w, batch_size)
+
+
+class FusedStep:
+    """One compiled training step on a batch of rows (see :func:`plan`, which builds it).
+
+    Attributes
+    ----------
+    h, y : ndarray of shape (m, n_outputs)
+        After a call: the batch's output h^L and targets (views of the
+        kernel's scratch buffer), for the trainer's accuracy count.
+    penalty : float
+        After a call: the penalty part of J.
+    """
+
+    def __init__(self, trainer, X, Y, w, batch_size):
+        net, opt, penalty = trainer.network, trainer.optimizer, trainer.penalty
+        layers = net.layers
+        theta = net.params.theta
+        self._opt, self._theta, self._grad = opt, theta, net.params.grad
+        self._X, self._Y = np.asarray(X), np.asarray(Y)
+        self._w = np.ones(1, dtype=theta.dtype) if w is None else np.asarray(w)
+        self._weighted = w is not None
+        self._sample_mean = getattr(net.loss, "reduction", "mean") == "sample_mean"
+
+        def offset(view):
+            return (view.ctypes.data - theta.ctypes.data) // theta.itemsize
+
+        self._dims = np.array([layers[0].n_in] + [layer.units for layer in layers], dtype=np.int64)
+        self._woff = np.array([offset(layer.W) for layer in layers], dtype=np.int64)
+        self._boff = np.array([offset(layer.b) for layer in layers], dtype=np.int64)
+        self._acts = np.array([_kernels.STEP_HIDDEN[_HIDDEN[type(layer.activation)]] for layer in layers[:-1]]
+                              + [0], dtype=np.int64)
+        self._out = _kernels.STEP_OUTPUTS[_OUTPUTS[type(net.loss), type(layers[-1].activation)]]
+        l2 = 0.0 if penalty is None else penalty.l2
+        per_sample = penalty is not None and penalty.per_sample
+        self._lossargs = np.array(_loss_args(net.loss) + (l2, float(per_sample), 0.0), dtype=np.float64)
+        self._mask = net.params.weight_mask() if l2 else np.zeros(1, dtype=theta.dtype)
+        self._opt_code = 0 if opt.kernel == "adam_kernel" else 1
+        self._scratch = np.empty(_kernels.step_scratch_size(batch_size, self._dims.tolist()), dtype=theta.dtype)
+        self._hyper = np.zeros(_kernels.STEP_HYPER, dtype=theta.dtype)
+        self._kernel = _kernels.dense_step_kernel()
+        self.h = self.y = None
+        self.penalty = 0.0
+
+    def __call__(self, idx):
+        """One step on the rows ``idx`` (int64, at most ``batch_size`` of them); returns J (penalty included).
+
+        A non-finite J leaves the weights and the optimizer's moments as they
+        were (the step stops before the update), as the numpy step does when
+        the trainer reports the divergence.
+
+        Raises
+        ------
+        ZeroDivisionError
+            When the loss's reduction is ``"sample_mean"`` and the batch's
+            weights sum to 0 (the loss's own error).
+        """
+        if self._weighted and self._sample_mean and not self._w[idx].sum():
+            raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+        opt, theta = self._opt, self._theta
+        t, lr = getattr(opt, "t", None), opt.lr
+        states, scalars, flags = opt.kernel_args(theta)   # counts the step, as opt.step does
+        self._hyper[:] = scalars + (0.0,) * (9 - len(scalars)) + flags + (False,) * (3 - len(flags))   # cast here
+        states = states * 3 if len(states) == 1 else states
+        J = self._kernel(self._X, self._Y, self._w, self._weighted, idx, theta, self._grad, self._mask, self._dims,
+                         self._woff, self._boff, self._acts, self._out, self._scratch, self._lossargs,
+                         self._opt_code, *states, self._hyper)
+        if not np.isfinite(J) and t is not None:
+            opt.t, opt.lr = t, lr                       # no update took place: the step does not count
+        n, dims = idx.shape[0], self._dims
+        k = int(dims[-1])
+        yoff = n * int(dims[0])
+        hoff = yoff + n * k + n * int(dims[1:-1].sum())
+        self.y = self._scratch[yoff:yoff + n * k].reshape(n, k)
+        self.h = self._scratch[hoff:hoff + n * k].reshape(n, k)
+        self.penalty = float(self._lossargs[5])
+        return float(J)

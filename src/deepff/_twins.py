@@ -1,0 +1,45 @@
+"""Compiled twins of numpy methods: the method's body is the numpy math, the decorator the fast path.
+
+A hot method (ReLU's bias + activation, the derivatives, softmax, the
+negative log-likelihood from logits) is written once in numpy, the reference
+a reader looks for. :func:`compiled_twin` puts the optional numba kernel
+(:mod:`deepff._kernels`) in front of it: ``fast(self, *args)`` runs the kernel
+and returns the result when numba is there and takes these arrays, or None,
+and then the numpy body runs. Both compute the same values (to the bit for
+element-wise passes, to float rounding for row sums; tests/test_kernels.py
+checks each).
+"""
+
+from __future__ import annotations
+
+import functools
+
+__all__ = ["compiled_twin"]
+
+
+def compiled_twin(fast):
+    """Decorate a numpy method with its compiled twin.
+
+    Parameters
+    ----------
+    fast : callable
+        ``fast(self, *args, **kwargs) -> result or None``: the compiled
+        path, or None when it does not apply (no numba, ``DEEPFF_NUMBA=0``,
+        arrays it does not take).
+
+    Returns
+    -------
+    callable
+        The decorator. The decorated method keeps the numpy method as its
+        ``numpy`` attribute.
+    """
+    def decorate(method):
+        @functools.wraps(method)
+        def run(self, *args, **kwargs):
+            result = fast(self, *args, **kwargs)
+            return method(self, *args, **kwargs) if result is None else result
+
+        run.numpy = method
+        return run
+
+    return decorate
