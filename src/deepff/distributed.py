@@ -501,7 +501,7 @@ class Reducer:
         dict
             "loss" and, for classification, "accuracy", of all the rows.
         """
-        from .training import evaluate
+        from .metrics import evaluate
 
         lo, hi = shard_bounds(X.shape[0], self.size, self.rank)
         sums = np.zeros(3)

@@ -20,10 +20,10 @@ import numpy as np
 
 from .checks import real
 from .errors import InputError
-from .metrics import regression_report
+from .metrics import evaluate, regression_report
 from .network import FeedForward
 from .spec import network_spec, parse_config, parse_layers
-from .training import Trainer, _positive_int, class_weights, evaluate
+from .training import Trainer, _positive_int, class_weights
 from .validation import cast_finite, check_X, data_digest
 
 __all__ = ["Network"]
@@ -187,7 +187,45 @@ class Network(FeedForward):
         # (X transposed, say) does not fix the input width for the corrected call
         X = self.prepare_inputs(X) if self.built else check_X(X, self.dtype)
         Y = self.prepare_targets(y, X.shape[0])
-        w = self.prepare_sample_weight(sample_weight, X.shape[0])
+        w = self._fit_weights(Y, sample_weight, class_weight)
+        aug = None
+        if augment is not None:     # checked against the inputs' width before anything trains
+            from .augment import get as get_augment
+
+            seed = self.seed if self.seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+            aug = get_augment(augment, seed=seed)
+            aug.check(X.shape[1])
+        X, Y, w, val = self._held_out(X, Y, w, validation_data, validation_split)
+        if not self.built:
+            self.build(X.shape[1])
+        settings = {"optimizer": optimizer, "schedule": schedule, "regularization": regularization,
+                    "clip_norm": clip_norm, "early_stopping": early_stopping, "callbacks": callbacks}
+        trainer = self._fit_trainer(warm_start, settings, resume_state, epochs, batch_size, shuffle)
+        if lr is not None:
+            if getattr(trainer.optimizer, "full_batch", False):
+                raise InputError(f"lr does not apply to optimizer {trainer.optimizer.name!r}, which chooses its "
+                                 "step lengths by line search; drop lr")
+            trainer.optimizer.lr = trainer.base_lr = real(trainer.optimizer.name, "lr", lr, low=0.0)
+        if resume_state is not None:
+            _resume(trainer, resume_state, lr, data_digest(X, Y, w), resume_on_new_data)
+        if aug is not None and getattr(trainer.optimizer, "full_batch", False):
+            raise InputError(f"augment distorts mini-batches, but optimizer {trainer.optimizer.name!r} trains on the "
+                             "whole data set at once; use a mini-batch optimizer (sgd, adam, ...) or drop augment")
+        if aug is not None or not warm_start:
+            trainer.transform = aug
+        if comm is not None:    # K ranks train together; mpi4py is imported only here
+            from .distributed import Reducer
+
+            trainer.reducer = Reducer(comm)
+        else:
+            trainer.reducer = None
+        self.trainer_ = trainer
+        self.history_ = trainer.fit(X, Y, w, val)
+        return self.history_
+
+    def _fit_weights(self, Y, sample_weight, class_weight):
+        """The training rows' weights: sample_weight times class_weight's (ndarray of shape (n,) or None)."""
+        w = self.prepare_sample_weight(sample_weight, Y.shape[0])
         if class_weight is not None and self.task != "classification":
             raise InputError(f"class_weight weighs classes, but this network's task is {self.task} "
                              f"(its loss is {self.loss.name}); pass sample_weight instead")
@@ -211,14 +249,10 @@ class Network(FeedForward):
             what = "sample_weight" if class_weight is None else \
                 "class_weight" if sample_weight is None else "sample_weight times class_weight"
             raise InputError(f"{what} gives the samples a total weight of 0: there is nothing to train on")
-        aug = None
-        if augment is not None:     # checked against the inputs' width before anything trains
-            from .augment import get as get_augment
+        return w
 
-            seed = self.seed if self.seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
-            aug = get_augment(augment, seed=seed)
-            aug.check(X.shape[1])
-        val = None
+    def _held_out(self, X, Y, w, validation_data, validation_split):
+        """(X, Y, w) to train on and the prepared validation pair (or None), from fit's arguments."""
         if not (isinstance(validation_split, numbers.Real) and 0 <= validation_split < 1):
             raise InputError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
         if validation_data is not None:
@@ -228,75 +262,42 @@ class Network(FeedForward):
                                  + (f" of length {len(validation_data)}"
                                     if isinstance(validation_data, (tuple, list)) else ""))
             Xv = check_X(validation_data[0], self.dtype, X.shape[1], name="validation X")
-            val = (Xv, self.prepare_targets(validation_data[1], Xv.shape[0]))
-        elif validation_split > 0:
-            rng = np.random.default_rng(np.random.SeedSequence(self.seed).spawn(4)[3])
-            order = rng.permutation(X.shape[0])
-            n_val = max(1, int(round(validation_split * X.shape[0])))
-            if n_val >= X.shape[0]:
-                raise InputError(f"validation_split={validation_split:g} holds out {n_val} of the "
-                                 f"{X.shape[0]} samples and leaves none to train on")
-            vi, ti = np.sort(order[:n_val]), np.sort(order[n_val:])
-            val = (X[vi], Y[vi])
-            X, Y = X[ti], Y[ti]
-            w = None if w is None else w[ti]
-        if not self.built:
-            self.build(X.shape[1])
-        if warm_start and getattr(self, "trainer_", None) is not None:
-            given = [name for name, v in (("optimizer", optimizer), ("schedule", schedule),
-                                          ("regularization", regularization), ("clip_norm", clip_norm),
-                                          ("early_stopping", early_stopping), ("callbacks", callbacks),
-                                          ("resume_state", resume_state)) if v is not None]
-            if given:
-                raise InputError(f"fit(warm_start=True) continues the last fit's trainer, so it takes no "
-                                 f"{', '.join(given)}; call fit without warm_start to train the current "
-                                 "weights with new settings (lr may change with warm_start)")
-            trainer = self.trainer_
-            trainer.epochs = trainer.epoch + _positive_int("epochs", epochs)
-            trainer.batch_size = _positive_int("batch_size", batch_size)
-            trainer.shuffle = bool(shuffle)
-            # the last fit may have ended on Ctrl-C or by early stopping: this one runs its epochs
-            # (and may stop early again: patience counts afresh, the best epoch so far is kept)
-            trainer.stop_requested = False
-            trainer.history.interrupted = trainer.history.stopped_early = False
-            if trainer.early_stopping is not None:
-                trainer.early_stopping.wait = 0
-        else:   # the trainer works on copies: the caller's optimizer object is never changed
-            trainer = Trainer(self, optimizer="sgd" if optimizer is None else optimizer, schedule=schedule,
-                              penalty=regularization, clip_norm=clip_norm, epochs=epochs,
-                              batch_size=batch_size, shuffle=shuffle, early_stopping=early_stopping,
-                              callbacks=callbacks)
-        if lr is not None:
-            if getattr(trainer.optimizer, "full_batch", False):
-                raise InputError(f"lr does not apply to optimizer {trainer.optimizer.name!r}, which chooses its "
-                                 "step lengths by line search; drop lr")
-            trainer.optimizer.lr = trainer.base_lr = real(trainer.optimizer.name, "lr", lr, low=0.0)
-        if resume_state is not None:   # checked whole before anything is restored
-            trainer.check_state(resume_state)
-            done, rate = int(resume_state["epoch"]), float(resume_state["base_lr"])
-            if lr is not None and float(lr) != rate:       # the state's optimizer carries its own
-                raise InputError(f"resume_state continues a run at learning rate {rate:g}, so lr={lr!r} would "
-                                 "not continue it: drop lr (or train these weights anew, without resume_state)")
-            if trainer.epochs < done and not getattr(trainer.optimizer, "full_batch", False):
-                # (L-BFGS counts its iterations as epochs and takes up to max_iter more)
-                raise InputError(f"epochs is the total to reach; resume_state has done {done} already, so "
-                                 f"epochs={trainer.epochs} would train nothing: give at least {done}")
-            _check_same_data(resume_state.get("data"), data_digest(X, Y, w), resume_on_new_data)
-            trainer.load_state_dict(resume_state)
-        if aug is not None and getattr(trainer.optimizer, "full_batch", False):
-            raise InputError(f"augment distorts mini-batches, but optimizer {trainer.optimizer.name!r} trains on the "
-                             "whole data set at once; use a mini-batch optimizer (sgd, adam, ...) or drop augment")
-        if aug is not None or not warm_start:
-            trainer.transform = aug
-        if comm is not None:    # K ranks train together; mpi4py is imported only here
-            from .distributed import Reducer
+            return X, Y, w, (Xv, self.prepare_targets(validation_data[1], Xv.shape[0]))
+        if validation_split == 0:
+            return X, Y, w, None
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed).spawn(4)[3])
+        order = rng.permutation(X.shape[0])
+        n_val = max(1, int(round(validation_split * X.shape[0])))
+        if n_val >= X.shape[0]:
+            raise InputError(f"validation_split={validation_split:g} holds out {n_val} of the "
+                             f"{X.shape[0]} samples and leaves none to train on")
+        vi, ti = np.sort(order[:n_val]), np.sort(order[n_val:])
+        return X[ti], Y[ti], None if w is None else w[ti], (X[vi], Y[vi])
 
-            trainer.reducer = Reducer(comm)
-        else:
-            trainer.reducer = None
-        self.trainer_ = trainer
-        self.history_ = trainer.fit(X, Y, w, val)
-        return self.history_
+    def _fit_trainer(self, warm_start, settings, resume_state, epochs, batch_size, shuffle):
+        """The last fit's trainer, set for ``epochs`` more (warm_start), or a new one with ``settings``."""
+        if not (warm_start and getattr(self, "trainer_", None) is not None):
+            # the trainer works on copies: the caller's optimizer object is never changed
+            optimizer = settings.pop("optimizer")
+            return Trainer(self, optimizer="sgd" if optimizer is None else optimizer,
+                           penalty=settings.pop("regularization"), epochs=epochs, batch_size=batch_size,
+                           shuffle=shuffle, **settings)
+        given = [name for name, v in (*settings.items(), ("resume_state", resume_state)) if v is not None]
+        if given:
+            raise InputError(f"fit(warm_start=True) continues the last fit's trainer, so it takes no "
+                             f"{', '.join(given)}; call fit without warm_start to train the current "
+                             "weights with new settings (lr may change with warm_start)")
+        trainer = self.trainer_
+        trainer.epochs = trainer.epoch + _positive_int("epochs", epochs)
+        trainer.batch_size = _positive_int("batch_size", batch_size)
+        trainer.shuffle = bool(shuffle)
+        # the last fit may have ended on Ctrl-C or by early stopping: this one runs its epochs
+        # (and may stop early again: patience counts afresh, the best epoch so far is kept)
+        trainer.stop_requested = False
+        trainer.history.interrupted = trainer.history.stopped_early = False
+        if trainer.early_stopping is not None:
+            trainer.early_stopping.wait = 0
+        return trainer
 
     # ------------------------------------------------------------- evaluate
     def evaluate(self, X, y, sample_weight=None):
@@ -369,3 +370,18 @@ def _check_same_data(saved, now, on_purpose):
         what = f"other rows of the same shape {tuple(now['shape'])} (a sample of rows differs)"
     raise InputError(f"the run to resume trained on {what}: resume it on its own data, or continue on this "
                      "data on purpose with resume_on_new_data=True (deepff train --resume-on-new-data)")
+
+
+def _resume(trainer, state, lr, digest, on_new_data):
+    """Check a resume_state whole against this fit (rate, epochs, data), then restore it into ``trainer``."""
+    trainer.check_state(state)
+    done, rate = int(state["epoch"]), float(state["base_lr"])
+    if lr is not None and float(lr) != rate:       # the state's optimizer carries its own
+        raise InputError(f"resume_state continues a run at learning rate {rate:g}, so lr={lr!r} would "
+                         "not continue it: drop lr (or train these weights anew, without resume_state)")
+    if trainer.epochs < done and not getattr(trainer.optimizer, "full_batch", False):
+        # (L-BFGS counts its iterations as epochs and takes up to max_iter more)
+        raise InputError(f"epochs is the total to reach; resume_state has done {done} already, so "
+                         f"epochs={trainer.epochs} would train nothing: give at least {done}")
+    _check_same_data(state.get("data"), digest, on_new_data)
+    trainer.load_state_dict(state)
