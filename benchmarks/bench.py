@@ -19,6 +19,17 @@ it as they hit the engines. The last column, floor/sklearn, is therefore the
 lowest deepff/sklearn ratio any engine on this BLAS could reach, since
 scikit-learn runs the same products.
 
+Two more deepff columns take their turns in the same rounds:
+``deepff-numpy-step`` is ``Network.fit``'s engine with the compiled whole
+step switched off (``deepff._fused_step.ENABLED = False``: the numpy step
+with its per-piece kernels, what ``Network.fit`` ran before the step became
+the engine's fast path), so deepff/deepff-numpy-step is the step's gain,
+before and after in one run; ``deepff-sklearn`` is the scikit-learn drop-in
+(``deepff.sklearn.MLPClassifier`` with the same network, optimizer and
+batch, one epoch per ``partial_fit``), and sklearn-drop-in/deepff says how
+close it runs to ``Network.fit`` on the same engine. ``floor/torch`` is the
+lowest deepff/torch any engine on this BLAS could reach.
+
 Workloads: MNIST 784-256-128-10 (SGD lr 0.1 and Adam lr 1e-3) at batch 32,
 128 and 512; the wide 784-2048-2048-10 at batch 256 (SGD); inference over
 the 10,000 test images; ``import deepff`` time; peak RSS of one MNIST
@@ -83,6 +94,21 @@ class DeepffRunner:
 
     def infer(self, X):
         return self.net.predict_output(X)
+
+
+class DeepffNumpyStepRunner(DeepffRunner):
+    """The same, with the compiled whole step switched off: the numpy step and its per-piece kernels."""
+
+    name = "deepff-numpy-step"
+
+    def epoch(self):
+        from deepff import _fused_step
+
+        _fused_step.ENABLED = False
+        try:
+            super().epoch()
+        finally:
+            _fused_step.ENABLED = True
 
 
 class TorchRunner:
@@ -150,6 +176,19 @@ class SklearnRunner:
         return self.model.predict_proba(X)
 
 
+class DeepffSklearnRunner(SklearnRunner):
+    """deepff.sklearn.MLPClassifier with the network, optimizer and batch of DeepffRunner (one partial_fit an epoch)."""
+
+    name = "deepff-sklearn"
+
+    def __init__(self, sizes, optimizer, lr, batch, X, y):
+        from deepff.sklearn import MLPClassifier
+
+        super().__init__(sizes, optimizer, lr, batch, X, y)
+        self.model = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), solver={"name": optimizer, "lr": lr},
+                                   batch_size=batch, alpha=0.0, random_state=0)
+
+
 class GemmFloor:
     """The matrix products alone of one epoch of the same network (numpy's BLAS).
 
@@ -188,7 +227,7 @@ def available(name):
         return False
 
 
-RUNNERS = [DeepffRunner, TorchRunner, SklearnRunner]
+RUNNERS = [DeepffRunner, DeepffNumpyStepRunner, DeepffSklearnRunner, TorchRunner, SklearnRunner]
 
 
 def run_training(label, sizes, optimizer, lr, batch, data, rounds, peers):
@@ -214,6 +253,11 @@ def run_training(label, sizes, optimizer, lr, batch, data, rounds, peers):
         # but the matrix products (scikit-learn runs the same products)
         result["floor/sklearn"] = statistics.median(
             f / s for f, s in zip(times["floor"], times["sklearn"]))
+    if "torch" in times:
+        result["floor/torch"] = statistics.median(f / t for f, t in zip(times["floor"], times["torch"]))
+    if "deepff-sklearn" in times:   # the drop-in against Network.fit's engine on the same network
+        result["sklearn-drop-in/deepff"] = statistics.median(
+            k / d for k, d in zip(times["deepff-sklearn"], times["deepff"]))
     return result
 
 
@@ -280,12 +324,14 @@ def blas_info():
         return [{"error": str(exc)}]
 
 
+EXTRA_RATIOS = ("floor/torch", "floor/sklearn", "sklearn-drop-in/deepff")
+
+
 def format_table(results, peers):
     head = ["workload"] + peers + ["gemm floor"] + [f"deepff/{p}" for p in peers if p != "deepff"]
     head += ["deepff/floor"]
-    bound = "sklearn" in peers
-    if bound:
-        head += ["floor/sklearn"]
+    extras = [k for k in EXTRA_RATIOS if any(k in r for r in results)]
+    head += extras
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         cells = [r["workload"]]
@@ -301,8 +347,7 @@ def format_table(results, peers):
             else:
                 ok = r.get(p) and r.get("deepff")
                 cells.append(f"{r['deepff'] / r[p]:.2f}" if ok else "-")
-        if bound:
-            cells.append(f"{r['floor/sklearn']:.2f}" if "floor/sklearn" in r else "-")
+        cells += [f"{r[k]:.2f}" if k in r else "-" for k in extras]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -317,7 +362,8 @@ def main(argv=None):
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-memory subprocesses")
     args = ap.parse_args(argv)
     rounds = 1 if args.quick else args.rounds
-    peers = ["deepff"] + [p for p in ("torch", "sklearn") if available(p)]
+    peers = ["deepff", "deepff-numpy-step"] + (["deepff-sklearn"] if available("sklearn") else [])
+    peers += [p for p in ("torch", "sklearn") if available(p)]
     Xtr, ytr, Xte, yte = load_data(args.quick)
     data = (Xtr, ytr)
     mnist = [784, 256, 128, 10]
@@ -331,16 +377,16 @@ def main(argv=None):
     for label, sizes, opt, lr, batch in workloads:
         if args.only and not any(s in label for s in args.only.split(",")):
             continue
-        wl_peers = [p for p in peers if not (p == "sklearn" and "wide" in label)]
+        wl_peers = [p for p in peers if not (p in ("sklearn", "deepff-sklearn") and "wide" in label)]
         r = run_training(label, sizes, opt, lr, batch, data, rounds, wl_peers)
         results.append(r)
         print(format_table([r], peers).splitlines()[-1], flush=True)
     if not args.only or "infer" in args.only:
-        results.append(run_inference(data, Xte, rounds * 4, peers, mnist))
+        results.append(run_inference(data, Xte, rounds * 4, [p for p in peers if p != "deepff-numpy-step"], mnist))
     if not args.only or "import" in args.only:
         results.append(import_time(3 if args.quick else 7))
     if not args.no_rss and (not args.only or "rss" in args.only):
-        results.append(peak_rss(peers, args.quick))
+        results.append(peak_rss([p for p in peers if p in ("deepff", "torch", "sklearn")], args.quick))
     report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                           "numpy": np.__version__, "blas": blas_info()},
               "rounds": rounds, "results": results}

@@ -29,6 +29,9 @@ def test_benchmark_suite_runs_in_quick_mode(tmp_path):
     if "sklearn" in epochs[0]:   # the bound on deepff/sklearn is reported where sklearn runs
         assert all("floor/sklearn" in r for r in epochs if "wide" not in r["workload"])
         assert all("floor/sklearn" not in r for r in epochs if "wide" in r["workload"])
+    # the compiled step's gain (before and after, interleaved) and the drop-in against Network.fit
+    assert all(r["deepff-numpy-step"] > 0 and r["ratios"]["deepff-numpy-step"] > 0 for r in epochs)
+    assert all(r["sklearn-drop-in/deepff"] > 0 for r in epochs if "wide" not in r["workload"])
     rss = [r for r in report["results"] if r["workload"].startswith("peak RSS")][0]
     assert rss["deepff"] > 10  # MiB: a real measurement of a real process
     assert report["machine"]["blas"], "threadpoolctl should report the BLAS in use"
@@ -49,6 +52,22 @@ def test_step_profile_accounts_for_the_whole_epoch(monkeypatch):
     # without them stay positive), and the loop left over is real, not negative
     for part in ("matmul", "sweeps without matmul", "optimizer step", "rest of the loop"):
         assert 0 < row[part] < row["epoch"], part
+
+
+def test_step_profile_times_the_compiled_step(monkeypatch):
+    from _needs import require_kernels
+
+    require_kernels()
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import profile_step
+
+    from deepff import _fused_step
+
+    call = _fused_step.FusedStep.__call__
+    (row,) = profile_step.main(["--quick", "--batch", "64", "--step", "compiled"])
+    assert _fused_step.FusedStep.__call__ is call and _fused_step.ENABLED   # taken back out
+    assert 0 < row["gemm floor"] and 0 < row["rest of the loop"] < row["epoch"]
+    assert row["step outside the products"] + row["gemm floor"] < row["epoch"]
 
 
 def test_ratios_pair_the_runs_of_each_round(monkeypatch):
