@@ -22,6 +22,8 @@ The compiled step's results equal the numpy step's to float rounding
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _kernels
@@ -96,9 +98,9 @@ class FusedStep:
 
     Attributes
     ----------
-    h, y : ndarray of shape (m, n_outputs)
-        After a call: the batch's output h^L and targets (views of the
-        kernel's scratch buffer), for the trainer's accuracy count.
+    hits : float
+        After a call: the batch's rows classified correctly (the trainer's
+        accuracy count; 0 for a regression).
     penalty : float
         After a call: the penalty part of J.
     """
@@ -124,14 +126,13 @@ class FusedStep:
         self._out = _kernels.STEP_OUTPUTS[_OUTPUTS[type(net.loss), type(layers[-1].activation)]]
         l2 = 0.0 if penalty is None else penalty.l2
         per_sample = penalty is not None and penalty.per_sample
-        self._lossargs = np.array(_loss_args(net.loss) + (l2, float(per_sample), 0.0), dtype=np.float64)
+        self._lossargs = np.array(_loss_args(net.loss) + (l2, float(per_sample), 0.0, 0.0), dtype=np.float64)
         self._mask = net.params.weight_mask() if l2 else np.zeros(1, dtype=theta.dtype)
         self._opt_code = 0 if opt.kernel == "adam_kernel" else 1
         self._scratch = np.empty(_kernels.step_scratch_size(batch_size, self._dims.tolist()), dtype=theta.dtype)
         self._hyper = np.zeros(_kernels.STEP_HYPER, dtype=theta.dtype)
         self._kernel = _kernels.dense_step_kernel()
-        self.h = self.y = None
-        self.penalty = 0.0
+        self.hits = self.penalty = 0.0
 
     def __call__(self, idx):
         """One step on the rows ``idx`` (int64, at most ``batch_size`` of them); returns J (penalty included).
@@ -156,13 +157,7 @@ class FusedStep:
         J = self._kernel(self._X, self._Y, self._w, self._weighted, idx, theta, self._grad, self._mask, self._dims,
                          self._woff, self._boff, self._acts, self._out, self._scratch, self._lossargs,
                          self._opt_code, *states, self._hyper)
-        if not np.isfinite(J) and t is not None:
+        if not math.isfinite(J) and t is not None:
             opt.t, opt.lr = t, lr                       # no update took place: the step does not count
-        n, dims = idx.shape[0], self._dims
-        k = int(dims[-1])
-        yoff = n * int(dims[0])
-        hoff = yoff + n * k + n * int(dims[1:-1].sum())
-        self.y = self._scratch[yoff:yoff + n * k].reshape(n, k)
-        self.h = self._scratch[hoff:hoff + n * k].reshape(n, k)
-        self.penalty = float(self._lossargs[5])
+        self.penalty, self.hits = float(self._lossargs[5]), float(self._lossargs[6])
         return float(J)

@@ -354,10 +354,26 @@ def _output_loss(z, h, y, W, weighted, idx, g, out_code, lossargs):
     # losses' value_from_logits: log-sum-exp for softmax, the stable form for
     # sigmoid; (h - y)^2 for linear), summed in float64, and in g the gradient
     # dJ/da^L = w_i (h - y) (gc / N). lossargs = (c, gc, reduction code, ...):
-    # N = n k (code 0), n (code 1) or sum(w) (code 2). Returns (J, sum(w)).
+    # N = n k (code 0), n (code 1) or sum(w) (code 2). Returns (J, sum(w)) and
+    # sets lossargs[6] to the rows classified correctly (the trainer's accuracy
+    # count: argmax h = argmax y for softmax, every h >= 0.5 iff y >= 0.5 for sigmoid).
     n, n_out = h.shape
-    total, sw_sum = 0.0, 0.0
+    total, sw_sum, hits = 0.0, 0.0, 0.0
     for i in range(n):
+        if out_code == 0:                               # first maxima, as numpy's argmax
+            bh, by = 0, 0
+            for j in range(1, n_out):
+                if h[i, j] > h[i, bh]:
+                    bh = j
+                if y[i, j] > y[i, by]:
+                    by = j
+            hits += 1.0 if bh == by else 0.0
+        elif out_code == 1:
+            ok = True
+            for j in range(n_out):
+                if (h[i, j] >= 0.5) != (y[i, j] >= 0.5):
+                    ok = False
+            hits += 1.0 if ok else 0.0
         wi = np.float64(W[idx[i]]) if weighted else 1.0
         sw_sum += wi
         row = 0.0
@@ -383,6 +399,7 @@ def _output_loss(z, h, y, W, weighted, idx, g, out_code, lossargs):
     code = lossargs[2]
     denom = sw_sum if code == 2 else (np.float64(n) if code == 1 else np.float64(n * n_out))
     loss = lossargs[0] * total / denom
+    lossargs[6] = hits
     scale = lossargs[1] / denom
     for i in range(n):
         f = g.dtype.type(scale * W[idx[i]]) if weighted else g.dtype.type(scale)
@@ -656,9 +673,10 @@ def dense_step_kernel():
         ``boff`` (L,), hidden activation codes ``acts`` (L,; the last
         unused) from :data:`STEP_HIDDEN`, ``out_code`` from
         :data:`STEP_OUTPUTS`, ``scratch`` of :func:`step_scratch_size`
-        entries, ``lossargs`` (6,) float64: c, gc, the code of N (0: n k,
-        1: n, 2: sum(w)), l2, 1 for a per-sample penalty, and a slot the
-        kernel sets to the penalty's value;
+        entries, ``lossargs`` (7,) float64: c, gc, the code of N (0: n k,
+        1: n, 2: sum(w)), l2, 1 for a per-sample penalty, and two slots the
+        kernel sets: the penalty's value and the number of rows classified
+        correctly (0 for a linear output);
         ``opt_code`` from :data:`STEP_OPTIMIZERS` with its state arrays
         ``s1``, ``s2``, ``s3`` (Adam's m, v, vmax; SGD's buffer three times)
         and ``hyper`` (:data:`STEP_HYPER`,) in theta's dtype: the scalars of

@@ -425,9 +425,7 @@ class Trainer:
                     J = batch.fused(idx)
                     if not math.isfinite(J):
                         self._diverged(J, epoch, snapshot)
-                    P = batch.fused.penalty
-                    hits = _hits(batch.fused.h, batch.fused.y, self.network,
-                                 None if batch.labels is None else batch.labels[idx])
+                    P, hits = batch.fused.penalty, batch.fused.hits
                 else:
                     J, P, hits = self._step(batch, idx, order[start + bs:start + 2 * bs], m, epoch, snapshot)
                 if batch.max_norm:
