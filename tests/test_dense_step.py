@@ -210,7 +210,7 @@ def test_poisson_and_sparse_take_the_engine(calls, monkeypatch):
 def _lossargs(out_code, code, l2=0.0, per_sample=False, half=False):
     """The kernel's lossargs: c and gc of the output's loss, N's code, the penalty, a slot for its value."""
     c = 0.5 if half else 1.0
-    return np.array([c, 2 * c if out_code == 2 else 1.0, code, l2, float(per_sample), 0.0, 0.0])
+    return np.array([c, 2 * c if out_code == 2 else 1.0, code, l2, float(per_sample), 0.0, 0.0, 1.0])
 
 
 def _kernel_args(out_code, acts, weighted, lossargs, seed=0):

@@ -857,3 +857,20 @@ def test_lbfgs_objective_and_gradient_are_sklearns(n_labels):
     numeric = np.array([(est._loss_grad_lbfgs(theta + e, X, Y, w)[0] - est._loss_grad_lbfgs(theta - e, X, Y, w)[0])
                         / 2e-6 for e in np.eye(theta.size) * 1e-6])
     assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+@quiet
+def test_a_diverging_fit_with_early_stopping_ends_on_its_best_weights_as_sklearns_does():
+    """scikit-learn trains on through a non-finite loss (the Trainer's halt_on_divergence=False) and
+    restores the best validation epoch; without early stopping the non-finite weights are an error."""
+    X, y = load_iris(return_X_y=True)
+    kw = dict(hidden_layer_sizes=100, activation="identity", solver="sgd", learning_rate_init=1, max_iter=20,
+              early_stopping=True, n_iter_no_change=10, random_state=0)
+    with np.errstate(all="ignore"):
+        ref, ours = skn.MLPRegressor(**kw).fit(X, y), MLPRegressor(**kw).fit(X, y)
+    assert np.isnan(ours.validation_scores_[-1]) and np.isnan(ref.validation_scores_[-1])
+    assert ours.n_iter_ == ref.n_iter_
+    assert_allclose(ours.validation_scores_[:3], ref.validation_scores_[:3], rtol=1e-9)
+    assert np.isfinite(ours.coefs_[0]).all()
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
+        MLPRegressor(**{**kw, "early_stopping": False}).fit(X, y)

@@ -983,3 +983,21 @@ def test_sparse_inputs_train_as_their_dense_rows_do():
     lbfgs = Trainer(net, optimizer="lbfgs")
     with pytest.raises(InputError, match="needs a dense X"):
         lbfgs.fit(sp.csr_matrix(X), Y)
+
+
+def test_halt_on_divergence_false_trains_on_through_a_non_finite_loss():
+    X = np.full((16, 3), 1e200)
+    Y = np.ones((16, 1))
+    for optimizer in ({"name": "sgd", "lr": 1.0}, {"name": "rmsprop", "lr": 1.0}):   # the compiled and numpy steps
+        def network():
+            return deepff.FeedForward([Dense(4, "linear"), Dense(1)], loss="mse", n_features=3, dtype="float64",
+                                      seed=0)
+
+        net = network()
+        t = Trainer(net, optimizer=optimizer, epochs=3, batch_size=8)
+        t.halt_on_divergence = False
+        history = t.fit(X, Y)
+        assert len(history.records) == 3 and not math.isfinite(history.records[-1]["loss"])
+        assert t.step == 6 and not np.isfinite(net.params.theta).all()
+        with pytest.raises(DivergenceError):
+            Trainer(network(), optimizer=optimizer, epochs=3, batch_size=8).fit(X, Y)

@@ -126,7 +126,8 @@ class FusedStep:
         self._out = _kernels.STEP_OUTPUTS[_OUTPUTS[type(net.loss), type(layers[-1].activation)]]
         l2 = 0.0 if penalty is None else penalty.l2
         per_sample = penalty is not None and penalty.per_sample
-        self._lossargs = np.array(_loss_args(net.loss) + (l2, float(per_sample), 0.0, 0.0), dtype=np.float64)
+        self._lossargs = np.array(_loss_args(net.loss) + (l2, float(per_sample), 0.0, 0.0,
+                                                           float(trainer.halt_on_divergence)), dtype=np.float64)
         self._mask = net.params.weight_mask() if l2 else np.zeros(1, dtype=theta.dtype)
         self._opt_code = 0 if opt.kernel == "adam_kernel" else 1
         self._scratch = np.empty(_kernels.step_scratch_size(batch_size, self._dims.tolist()), dtype=theta.dtype)
@@ -139,7 +140,8 @@ class FusedStep:
 
         A non-finite J leaves the weights and the optimizer's moments as they
         were (the step stops before the update), as the numpy step does when
-        the trainer reports the divergence.
+        the trainer reports the divergence; with the trainer's
+        ``halt_on_divergence`` False the update takes place, as in numpy.
 
         Raises
         ------
@@ -157,7 +159,7 @@ class FusedStep:
         J = self._kernel(self._X, self._Y, self._w, self._weighted, idx, theta, self._grad, self._mask, self._dims,
                          self._woff, self._boff, self._acts, self._out, self._scratch, self._lossargs,
                          self._opt_code, *states, self._hyper)
-        if not math.isfinite(J) and t is not None:
+        if not math.isfinite(J) and self._lossargs[7] and t is not None:
             opt.t, opt.lr = t, lr                       # no update took place: the step does not count
         self.penalty, self.hits = float(self._lossargs[5]), float(self._lossargs[6])
         return float(J)

@@ -486,7 +486,7 @@ def _dense_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, act
             sq += part
         lossargs[5] = 0.5 * l2 * sq
         loss += lossargs[5]
-    if not np.isfinite(loss):                           # the caller reports it; the weights stay as they are
+    if not np.isfinite(loss) and lossargs[7] != 0:      # the caller reports it; the weights stay as they are
         return loss
 
     # backward: dW = h^T g, db = sum of g's rows, g <- (g W^T) o f'(a)
@@ -649,7 +649,7 @@ def dense_step_kernel():
        negative log-likelihood, sigmoid + binary cross-entropy, linear +
        squared error), plus the L2 penalty (l2 / 2) sum ||W||^2 (divided by
        sum(w) for a per-sample penalty); if J is not finite the step stops
-       here and returns it, the weights untouched
+       here and returns it, the weights untouched (unless told to go on)
     4. backward: g^L = w o (h^L - y) (gc / N) (the canonical link), then for
        l = L..1 dW^l = (h^{l-1})^T g^l, db^l = column sums of g^l,
        g^{l-1} = (g^l (W^l)^T) o f'(a^{l-1})
@@ -673,10 +673,11 @@ def dense_step_kernel():
         ``boff`` (L,), hidden activation codes ``acts`` (L,; the last
         unused) from :data:`STEP_HIDDEN`, ``out_code`` from
         :data:`STEP_OUTPUTS`, ``scratch`` of :func:`step_scratch_size`
-        entries, ``lossargs`` (7,) float64: c, gc, the code of N (0: n k,
-        1: n, 2: sum(w)), l2, 1 for a per-sample penalty, and two slots the
-        kernel sets: the penalty's value and the number of rows classified
-        correctly (0 for a linear output);
+        entries, ``lossargs`` (8,) float64: c, gc, the code of N (0: n k,
+        1: n, 2: sum(w)), l2, 1 for a per-sample penalty, two slots the
+        kernel sets (the penalty's value and the number of rows classified
+        correctly, 0 for a linear output), and 1 to stop before the update
+        when J is not finite (0: update all the same);
         ``opt_code`` from :data:`STEP_OPTIMIZERS` with its state arrays
         ``s1``, ``s2``, ``s3`` (Adam's m, v, vmax; SGD's buffer three times)
         and ``hyper`` (:data:`STEP_HYPER`,) in theta's dtype: the scalars of

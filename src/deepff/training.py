@@ -189,6 +189,12 @@ class Trainer:
         Computed at the end of every epoch, after the validation data's loss
         and before the schedule, early stopping and the callbacks see the
         record: ``record[name] = metric(trainer, record)``.
+    halt_on_divergence : bool
+        True (the default): a non-finite loss (or weights) stops training
+        with :class:`~deepff.errors.DivergenceError`, the last finite
+        weights kept. False: training goes on as scikit-learn's does, and
+        the caller judges the outcome (``deepff.sklearn`` restores the best
+        validation epoch, or reports non-finite weights).
     """
 
     def __init__(self, network, optimizer="sgd", schedule=None, penalty=None, clip_norm=None,
@@ -270,6 +276,7 @@ class Trainer:
         self.reducer = None
         self.row_order = None       # the rows' order in each epoch, see the class docstring
         self.metrics = {}           # more entries of each epoch's record, see the class docstring
+        self.halt_on_divergence = True   # see the class docstring
 
     # --------------------------------------------------------------- helpers
     def request_stop(self):
@@ -396,8 +403,8 @@ class Trainer:
                 self.history.interrupted = True
                 self.stop_requested = True
                 return
-            if not np.isfinite(theta).all():     # the epoch's last update overflowed after a finite loss:
-                self._diverged(None, epoch, snapshot)   # stop before callbacks save such weights
+            if self.halt_on_divergence and not np.isfinite(theta).all():   # the epoch's last update overflowed
+                self._diverged(None, epoch, snapshot)   # after a finite loss: stop before callbacks save such weights
             self._order = None
             loss_sum, correct, seen, penalty_sum = self._partial
             record = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1)}
@@ -423,7 +430,7 @@ class Trainer:
                     self.optimizer.lr = self.schedule.lr(self.base_lr, self.step, epoch)
                 if batch.fused is not None:      # the same step in one compiled call (deepff._fused_step)
                     J = batch.fused(idx)
-                    if not math.isfinite(J):
+                    if not math.isfinite(J) and self.halt_on_divergence:
                         self._diverged(J, epoch, snapshot)
                     P, hits = batch.fused.penalty, batch.fused.hits
                 else:
@@ -474,7 +481,7 @@ class Trainer:
             bw = self.penalty.batch_weight(ml, wm)
             P = self.penalty.value(net.params, bw)
             J += P
-        if not math.isfinite(J):
+        if not math.isfinite(J) and self.halt_on_divergence:
             self._diverged(J, epoch, snapshot)
         if self.penalty is not None:
             self.penalty.add_grad(net.params, bw)

@@ -187,14 +187,13 @@ class _Solvers:
         trainer.epoch, trainer.step = self._epochs, self._steps
         trainer.epochs = self._epochs + (1 if incremental else self.max_iter)
         trainer.row_order = self._row_order(n_samples)
+        trainer.halt_on_divergence = False   # scikit-learn trains on; the best or non-finite weights decide below
         trainer.metrics = {"sk_loss": self._reported_loss}
         self.n_iter_ = 0                   # scikit-learn counts the epochs of this call
         if self.early_stopping:
             trainer.metrics["val_score"] = lambda *_: self._validation_score(X_val, Y_val, w_val)
         try:
             trainer.fit(X_train, Y_train, w_train)
-        except DivergenceError:
-            raise ValueError(_NON_FINITE) from None
         except KeyboardInterrupt:      # a second Ctrl-C (the first stops after the current step)
             trainer.history.interrupted = True
         finally:
