@@ -354,9 +354,8 @@ def _output_loss(z, h, y, W, weighted, idx, g, out_code, lossargs):
     # losses' value_from_logits: log-sum-exp for softmax, the stable form for
     # sigmoid; (h - y)^2 for linear), summed in float64, and in g the gradient
     # dJ/da^L = w_i (h - y) (gc / N). lossargs = (c, gc, reduction code, ...):
-    # N = n k (code 0), n (code 1) or sum(w) (code 2). Returns (J, sum(w)) and
-    # sets lossargs[6] to the rows classified correctly (the trainer's accuracy
-    # count: argmax h = argmax y for softmax, every h >= 0.5 iff y >= 0.5 for sigmoid).
+    # N = n k (code 0), n (code 1) or sum(w) (code 2). Returns (J, sum(w)); lossargs[6] = the rows classified
+    # correctly (argmax h = argmax y for softmax; each h >= 0.5 iff y >= 0.5 for sigmoid), as the trainer counts.
     n, n_out = h.shape
     total, sw_sum, hits = 0.0, 0.0, 0.0
     for i in range(n):
