@@ -874,3 +874,18 @@ def test_a_diverging_fit_with_early_stopping_ends_on_its_best_weights_as_sklearn
     assert np.isfinite(ours.coefs_[0]).all()
     with np.errstate(all="ignore"), pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
         MLPRegressor(**{**kw, "early_stopping": False}).fit(X, y)
+
+
+@quiet
+@pytest.mark.parametrize("kind", ["MLPClassifier", "MLPRegressor"])
+def test_early_stopping_with_a_coarse_tol_stops_when_sklearns_does(kind):
+    """A tol that decides: an epoch counts as no improvement unless the score beats the best by tol."""
+    X, y = _digits(300)
+    if kind == "MLPRegressor":
+        y = X[:, :4] @ np.array([0.5, -1.0, 0.25, 2.0])
+    kw = dict(hidden_layer_sizes=(16,), early_stopping=True, tol=0.02, n_iter_no_change=2, max_iter=200,
+              random_state=0)
+    ref, ours = getattr(skn, kind)(**kw).fit(X, y), getattr(dsk, kind)(**kw).fit(X, y)
+    assert ours.n_iter_ == ref.n_iter_ < 200
+    assert_allclose(ours.validation_scores_, ref.validation_scores_, rtol=1e-10)
+    assert ours.best_validation_score_ == pytest.approx(ref.best_validation_score_, rel=1e-10)
