@@ -148,3 +148,13 @@ def test_mnist_table_runs_a_row_end_to_end(tmp_path):
     assert "deepff train --config examples/mnist_800.yaml --dataset mnist" in cells[9]
     assert "SMOKE RUN" in text
     assert (tmp_path / "runs" / "rowA.npz").is_file()
+
+
+def test_sklearn_parity_script_runs_and_reports_every_setting(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import sklearn_parity
+
+    worst = sklearn_parity.main(["--quick"])
+    assert set(worst) == {"adam", "sgd/constant", "sgd/invscaling", "sgd/adaptive", "lbfgs"}
+    assert all(0 <= v < 1e-9 for v in worst.values())      # the same algorithm: rounding only
+    assert "worst relative difference per setting" in capsys.readouterr().out
