@@ -271,3 +271,19 @@ def test_nll_kernel_is_not_given_mismatched_shapes():
         loss.value_from_logits(a, y, w=np.ones(3))
     with pytest.raises(ValueError):
         loss.value_from_logits(a, y[:, :2])
+
+
+def test_prediction_never_asks_for_a_kernel(tmp_path):
+    """A process that only predicts never imports numba, and predictions are the numpy path's own."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, deepff\n"
+        "net = deepff.Network([deepff.Dense(8, 'relu'), deepff.Dense(3, 'softmax')], loss='nll', n_features=4, "
+        "seed=0)\n"
+        "p = net.predict_proba(np.random.default_rng(0).random((5, 4)))\n"
+        "print('numba' in sys.modules, np.isclose(p.sum(axis=1), 1).all())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["False", "True"], out.stderr

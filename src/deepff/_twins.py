@@ -8,13 +8,33 @@ and returns the result when numba is there and takes these arrays, or None,
 and then the numpy body runs. Both compute the same values (to the bit for
 element-wise passes, to float rounding for row sums; tests/test_kernels.py
 checks each).
+
+Prediction takes the numpy methods always: inside :func:`numpy_only` (which
+``FeedForward.forward(training=False)`` enters) a twin is never asked for,
+so a process that only predicts never imports numba (its import and the
+kernels' load cost a new process about 0.3 s), and its outputs do not
+depend on whether numba is installed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 
-__all__ = ["compiled_twin"]
+__all__ = ["compiled_twin", "numpy_only"]
+
+_NUMPY_ONLY = contextvars.ContextVar("deepff_numpy_only", default=False)
+
+
+@contextlib.contextmanager
+def numpy_only():
+    """Within this context, decorated methods run their numpy body and ask for no kernel."""
+    token = _NUMPY_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _NUMPY_ONLY.reset(token)
 
 
 def compiled_twin(fast):
@@ -36,7 +56,7 @@ def compiled_twin(fast):
     def decorate(method):
         @functools.wraps(method)
         def run(self, *args, **kwargs):
-            result = fast(self, *args, **kwargs)
+            result = None if _NUMPY_ONLY.get() else fast(self, *args, **kwargs)
             return method(self, *args, **kwargs) if result is None else result
 
         run.numpy = method

@@ -29,6 +29,7 @@ import contextvars
 import numpy as np
 
 from . import losses
+from ._twins import numpy_only
 from .checks import positive
 from .errors import InputError, SpecError
 from .layers import Dense
@@ -224,8 +225,9 @@ class FeedForward:
             batch size (copy it to keep it).
         """
         h = X                                          # h^0 = X
-        for layer in self.layers:                      # a^l = h^{l-1} W^l + b^l, h^l = f(a^l)
-            h = layer.forward(h, training=training, rng=self.dropout_rng)
+        with contextlib.nullcontext() if training else numpy_only():   # prediction: numpy, no kernels
+            for layer in self.layers:                  # a^l = h^{l-1} W^l + b^l, h^l = f(a^l)
+                h = layer.forward(h, training=training, rng=self.dropout_rng)
         self._last_output = h
         return h
 
