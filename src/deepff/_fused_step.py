@@ -149,17 +149,17 @@ class FusedStep:
             When the loss's reduction is ``"sample_mean"`` and the batch's
             weights sum to 0 (the loss's own error).
         """
-        if self._weighted and self._sample_mean and not self._w[idx].sum():
-            raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+        if self._weighted and self._sample_mean:
+            _losses.weight_total(self._w[idx])            # the loss's own error for a batch weighing 0
         opt, theta = self._opt, self._theta
-        t, lr = getattr(opt, "t", None), opt.lr
+        t = opt.t
         states, scalars, flags = opt.kernel_args(theta)   # counts the step, as opt.step does
         self._hyper[:] = scalars + (0.0,) * (9 - len(scalars)) + flags + (False,) * (3 - len(flags))   # cast here
         states = states * 3 if len(states) == 1 else states
         J = self._kernel(self._X, self._Y, self._w, self._weighted, idx, theta, self._grad, self._mask, self._dims,
                          self._woff, self._boff, self._acts, self._out, self._scratch, self._lossargs,
                          self._opt_code, *states, self._hyper)
-        if not math.isfinite(J) and self._lossargs[7] and t is not None:
-            opt.t, opt.lr = t, lr                       # no update took place: the step does not count
+        if not math.isfinite(J) and self._lossargs[7]:
+            opt.t = t                                   # no update took place: the step does not count
         self.penalty, self.hits = float(self._lossargs[5]), float(self._lossargs[6])
         return float(J)

@@ -408,8 +408,7 @@ def _output_loss(z, h, y, W, weighted, idx, g, out_code, lossargs):
 
 
 def _forward(x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax, z):
-    # a^l = h^{l-1} W^l + b^l, h^l = f(a^l) for l = 1..L, each h^l in scratch (the
-    # output's logits a^L also in z); returns h^L
+    # a^l = h^{l-1} W^l + b^l, h^l = f(a^l) for l = 1..L, each h^l in scratch (a^L in z); returns h^L
     n, L = x.shape[0], dims.shape[0] - 1
     h = x
     for l in range(1, L + 1):
@@ -421,7 +420,8 @@ def _forward(x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax, 
             _nb_bias_act(a, bl, acts[l - 1])
         else:
             _nb_bias_act(a, bl, 0)                      # a^L
-            z[:, :] = a
+            if out_code != 2:                           # (a linear output's loss reads h = a)
+                z[:, :] = a
             if out_code == 0:                           # softmax
                 _nb_shift_by_row_max(a, a, rowmax)
                 np.exp(a, a)

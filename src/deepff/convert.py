@@ -342,7 +342,6 @@ def _adopt_fitted(ours, theirs):
             schedule.seen = int(ours.t_)            # t counts the samples of every epoch so far
         elif isinstance(schedule, _schedules.Plateau):
             schedule.scale = mine.lr / ours._base_lr    # the divisions by 5 so far
-            schedule.n_reductions = int(round(np.log(1 / schedule.scale) / np.log(5))) if schedule.scale < 1 else 0
             schedule.bad_epochs = ours._no_improvement_count
             best = ours.best_loss_
             schedule.best_loss = float(best) if best is not None and np.isfinite(best) else None

@@ -125,12 +125,7 @@ class Loss:
         """
         if getattr(self, "reduction", "mean") == "mean":
             return float(h.shape[0] if self.mean_over_rows else h.size)
-        if w is None:
-            return float(h.shape[0])
-        total = float(np.add.reduce(w, dtype=np.float64))
-        if not total:
-            raise ZeroDivisionError("Weights sum to zero, can't be normalized")
-        return total
+        return float(h.shape[0]) if w is None else weight_total(w)
 
     def value(self, h, y, w=None):
         """Return the scalar loss J.
@@ -237,6 +232,28 @@ class Loss:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+def weight_total(w):
+    """sum_i w_i in float64: N of the ``"sample_mean"`` reduction for a weighted batch.
+
+    Parameters
+    ----------
+    w : ndarray of shape (n_samples,)
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ZeroDivisionError
+        When the weights sum to 0 (numpy's ``np.average`` says the same).
+    """
+    total = float(np.add.reduce(w, dtype=np.float64))
+    if not total:
+        raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+    return total
 
 
 def _weighted_mean(per_sample, w, denom):

@@ -465,6 +465,8 @@ class Plateau(Schedule):
 
     name = "plateau"
     MODES = ("min", "max")
+    # arguments a config names only when they differ from these defaults (older configs lack them)
+    _OPTIONAL = {"monitor": "loss", "mode": "min", "hold_min_lr": True}
 
     def __init__(self, factor=5.0, tol=1e-4, n_iter_no_change=2, min_lr=1e-6, monitor="loss", mode="min",
                  hold_min_lr=True):
@@ -536,8 +538,7 @@ class Plateau(Schedule):
             "tol": self.tol,
             "n_iter_no_change": self.n_iter_no_change,
             "min_lr": self.min_lr,
-            **{k: v for k, v in (("monitor", self.monitor), ("mode", self.mode), ("hold_min_lr", self.hold_min_lr))
-               if v != {"monitor": "loss", "mode": "min", "hold_min_lr": True}[k]},
+            **{k: getattr(self, k) for k, default in self._OPTIONAL.items() if getattr(self, k) != default},
         }
 
     def _state(self):

@@ -132,11 +132,11 @@ class _BatchBuffers:
         self.wb = None if w is None else np.empty(bs, dtype=w.dtype)
         self.wd = None if trainer.reducer is None else np.empty(bs, dtype=net.dtype)
         self.max_norm = trainer._has_max_norm()
-        # the class of every row, once per fit: a step then compares one argmax with a gather
-        classification = net.task == "classification"
+        self.fused = _fused_step.plan(trainer, X, Y, w, bs)   # (it counts the correct rows itself)
+        # the class of every row, once per fit: a numpy step then compares one argmax with a gather
+        classification = net.task == "classification" and self.fused is None
         self.labels = Y.argmax(axis=1) if classification and not net.multi_label and Y.shape[1] > 1 else None
         self.lb = None if self.labels is None else np.empty(bs, dtype=self.labels.dtype)
-        self.fused = _fused_step.plan(trainer, X, Y, w, bs)
 
 
 class Trainer:
