@@ -22,7 +22,8 @@ from deepff.io import load_checkpoint, save_checkpoint
 from deepff.spec import parse_config
 
 EXAMPLES = 500
-FUZZ = settings(max_examples=EXAMPLES, deadline=None,
+# derandomized: the same examples on every run, so the counts the suite asserts cannot flake
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.filter_too_much])
 

@@ -30,7 +30,8 @@ from deepff.datasets import load_array_file, load_csv, read_idx
 from deepff.errors import DatasetError
 
 EXAMPLES = 500
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
+# derandomized: the same examples on every run, so the counts the suite asserts cannot flake
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.filter_too_much])
 FD_DIR = "/proc/self/fd"

@@ -33,10 +33,15 @@ import hashlib
 import io
 import os
 import sys
+import time
 
 import numpy as np
 
 from .errors import DeepffError, DivergenceError, InputError
+
+#: seconds a failing rank waits after writing its one-line reason and before MPI_Abort (under load,
+#: mpiexec could otherwise end the job before it has forwarded the line to the user)
+ABORT_GRACE_S = 0.5
 
 __all__ = ["DistributedError", "Reducer", "launched_comm", "run_ranks", "world_size_from_env", "shard_bounds",
            "keyed_uniform"]
@@ -394,6 +399,7 @@ class Reducer:
         err = _state["stderr"] or sys.stderr
         err.write(f"deepff: rank {self.rank} of {self.size} failed: {what}; ending all {self.size} ranks\n")
         err.flush()
+        time.sleep(ABORT_GRACE_S)   # let mpiexec forward the line before MPI_Abort kills the job's pipes
         self.comm.Abort(1 if not isinstance(exc, DeepffError) else 2)
 
     # -------------------------------------------------------------- a step
