@@ -30,6 +30,16 @@ batch, one epoch per ``partial_fit``), and sklearn-drop-in/deepff says how
 close it runs to ``Network.fit`` on the same engine. ``floor/torch`` is the
 lowest deepff/torch any engine on this BLAS could reach.
 
+Each timed run starts after ``--quiet-gap`` seconds (default 0.3) of idle:
+BLAS and OpenMP pools keep their worker threads spinning for a while after
+their last call (OpenBLAS about 0.1 s), and the implementations here use
+four pools (numpy's OpenBLAS, scipy's OpenBLAS for numba's products,
+PyTorch's OpenMP and its BLAS). Without the gap, whichever runs right after
+another pool's spell shares the cores with its spinning threads: on the
+2-core Intel machine an epoch at batch 128 ran 10-15% slower right after
+the floor than after a pause, and the floor as much slower right after
+deepff. ``--quiet-gap 0`` gives the earlier, order-dependent method.
+
 Workloads: MNIST 784-256-128-10 (SGD lr 0.1 and Adam lr 1e-3) at batch 32,
 128 and 512; the wide 784-2048-2048-10 at batch 256 (SGD); inference over
 the 10,000 test images; ``import deepff`` time; peak RSS of one MNIST
@@ -230,6 +240,10 @@ def available(name):
 RUNNERS = [DeepffRunner, DeepffNumpyStepRunner, DeepffSklearnRunner, TorchRunner, SklearnRunner]
 
 
+QUIET_GAP = 0.3
+"""Seconds of idle before each timed run (``--quiet-gap``): other pools' spinning threads go to sleep."""
+
+
 def run_training(label, sizes, optimizer, lr, batch, data, rounds, peers):
     """Interleave one epoch per implementation per round; return medians (s)."""
     X, y = data
@@ -238,6 +252,7 @@ def run_training(label, sizes, optimizer, lr, batch, data, rounds, peers):
     times = {r.name: [] for r in runners}
     for rnd in range(rounds + 1):
         for r in runners:
+            time.sleep(QUIET_GAP)
             t0 = time.perf_counter()
             r.epoch()
             dt = time.perf_counter() - t0
@@ -269,6 +284,7 @@ def run_inference(data, test, rounds, peers, sizes):
     times = {r.name: [] for r in runners}
     for rnd in range(rounds + 1):
         for r in runners:
+            time.sleep(QUIET_GAP)
             t0 = time.perf_counter()
             r.infer(test)
             dt = time.perf_counter() - t0
@@ -354,13 +370,17 @@ def format_table(results, peers):
 
 def main(argv=None):
     """Run the suite and print the table."""
+    global QUIET_GAP
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one round (for tests)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", help="write results to this JSON file")
     ap.add_argument("--only", help="comma-separated workload filter (substring match)")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-memory subprocesses")
+    ap.add_argument("--quiet-gap", type=float, default=QUIET_GAP,
+                    help="seconds of idle before each timed run (0: none, the order-dependent method)")
     args = ap.parse_args(argv)
+    QUIET_GAP = 0.0 if args.quick else args.quiet_gap
     rounds = 1 if args.quick else args.rounds
     peers = ["deepff", "deepff-numpy-step"] + (["deepff-sklearn"] if available("sklearn") else [])
     peers += [p for p in ("torch", "sklearn") if available(p)]

@@ -27,9 +27,14 @@ checks it against the engine and against finite differences.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import os
 
 import numpy as np
+
+from . import _blas
 
 __all__ = [
     "enabled", "refresh", "fits", "adam_kernel", "sgd_kernel",
@@ -41,19 +46,23 @@ _CACHE = {}
 
 
 def enabled():
-    """Whether fused kernels may be used (numba importable, not disabled).
+    """Whether fused kernels may be used (numba importable, not disabled, not deferred).
 
     ``DEEPFF_NUMBA`` is read once, at the first use (a training step asks
     several times, and reading the environment costs as much as a small
     kernel); call :func:`refresh` after changing it in a running process.
     An absent numba means off; a numba that is installed but fails to
     import (a broken build, one made for another numpy) also means off, with
-    a ``RuntimeWarning`` naming the error.
+    a ``RuntimeWarning`` naming the error. Inside :func:`deferred` (a fit
+    too short to pay for loading numba, see :func:`deepff._fused_step.kernels_for`)
+    it is False.
 
     Returns
     -------
     bool
     """
+    if _DEFERRED.get():
+        return False
     flag = _CACHE.get("enabled")
     if flag is None:
         flag = False
@@ -71,6 +80,19 @@ def enabled():
                                   "silences this)", RuntimeWarning, stacklevel=2)
         _CACHE["enabled"] = flag
     return flag
+
+
+_DEFERRED = contextvars.ContextVar("deepff_kernels_deferred", default=False)
+
+
+@contextlib.contextmanager
+def deferred():
+    """Within this context :func:`enabled` is False: the numpy code runs and numba is not imported."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
 
 
 def refresh():
@@ -272,7 +294,7 @@ zero-padded to 3."""
 # compiles the function that uses it, so dense_step_kernel() sets these first.
 _nb_shift_by_row_max = _nb_divide_by_row_sum = None
 _nb_adam = _nb_sgd = _nb_add_l2 = _nb_bias_act = _nb_act_backward = None
-_nb_gather_rows = _nb_output_loss = _nb_forward = None
+_nb_gather_rows = _nb_output_loss = _nb_forward = _nb_product = None
 
 
 def step_scratch_size(n, dims):
@@ -407,7 +429,7 @@ def _output_loss(z, h, y, W, weighted, idx, g, out_code, lossargs):
     return loss, sw_sum
 
 
-def _forward(x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax, z):
+def _forward(blas, x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax, z):
     # a^l = h^{l-1} W^l + b^l, h^l = f(a^l) for l = 1..L, each h^l in scratch (a^L in z); returns h^L
     n, L = x.shape[0], dims.shape[0] - 1
     h = x
@@ -415,7 +437,7 @@ def _forward(x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax, 
         Wl = theta[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
         bl = theta[boff[l - 1]:boff[l - 1] + dims[l]].reshape(1, dims[l])
         a = scratch[hoff[l]:hoff[l] + n * dims[l]].reshape(n, dims[l])
-        np.dot(h, Wl, a)
+        _nb_product(blas, h, False, Wl, False, a)
         if l < L:
             _nb_bias_act(a, bl, acts[l - 1])
         else:
@@ -440,7 +462,7 @@ def _forward(x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax, 
     return h
 
 
-def _dense_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, acts, out_code,
+def _dense_step(blas, X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, acts, out_code,
                 scratch, lossargs, opt_code, s1, s2, s3, hyper):
     # One training step on the rows idx of X, Y; the arguments and the five
     # stages are described in dense_step_kernel's docstring.
@@ -469,7 +491,7 @@ def _dense_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, act
     rowmax = scratch[pos + 2 * n * gmax:pos + 2 * n * gmax + n]
     _nb_gather_rows(X, Y, idx, x, y)                    # x = X[idx], y = Y[idx]
 
-    h = _nb_forward(x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax, z)
+    h = _nb_forward(blas, x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax, z)
     # the loss and g^L = dJ/da^L
     g = gbuf0[:n * n_out].reshape(n, n_out)
     loss, sw_sum = _nb_output_loss(z, h, y, W, weighted, idx, g, out_code, lossargs)
@@ -493,7 +515,7 @@ def _dense_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, act
     for l in range(L, 0, -1):
         h_in = x if l == 1 else scratch[hoff[l - 1]:hoff[l - 1] + n * dims[l - 1]].reshape(n, dims[l - 1])
         dW = grad[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
-        np.dot(h_in.T, g, dW)
+        _nb_product(blas, h_in, True, g, False, dW)
         db = grad[boff[l - 1]:boff[l - 1] + dims[l]]
         db[:] = 0
         for i in range(n):
@@ -504,7 +526,7 @@ def _dense_step(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, act
             Wl = theta[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
             spare = gbuf1 if spare_is_1 else gbuf0
             g_in = spare[:n * dims[l - 1]].reshape(n, dims[l - 1])
-            np.dot(g, Wl.T, g_in)
+            _nb_product(blas, g, False, Wl, True, g_in)
             _nb_act_backward(g_in, h_in, acts[l - 2])
             spare_is_1 = not spare_is_1
             g = g_in
@@ -641,8 +663,8 @@ def dense_step_kernel():
     in :meth:`deepff.training.Trainer` for a plain dense network:
 
     1. gather the batch rows x = X[idx], y = Y[idx]
-    2. forward: for l = 1..L, a^l = h^{l-1} W^l + b^l (``np.dot``, which
-       numba hands to BLAS), h^l = f(a^l)
+    2. forward: for l = 1..L, a^l = h^{l-1} W^l + b^l (numpy's BLAS, see
+       :mod:`deepff._blas`), h^l = f(a^l)
     3. the batch loss J = c sum_i w_i sum_j l_ij / N from the output's
        logits, as the losses' ``value_from_logits`` compute it (softmax +
        negative log-likelihood, sigmoid + binary cross-entropy, linear +
@@ -662,6 +684,7 @@ def dense_step_kernel():
     Returns
     -------
     callable or None
+        The compiled step with numpy's ``gemm`` bound (:func:`deepff._blas.gemms`):
         ``kernel(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff,
         acts, out_code, scratch, lossargs, opt_code, s1, s2, s3, hyper) -> float``:
         the whole training set X (n_rows, n_0) and targets Y (n_rows, n_L)
@@ -687,14 +710,15 @@ def dense_step_kernel():
     if not enabled():
         return None
     if "dense_step" not in _CACHE:
+        _blas.compile_caller()
         callees = {"shift_by_row_max": _shift_by_row_max, "divide_by_row_sum": _divide_by_row_sum,
                    "adam": _adam, "sgd": _sgd,
                    "add_l2": _add_l2, "bias_act": _bias_act, "act_backward": _act_backward,
-                   "gather_rows": _gather_rows}
+                   "gather_rows": _gather_rows, "product": _blas.product}
         for name, func in callees.items():
             globals()["_nb_" + name] = _compiled(name, func)
         callees = {"output_loss": _output_loss, "forward": _forward}   # they call the kernels set above
         for name, func in callees.items():
             globals()["_nb_" + name] = _compiled(name, func)
         _compiled("dense_step", _dense_step)
-    return _CACHE["dense_step"]
+    return functools.partial(_CACHE["dense_step"], _blas.gemms())
