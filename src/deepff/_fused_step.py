@@ -22,7 +22,9 @@ The compiled step's results equal the numpy step's to float rounding
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 
 import numpy as np
 
@@ -31,10 +33,65 @@ from . import activations as _activations
 from . import losses as _losses
 from .layers import Dense
 
-__all__ = ["ENABLED", "plan", "FusedStep"]
+__all__ = ["ENABLED", "LOAD_AFTER_S", "plan", "kernels_for", "numpy_seconds", "FusedStep"]
 
 ENABLED = True
 """Whether :func:`plan` may choose the compiled step (False: always the numpy step)."""
+
+LOAD_AFTER_S = 1.0
+"""Seconds of numpy steps (:func:`numpy_seconds`' guess, summed over the fits of a process) after which
+a process imports numba and loads the compiled kernels: about 0.3-0.6 s once, which a shorter fit
+would not win back. Once numba is imported, every fit takes the kernels."""
+
+_DEFERRED_S = [0.0]     # the guessed seconds of the fits this process ran without kernels so far
+
+
+def numpy_seconds(network, n_rows, batch_size, epochs):
+    """A rough guess of how long ``epochs`` epochs of the numpy step take (seconds).
+
+    Six floating-point operations per weight and row (one product forward,
+    two backward) at 10 GFLOP/s, plus 30 microseconds of Python per layer
+    and step.
+
+    Parameters
+    ----------
+    network : FeedForward
+    n_rows, batch_size, epochs : int
+
+    Returns
+    -------
+    float
+    """
+    steps = epochs * -(-n_rows // max(batch_size, 1))
+    return epochs * n_rows * 6.0 * network.params.theta.size / 1e10 + steps * 30e-6 * len(network.layers)
+
+
+def kernels_for(trainer, n_rows, batch_size):
+    """The context a fit runs in: the compiled kernels, or deferred when the fit is too short to load them.
+
+    A process that has not imported numba yet, and whose fits so far
+    (this one included) add up to less than :data:`LOAD_AFTER_S` of numpy
+    steps, trains with the numpy code and never imports numba: a short
+    first fit (a worker of a parallel grid search, a small data set) costs
+    what it costs without numba instead of numba's import and the kernels'
+    load.
+
+    Parameters
+    ----------
+    trainer : Trainer
+    n_rows, batch_size : int
+
+    Returns
+    -------
+    context manager
+    """
+    if "numba" in sys.modules:           # (asking _kernels.enabled() here would import it)
+        return contextlib.nullcontext()
+    guess = numpy_seconds(trainer.network, n_rows, batch_size, max(trainer.epochs - trainer.epoch, 0))
+    if _DEFERRED_S[0] + guess >= LOAD_AFTER_S:
+        return contextlib.nullcontext()
+    _DEFERRED_S[0] += guess
+    return _kernels.deferred()
 
 _HIDDEN = {_activations.Linear: "linear", _activations.Sigmoid: "sigmoid", _activations.ReLU: "relu"}
 # the output pairs the step computes, with their code in _kernels.STEP_OUTPUTS

@@ -334,9 +334,11 @@ class Trainer:
         try:
             # overflow shows up as a non-finite loss, reported once by DivergenceError,
             # instead of a stream of numpy RuntimeWarnings
-            with _InterruptFlag() as flag, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            full_batch = getattr(self.optimizer, "full_batch", False)
+            with _InterruptFlag() as flag, np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                    _fused_step.kernels_for(self, X.shape[0], X.shape[0] if full_batch else self.batch_size):
                 self._flag = flag
-                if getattr(self.optimizer, "full_batch", False):
+                if full_batch:
                     self._fit_full_batch(X, Y, sample_weight, validation_data)
                 else:
                     self._fit_minibatch(X, Y, sample_weight, validation_data)
