@@ -45,9 +45,14 @@ def test_product_is_the_matrix_product(product, dtype, trans, through):
     a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
     c = np.full((m, n), np.nan, dtype=dtype)               # every entry must be written (beta = 0)
-    product(blas, a, ta, b, tb, c)
+    product(blas, a, ta, b, tb, c, 1.0, 0.0)
     expected = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
-    assert_allclose(c, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+    tol = {"rtol": 1e-5 if dtype == np.float32 else 1e-12, "atol": 1e-5}
+    assert_allclose(c, expected, **tol)
+    c0 = rng.standard_normal((m, n)).astype(dtype)      # c <- alpha op(a) op(b) + beta c (SGD's W - lr h^T g)
+    c = c0.copy()
+    product(blas, a, ta, b, tb, c, dtype(-0.25), 1.0)
+    assert_allclose(c, c0 - 0.25 * expected, **tol)
 
 
 def test_product_of_views_into_one_buffer(product):
@@ -57,12 +62,18 @@ def test_product_of_views_into_one_buffer(product):
     buf = rng.standard_normal(1000)
     a, b = buf[5:5 + 6 * 4].reshape(6, 4), buf[100:100 + 4 * 3].reshape(4, 3)
     c = np.empty(20 + 18)[20:].reshape(6, 3)
-    product(blas, a, False, b, False, c)
+    product(blas, a, False, b, False, c, 1.0, 0.0)
     assert_allclose(c, a @ b, rtol=1e-12)
 
 
+OPTIMIZERS = {"adam": {"name": "adam", "lr": 0.01},
+              "plain sgd (W moved inside the product)": {"name": "sgd", "lr": 0.05},
+              "sgd with momentum": {"name": "sgd", "lr": 0.05, "momentum": 0.9}}
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_fit_through_numpys_gemm_equals_one_through_np_dot(dtype, monkeypatch):
+def test_a_fit_through_numpys_gemm_equals_one_through_np_dot(dtype, optimizer, monkeypatch):
     """The two routes to BLAS train the same network (to float rounding), and numpy's is the one taken."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, 12)).astype(dtype)
@@ -80,7 +91,7 @@ def test_a_fit_through_numpys_gemm_equals_one_through_np_dot(dtype, monkeypatch)
         net = deepff.Network([deepff.Dense(16, "relu"), deepff.Dense(2, "softmax")], loss="neg_log_likelihood",
                              n_features=12, seed=0, dtype=dtype)
         seen.clear()
-        net.fit(X, y, epochs=3, batch_size=32, optimizer={"name": "adam", "lr": 0.01})
+        net.fit(X, y, epochs=3, batch_size=32, optimizer=optimizer)
         assert seen and seen[0] is not None                  # the compiled step ran
         return net.params.theta.copy()
 

@@ -278,6 +278,33 @@ def test_kernel_gradient_matches_finite_differences(acts, out_code, weighted, re
     assert err < 1e-6
 
 
+@pytest.mark.parametrize("lr", [1.0, 0.3])
+@pytest.mark.parametrize("out_code", [0, 1, 2], ids=["softmax-nll", "sigmoid-bce", "linear-squared-error"])
+def test_plain_sgd_inside_the_products_moves_theta_as_the_update_pass_does(out_code, lr, monkeypatch):
+    """W <- W - lr h^T g inside numpy's gemm (beta = 1) equals dW = h^T g, then theta -= lr grad."""
+    from deepff import _blas
+
+    if _blas.gemms()[2] == 0:
+        pytest.skip("numpy's BLAS has no 64-bit-integer gemm here: the step never fuses the update")
+    a = _kernel_args(out_code, [3, 1], True, _lossargs(out_code, 0))
+    hyper = np.zeros(_kernels.STEP_HYPER)
+    hyper[0], hyper[2] = lr, 1.0                       # plain SGD: no momentum, no decay, no flags
+    moved = {}
+    for route in ("inside the product", "an update pass"):
+        if route == "an update pass":                  # without numpy's gemm the step keeps the pass
+            monkeypatch.setitem(_blas._FOUND, "gemms", np.zeros(3, dtype=np.int64))
+        t, grad = a["theta"].copy(), np.full_like(a["theta"], np.nan)
+        vel = np.zeros_like(t)
+        _kernels.dense_step_kernel()(a["X"], a["Y"], a["W"], a["weighted"], a["idx"], t, grad, a["mask"],
+                                     a["dims"], a["woff"], a["boff"], a["acts"], a["out_code"], a["scratch"],
+                                     a["lossargs"], 2, vel, vel, vel, hyper)
+        moved[route] = (t, grad)
+    assert_allclose(moved["inside the product"][0], moved["an update pass"][0], rtol=1e-13, atol=1e-14)
+    assert not np.array_equal(moved["inside the product"][0], a["theta"])
+    assert np.isnan(moved["inside the product"][1][a["mask"] == 1]).all()      # W's gradient never written
+    assert np.isfinite(moved["an update pass"][1]).all()
+
+
 @pytest.mark.parametrize("out_code, loss", [(0, deepff.losses.NegLogLikelihood), (1, deepff.losses.BinaryCrossEntropy),
                                             (2, deepff.losses.MeanSquaredError)])
 @pytest.mark.parametrize("reduction", ["mean", "sample_mean"])
@@ -347,6 +374,52 @@ def test_trainer_takes_the_compiled_step_and_agrees_with_numpy(pair, optimizer, 
                 assert (key in a) == (key in b)
                 if key in a:
                     assert_allclose(a[key], b[key], rtol=1e-11, atol=1e-15)
+
+
+class _GradientNorms(deepff.Callback):
+    """||dW^l|| of every layer after every step (a learner's vanishing-gradient plot)."""
+
+    def __init__(self, reads=None):
+        self.norms = []
+        if reads is not None:
+            self.reads_gradients = reads
+
+    def on_batch_end(self, trainer, step, batch_size, loss):
+        self.norms.append([np.linalg.norm(layer.dW) for layer in trainer.network.layers])
+
+
+def _plain_sgd_fit(fused, callbacks, monkeypatch):
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(200, 7))
+    Y = np.eye(3)[rng.integers(0, 3, 200)]
+    net = FeedForward([Dense(16, "relu"), Dense(3, "softmax")], loss="nll", n_features=7, dtype="float64", seed=2)
+    net.params.grad[:] = np.nan                          # what no step has written stays NaN
+    with monkeypatch.context() as m:
+        m.setattr(_fused_step, "ENABLED", fused)
+        Trainer(net, optimizer={"name": "sgd", "lr": 0.1}, epochs=2, batch_size=32, callbacks=callbacks).fit(X, Y)
+    return net
+
+
+def test_a_callback_reading_gradients_sees_every_steps_even_with_plain_sgd(calls, monkeypatch):
+    """Plain SGD may move W inside the products, but not while a callback reads layer.dW."""
+    fast, slow = _GradientNorms(), _GradientNorms()
+    _plain_sgd_fit(True, [fast], monkeypatch)
+    assert calls["n"] == 14
+    _plain_sgd_fit(False, [slow], monkeypatch)
+    assert np.isfinite(fast.norms).all()
+    assert_allclose(fast.norms, slow.norms, rtol=1e-10)
+
+
+def test_plain_sgd_leaves_each_epochs_last_gradient(calls, monkeypatch):
+    """Without such a callback, W's gradient is written on each epoch's last step only (as the numpy step leaves it)."""
+    quiet = _GradientNorms(reads=False)                  # says it does not read them: W moves inside the products
+    fast = _plain_sgd_fit(True, [quiet], monkeypatch)
+    slow = _plain_sgd_fit(False, [], monkeypatch)
+    assert calls["n"] == 14
+    # 7 steps an epoch (200 rows, batch 32): W's gradient is NaN until the first epoch's last step writes it
+    assert [bool(np.isfinite(n).all()) for n in quiet.norms] == [False] * 6 + [True] * 8
+    assert_allclose(fast.params.grad, slow.params.grad, rtol=1e-10, atol=1e-14)
+    assert_allclose(fast.params.theta, slow.params.theta, rtol=1e-11, atol=1e-13)
 
 
 def test_trainer_float32_compiled_step(calls, monkeypatch):

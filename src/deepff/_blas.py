@@ -14,7 +14,8 @@ scipy-openblas64 with ``scipy_cblas_sgemm64_``); elsewhere (another BLAS,
 another platform) it keeps ``np.dot``.
 
 :func:`product` is the one place a kernel multiplies matrices:
-``c = op(a) op(b)``, ``op`` transposing when asked, every array C-contiguous.
+``c <- alpha op(a) op(b) + beta c``, ``op`` transposing when asked, every
+array C-contiguous.
 """
 
 from __future__ import annotations
@@ -85,16 +86,20 @@ def compile_caller():
     _call_gemm = call_gemm
 
 
-def product(blas, a, trans_a, b, trans_b, c):
-    # c = op(a) op(b) for C-contiguous 2-D arrays of one dtype, at most one of them transposed
-    # (compiled by deepff._kernels; blas is gemms()). Through numpy's BLAS when found, else np.dot.
+def product(blas, a, trans_a, b, trans_b, c, alpha, beta):
+    # c <- alpha op(a) op(b) + beta c for C-contiguous 2-D arrays of one dtype, at most one of a, b
+    # transposed (compiled by deepff._kernels; blas is gemms()). Through numpy's BLAS when found, else np.dot.
     if blas[2] == 0:
         if trans_a:
-            np.dot(a.T, b, c)
+            ab = np.dot(a.T, b)
         elif trans_b:
-            np.dot(a, b.T, c)
+            ab = np.dot(a, b.T)
         else:
-            np.dot(a, b, c)
+            ab = np.dot(a, b)
+        if alpha == 1 and beta == 0:
+            c[:, :] = ab
+        else:
+            c[:, :] = alpha * ab + beta * c
         return
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
@@ -102,6 +107,6 @@ def product(blas, a, trans_a, b, trans_b, c):
     tb = np.int32(_TRANS if trans_b else _NO_TRANS)
     lda, ldb, ldc = max(1, a.shape[1]), max(1, b.shape[1]), max(1, n)
     pa, pb, pc = np.int64(a.ctypes.data), np.int64(b.ctypes.data), np.int64(c.ctypes.data)
-    one, zero = c.dtype.type(1), c.dtype.type(0)
+    al, be = c.dtype.type(alpha), c.dtype.type(beta)
     _call_gemm(blas[0] if c.itemsize == 4 else blas[1], np.int32(_ROW_MAJOR), ta, tb, np.int64(m), np.int64(n),
-               np.int64(k), one, pa, np.int64(lda), pb, np.int64(ldb), zero, pc, np.int64(ldc))
+               np.int64(k), al, pa, np.int64(lda), pb, np.int64(ldb), be, pc, np.int64(ldc))

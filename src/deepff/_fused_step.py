@@ -31,6 +31,7 @@ import numpy as np
 from . import _kernels
 from . import activations as _activations
 from . import losses as _losses
+from .callbacks import Callback
 from .layers import Dense
 
 __all__ = ["ENABLED", "LOAD_AFTER_S", "plan", "kernels_for", "numpy_seconds", "FusedStep"]
@@ -150,6 +151,17 @@ def plan(trainer, X, Y, w, batch_size):
     return FusedStep(trainer, X, Y, w, batch_size)
 
 
+def _gradients_read(callbacks):
+    """Whether a callback reads each step's gradients (says so, or overrides on_batch_end without saying)."""
+    for cb in callbacks:
+        reads = getattr(cb, "reads_gradients", None)
+        if reads is None:
+            reads = getattr(type(cb), "on_batch_end", None) is not Callback.on_batch_end
+        if reads:
+            return True
+    return False
+
+
 class FusedStep:
     """One compiled training step on a batch of rows (see :func:`plan`, which builds it).
 
@@ -187,13 +199,21 @@ class FusedStep:
                                                            float(trainer.halt_on_divergence)), dtype=np.float64)
         self._mask = net.params.weight_mask() if l2 else np.zeros(1, dtype=theta.dtype)
         self._opt_code = 0 if opt.kernel == "adam_kernel" else 1
+        # plain SGD may move W inside the products (code 2) unless a callback reads each step's gradients
+        self._fold = self._opt_code == 1 and not _gradients_read(trainer.callbacks)
         self._scratch = np.empty(_kernels.step_scratch_size(batch_size, self._dims.tolist()), dtype=theta.dtype)
         self._hyper = np.zeros(_kernels.STEP_HYPER, dtype=theta.dtype)
         self._kernel = _kernels.dense_step_kernel()
         self.hits = self.penalty = 0.0
 
-    def __call__(self, idx):
+    def __call__(self, idx, keep_gradients=False):
         """One step on the rows ``idx`` (int64, at most ``batch_size`` of them); returns J (penalty included).
+
+        Plain SGD (no momentum, weight decay or penalty) moves the weights
+        inside the matrix products and leaves their part of ``params.grad``
+        unwritten, unless ``keep_gradients`` (the trainer asks for it on an
+        epoch's last step) or a callback reads each step's gradients
+        (:attr:`deepff.callbacks.Callback.reads_gradients`).
 
         A non-finite J leaves the weights and the optimizer's moments as they
         were (the step stops before the update), as the numpy step does when
@@ -215,7 +235,7 @@ class FusedStep:
         states = states * 3 if len(states) == 1 else states
         J = self._kernel(self._X, self._Y, self._w, self._weighted, idx, theta, self._grad, self._mask, self._dims,
                          self._woff, self._boff, self._acts, self._out, self._scratch, self._lossargs,
-                         self._opt_code, *states, self._hyper)
+                         2 if self._fold and not keep_gradients else self._opt_code, *states, self._hyper)
         if not math.isfinite(J) and self._lossargs[7]:
             opt.t = t                                   # no update took place: the step does not count
         self.penalty, self.hits = float(self._lossargs[5]), float(self._lossargs[6])

@@ -284,8 +284,10 @@ numpy's vector ``tanh`` (no SVML), which cost more than the whole step saves."""
 STEP_OUTPUTS = {"softmax": 0, "sigmoid": 1, "linear": 2}
 """Output activations the whole step takes (with their canonical loss: negative log-likelihood for softmax,
 binary cross-entropy for sigmoid, squared error for linear), and their codes."""
-STEP_OPTIMIZERS = {"adam": 0, "sgd": 1}
-"""Optimizers the whole step takes (their kernels :func:`adam_kernel`, :func:`sgd_kernel`), and their codes."""
+STEP_OPTIMIZERS = {"adam": 0, "sgd": 1, "sgd, plain update inside the products": 2}
+"""Optimizers the whole step takes (their kernels :func:`adam_kernel`, :func:`sgd_kernel`), and their codes.
+With code 2 a plain SGD step (no momentum, weight decay or penalty) moves W inside its weight-gradient
+product and leaves W's gradient unwritten; other SGD settings run as code 1."""
 STEP_HYPER = 12
 """Length of the whole step's ``hyper`` array: the optimizer kernel's scalars, zero-padded to 9, then its flags,
 zero-padded to 3."""
@@ -437,7 +439,7 @@ def _forward(blas, x, theta, dims, woff, boff, hoff, acts, out_code, scratch, ro
         Wl = theta[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
         bl = theta[boff[l - 1]:boff[l - 1] + dims[l]].reshape(1, dims[l])
         a = scratch[hoff[l]:hoff[l] + n * dims[l]].reshape(n, dims[l])
-        _nb_product(blas, h, False, Wl, False, a)
+        _nb_product(blas, h, False, Wl, False, a, 1.0, 0.0)
         if l < L:
             _nb_bias_act(a, bl, acts[l - 1])
         else:
@@ -510,12 +512,16 @@ def _dense_step(blas, X, Y, W, weighted, idx, theta, grad, mask, dims, woff, bof
     if not np.isfinite(loss) and lossargs[7] != 0:      # the caller reports it; the weights stay as they are
         return loss
 
-    # backward: dW = h^T g, db = sum of g's rows, g <- (g W^T) o f'(a)
+    # backward: dW = h^T g, db = sum of g's rows, g <- (g W^T) o f'(a). Plain SGD (no momentum, decay or
+    # penalty; numpy's gemm at hand) moves the weights inside the product, W <- W - lr h^T g, after g W^T
+    # has read them, and b <- b - lr db: no pass over theta afterwards (W's part of grad is not written).
+    plain = (opt_code == 2 and hyper[1] == 0 and hyper[3] == 0 and hyper[11] == 0 and l2 == 0
+             and blas[2] != 0)
+    lr = hyper[0]
     spare_is_1 = True                                   # which g buffer does not hold g
     for l in range(L, 0, -1):
         h_in = x if l == 1 else scratch[hoff[l - 1]:hoff[l - 1] + n * dims[l - 1]].reshape(n, dims[l - 1])
-        dW = grad[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
-        _nb_product(blas, h_in, True, g, False, dW)
+        Wl = theta[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
         db = grad[boff[l - 1]:boff[l - 1] + dims[l]]
         db[:] = 0
         for i in range(n):
@@ -523,13 +529,23 @@ def _dense_step(blas, X, Y, W, weighted, idx, theta, grad, mask, dims, woff, bof
             for j in range(dims[l]):
                 db[j] += gr[j]
         if l > 1:
-            Wl = theta[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
             spare = gbuf1 if spare_is_1 else gbuf0
             g_in = spare[:n * dims[l - 1]].reshape(n, dims[l - 1])
-            _nb_product(blas, g, False, Wl, True, g_in)
+            _nb_product(blas, g, False, Wl, True, g_in, 1.0, 0.0)
+        if plain:
+            _nb_product(blas, h_in, True, g, False, Wl, -lr, 1.0)
+            b = theta[boff[l - 1]:boff[l - 1] + dims[l]]
+            for j in range(dims[l]):
+                b[j] = b[j] - lr * db[j]
+        else:
+            dW = grad[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
+            _nb_product(blas, h_in, True, g, False, dW, 1.0, 0.0)
+        if l > 1:
             _nb_act_backward(g_in, h_in, acts[l - 2])
             spare_is_1 = not spare_is_1
             g = g_in
+    if plain:
+        return loss
 
     # grad += l2 W (the penalty's gradient), then the optimizer's own kernel
     if l2 != 0:
@@ -674,7 +690,13 @@ def dense_step_kernel():
     4. backward: g^L = w o (h^L - y) (gc / N) (the canonical link), then for
        l = L..1 dW^l = (h^{l-1})^T g^l, db^l = column sums of g^l,
        g^{l-1} = (g^l (W^l)^T) o f'(a^{l-1})
-    5. grad += l2 W, then the update of :func:`adam_kernel` or :func:`sgd_kernel`
+    5. grad += l2 W, then the update of :func:`adam_kernel` or :func:`sgd_kernel`;
+       with ``opt_code`` 2, plain SGD (no momentum, weight decay or
+       penalty) with numpy's gemm instead updates W^l inside its
+       weight-gradient product,
+       W^l <- W^l - lr (h^{l-1})^T g^l (BLAS's beta = 1), once g^l (W^l)^T
+       has read W^l, and b^l <- b^l - lr db^l: no pass over theta follows,
+       and W's part of ``grad`` is not written
 
     The element-wise formulas are the numpy path's; the bias gradients and
     the loss are summed in another order than numpy's pairwise sums (the

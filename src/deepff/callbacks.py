@@ -85,7 +85,20 @@ class History:
 
 
 class Callback:
-    """Hooks called by :class:`Trainer`; override the ones you need."""
+    """Hooks called by :class:`Trainer`; override the ones you need.
+
+    Attributes
+    ----------
+    reads_gradients : bool or None
+        Whether :meth:`on_batch_end` reads the step's gradients
+        (``layer.dW``, ``network.params.grad``). None, the default, means
+        "if it overrides on_batch_end". The compiled step may move plain
+        SGD's weights inside the matrix products without writing their
+        gradient; it writes them for every step while a callback reads
+        them, and for the last step of each epoch always.
+    """
+
+    reads_gradients = None
 
     def on_train_begin(self, trainer):
         """Called once before the first epoch.

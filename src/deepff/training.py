@@ -431,7 +431,7 @@ class Trainer:
                 if self.schedule is not None:
                     self.optimizer.lr = self.schedule.lr(self.base_lr, self.step, epoch)
                 if batch.fused is not None:      # the same step in one compiled call (deepff._fused_step)
-                    J = batch.fused(idx)
+                    J = batch.fused(idx, start + bs >= n)   # an epoch's last step leaves its gradient
                     if not math.isfinite(J) and self.halt_on_divergence:
                         self._diverged(J, epoch, snapshot)
                     P, hits = batch.fused.penalty, batch.fused.hits

@@ -55,6 +55,8 @@ OUTPUT_ACTIVATION = {"neg_log_likelihood": "softmax", "binary_cross_entropy": "s
 class _Reporter(Callback):
     """Progress bar (terminals only) and one line per epoch, unless quiet."""
 
+    reads_gradients = False      # its on_batch_end only moves the bar
+
     def __init__(self, quiet, n_samples, epochs):
         self.quiet = quiet
         self.n_samples = n_samples
