@@ -215,6 +215,25 @@ MUTANTS = [
     M("to-torch-weight-not-transposed", "convert", "convert.py", "to_torch",
       "np.ascontiguousarray(layer.W.T)", "np.ascontiguousarray(layer.W).reshape(layer.units, layer.n_in)",
       "tests/test_convert.py", "-k", "torch"),
+    # --- speed: numpy's gemm, plain SGD inside the products, no numba for short fits
+    M("blas-product-ignores-transpose", "speed", "_blas.py", "product",
+      "ta = np.int32(_TRANS if trans_a else _NO_TRANS)", "ta = np.int32(_NO_TRANS)", "tests/test_blas.py",
+      "-k", "product"),
+    M("blas-product-ignores-beta", "speed", "_blas.py", "product",
+      "al, be = c.dtype.type(alpha), c.dtype.type(beta)", "al, be = c.dtype.type(alpha), c.dtype.type(0)",
+      "tests/test_blas.py", "-k", "product"),
+    M("plain-sgd-forgets-the-bias", "speed", "_kernels.py", "_dense_step",
+      "b[j] = b[j] - lr * db[j]", "b[j] = b[j]", "tests/test_dense_step.py", "-k", "plain_sgd_inside"),
+    M("plain-sgd-ignores-callbacks-reading-gradients", "speed", "_fused_step.py", "FusedStep.__init__",
+      "self._opt_code == 1 and not _gradients_read(trainer.callbacks)", "self._opt_code == 1",
+      "tests/test_dense_step.py", "-k", "callback_reading"),
+    M("plain-sgd-never-leaves-an-epochs-gradient", "speed", "training.py", "Trainer._run_epoch",
+      "J = batch.fused(idx, start + bs >= n)", "J = batch.fused(idx, False)",
+      "tests/test_dense_step.py", "-k", "each_epochs_last"),
+    M("short-fits-load-numba-anyway", "speed", "_fused_step.py", "kernels_for",
+      "if _DEFERRED_S[0] + guess >= LOAD_AFTER_S:", "if True:", "tests/test_kernel_loading.py"),
+    M("deferred-fits-do-not-add-up", "speed", "_fused_step.py", "kernels_for",
+      "_DEFERRED_S[0] += guess", "_DEFERRED_S[0] += 0.0", "tests/test_kernel_loading.py"),
 ]
 
 
