@@ -216,10 +216,10 @@ MUTANTS = [
       "np.ascontiguousarray(layer.W.T)", "np.ascontiguousarray(layer.W).reshape(layer.units, layer.n_in)",
       "tests/test_convert.py", "-k", "torch"),
     # --- speed: numpy's gemm, plain SGD inside the products, no numba for short fits
-    M("blas-product-ignores-transpose", "speed", "_blas.py", "product",
+    M("blas-product-ignores-transpose", "speed", "_kernels.py", "_product",
       "ta = np.int32(_TRANS if trans_a else _NO_TRANS)", "ta = np.int32(_NO_TRANS)", "tests/test_blas.py",
       "-k", "product"),
-    M("blas-product-ignores-beta", "speed", "_blas.py", "product",
+    M("blas-product-ignores-beta", "speed", "_kernels.py", "_product",
       "al, be = c.dtype.type(alpha), c.dtype.type(beta)", "al, be = c.dtype.type(alpha), c.dtype.type(0)",
       "tests/test_blas.py", "-k", "product"),
     M("plain-sgd-forgets-the-bias", "speed", "_kernels.py", "_dense_step",

@@ -31,6 +31,7 @@ import numpy as np
 from . import _kernels
 from . import activations as _activations
 from . import losses as _losses
+from ._twins import numpy_only
 from .callbacks import Callback
 from .layers import Dense
 
@@ -92,7 +93,7 @@ def kernels_for(trainer, n_rows, batch_size):
     if _DEFERRED_S[0] + guess >= LOAD_AFTER_S:
         return contextlib.nullcontext()
     _DEFERRED_S[0] += guess
-    return _kernels.deferred()
+    return numpy_only()
 
 _HIDDEN = {_activations.Linear: "linear", _activations.Sigmoid: "sigmoid", _activations.ReLU: "relu"}
 # the output pairs the step computes, with their code in _kernels.STEP_OUTPUTS

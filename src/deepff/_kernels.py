@@ -19,22 +19,22 @@ tests/test_kernels.py checks both claims.
 
 :func:`dense_step_kernel` goes further: a whole mini-batch step of a plain
 dense network (forward, loss, backward, update) in one compiled call, built
-from the kernels above (the optimizers' own update kernels among them), so
-all of them live in this one file (numba's cache of a compiled function is
-invalidated by changes to its own file only). tests/test_dense_step.py
+from the kernels above (the optimizers' own update kernels among them, and
+:func:`_product`, its matrix products through numpy's BLAS), so all of them
+live in this one file: numba's cache of a compiled function is invalidated
+by changes to its own file only, and a callee elsewhere could change under
+a stale cached step. tests/test_dense_step.py
 checks it against the engine and against finite differences.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import os
 
 import numpy as np
 
-from . import _blas
+from . import _blas, _twins
 
 __all__ = [
     "enabled", "refresh", "fits", "adam_kernel", "sgd_kernel",
@@ -46,22 +46,22 @@ _CACHE = {}
 
 
 def enabled():
-    """Whether fused kernels may be used (numba importable, not disabled, not deferred).
+    """Whether fused kernels may be used (numba importable, not disabled, not inside numpy_only).
 
     ``DEEPFF_NUMBA`` is read once, at the first use (a training step asks
     several times, and reading the environment costs as much as a small
     kernel); call :func:`refresh` after changing it in a running process.
     An absent numba means off; a numba that is installed but fails to
     import (a broken build, one made for another numpy) also means off, with
-    a ``RuntimeWarning`` naming the error. Inside :func:`deferred` (a fit
-    too short to pay for loading numba, see :func:`deepff._fused_step.kernels_for`)
-    it is False.
+    a ``RuntimeWarning`` naming the error. Inside
+    :func:`deepff._twins.numpy_only` (prediction, and a fit too short to pay
+    for loading numba: :func:`deepff._fused_step.kernels_for`) it is False.
 
     Returns
     -------
     bool
     """
-    if _DEFERRED.get():
+    if _twins.numpy_only_now():
         return False
     flag = _CACHE.get("enabled")
     if flag is None:
@@ -80,19 +80,6 @@ def enabled():
                                   "silences this)", RuntimeWarning, stacklevel=2)
         _CACHE["enabled"] = flag
     return flag
-
-
-_DEFERRED = contextvars.ContextVar("deepff_kernels_deferred", default=False)
-
-
-@contextlib.contextmanager
-def deferred():
-    """Within this context :func:`enabled` is False: the numpy code runs and numba is not imported."""
-    token = _DEFERRED.set(True)
-    try:
-        yield
-    finally:
-        _DEFERRED.reset(token)
 
 
 def refresh():
@@ -297,6 +284,58 @@ zero-padded to 3."""
 _nb_shift_by_row_max = _nb_divide_by_row_sum = None
 _nb_adam = _nb_sgd = _nb_add_l2 = _nb_bias_act = _nb_act_backward = None
 _nb_gather_rows = _nb_output_loss = _nb_forward = _nb_product = None
+
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112     # CBLAS's enums
+_call_gemm = None   # set by _compile_caller(): numba resolves it when it compiles _product()
+
+
+def _compile_caller():
+    """Define the numba intrinsic that calls a ``cblas_?gemm`` at a run-time address (imports numba)."""
+    global _call_gemm
+    if _call_gemm is not None:
+        return
+    from llvmlite import ir
+    from numba.core import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def call_gemm(typingctx, address, order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        # cblas_?gemm(order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc): the enums
+        # as int32, sizes and pointers as int64 (one register either way), alpha and beta of the dtype
+        def codegen(context, builder, signature, llargs):
+            fnty = ir.FunctionType(ir.VoidType(), [context.get_value_type(t) for t in signature.args[1:]])
+            builder.call(builder.inttoptr(llargs[0], fnty.as_pointer()), llargs[1:])
+            return context.get_dummy_value()
+        return types.void(address, order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), codegen
+
+    _call_gemm = call_gemm
+
+
+def _product(blas, a, trans_a, b, trans_b, c, alpha, beta):
+    # c <- alpha op(a) op(b) + beta c for C-contiguous 2-D arrays of one dtype, at most one of a, b
+    # transposed (blas is deepff._blas.gemms()). Through numpy's BLAS when found, else np.dot.
+    if blas[2] == 0:
+        if trans_a:
+            ab = np.dot(a.T, b)
+        elif trans_b:
+            ab = np.dot(a, b.T)
+        else:
+            ab = np.dot(a, b)
+        if alpha == 1 and beta == 0:
+            c[:, :] = ab
+        else:
+            c[:, :] = alpha * ab + beta * c
+        return
+    m, n = c.shape
+    k = a.shape[0] if trans_a else a.shape[1]
+    ta = np.int32(_TRANS if trans_a else _NO_TRANS)
+    tb = np.int32(_TRANS if trans_b else _NO_TRANS)
+    lda, ldb, ldc = max(1, a.shape[1]), max(1, b.shape[1]), max(1, n)
+    pa, pb, pc = np.int64(a.ctypes.data), np.int64(b.ctypes.data), np.int64(c.ctypes.data)
+    al, be = c.dtype.type(alpha), c.dtype.type(beta)
+    _call_gemm(blas[0] if c.itemsize == 4 else blas[1], np.int32(_ROW_MAJOR), ta, tb, np.int64(m), np.int64(n),
+               np.int64(k), al, pa, np.int64(lda), pb, np.int64(ldb), be, pc, np.int64(ldc))
 
 
 def step_scratch_size(n, dims):
@@ -732,11 +771,11 @@ def dense_step_kernel():
     if not enabled():
         return None
     if "dense_step" not in _CACHE:
-        _blas.compile_caller()
+        _compile_caller()
         callees = {"shift_by_row_max": _shift_by_row_max, "divide_by_row_sum": _divide_by_row_sum,
                    "adam": _adam, "sgd": _sgd,
                    "add_l2": _add_l2, "bias_act": _bias_act, "act_backward": _act_backward,
-                   "gather_rows": _gather_rows, "product": _blas.product}
+                   "gather_rows": _gather_rows, "product": _product}
         for name, func in callees.items():
             globals()["_nb_" + name] = _compiled(name, func)
         callees = {"output_loss": _output_loss, "forward": _forward}   # they call the kernels set above

@@ -22,19 +22,35 @@ import contextlib
 import contextvars
 import functools
 
-__all__ = ["compiled_twin", "numpy_only"]
+__all__ = ["compiled_twin", "numpy_only", "numpy_only_now"]
 
 _NUMPY_ONLY = contextvars.ContextVar("deepff_numpy_only", default=False)
 
 
 @contextlib.contextmanager
 def numpy_only():
-    """Within this context, decorated methods run their numpy body and ask for no kernel."""
+    """Within this context no compiled kernel runs and numba is not imported.
+
+    Decorated methods run their numpy body, and ``deepff._kernels.enabled()``
+    is False (so no optimizer kernel and no compiled step either).
+    Prediction enters it, and so does a fit too short to pay for loading
+    numba (``deepff._fused_step.kernels_for``).
+    """
     token = _NUMPY_ONLY.set(True)
     try:
         yield
     finally:
         _NUMPY_ONLY.reset(token)
+
+
+def numpy_only_now():
+    """Whether the caller runs inside :func:`numpy_only`.
+
+    Returns
+    -------
+    bool
+    """
+    return _NUMPY_ONLY.get()
 
 
 def compiled_twin(fast):
