@@ -32,10 +32,26 @@ def test_benchmark_suite_runs_in_quick_mode(tmp_path):
     # the compiled step's gain (before and after, interleaved) and the drop-in against Network.fit
     assert all(r["deepff-numpy-step"] > 0 and r["ratios"]["deepff-numpy-step"] > 0 for r in epochs)
     assert all(r["sklearn-drop-in/deepff"] > 0 for r in epochs if "wide" not in r["workload"])
+    assert all(r["sklearn-drop-in/Network.fit"] > 0 and r["deepff-fit"] > 0
+               for r in epochs if "wide" not in r["workload"])
     rss = [r for r in report["results"] if r["workload"].startswith("peak RSS")][0]
     assert rss["deepff"] > 10  # MiB: a real measurement of a real process
     assert report["machine"]["blas"], "threadpoolctl should report the BLAS in use"
     assert "| workload |" in proc.stdout  # the table is printed
+
+
+def test_the_network_fit_runner_trains_one_epoch_a_call_at_its_batch_size(monkeypatch):
+    """Each call is one more epoch of the same run, at the workload's batch (not fit's default 32)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench
+
+    X, y, _, _ = bench.load_data(quick=True)          # 512 rows
+    runner = bench.DeepffFitRunner([784, 16, 10], "adam", 1e-3, 128, X, y)
+    runner.epoch()
+    runner.epoch()
+    trainer = runner.net.trainer_
+    assert trainer.batch_size == 128 and trainer.epoch == 2
+    assert trainer.optimizer.t == 2 * 512 // 128       # Adam's step count: 4 steps an epoch, state kept
 
 
 def test_step_profile_accounts_for_the_whole_epoch(monkeypatch):
