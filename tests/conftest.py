@@ -41,20 +41,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 @pytest.fixture
 def kernel_calls(monkeypatch):
-    """Count the calls of every compiled kernel deepff._kernels hands out, by getter name.
+    """Count the calls of every compiled kernel deepff._kernels and deepff._piece_kernels hand out, by getter name.
 
     Each getter (``relu_backward_kernel``, ``softmax_kernels``...) is wrapped so
     that the kernels it returns count their calls; a tuple of kernels counts as
     ``name[0]``, ``name[1]``... A test comparing the compiled path with numpy
     uses it to prove the compiled side really ran (not numpy against numpy).
     """
-    from deepff import _kernels
+    from deepff import _kernels, _piece_kernels
 
     counts = collections.Counter()
-    for name in _kernels.__all__:
-        getter = getattr(_kernels, name)
-        if name.endswith(("_kernel", "_kernels")) and callable(getter):
-            monkeypatch.setattr(_kernels, name, _counting_getter(getter, name, counts))
+    for module in (_kernels, _piece_kernels):
+        for name in module.__all__:
+            getter = getattr(module, name)
+            if name.endswith(("_kernel", "_kernels")) and callable(getter):
+                monkeypatch.setattr(module, name, _counting_getter(getter, name, counts))
     return counts
 
 

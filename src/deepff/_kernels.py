@@ -1,20 +1,21 @@
-"""Optional fused kernels (optimizer steps, activations, losses), compiled with numba when installed.
+"""Optional fused kernels (optimizer steps, softmax, the whole step), compiled with numba when installed.
 
 The numpy code elsewhere is the readable reference: Adam's update in
-:mod:`deepff.optimizers` is about a dozen whole-buffer passes, a ReLU layer
-adds its bias in one pass and clips in another, and softmax and its loss
-reduce along a short last axis, which numpy does slowly. This module does the
-same arithmetic in ONE loop each, which matters when the matrix products are
-small. It is used only when numba can be imported (``pip install
+:mod:`deepff.optimizers` is about a dozen whole-buffer passes, and softmax
+reduces along a short last axis, which numpy does slowly. This module does
+the same arithmetic in ONE loop each, which matters when the matrix products
+are small. It is used only when numba can be imported (``pip install
 "deepff[fast]"``) and the environment variable ``DEEPFF_NUMBA`` is not ``0``.
+(:mod:`deepff._piece_kernels` holds the numpy step's other kernels, those
+the whole step below does not call: ReLU's bias and activation, the
+activation derivatives, the loss sum.)
 
-The optimizer and ReLU kernels perform the numpy path's operations in the
+The optimizer kernels perform the numpy path's operations in the
 same order and in the parameters' dtype, so their results are the same bits
 (LLVM does not contract a * b + c into a fused multiply-add unless told to).
-Softmax and the softmax + negative log-likelihood value compile only their
-row passes (maximum and shift; sum, then division or log) and leave ``exp``
-to numpy's vector code; their row sums run in another order than numpy's
-(the loss's in float64), so they agree with numpy to float rounding.
+Softmax compiles only its row passes (maximum and shift; sum, then
+division) and leaves ``exp`` to numpy's vector code; its row sums run in
+another order than numpy's, so it agrees with numpy to float rounding.
 tests/test_kernels.py checks both claims.
 
 :func:`dense_step_kernel` goes further: a whole mini-batch step of a plain
@@ -37,9 +38,7 @@ import numpy as np
 from . import _blas, _twins
 
 __all__ = [
-    "enabled", "refresh", "fits", "adam_kernel", "sgd_kernel",
-    "bias_relu_kernel", "relu_backward_kernel", "tanh_backward_kernel", "sigmoid_backward_kernel",
-    "softmax_kernels", "nll_kernel",
+    "enabled", "refresh", "fits", "compiled", "adam_kernel", "sgd_kernel", "softmax_kernels",
     "dense_step_kernel", "step_scratch_size", "STEP_HIDDEN", "STEP_OUTPUTS", "STEP_OPTIMIZERS", "STEP_HYPER"]
 
 _CACHE = {}
@@ -173,25 +172,6 @@ def _sgd(theta, grad, buf, lr, mu, damp, weight_decay, first, nesterov, lr_in_ve
         theta[i] = theta[i] - lr * d                        # theta -= lr d
 
 
-def _bias_relu(z, b, h):
-    # a = z + b, written back into z (it is the layer's a^l), and h = max(a, 0)
-    # in one pass; a NaN in a stays NaN in h, as with np.maximum.
-    zero = z.dtype.type(0)
-    for i in range(z.shape[0]):
-        for j in range(z.shape[1]):
-            a = z[i, j] + b[0, j]
-            z[i, j] = a
-            h[i, j] = zero if a <= zero else a      # +0.0 for -0.0, as np.maximum gives
-
-
-def _relu_backward(g, h, out):
-    # dJ/da = g o [h > 0], as g times a 0/1 factor (so NaN and inf behave as in numpy)
-    zero, one = g.dtype.type(0), g.dtype.type(1)
-    for i in range(g.shape[0]):
-        for j in range(g.shape[1]):
-            out[i, j] = g[i, j] * (one if h[i, j] > zero else zero)
-
-
 def _shift_by_row_max(a, out, m):
     # m_i = max_j a_ij and out_ij = a_ij - m_i: the stable start of softmax and
     # log-sum-exp (numpy's own SIMD exp then runs on ``out``, faster than a
@@ -214,42 +194,6 @@ def _divide_by_row_sum(e):
             s += e[i, j]
         for j in range(e.shape[1]):
             e[i, j] = e[i, j] / s
-
-
-def _nll_from_shifted(e, m, a, y, w, weighted):
-    # sum_i w_i (lse_i sum_j y_ij - sum_j y_ij a_ij), with e_ij = exp(a_ij - m_i)
-    # so that lse_i = m_i + log sum_j e_ij; accumulated in float64 (the caller
-    # divides by n)
-    total = 0.0
-    for i in range(a.shape[0]):
-        s = 0.0
-        ys = 0.0
-        ya = 0.0
-        for j in range(a.shape[1]):
-            s += e[i, j]
-            ys += y[i, j]
-            ya += y[i, j] * np.float64(a[i, j])
-        per = (np.log(s) + m[i]) * ys - ya
-        total += w[i] * per if weighted else per
-    return total
-
-
-def _tanh_backward(g, h, out):
-    # dJ/da = g o (1 - h^2)
-    one = g.dtype.type(1)
-    for i in range(g.shape[0]):
-        for j in range(g.shape[1]):
-            x = h[i, j]
-            out[i, j] = g[i, j] * (one - x * x)
-
-
-def _sigmoid_backward(g, h, out):
-    # dJ/da = (g o h) o (1 - h)
-    one = g.dtype.type(1)
-    for i in range(g.shape[0]):
-        for j in range(g.shape[1]):
-            x = h[i, j]
-            out[i, j] = (g[i, j] * x) * (one - x)
 
 
 def _add_l2(theta, grad, mask, l2):
@@ -598,7 +542,20 @@ def _dense_step(blas, X, Y, W, weighted, idx, theta, grad, mask, dims, woff, bof
     return loss
 
 
-def _compiled(name, func):
+def compiled(name, func):
+    """``func`` compiled by numba (cached on disk, no GIL, numpy's error model), once per process.
+
+    Parameters
+    ----------
+    name : str
+        The key it is kept under in this process.
+    func : function
+        The plain Python function.
+
+    Returns
+    -------
+    numba dispatcher
+    """
     if name not in _CACHE:
         import numba
 
@@ -617,7 +574,7 @@ def adam_kernel():
         updating the 1-D arrays theta, m, v (and vmax when amsgrad) of shape
         (n_params,) in place; every float scalar must have theta's dtype.
     """
-    return _compiled("adam", _adam) if enabled() else None
+    return compiled("adam", _adam) if enabled() else None
 
 
 def sgd_kernel():
@@ -631,31 +588,7 @@ def sgd_kernel():
         ``buf``) of shape (n_params,) in place; every float scalar must have
         theta's dtype.
     """
-    return _compiled("sgd", _sgd) if enabled() else None
-
-
-def bias_relu_kernel():
-    """Return the compiled fused bias + ReLU forward, or None without numba.
-
-    Returns
-    -------
-    callable or None
-        ``kernel(z, b, h)`` with z, h of shape (n_samples, n_units) and b of
-        shape (1, n_units): z becomes a = z + b and h = max(a, 0).
-    """
-    return _compiled("bias_relu", _bias_relu) if enabled() else None
-
-
-def relu_backward_kernel():
-    """Return the compiled ReLU backward, or None without numba.
-
-    Returns
-    -------
-    callable or None
-        ``kernel(g, h, out)``, all of shape (n_samples, n_units):
-        out = g o [h > 0] (out may be g).
-    """
-    return _compiled("relu_backward", _relu_backward) if enabled() else None
+    return compiled("sgd", _sgd) if enabled() else None
 
 
 def softmax_kernels():
@@ -669,46 +602,8 @@ def softmax_kernels():
         ``normalize(e)`` divides each row of e by its sum, in place. Between
         the two the caller applies ``np.exp``.
     """
-    return (_compiled("shift_by_row_max", _shift_by_row_max),
-            _compiled("divide_by_row_sum", _divide_by_row_sum)) if enabled() else None
-
-
-def nll_kernel():
-    """Return the compiled negative log-likelihood sum from shifted exponentials, or None.
-
-    Returns
-    -------
-    callable or None
-        ``kernel(e, m, a, y, w, weighted)`` with e = exp(a - m) and logits a,
-        targets y of shape (n_samples, n_outputs), row maxima m and weights w
-        of shape (n_samples,) (w ignored unless ``weighted``); returns
-        sum_i w_i (logsumexp(a_i) sum_j y_ij - y_i . a_i) as a float.
-    """
-    return _compiled("nll", _nll_from_shifted) if enabled() else None
-
-
-def tanh_backward_kernel():
-    """Return the compiled tanh derivative, or None without numba.
-
-    Returns
-    -------
-    callable or None
-        ``kernel(g, h, out)``, all of shape (n_samples, n_units):
-        out = g o (1 - h^2).
-    """
-    return _compiled("tanh_backward", _tanh_backward) if enabled() else None
-
-
-def sigmoid_backward_kernel():
-    """Return the compiled logistic derivative, or None without numba.
-
-    Returns
-    -------
-    callable or None
-        ``kernel(g, h, out)``, all of shape (n_samples, n_units):
-        out = (g o h) o (1 - h).
-    """
-    return _compiled("sigmoid_backward", _sigmoid_backward) if enabled() else None
+    return (compiled("shift_by_row_max", _shift_by_row_max),
+            compiled("divide_by_row_sum", _divide_by_row_sum)) if enabled() else None
 
 
 def dense_step_kernel():
@@ -777,9 +672,9 @@ def dense_step_kernel():
                    "add_l2": _add_l2, "bias_act": _bias_act, "act_backward": _act_backward,
                    "gather_rows": _gather_rows, "product": _product}
         for name, func in callees.items():
-            globals()["_nb_" + name] = _compiled(name, func)
+            globals()["_nb_" + name] = compiled(name, func)
         callees = {"output_loss": _output_loss, "forward": _forward}   # they call the kernels set above
         for name, func in callees.items():
-            globals()["_nb_" + name] = _compiled(name, func)
-        _compiled("dense_step", _dense_step)
+            globals()["_nb_" + name] = compiled(name, func)
+        compiled("dense_step", _dense_step)
     return functools.partial(_CACHE["dense_step"], _blas.gemms())

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _piece_kernels
 from ._twins import compiled_twin
 from .checks import real
 from .registry import Registry
@@ -199,7 +199,8 @@ class ReLU(Activation):
         """a = z + b, h = max(a, 0). See :meth:`Activation.forward_biased`."""
         return super().forward_biased(z, b, out)
 
-    @compiled_twin(lambda self, a, h, g, out=None: _derivative_compiled(_kernels.relu_backward_kernel, g, h, out))
+    @compiled_twin(lambda self, a, h, g, out=None:
+                   _derivative_compiled(_piece_kernels.relu_backward_kernel, g, h, out))
     def backward(self, a, h, g, out=None):
         """dJ/da = g o [h > 0]. See :meth:`Activation.backward`."""
         # multiply by the 0/1 mask instead of indexing: no boolean temporaries
@@ -322,7 +323,8 @@ class Sigmoid(Activation):
         """See :meth:`Activation.forward`."""
         return _sigmoid(a, out=out)
 
-    @compiled_twin(lambda self, a, h, g, out=None: _derivative_compiled(_kernels.sigmoid_backward_kernel, g, h, out))
+    @compiled_twin(lambda self, a, h, g, out=None:
+                   _derivative_compiled(_piece_kernels.sigmoid_backward_kernel, g, h, out))
     def backward(self, a, h, g, out=None):
         """dJ/da = (g o h) o (1 - h). See :meth:`Activation.backward`."""
         one_minus_h = 1 - h
@@ -341,7 +343,8 @@ class Tanh(Activation):
         """See :meth:`Activation.forward`."""
         return np.tanh(a, out=out)
 
-    @compiled_twin(lambda self, a, h, g, out=None: _derivative_compiled(_kernels.tanh_backward_kernel, g, h, out))
+    @compiled_twin(lambda self, a, h, g, out=None:
+                   _derivative_compiled(_piece_kernels.tanh_backward_kernel, g, h, out))
     def backward(self, a, h, g, out=None):
         """dJ/da = g o (1 - h^2). See :meth:`Activation.backward`."""
         return np.multiply(g, 1 - h * h, out=out)
@@ -456,7 +459,7 @@ def _derivative_compiled(get_kernel, g, h, out):
 def _bias_relu_compiled(act, z, b, out):
     """ReLU's bias and activation in one pass, or None (a subclass with another forward keeps its own)."""
     own = type(act).forward is ReLU.forward
-    kernel = _kernels.bias_relu_kernel() if own and _kernels.fits(2, z, b, out) else None
+    kernel = _piece_kernels.bias_relu_kernel() if own and _kernels.fits(2, z, b, out) else None
     if kernel is None:
         return None
     kernel(z, b, out)

@@ -53,7 +53,7 @@ import math
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _piece_kernels
 from ._twins import compiled_twin
 from .checks import real
 from .errors import InputError, SpecError
@@ -365,7 +365,7 @@ def _nll_compiled(loss, a, y, w):
     kernels[0](a, e, m)                         # e = a - max, m = max
     np.exp(e, out=e)
     weighted = w is not None
-    return _kernels.nll_kernel()(e, m, a, y, w if weighted else m, weighted) / loss.denominator(a, w)
+    return _piece_kernels.nll_kernel()(e, m, a, y, w if weighted else m, weighted) / loss.denominator(a, w)
 
 
 class BinaryCrossEntropy(Loss):
