@@ -5,7 +5,8 @@ measured, so that CI's log holds the numbers without ``-s``: "hypothesis
 examples run" (the count of examples each property-based test ran,
 tests/_fuzzing.py) and "figures" (lines that tests give ``report_figure``,
 such as the docs browser test's pages, math elements and request counts).
-Fixtures: ``report_figure``, ``kernel_calls``, ``kernels_on``, ``mnist_dir``.
+Fixtures: ``report_figure``, ``kernel_calls``, ``kernels_on``, ``mnist_dir``, and an autouse one
+that lets short in-process fits take the compiled kernels.
 """
 
 import collections
@@ -37,6 +38,27 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_sep("-", "figures")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _compiled_even_for_short_fits():
+    """In-process fits take the compiled kernels (where numba is) however short they are.
+
+    Outside the tests a run too short to win back numba's load trains with
+    the numpy code (``deepff._fused_step.LOAD_AFTER_S``); the suite's fits
+    are nearly all that short, and they are here to test the compiled path
+    as well as the numpy one (which the CI's ``DEEPFF_NUMBA=0`` pass and the
+    tests' own switches cover). tests/test_kernel_loading.py checks the
+    threshold itself, in fresh processes. Session-wide, so that module
+    fixtures' runs (tests/test_checkpoint.py's ``seed5``) take the same code
+    as their tests' runs, and not through a test's ``monkeypatch``, whose
+    ``undo()`` some tests call halfway.
+    """
+    from deepff import _fused_step
+
+    saved, _fused_step.LOAD_AFTER_S = _fused_step.LOAD_AFTER_S, 0.0
+    yield
+    _fused_step.LOAD_AFTER_S = saved
 
 
 @pytest.fixture

@@ -230,10 +230,16 @@ MUTANTS = [
     M("plain-sgd-never-leaves-an-epochs-gradient", "speed", "training.py", "Trainer._run_epoch",
       "J = batch.fused(idx, start + bs >= n)", "J = batch.fused(idx, False)",
       "tests/test_dense_step.py", "-k", "each_epochs_last"),
-    M("short-fits-load-numba-anyway", "speed", "_fused_step.py", "kernels_for",
+    M("short-fits-load-numba-anyway", "speed", "_fused_step.py", "_load_kernels",
       "if _DEFERRED_S[0] + guess >= LOAD_AFTER_S:", "if True:", "tests/test_kernel_loading.py"),
-    M("deferred-fits-do-not-add-up", "speed", "_fused_step.py", "kernels_for",
+    M("deferred-fits-do-not-add-up", "speed", "_fused_step.py", "_load_kernels",
       "_DEFERRED_S[0] += guess", "_DEFERRED_S[0] += 0.0", "tests/test_kernel_loading.py"),
+    M("a-run-forgets-its-kernels-choice", "speed", "_fused_step.py", "kernels_for",
+      "    if trainer.compiled_kernels is None:\n", "    if True:\n",
+      "tests/test_kernel_loading.py"),
+    M("a-checkpoint-forgets-its-kernels-choice", "speed", "training.py", "Trainer.load_state_dict",
+      'self.compiled_kernels = state.get("compiled_kernels")', "self.compiled_kernels = None",
+      "tests/test_kernel_loading.py"),
 ]
 
 

@@ -445,6 +445,29 @@ def _resume(path, case, restore_best=True):
     return net, trainer, history, extra
 
 
+def test_a_checkpoint_keeps_the_runs_kernels_choice_and_refuses_a_strange_one(tmp_path):
+    """A run's choice of code (compiled kernels or numpy) travels in its checkpoint; anything but a bool is refused."""
+    net = Network.from_spec(SPEC, dtype="float64", seed=11)
+    (X, Y), val = _api_data(net)
+    trainer = Trainer(net, optimizer="adam", epochs=1, batch_size=16)
+    trainer.fit(X, Y)
+    assert isinstance(trainer.compiled_kernels, bool)
+    save_checkpoint(trainer, tmp_path / "ck.npz")
+    state = load_checkpoint(tmp_path / "ck.npz")[1]
+    assert state["compiled_kernels"] is trainer.compiled_kernels
+    fresh = Trainer(net, optimizer="adam", epochs=2, batch_size=16)
+    assert fresh.compiled_kernels is None                  # a new run decides at its first fit
+    fresh.load_state_dict(state)
+    assert fresh.compiled_kernels is trainer.compiled_kernels
+    for strange in ("yes", 1, [True]):
+        with pytest.raises(deepff.InputError, match=r"the state's compiled_kernels must be true, false or null, "
+                                                    rf"got {re.escape(repr(strange))}"):
+            fresh.load_state_dict({**state, "compiled_kernels": strange})
+    older = {k: v for k, v in state.items() if k != "compiled_kernels"}   # a checkpoint from before the record
+    fresh.load_state_dict(older)
+    assert fresh.compiled_kernels is None
+
+
 @pytest.mark.parametrize("case", sorted(API_CASES))
 def test_api_resume_from_every_checkpoint_is_bit_identical(tmp_path, case):
     net, trainer, history, _ = _uninterrupted(tmp_path, case)

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -62,9 +63,108 @@ def test_a_fit_long_enough_loads_the_kernels_and_takes_the_compiled_step():
     assert loaded["theta"] == pytest.approx(numpy_only["theta"], rel=1e-3, abs=1e-4)
 
 
+def test_deepff_numba_always_loads_the_kernels_for_a_short_fit_too():
+    (always,) = _run(load_after=1.0, DEEPFF_NUMBA="always")
+    (deferred,) = _run(load_after=1.0)
+    assert always["numba"] and not deferred["numba"]
+    assert always["theta"] != deferred["theta"]          # the compiled step ran (it rounds differently)
+    assert always["theta"] == pytest.approx(deferred["theta"], rel=1e-3, abs=1e-4)
+
+
+def test_an_unknown_deepff_numba_value_is_named_with_the_valid_ones(monkeypatch):
+    from deepff import _kernels
+
+    monkeypatch.setenv("DEEPFF_NUMBA", "yes")
+    _kernels.refresh()
+    try:
+        with pytest.warns(RuntimeWarning, match=r"DEEPFF_NUMBA='yes' is not a setting deepff knows; valid: "
+                                                 r"0 \(off.*1 \(on for runs long enough.*always \(on for every"):
+            assert _kernels.setting() == "1"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert _kernels.setting() == "1"               # read once: no second warning
+    finally:
+        monkeypatch.delenv("DEEPFF_NUMBA")
+        _kernels.refresh()
+
+
 def test_short_fits_add_up_until_loading_pays():
     """Many short fits in one process (partial_fit in a loop, a grid search worker) load the kernels in the end."""
     (first,) = _run(load_after=1.0)
     guess = first["guess"]
     reports = _run(load_after=2.5 * guess, fits=4)
     assert [r["numba"] for r in reports] == [False, False, True, True]
+
+
+RESUME = """
+import json, sys
+if {preload}:
+    import numba            # a process that has loaded the kernels already (an earlier, longer run)
+import numpy as np
+import deepff
+rng = np.random.default_rng(0)
+X = rng.standard_normal((400, 10)).astype(np.float32)
+y = (X[:, 0] * X[:, 1] > 0).astype(int)
+net = deepff.Network([deepff.Dense(24, "relu"), deepff.Dense(2, "softmax")], loss="neg_log_likelihood",
+                     n_features=10, seed=0, dtype=np.float32)
+settings = dict(batch_size=32, optimizer={{"name": "adam", "lr": 0.01}})
+
+
+class CrashAfterEpoch6(deepff.callbacks.Callback):   # the checkpoint a run killed after epoch 6 leaves
+    def on_epoch_end(self, trainer, record):
+        if trainer.epoch == 6:
+            deepff.save_checkpoint(trainer, {path!r})
+            trainer.stop_requested = True
+
+
+if {part!r} == "whole":
+    net.fit(X, y, epochs=10, **settings)
+elif {part!r} == "first":
+    net.fit(X, y, epochs=10, callbacks=[CrashAfterEpoch6()], **settings)
+elif {part!r} == "warm":            # 6 epochs, then numba is loaded, then 4 more with warm_start
+    net.fit(X, y, epochs=6, **settings)
+    import numba
+    net.fit(X, y, epochs=4, warm_start=True)
+else:
+    net, state, _ = deepff.load_checkpoint({path!r})
+    net.fit(X, y, epochs=10, resume_state=state, **settings)
+print(json.dumps({{"numba": "numba" in sys.modules, "theta": net.params.theta.tolist(),
+                  "compiled_kernels": net.trainer_.compiled_kernels}}))
+"""
+
+
+def _resume_run(part, path, preload=False):
+    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    code = RESUME.format(part=part, path=str(path), preload=preload)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_a_numpy_run_resumed_where_numba_is_loaded_stays_on_the_numpy_code(tmp_path):
+    """A run short enough for the numpy code, resumed in a process that has loaded the kernels: the same bits."""
+    whole = _resume_run("whole", tmp_path / "unused.npz")
+    _resume_run("first", tmp_path / "ckpt.npz")
+    resumed = _resume_run("rest", tmp_path / "ckpt.npz", preload=True)
+    assert not whole["numba"] and whole["compiled_kernels"] is False
+    assert resumed["numba"] and resumed["compiled_kernels"] is False     # loaded, and not taken
+    assert resumed["theta"] == whole["theta"]
+
+
+def test_a_compiled_run_resumed_in_a_fresh_process_takes_the_kernels_again(tmp_path):
+    """A run that took the kernels (its process had loaded them), resumed in a new process: the same bits."""
+    whole = _resume_run("whole", tmp_path / "unused.npz", preload=True)
+    _resume_run("first", tmp_path / "ckpt.npz", preload=True)
+    resumed = _resume_run("rest", tmp_path / "ckpt.npz")
+    assert whole["compiled_kernels"] is True
+    assert resumed["numba"] and resumed["compiled_kernels"] is True      # loaded for this short rest
+    assert resumed["theta"] == whole["theta"]
+    numpy_run = _resume_run("whole", tmp_path / "unused.npz")
+    assert numpy_run["theta"] != whole["theta"]          # (the two codes do differ in the last bits)
+
+
+def test_a_warm_start_continues_on_the_code_its_run_took(tmp_path):
+    whole = _resume_run("whole", tmp_path / "unused.npz")
+    warm = _resume_run("warm", tmp_path / "unused.npz")
+    assert warm["numba"] and warm["compiled_kernels"] is False
+    assert warm["theta"] == whole["theta"]

@@ -41,11 +41,11 @@ ENABLED = True
 """Whether :func:`plan` may choose the compiled step (False: always the numpy step)."""
 
 LOAD_AFTER_S = 1.0
-"""Seconds of numpy steps (:func:`numpy_seconds`' guess, summed over the fits of a process) after which
-a process imports numba and loads the compiled kernels: about 0.3-0.6 s once, which a shorter fit
-would not win back. Once numba is imported, every fit takes the kernels."""
+"""Seconds of numpy steps (:func:`numpy_seconds`' guess, summed over the runs of a process) after which
+a process imports numba and loads the compiled kernels: about 0.3-0.6 s once, which shorter runs would
+not win back. Once numba is imported, every new run takes the kernels."""
 
-_DEFERRED_S = [0.0]     # the guessed seconds of the fits this process ran without kernels so far
+_DEFERRED_S = [0.0]     # the guessed seconds of the runs this process ran without kernels so far
 
 
 def numpy_seconds(network, n_rows, batch_size, epochs):
@@ -69,14 +69,24 @@ def numpy_seconds(network, n_rows, batch_size, epochs):
 
 
 def kernels_for(trainer, n_rows, batch_size):
-    """The context a fit runs in: the compiled kernels, or deferred when the fit is too short to load them.
+    """The context a fit runs in: the compiled kernels, or the numpy code when the run is too short to load them.
 
-    A process that has not imported numba yet, and whose fits so far
-    (this one included) add up to less than :data:`LOAD_AFTER_S` of numpy
-    steps, trains with the numpy code and never imports numba: a short
-    first fit (a worker of a parallel grid search, a small data set) costs
-    what it costs without numba instead of numba's import and the kernels'
-    load.
+    A run decides once, at its first fit, and keeps its choice in
+    ``trainer.compiled_kernels`` (and in its :meth:`~deepff.training.Trainer.state_dict`):
+    a ``warm_start`` fit and a run resumed from a checkpoint, in any process,
+    take the code the run took, so they continue it to the bit (the compiled
+    step rounds differently from the numpy code). The first fit of a run
+    takes the numpy code, and does not import numba, when this process has
+    not imported numba yet and its deferred runs so far, this one included,
+    add up to less than :data:`LOAD_AFTER_S` of numpy steps by
+    :func:`numpy_seconds`' guess (over the run's ``trainer.epochs``): a
+    short first fit (a worker of a parallel grid search, a small data set)
+    costs what it costs without numba instead of numba's import and the
+    kernels' load, and a process that runs many (a grid search, a
+    ``partial_fit`` loop) loads the kernels once they add up.
+    ``DEEPFF_NUMBA=always`` takes the kernels for every run from the first,
+    so that the same short fit gives the same bits however early in a
+    process it runs.
 
     Parameters
     ----------
@@ -87,13 +97,20 @@ def kernels_for(trainer, n_rows, batch_size):
     -------
     context manager
     """
-    if "numba" in sys.modules:           # (asking _kernels.enabled() here would import it)
-        return contextlib.nullcontext()
-    guess = numpy_seconds(trainer.network, n_rows, batch_size, max(trainer.epochs - trainer.epoch, 0))
+    if trainer.compiled_kernels is None:
+        trainer.compiled_kernels = _load_kernels(trainer, n_rows, batch_size)
+    return contextlib.nullcontext() if trainer.compiled_kernels else numpy_only()
+
+
+def _load_kernels(trainer, n_rows, batch_size):
+    """Whether a new run takes the compiled kernels (see :func:`kernels_for`)."""
+    if "numba" in sys.modules or _kernels.setting() == "always":   # (enabled() would import numba)
+        return True
+    guess = numpy_seconds(trainer.network, n_rows, batch_size, trainer.epochs)
     if _DEFERRED_S[0] + guess >= LOAD_AFTER_S:
-        return contextlib.nullcontext()
+        return True
     _DEFERRED_S[0] += guess
-    return numpy_only()
+    return False
 
 _HIDDEN = {_activations.Linear: "linear", _activations.Sigmoid: "sigmoid", _activations.ReLU: "relu"}
 # the output pairs the step computes, with their code in _kernels.STEP_OUTPUTS

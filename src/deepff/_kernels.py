@@ -38,7 +38,7 @@ import numpy as np
 from . import _blas, _twins
 
 __all__ = [
-    "enabled", "refresh", "fits", "compiled", "adam_kernel", "sgd_kernel", "softmax_kernels",
+    "enabled", "setting", "SETTINGS", "refresh", "fits", "compiled", "adam_kernel", "sgd_kernel", "softmax_kernels",
     "dense_step_kernel", "step_scratch_size", "STEP_HIDDEN", "STEP_OUTPUTS", "STEP_OPTIMIZERS", "STEP_HYPER"]
 
 _CACHE = {}
@@ -65,7 +65,7 @@ def enabled():
     flag = _CACHE.get("enabled")
     if flag is None:
         flag = False
-        if os.environ.get("DEEPFF_NUMBA", "1") != "0":
+        if setting() != "0":
             try:
                 import numba  # noqa: F401
 
@@ -81,9 +81,40 @@ def enabled():
     return flag
 
 
+SETTINGS = {"0": "off: the numpy code only",
+            "1": "on for runs long enough to win back numba's load (the default)",
+            "always": "on for every run, however short (many short fits in one process)"}
+"""The values of ``DEEPFF_NUMBA`` and what they do."""
+
+
+def setting():
+    """``DEEPFF_NUMBA`` as read at its first use: one of :data:`SETTINGS` ("1" when unset).
+
+    Any other value counts as "1", with a ``RuntimeWarning`` naming the
+    valid ones. It does not import numba.
+
+    Returns
+    -------
+    str
+    """
+    value = _CACHE.get("setting")
+    if value is None:
+        value = os.environ.get("DEEPFF_NUMBA", "1").strip()
+        if value not in SETTINGS:
+            import warnings
+
+            warnings.warn(f"DEEPFF_NUMBA={value!r} is not a setting deepff knows; valid: "
+                          + "; ".join(f"{k} ({v})" for k, v in SETTINGS.items()) + ". Using 1.",
+                          RuntimeWarning, stacklevel=3)
+            value = "1"
+        _CACHE["setting"] = value
+    return value
+
+
 def refresh():
     """Read ``DEEPFF_NUMBA`` again at the next kernel request (compiled kernels are kept)."""
     _CACHE.pop("enabled", None)
+    _CACHE.pop("setting", None)
 
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

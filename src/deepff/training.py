@@ -270,6 +270,9 @@ class Trainer:
         # position inside the current epoch, so that a run stopped mid-epoch resumes exactly
         self._order, self._pos, self._partial = None, 0, [0.0, 0.0, 0, 0.0]
         self.data_digest = None      # of the data the last fit trained on (validation.data_digest)
+        # whether this run takes the compiled kernels: decided at its first fit, kept by warm starts and
+        # checkpoints (deepff._fused_step.kernels_for); None until then
+        self.compiled_kernels = None
         self._flag = _InterruptFlag()
         self.transform = None       # per-batch input transform (data augmentation), see the class docstring
         #: a deepff.distributed.Reducer when K processes train this model together (Network.fit(comm=...))
@@ -608,6 +611,7 @@ class Trainer:
             "epoch_partial": list(self._partial[:3]),
             "epoch_penalty_sum": float(self._partial[3]),
             "data": self.data_digest,
+            "compiled_kernels": self.compiled_kernels,
         }
 
     def check_state(self, state):
@@ -630,6 +634,9 @@ class Trainer:
         if missing:
             raise InputError("the state must be the dict of Trainer.state_dict() (load_checkpoint returns it "
                              f"second); this one lacks {', '.join(repr(k) for k in missing)}")
+        kernels = state.get("compiled_kernels")
+        if not (kernels is None or isinstance(kernels, bool)):
+            raise InputError(f"the state's compiled_kernels must be true, false or null, got {kernels!r}")
         shape = np.shape(state["theta"])
         if shape != self.network.params.theta.shape:
             raise InputError(f"the state holds {shape} weights, this network {self.network.params.theta.shape}: "
@@ -670,6 +677,7 @@ class Trainer:
         partial = state.get("epoch_partial") or [0.0, 0.0, 0]
         self._partial = [float(partial[0]), float(partial[1]), int(partial[2]),
                          float(state.get("epoch_penalty_sum", 0.0))]   # (older states: no penalty sum)
+        self.compiled_kernels = state.get("compiled_kernels")           # (older states: None, decided anew)
 
 
 _STATE_KEYS = ("epoch", "step", "base_lr", "theta", "buffers", "optimizer", "shuffle_rng", "dropout_rng",
