@@ -629,6 +629,8 @@ BAD_STATES = {
     "epoch-order-missing": (_state("epoch_order", {"__array__": "epoch_order"}), None),
     "epoch-position": (_state("epoch_position", -3), None),
     "stopped-early-not-bool": (_state("stopped_early", "yes"), None),
+    "compiled-kernels-not-bool": (_state("compiled_kernels", "yes"), None),
+    "compiled-kernels-a-number": (_state("compiled_kernels", 1), None),
     "epoch-partial": (_state("epoch_partial", [1.0, "x", 2]), None),
 }
 

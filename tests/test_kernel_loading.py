@@ -168,3 +168,71 @@ def test_a_warm_start_continues_on_the_code_its_run_took(tmp_path):
     warm = _resume_run("warm", tmp_path / "unused.npz")
     assert warm["numba"] and warm["compiled_kernels"] is False
     assert warm["theta"] == whole["theta"]
+
+
+WARM_LOOP = """
+import json, sys
+import numpy as np
+import deepff
+from deepff import _fused_step
+rng = np.random.default_rng(0)
+X = rng.standard_normal((400, 10)).astype(np.float32)
+y = (X[:, 0] * X[:, 1] > 0).astype(int)
+net = deepff.Network([deepff.Dense(24, "relu"), deepff.Dense(2, "softmax")], loss="neg_log_likelihood",
+                     n_features=10, seed=0, dtype=np.float32)
+# the threshold lies between 2 and 3 epochs of this run, and the process's deferred fits do not reach it
+guess = _fused_step.numpy_seconds
+_fused_step.LOAD_AFTER_S = 0.5 * (guess(net, 400, 32, 2) + guess(net, 400, 32, 3))
+choices = []
+for k in range(4):
+    net.fit(X, y, epochs=1, batch_size=32, warm_start=k > 0)
+    choices.append([net.trainer_.compiled_kernels, "numba" in sys.modules])
+print(json.dumps(choices))
+"""
+
+
+def test_a_run_of_one_epoch_fits_takes_the_kernels_once_it_has_grown_long_enough():
+    """fit(epochs=1, warm_start=True) in a loop: the run switches when its own epochs reach the threshold."""
+    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", WARM_LOOP], capture_output=True, text=True, env=full_env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == [[False, False], [False, False], [True, True], [True, True]]
+
+
+def test_with_deepff_numba_0_a_run_records_the_numpy_code(monkeypatch):
+    """Even where numba is imported and the run is long: its checkpoint must not claim the kernels."""
+    import numpy as np
+
+    import deepff
+    from deepff import _kernels
+
+    monkeypatch.setenv("DEEPFF_NUMBA", "0")
+    _kernels.refresh()
+    try:
+        net = deepff.Network([deepff.Dense(4, "relu"), deepff.Dense(2, "softmax")], loss="neg_log_likelihood",
+                             n_features=3, seed=0)
+        net.fit(np.eye(3), [0, 1, 1], epochs=2)
+        assert "numba" in sys.modules and net.trainer_.compiled_kernels is False
+    finally:
+        monkeypatch.delenv("DEEPFF_NUMBA")
+        _kernels.refresh()
+
+
+def test_where_numba_cannot_be_imported_a_long_run_records_the_numpy_code(tmp_path):
+    """Its checkpoint must not claim kernels it did not run (a resume elsewhere would then take them)."""
+    (tmp_path / "shim" / "numba").mkdir(parents=True)
+    (tmp_path / "shim" / "numba" / "__init__.py").write_text("raise ImportError('numba made unimportable')\n")
+    code = ("import warnings, numpy as np, deepff\n"
+            "from deepff import _fused_step\n"
+            "_fused_step.LOAD_AFTER_S = 0.0\n"          # long enough to load the kernels, were there any
+            "net = deepff.Network([deepff.Dense(4, 'relu'), deepff.Dense(2, 'softmax')],"
+            " loss='neg_log_likelihood', n_features=3, seed=0)\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    net.fit(np.eye(3), [0, 1, 1], epochs=2)\n"
+            "print(net.trainer_.compiled_kernels, any('cannot be imported' in str(w.message) for w in caught))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "shim"), str(SRC)])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True"]

@@ -71,22 +71,29 @@ def numpy_seconds(network, n_rows, batch_size, epochs):
 def kernels_for(trainer, n_rows, batch_size):
     """The context a fit runs in: the compiled kernels, or the numpy code when the run is too short to load them.
 
-    A run decides once, at its first fit, and keeps its choice in
+    A run decides at its first fit and keeps its choice in
     ``trainer.compiled_kernels`` (and in its :meth:`~deepff.training.Trainer.state_dict`):
-    a ``warm_start`` fit and a run resumed from a checkpoint, in any process,
-    take the code the run took, so they continue it to the bit (the compiled
-    step rounds differently from the numpy code). The first fit of a run
-    takes the numpy code, and does not import numba, when this process has
-    not imported numba yet and its deferred runs so far, this one included,
-    add up to less than :data:`LOAD_AFTER_S` of numpy steps by
-    :func:`numpy_seconds`' guess (over the run's ``trainer.epochs``): a
+    a ``warm_start`` fit and a run resumed from a checkpoint take the code
+    the run took, so they continue it to the bit in any process where the
+    kernels can run (the compiled step rounds differently from the numpy
+    code). The one change a run makes: once its epochs, counted from its
+    first (``trainer.epochs``), add up to :data:`LOAD_AFTER_S` of numpy
+    steps by :func:`numpy_seconds`' guess, a run on the numpy code takes
+    the kernels from its next fit on (``fit(epochs=1, warm_start=True)`` in
+    a loop); that depends on the run alone, so it too happens at the same
+    fit in every process.
+
+    At its first fit a run takes the numpy code, and does not import numba,
+    when this process has not imported numba yet and its deferred fits so
+    far, this one included, add up to less than :data:`LOAD_AFTER_S`: a
     short first fit (a worker of a parallel grid search, a small data set)
     costs what it costs without numba instead of numba's import and the
     kernels' load, and a process that runs many (a grid search, a
-    ``partial_fit`` loop) loads the kernels once they add up.
-    ``DEEPFF_NUMBA=always`` takes the kernels for every run from the first,
-    so that the same short fit gives the same bits however early in a
-    process it runs.
+    ``partial_fit`` loop: the scikit-learn estimators start a run at every
+    call) loads the kernels once they add up. ``DEEPFF_NUMBA=always`` takes
+    the kernels for every run from the first, so that the same short fit
+    gives the same bits however early in a process it runs; with
+    ``DEEPFF_NUMBA=0`` (or without numba) the choice is the numpy code.
 
     Parameters
     ----------
@@ -97,19 +104,27 @@ def kernels_for(trainer, n_rows, batch_size):
     -------
     context manager
     """
-    if trainer.compiled_kernels is None:
-        trainer.compiled_kernels = _load_kernels(trainer, n_rows, batch_size)
-    return contextlib.nullcontext() if trainer.compiled_kernels else numpy_only()
+    choice = getattr(trainer, "compiled_kernels", None)     # (a Trainer pickled before it had one: None)
+    if choice is None:
+        choice = _first_choice(trainer, n_rows, batch_size)
+    elif not choice and _kernels.setting() != "0" and \
+            numpy_seconds(trainer.network, n_rows, batch_size, trainer.epochs) >= LOAD_AFTER_S:
+        choice = _kernels.enabled()                         # the run has grown long enough
+    trainer.compiled_kernels = choice
+    return contextlib.nullcontext() if choice else numpy_only()
 
 
-def _load_kernels(trainer, n_rows, batch_size):
-    """Whether a new run takes the compiled kernels (see :func:`kernels_for`)."""
-    if "numba" in sys.modules or _kernels.setting() == "always":   # (enabled() would import numba)
-        return True
-    guess = numpy_seconds(trainer.network, n_rows, batch_size, trainer.epochs)
-    if _DEFERRED_S[0] + guess >= LOAD_AFTER_S:
-        return True
-    _DEFERRED_S[0] += guess
+def _first_choice(trainer, n_rows, batch_size):
+    """Whether a run takes the compiled kernels at its first fit (see :func:`kernels_for`)."""
+    if _kernels.setting() == "0":
+        return False
+    net, epochs = trainer.network, trainer.epochs
+    this_fit = numpy_seconds(net, n_rows, batch_size, max(epochs - trainer.epoch, 0))
+    if "numba" in sys.modules or _kernels.setting() == "always" or \
+            numpy_seconds(net, n_rows, batch_size, epochs) >= LOAD_AFTER_S or \
+            _DEFERRED_S[0] + this_fit >= LOAD_AFTER_S:
+        return _kernels.enabled()                   # (imports numba; False where it cannot)
+    _DEFERRED_S[0] += this_fit
     return False
 
 _HIDDEN = {_activations.Linear: "linear", _activations.Sigmoid: "sigmoid", _activations.ReLU: "relu"}

@@ -456,6 +456,9 @@ def _check_state(state, net):
         raise ModelFileError(f"'base_lr' must be a finite number, got {base_lr!r}")
     if not isinstance(state.get("stopped_early", False), bool):
         raise ModelFileError(f"'stopped_early' must be true or false, got {state.get('stopped_early')!r}")
+    kernels = state.get("compiled_kernels")
+    if not (kernels is None or isinstance(kernels, bool)):
+        raise ModelFileError(f"'compiled_kernels' must be true, false or null, got {kernels!r}")
     history = state.get("history")
     if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
         raise ModelFileError("'history' must be a list of per-epoch records")
