@@ -611,7 +611,7 @@ class Trainer:
             "epoch_partial": list(self._partial[:3]),
             "epoch_penalty_sum": float(self._partial[3]),
             "data": self.data_digest,
-            "compiled_kernels": self.compiled_kernels,
+            "compiled_kernels": getattr(self, "compiled_kernels", None),   # (pickled before it had one)
         }
 
     def check_state(self, state):
