@@ -86,20 +86,26 @@ def load_data(quick):
 
 
 # -------------------------------------------------------------- runners
+def _network(sizes):
+    """deepff's network of the workload: ReLU hidden layers, softmax + negative log-likelihood, seed 0."""
+    import deepff
+
+    layers = [deepff.Dense(n, "relu") for n in sizes[1:-1]] + [deepff.Dense(sizes[-1], "softmax")]
+    return deepff.Network(layers, loss="neg_log_likelihood", n_features=sizes[0], seed=0)
+
+
 class DeepffRunner:
     """One deepff network trained epoch by epoch."""
 
     name = "deepff"
 
     def __init__(self, sizes, optimizer, lr, batch, X, y):
-        import deepff
+        from deepff import Trainer
 
-        layers = [deepff.Dense(n, "relu") for n in sizes[1:-1]] + [deepff.Dense(sizes[-1], "softmax")]
-        self.net = deepff.Network(layers, loss="neg_log_likelihood", n_features=sizes[0], seed=0)
+        self.net = _network(sizes)
         self.X = self.net.prepare_inputs(X)
         self.Y = self.net.prepare_targets(y, X.shape[0])
-        self.trainer = deepff.Trainer(self.net, optimizer={"name": optimizer, "lr": lr},
-                                      epochs=1, batch_size=batch)
+        self.trainer = Trainer(self.net, optimizer={"name": optimizer, "lr": lr}, epochs=1, batch_size=batch)
         self.trainer.epochs = 0
 
     def epoch(self):
@@ -215,10 +221,7 @@ class DeepffFitRunner:
     name = "deepff-fit"
 
     def __init__(self, sizes, optimizer, lr, batch, X, y):
-        import deepff
-
-        layers = [deepff.Dense(n, "relu") for n in sizes[1:-1]] + [deepff.Dense(sizes[-1], "softmax")]
-        self.net = deepff.Network(layers, loss="neg_log_likelihood", n_features=sizes[0], seed=0)
+        self.net = _network(sizes)
         self.X, self.y, self.batch = X, y, batch
         self.optimizer = {"name": optimizer, "lr": lr}
 

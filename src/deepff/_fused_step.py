@@ -116,11 +116,12 @@ def kernels_for(trainer, n_rows, batch_size):
 
 def _first_choice(trainer, n_rows, batch_size):
     """Whether a run takes the compiled kernels at its first fit (see :func:`kernels_for`)."""
-    if _kernels.setting() == "0":
+    setting = _kernels.setting()
+    if setting == "0":
         return False
     net, epochs = trainer.network, trainer.epochs
     this_fit = numpy_seconds(net, n_rows, batch_size, max(epochs - trainer.epoch, 0))
-    if "numba" in sys.modules or _kernels.setting() == "always" or \
+    if "numba" in sys.modules or setting == "always" or \
             numpy_seconds(net, n_rows, batch_size, epochs) >= LOAD_AFTER_S or \
             _DEFERRED_S[0] + this_fit >= LOAD_AFTER_S:
         return _kernels.enabled()                   # (imports numba; False where it cannot)

@@ -38,7 +38,7 @@ import numpy as np
 from . import _blas, _twins
 
 __all__ = [
-    "enabled", "setting", "SETTINGS", "refresh", "fits", "compiled", "adam_kernel", "sgd_kernel", "softmax_kernels",
+    "enabled", "setting", "SETTINGS", "refresh", "compiled", "adam_kernel", "sgd_kernel", "softmax_kernels",
     "dense_step_kernel", "step_scratch_size", "STEP_HIDDEN", "STEP_OUTPUTS", "STEP_OPTIMIZERS", "STEP_HYPER"]
 
 _CACHE = {}
@@ -115,37 +115,6 @@ def refresh():
     """Read ``DEEPFF_NUMBA`` again at the next kernel request (compiled kernels are kept)."""
     _CACHE.pop("enabled", None)
     _CACHE.pop("setting", None)
-
-
-_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def fits(ndim, *arrays):
-    """Whether kernels can take these arrays: ndarrays of ``ndim`` dimensions, one dtype, float32 or float64.
-
-    Anything else (lists, float16, a 2-D parameter vector, mixed dtypes)
-    takes the numpy path, which accepts it or raises its usual error.
-
-    Parameters
-    ----------
-    ndim : int
-    *arrays : object
-
-    Returns
-    -------
-    bool
-    """
-    dtype = None
-    for x in arrays:  # a plain loop: this runs several times per training step
-        if type(x) is not np.ndarray or x.ndim != ndim:
-            return False
-        if dtype is None:
-            dtype = x.dtype
-            if dtype not in _DTYPES:
-                return False
-        elif x.dtype != dtype:
-            return False
-    return True
 
 
 def _adam(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,

@@ -22,7 +22,9 @@ import contextlib
 import contextvars
 import functools
 
-__all__ = ["compiled_twin", "numpy_only", "numpy_only_now"]
+import numpy as np
+
+__all__ = ["compiled_twin", "numpy_only", "numpy_only_now", "fits"]
 
 _NUMPY_ONLY = contextvars.ContextVar("deepff_numpy_only", default=False)
 
@@ -79,3 +81,34 @@ def compiled_twin(fast):
         return run
 
     return decorate
+
+
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def fits(ndim, *arrays):
+    """Whether kernels can take these arrays: ndarrays of ``ndim`` dimensions, one dtype, float32 or float64.
+
+    Anything else (lists, float16, a 2-D parameter vector, mixed dtypes)
+    takes the numpy path, which accepts it or raises its usual error.
+
+    Parameters
+    ----------
+    ndim : int
+    *arrays : object
+
+    Returns
+    -------
+    bool
+    """
+    dtype = None
+    for x in arrays:  # a plain loop: this runs several times per training step
+        if type(x) is not np.ndarray or x.ndim != ndim:
+            return False
+        if dtype is None:
+            dtype = x.dtype
+            if dtype not in _DTYPES:
+                return False
+        elif x.dtype != dtype:
+            return False
+    return True

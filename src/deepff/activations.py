@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from . import _kernels, _piece_kernels
-from ._twins import compiled_twin
+from ._twins import compiled_twin, fits
 from .checks import real
 from .registry import Registry
 
@@ -448,7 +448,7 @@ class Softmax(Activation):
 
 def _derivative_compiled(get_kernel, g, h, out):
     """A compiled ``kernel(g, h, out)`` for a derivative: the same products in one pass, or None."""
-    kernel = get_kernel() if _kernels.fits(2, g, h, g if out is None else out) else None
+    kernel = get_kernel() if fits(2, g, h, g if out is None else out) else None
     if kernel is None:
         return None
     out = np.empty_like(g) if out is None else out
@@ -459,7 +459,7 @@ def _derivative_compiled(get_kernel, g, h, out):
 def _bias_relu_compiled(act, z, b, out):
     """ReLU's bias and activation in one pass, or None (a subclass with another forward keeps its own)."""
     own = type(act).forward is ReLU.forward
-    kernel = _piece_kernels.bias_relu_kernel() if own and _kernels.fits(2, z, b, out) else None
+    kernel = _piece_kernels.bias_relu_kernel() if own and fits(2, z, b, out) else None
     if kernel is None:
         return None
     kernel(z, b, out)
@@ -468,7 +468,7 @@ def _bias_relu_compiled(act, z, b, out):
 
 def _softmax_compiled(a, out):
     """Softmax with its row reductions compiled (numpy reduces slowly along a short last axis), or None."""
-    kernels = _kernels.softmax_kernels() if _kernels.fits(2, a, a if out is None else out) else None
+    kernels = _kernels.softmax_kernels() if fits(2, a, a if out is None else out) else None
     if kernels is None:
         return None
     shift, normalize = kernels

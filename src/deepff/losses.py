@@ -54,7 +54,7 @@ import math
 import numpy as np
 
 from . import _kernels, _piece_kernels
-from ._twins import compiled_twin
+from ._twins import compiled_twin, fits
 from .checks import real
 from .errors import InputError, SpecError
 from .registry import Registry
@@ -356,9 +356,9 @@ class NegLogLikelihood(Loss):
 
 def _nll_compiled(loss, a, y, w):
     """The same sums from the logits row by row, in float64 (optional numba), or None."""
-    fits = _kernels.fits(2, a, y) and y.shape == a.shape and \
+    takes = fits(2, a, y) and y.shape == a.shape and \
         (w is None or (type(w) is np.ndarray and w.shape == (a.shape[0],)))
-    kernels = _kernels.softmax_kernels() if fits else None
+    kernels = _kernels.softmax_kernels() if takes else None
     if kernels is None:
         return None
     e, m = np.empty_like(a), np.empty(a.shape[0], dtype=a.dtype)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _kernels
+from .._twins import fits
 from ..checks import real as _real
 from ..errors import ModelFileError
 
@@ -71,7 +72,7 @@ class Optimizer:
                 f"and {grad.shape} {grad.dtype}"
             )
         self._begin_step(theta)
-        if self.use_kernel and self.kernel is not None and _kernels.enabled() and _kernels.fits(1, theta, grad):
+        if self.use_kernel and self.kernel is not None and _kernels.enabled() and fits(1, theta, grad):
             self._compiled_update(theta, grad)   # the same arithmetic in one fused pass (optional numba)
         else:
             self._update(theta, grad)
