@@ -369,6 +369,18 @@ def peak_rss(peers, quick):
     return result
 
 
+def kernel_info():
+    """Which compiled code deepff's runs take here: the step built ahead of time, numba's, or the numpy code."""
+    from deepff import _aot, _kernels
+
+    if _kernels.setting() == "0":
+        return "the numpy code (DEEPFF_NUMBA=0)"
+    file = _aot.path(_aot.step_module_name())
+    if file.is_file():
+        return f"the whole step built ahead of time ({file}; numba is not loaded for it)"
+    return "numba's kernels (compiled, or loaded from numba's cache, in each process)"
+
+
 def blas_info():
     try:
         from threadpoolctl import threadpool_info
@@ -449,10 +461,11 @@ def main(argv=None):
     if not args.no_rss and (not args.only or "rss" in args.only):
         results.append(peak_rss([p for p in peers if p in ("deepff", "torch", "sklearn")], args.quick))
     report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                          "numpy": np.__version__, "blas": blas_info()},
+                          "numpy": np.__version__, "blas": blas_info(), "kernels": kernel_info()},
               "rounds": rounds, "results": results}
     print()
     print(f"machine: {os.cpu_count()} cpus, numpy {np.__version__}, BLAS {report['machine']['blas']}")
+    print(f"deepff's kernels: {report['machine']['kernels']}")
     print(f"medians of {rounds} interleaved rounds, seconds per epoch unless stated")
     print(format_table(results, peers))
     if args.json:

@@ -5,8 +5,8 @@ measured, so that CI's log holds the numbers without ``-s``: "hypothesis
 examples run" (the count of examples each property-based test ran,
 tests/_fuzzing.py) and "figures" (lines that tests give ``report_figure``,
 such as the docs browser test's pages, math elements and request counts).
-Fixtures: ``report_figure``, ``kernel_calls``, ``kernels_on``, ``mnist_dir``, and an autouse one
-that lets short in-process fits take the compiled kernels.
+Fixtures: ``report_figure``, ``kernel_calls``, ``kernels_on``, ``mnist_dir``, and two autouse ones:
+short in-process fits take the compiled kernels, and no process finds a step built ahead of time.
 """
 
 import collections
@@ -59,6 +59,27 @@ def _compiled_even_for_short_fits():
     saved, _fused_step.LOAD_AFTER_S = _fused_step.LOAD_AFTER_S, 0.0
     yield
     _fused_step.LOAD_AFTER_S = saved
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_step_built_ahead_of_time(tmp_path_factory):
+    """The suite's processes (subprocesses too) look for kernels built ahead of time in an empty folder.
+
+    A developer who ran ``deepff kernels --build`` has the step in
+    ``~/.cache/deepff/kernels``; the suite tests numba's kernels and the numpy
+    code unless a test builds its own (tests/test_ahead_of_time.py).
+    """
+    import os
+
+    from deepff import _aot
+
+    saved = os.environ.get(_aot.ENV)
+    os.environ[_aot.ENV] = str(tmp_path_factory.mktemp("no-kernels-built-ahead-of-time"))
+    yield
+    if saved is None:
+        os.environ.pop(_aot.ENV, None)
+    else:
+        os.environ[_aot.ENV] = saved
 
 
 @pytest.fixture

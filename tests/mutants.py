@@ -248,6 +248,21 @@ MUTANTS = [
     M("a-checkpoint-forgets-its-kernels-choice", "speed", "training.py", "Trainer.load_state_dict",
       'self.compiled_kernels = state.get("compiled_kernels")', "self.compiled_kernels = None",
       "tests/test_kernel_loading.py"),
+    M("built-step-name-ignores-the-source", "speed", "_aot.py", "module_name",
+      "h = hashlib.sha256(source)", "h = hashlib.sha256(b\"\")", "tests/test_ahead_of_time.py"),
+    M("built-step-name-ignores-the-cpu", "speed", "_aot.py", "module_name",
+      "sys.implementation.cache_tag, platform.machine(), _cpu()", "sys.implementation.cache_tag, platform.machine()",
+      "tests/test_ahead_of_time.py"),
+    M("short-runs-skip-the-built-step", "speed", "_fused_step.py", "_first_choice",
+      "return True                                 # built ahead of time: no numba to load", "pass",
+      "tests/test_ahead_of_time.py"),
+    M("the-built-step-takes-int32-rows-unconverted", "speed", "_fused_step.py", "FusedStep._check",
+      "idx.dtype != np.int64 or ", "", "tests/test_ahead_of_time.py", "-k", "refuses"),
+    M("the-built-step-trusts-replaced-optimizer-states", "speed", "_fused_step.py", "FusedStep._check",
+      "if ids != self._state_ids:", "if not self._state_ids:", "tests/test_ahead_of_time.py", "-k", "refuses"),
+    M("a-damaged-built-step-crashes-the-fit", "speed", "_aot.py", "load",
+      "    except Exception as exc:  # noqa: BLE001 - any failure to import means: not there",
+      "    except KeyError as exc:", "tests/test_ahead_of_time.py", "-k", "damaged"),
 ]
 
 

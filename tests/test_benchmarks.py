@@ -1,6 +1,7 @@
 """Benchmarks are not tests: this only proves the suite runs end to end on tiny sizes."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,10 @@ def test_benchmark_suite_runs_in_quick_mode(tmp_path):
     rss = [r for r in report["results"] if r["workload"].startswith("peak RSS")][0]
     assert rss["deepff"] > 10  # MiB: a real measurement of a real process
     assert report["machine"]["blas"], "threadpoolctl should report the BLAS in use"
+    # the suite's processes find no step built ahead of time (conftest): numba's kernels, or the numpy code
+    assert report["machine"]["kernels"].startswith(
+        "the numpy code" if os.environ.get("DEEPFF_NUMBA") == "0" else "numba's kernels")
+    assert f"deepff's kernels: {report['machine']['kernels']}" in proc.stdout
     assert "| workload |" in proc.stdout  # the table is printed
 
 

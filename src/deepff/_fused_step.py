@@ -8,8 +8,9 @@ The numpy step in :meth:`deepff.training.Trainer` is the reference::
 For a plain dense network (Dense layers without dropout or batch norm,
 linear/sigmoid/ReLU hidden units, softmax + negative log-likelihood, sigmoid
 + binary cross-entropy or linear + squared error at the output, no penalty or
-an L2 one, SGD or Adam) the same step runs as one numba call,
-:func:`deepff._kernels.dense_step_kernel`: Python is entered once per step
+an L2 one, SGD or Adam) the same step runs as one compiled call,
+:func:`deepff._kernels.dense_step_kernel` (or the same function built ahead
+of time, :func:`deepff._aot.step`): Python is entered once per step
 instead of a few dozen times. :func:`plan` decides, once per fit, whether a
 run is such a case, as ``torch.optim`` picks its single-tensor, multi-tensor
 or fused implementation in one spot. Everything else takes the numpy step,
@@ -28,14 +29,14 @@ import sys
 
 import numpy as np
 
-from . import _kernels
+from . import _aot, _kernels
 from . import activations as _activations
 from . import losses as _losses
 from ._twins import numpy_only
 from .callbacks import Callback
 from .layers import Dense
 
-__all__ = ["ENABLED", "LOAD_AFTER_S", "plan", "kernels_for", "numpy_seconds", "FusedStep"]
+__all__ = ["ENABLED", "LOAD_AFTER_S", "takes", "plan", "kernels_for", "numpy_seconds", "FusedStep"]
 
 ENABLED = True
 """Whether :func:`plan` may choose the compiled step (False: always the numpy step)."""
@@ -94,6 +95,9 @@ def kernels_for(trainer, n_rows, batch_size):
     the kernels for every run from the first, so that the same short fit
     gives the same bits however early in a process it runs; with
     ``DEEPFF_NUMBA=0`` (or without numba) the choice is the numpy code.
+    Where the whole step has been built ahead of time (``deepff kernels
+    --build``, :mod:`deepff._aot`) a run that it computes takes it from its
+    first fit, however short: loading it costs no numba and next to no time.
 
     Parameters
     ----------
@@ -119,6 +123,8 @@ def _first_choice(trainer, n_rows, batch_size):
     setting = _kernels.setting()
     if setting == "0":
         return False
+    if takes(trainer) and _aot.step(trainer.network.params.theta.dtype) is not None:
+        return True                                 # built ahead of time: no numba to load
     net, epochs = trainer.network, trainer.epochs
     this_fit = numpy_seconds(net, n_rows, batch_size, max(epochs - trainer.epoch, 0))
     if "numba" in sys.modules or setting == "always" or \
@@ -145,13 +151,46 @@ def _loss_args(loss):
     return 1.0, 1.0, code
 
 
-def plan(trainer, X, Y, w, batch_size):
-    """The compiled step for this fit, or None when the numpy step must run.
+def takes(trainer):
+    """Whether the compiled step can run this trainer's steps (its network, optimizer, penalty and options).
 
     Parameters
     ----------
     trainer : Trainer
-        Its network, optimizer, penalty and options decide.
+
+    Returns
+    -------
+    bool
+        False also when :data:`ENABLED` is False. Whether the kernels can run
+        at all (numba, ``DEEPFF_NUMBA``) and the data's arrays are for
+        :func:`plan`.
+    """
+    if not ENABLED:
+        return False
+    net, opt, penalty = trainer.network, trainer.optimizer, trainer.penalty
+    if trainer.reducer is not None or trainer.transform is not None or trainer.clip_norm is not None:
+        return False
+    if penalty is not None and penalty.l1:
+        return False
+    if (getattr(opt, "kernel", None) not in ("adam_kernel", "sgd_kernel") or not opt.use_kernel
+            or getattr(opt, "amsgrad", False)):
+        return False
+    layers = net.layers
+    return not (any(type(layer) is not Dense or layer.dropout or layer.batch_norm for layer in layers)
+                or any(type(layer.activation) not in _HIDDEN for layer in layers[:-1])
+                or (type(net.loss), type(layers[-1].activation)) not in _OUTPUTS)
+
+
+def plan(trainer, X, Y, w, batch_size):
+    """The compiled step for this fit, or None when the numpy step must run.
+
+    The step compiled ahead of time (:func:`deepff._aot.step`) where it is
+    built, else numba's (:func:`deepff._kernels.dense_step_kernel`).
+
+    Parameters
+    ----------
+    trainer : Trainer
+        Its network, optimizer, penalty and options decide (:func:`takes`).
     X : ndarray of shape (n_samples, n_features)
     Y : ndarray of shape (n_samples, n_outputs)
     w : ndarray of shape (n_samples,) or None
@@ -162,27 +201,20 @@ def plan(trainer, X, Y, w, batch_size):
     -------
     FusedStep or None
     """
-    if not ENABLED or not _kernels.enabled():
-        return None
-    net, opt, penalty = trainer.network, trainer.optimizer, trainer.penalty
-    if trainer.reducer is not None or trainer.transform is not None or trainer.clip_norm is not None:
-        return None
-    if penalty is not None and penalty.l1:
-        return None
-    if (getattr(opt, "kernel", None) not in ("adam_kernel", "sgd_kernel") or not opt.use_kernel
-            or getattr(opt, "amsgrad", False)):
-        return None
-    layers = net.layers
-    if (any(type(layer) is not Dense or layer.dropout or layer.batch_norm for layer in layers)
-            or any(type(layer.activation) not in _HIDDEN for layer in layers[:-1])
-            or (type(net.loss), type(layers[-1].activation)) not in _OUTPUTS):
+    if not takes(trainer):
         return None
     arrays = (X, Y) if w is None else (X, Y, w)
-    theta = net.params.theta
+    theta = trainer.network.params.theta
     if not all(type(a) in (np.ndarray, np.memmap) and a.dtype == theta.dtype and a.flags.c_contiguous
-               for a in arrays):
+               for a in arrays) or X.ndim != 2 or Y.ndim != 2 or (w is not None and w.ndim != 1):
         return None
-    return FusedStep(trainer, X, Y, w, batch_size)
+    kernel = _aot.step(theta.dtype)
+    unchecked = kernel is not None
+    if kernel is None:
+        kernel = _kernels.dense_step_kernel()
+    if kernel is None:
+        return None
+    return FusedStep(trainer, X, Y, w, batch_size, kernel, unchecked)
 
 
 def _gradients_read(callbacks):
@@ -208,7 +240,7 @@ class FusedStep:
         After a call: the penalty part of J.
     """
 
-    def __init__(self, trainer, X, Y, w, batch_size):
+    def __init__(self, trainer, X, Y, w, batch_size, kernel, unchecked=False):
         net, opt, penalty = trainer.network, trainer.optimizer, trainer.penalty
         layers = net.layers
         theta = net.params.theta
@@ -237,7 +269,9 @@ class FusedStep:
         self._fold = self._opt_code == 1 and not _gradients_read(trainer.callbacks)
         self._scratch = np.empty(_kernels.step_scratch_size(batch_size, self._dims.tolist()), dtype=theta.dtype)
         self._hyper = np.zeros(_kernels.STEP_HYPER, dtype=theta.dtype)
-        self._kernel = _kernels.dense_step_kernel()
+        self._kernel = kernel
+        self._unchecked = unchecked       # the kernel does not check its arguments' types: __call__ does
+        self._states_ok = self._state_ids = ()   # the optimizer states _check has checked, and their ids
         self.hits = self.penalty = 0.0
 
     def __call__(self, idx, keep_gradients=False):
@@ -267,6 +301,8 @@ class FusedStep:
         states, scalars, flags = opt.kernel_args(theta)   # counts the step, as opt.step does
         self._hyper[:] = scalars + (0.0,) * (9 - len(scalars)) + flags + (False,) * (3 - len(flags))   # cast here
         states = states * 3 if len(states) == 1 else states
+        if self._unchecked:
+            idx = self._check(idx, states)
         J = self._kernel(self._X, self._Y, self._w, self._weighted, idx, theta, self._grad, self._mask, self._dims,
                          self._woff, self._boff, self._acts, self._out, self._scratch, self._lossargs,
                          2 if self._fold and not keep_gradients else self._opt_code, *states, self._hyper)
@@ -274,3 +310,32 @@ class FusedStep:
             opt.t = t                                   # no update took place: the step does not count
         self.penalty, self.hits = float(self._lossargs[5]), float(self._lossargs[6])
         return float(J)
+
+    def _check(self, idx, states):
+        """``idx`` as int64 in C order, once the arrays a kernel compiled ahead of time would misread are refused.
+
+        Such a kernel (:func:`deepff._aot.step`) reads its arguments as the
+        types it was compiled for, unchecked: an array of another dtype or
+        layout would crash the process instead of raising. The fit's own
+        arrays are checked at its first step, the optimizer's states when
+        they are other arrays than the last step's (a few tenths of a
+        microsecond a step otherwise).
+        """
+        ids = tuple(map(id, states))            # (the arrays checked last are held: their ids stay theirs)
+        if ids != self._state_ids:
+            theta = self._theta
+            fixed = () if self._state_ids else (
+                ("X", self._X, 2), ("Y", self._Y, 2), ("sample weights", self._w, 1), ("parameters", theta, 1),
+                ("gradient", self._grad, 1), ("mask", self._mask, 1), ("scratch", self._scratch, 1),
+                ("hyperparameters", self._hyper, 1))
+            for name, a, ndim in (*fixed, *(("optimizer state", s, 1) for s in states)):
+                if not (isinstance(a, np.ndarray) and a.dtype == theta.dtype and a.ndim == ndim
+                        and a.flags.c_contiguous and a.flags.aligned):
+                    raise TypeError(f"compiled step: {name} must be a C-ordered {ndim}-D {theta.dtype} array, got "
+                                    f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}")
+            if any(s.shape != theta.shape for s in states) or self._grad.shape != theta.shape:
+                raise TypeError("compiled step: the gradient and optimizer states must have the parameters' shape")
+            self._states_ok, self._state_ids = states, ids
+        if type(idx) is not np.ndarray or idx.dtype != np.int64 or idx.ndim != 1 or not idx.flags.c_contiguous:
+            idx = np.ascontiguousarray(idx, dtype=np.int64).reshape(-1)
+        return idx

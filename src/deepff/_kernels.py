@@ -39,7 +39,8 @@ from . import _blas, _twins
 
 __all__ = [
     "enabled", "setting", "SETTINGS", "refresh", "compiled", "adam_kernel", "sgd_kernel", "softmax_kernels",
-    "dense_step_kernel", "step_scratch_size", "STEP_HIDDEN", "STEP_OUTPUTS", "STEP_OPTIMIZERS", "STEP_HYPER"]
+    "dense_step_kernel", "step_function", "step_scratch_size", "STEP_HIDDEN", "STEP_OUTPUTS", "STEP_OPTIMIZERS",
+    "STEP_HYPER"]
 
 _CACHE = {}
 
@@ -82,7 +83,8 @@ def enabled():
 
 
 SETTINGS = {"0": "off: the numpy code only",
-            "1": "on for runs long enough to win back numba's load (the default)",
+            "1": "on for runs long enough to win back numba's load, for every run the step built ahead of time "
+                 "computes (the default)",
             "always": "on for every run, however short (many short fits in one process)"}
 """The values of ``DEEPFF_NUMBA`` and what they do."""
 
@@ -661,10 +663,27 @@ def dense_step_kernel():
         and ``hyper`` (:data:`STEP_HYPER`,) in theta's dtype: the scalars of
         the optimizer's kernel, zero-padded to 9, then its flags as 1 or 0,
         padded to 3 (:meth:`deepff.optimizers.Optimizer.kernel_args`).
-        Returns J.
+        Returns J. (:mod:`deepff._aot` compiles the same step ahead of time.)
     """
     if not enabled():
         return None
+    step_function()
+    return functools.partial(_CACHE["dense_step"], _blas.gemms())
+
+
+def step_function():
+    """The plain function of the whole step, with numba's versions of its callees in place (imports numba).
+
+    :func:`dense_step_kernel` compiles it just in time, :mod:`deepff._aot`
+    ahead of time; either way the callees it calls by global name must be
+    compiled first, which this does (once per process).
+
+    Returns
+    -------
+    function
+        ``_dense_step(blas, X, Y, ...)``: :func:`dense_step_kernel`'s kernel
+        with numpy's ``gemm`` addresses (:func:`deepff._blas.gemms`) first.
+    """
     if "dense_step" not in _CACHE:
         _compile_caller()
         callees = {"shift_by_row_max": _shift_by_row_max, "divide_by_row_sum": _divide_by_row_sum,
@@ -677,4 +696,4 @@ def dense_step_kernel():
         for name, func in callees.items():
             globals()["_nb_" + name] = compiled(name, func)
         compiled("dense_step", _dense_step)
-    return functools.partial(_CACHE["dense_step"], _blas.gemms())
+    return _dense_step

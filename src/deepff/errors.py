@@ -15,6 +15,7 @@ __all__ = [
     "DatasetError",
     "DivergenceError",
     "MissingDependencyError",
+    "KernelBuildError",
 ]
 
 
@@ -54,6 +55,14 @@ class MissingDependencyError(DeepffError, ImportError):
     """An optional package a feature needs (onnx, onnxruntime, torch, ...) cannot be imported.
 
     The message names the package and the extra that installs it.
+    """
+
+
+class KernelBuildError(DeepffError, RuntimeError):
+    """Compiling deepff's kernels ahead of time (``deepff kernels --build``) failed.
+
+    No C compiler, or a folder that cannot be written, for instance. Nothing
+    changes: the kernels compile at run time as before.
     """
 
 

@@ -17,7 +17,7 @@ __all__ = ["SUBCOMMANDS", "build_parser", "add_data_flags"]
 #: The subcommand modules, in the order ``deepff --help`` lists them: register a new subcommand (a module
 #: with ``add_parser(subparsers)`` and ``run(args)``) by adding its name here: a module of :mod:`deepff.cli`
 #: by its short name, one elsewhere (an optional part's own command module) by its full dotted name.
-SUBCOMMANDS = ["train", "evaluate", "predict", "summary", "gradcheck", "datasets", "export",
+SUBCOMMANDS = ["train", "evaluate", "predict", "summary", "gradcheck", "datasets", "export", "kernels",
                "deepff.playground.command"]
 
 
