@@ -160,6 +160,12 @@ def test_the_built_step_refuses_arrays_it_would_misread_and_takes_any_integer_ro
     trainer.optimizer.load_state_dict(state)
     J32 = step(np.arange(16, dtype=np.int32))              # converted, not misread
     assert J32 == J64 and np.array_equal(net.params.theta, after64)
+    raw = bytearray(X.nbytes + 1)                          # X at an odd address: numba's step takes it
+    unaligned = np.frombuffer(raw, dtype=np.float32, offset=1).reshape(X.shape)
+    unaligned[:] = X
+    assert not unaligned.flags.aligned and unaligned.flags.c_contiguous
+    numbas = _fused_step.plan(trainer, unaligned, Y, None, 16)
+    assert not numbas._unchecked and np.isfinite(numbas(np.arange(16)))
     trainer.optimizer.state["exp_avg"] = trainer.optimizer.state["exp_avg"].astype(np.float64)
     with pytest.raises(TypeError, match=r"optimizer state must be a C-ordered 1-D float32 array, got .*float64"):
         step(np.arange(16))

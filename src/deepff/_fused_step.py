@@ -162,8 +162,8 @@ def takes(trainer):
     -------
     bool
         False also when :data:`ENABLED` is False. Whether the kernels can run
-        at all (numba, ``DEEPFF_NUMBA``) and the data's arrays are for
-        :func:`plan`.
+        here at all (numba, ``DEEPFF_NUMBA``), and whether the data's arrays
+        suit them, :func:`plan` decides.
     """
     if not ENABLED:
         return False
@@ -208,7 +208,8 @@ def plan(trainer, X, Y, w, batch_size):
     if not all(type(a) in (np.ndarray, np.memmap) and a.dtype == theta.dtype and a.flags.c_contiguous
                for a in arrays) or X.ndim != 2 or Y.ndim != 2 or (w is not None and w.ndim != 1):
         return None
-    kernel = _aot.step(theta.dtype)
+    # the step built ahead of time takes aligned arrays only (numba's compiles a version for others)
+    kernel = _aot.step(theta.dtype) if all(a.flags.aligned for a in arrays) else None
     unchecked = kernel is not None
     if kernel is None:
         kernel = _kernels.dense_step_kernel()
