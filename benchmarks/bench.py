@@ -371,14 +371,12 @@ def peak_rss(peers, quick):
 
 def kernel_info():
     """Which compiled code deepff's runs take here: the step built ahead of time, numba's, or the numpy code."""
-    from deepff import _aot, _kernels
+    from deepff import _aot
 
-    if _kernels.setting() == "0":
-        return "the numpy code (DEEPFF_NUMBA=0)"
-    file = _aot.path(_aot.step_module_name())
-    if file.is_file():
-        return f"the whole step built ahead of time ({file}; numba is not loaded for it)"
-    return "numba's kernels (compiled, or loaded from numba's cache, in each process)"
+    s = _aot.status()
+    return {"built": f"the whole step built ahead of time ({s['file']}; numba is not loaded for it)",
+            "numba": f"numba {s['numba']}'s kernels (compiled, or loaded from numba's cache, in each process)",
+            "numpy": "the numpy code (DEEPFF_NUMBA=0, or numba not installed)"}[s["code"]]
 
 
 def blas_info():

@@ -263,6 +263,22 @@ MUTANTS = [
     M("a-damaged-built-step-crashes-the-fit", "speed", "_aot.py", "load",
       "    except Exception as exc:  # noqa: BLE001 - any failure to import means: not there",
       "    except KeyError as exc:", "tests/test_ahead_of_time.py", "-k", "damaged"),
+    M("built-step-name-ignores-how-it-is-built", "speed", "_aot.py", "step_module_name",
+      "for file in (_kernels.__file__, __file__):", "for file in (_kernels.__file__,):",
+      "tests/test_ahead_of_time.py", "-k", "not_taken"),
+    M("built-step-name-ignores-numba", "speed", "_aot.py", "module_name",
+      '_version("numba"), ', "", "tests/test_ahead_of_time.py", "-k", "not_taken"),
+    M("the-build-keeps-pythons-error-model", "speed", "_aot.py", "_as_the_jit_compiles",
+      "compiler.Flags = NumpyErrorModel", "compiler.Flags = flags", "tests/test_ahead_of_time.py", "-k", "says_where"),
+    M("the-build-is-not-checked", "speed", "_aot.py", "_same_as_numbas",
+      "if proc.stdout.split()[-1:] != [expected]:", "if False:", "tests/test_ahead_of_time.py", "-k", "check"),
+    M("a-module-others-may-write-is-loaded", "speed", "_aot.py", "_refusal",
+      "    if st.st_mode & 0o022:", "    if False:", "tests/test_ahead_of_time.py", "-k", "others_may_write"),
+    M("a-refused-built-step-still-counts", "speed", "_fused_step.py", "FusedStep.__call__",
+      "opt.t = t                               # no step took place", "pass",
+      "tests/test_ahead_of_time.py", "-k", "refuses"),
+    M("validation-loads-numba", "speed", "metrics.py", "evaluate",
+      "with numpy_only():", "with np.errstate():", "tests/test_ahead_of_time.py", "-k", "validation"),
 ]
 
 

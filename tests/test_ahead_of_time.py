@@ -15,9 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _needs import require_kernels
+from _needs import KERNELS, require, require_kernels, require_module
 
 require_kernels()
+require_module("setuptools", area=KERNELS)
+require(shutil.which("cc") or shutil.which("gcc"), area=KERNELS,
+        reason="no C compiler (cc) to build the step ahead of time")
+pytestmark = pytest.mark.slow        # one build (about a minute from a cold numba cache), fresh processes
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -109,7 +113,7 @@ def test_a_damaged_module_is_named_in_a_warning_and_numbas_step_runs(built, tmp_
     assert got["numba"] and got["theta"] == jit["theta"]
 
 
-def test_a_module_built_from_other_source_or_for_another_cpu_is_not_taken(built, tmp_path, monkeypatch):
+def test_a_module_built_from_other_source_or_for_another_cpu_or_numba_is_not_taken(built, tmp_path, monkeypatch):
     from deepff import _aot
 
     folder, _ = built
@@ -117,14 +121,18 @@ def test_a_module_built_from_other_source_or_for_another_cpu_is_not_taken(built,
     name = module.name.split(".")[0]
     assert _aot.module_name(b"x") == _aot.module_name(b"x") != _aot.module_name(b"y")
     assert _aot.step_module_name() == name                  # this process finds the module built for it
-    monkeypatch.setattr(_aot, "_cpu", lambda: "another CPU")
-    with open(_aot._kernels.__file__, "rb") as f:
-        source = f.read()
-    assert _aot.module_name(source) != name
-    monkeypatch.undo()
+    source = b""
+    for file in (_aot._kernels.__file__, _aot.__file__):     # what is compiled, and how
+        with open(file, "rb") as f:
+            source += f.read()
     assert _aot.module_name(source) == name
-    monkeypatch.setattr(np, "__version__", "0.0.0")
-    assert _aot.module_name(source) != name
+    for target, attr, value in ((_aot, "_cpu", lambda: "another CPU"), (np, "__version__", "0.0.0"),
+                                (_aot, "_version", lambda package: "9.9" if package == "numba" else None)):
+        monkeypatch.setattr(target, attr, value)
+        assert _aot.module_name(source) != name, attr
+        monkeypatch.undo()
+    monkeypatch.setattr(_aot, "_cpu", lambda: None)          # no /proc/cpuinfo: no module at all
+    assert _aot.module_name(source) is None
     monkeypatch.undo()
     stale = tmp_path / "stale"
     stale.mkdir()
@@ -133,6 +141,40 @@ def test_a_module_built_from_other_source_or_for_another_cpu_is_not_taken(built,
     assert _aot.step(np.float32) is None                    # only its own name is looked for
     monkeypatch.setenv(_aot.ENV, str(folder))
     assert _aot.step(np.float32) is not None and _aot.step(np.int32) is None
+
+
+def test_a_module_that_fails_its_check_is_refused(built, tmp_path, monkeypatch):
+    """The build runs the new module in a fresh process against numba's step before installing it."""
+    from deepff import _aot
+    from deepff.errors import KernelBuildError
+
+    folder, _ = built
+    (module,) = folder.iterdir()
+    _aot._same_as_numbas(module)                            # the module the fixture built passes
+    damaged = tmp_path / module.name
+    damaged.write_bytes(b"\x7fELF not a module")
+    with pytest.raises(KernelBuildError, match=r"failed its check in a new process \(ImportError: "):
+        _aot._same_as_numbas(damaged)
+    monkeypatch.setattr(_aot, "_check_digest", lambda kernel_of: "0" * 64)     # numba's side now differs
+    with pytest.raises(KernelBuildError, match=r"gives other results than numba's; it is not installed"):
+        _aot._same_as_numbas(module)
+
+
+def test_a_module_others_may_write_is_not_loaded(built, tmp_path, monkeypatch):
+    from deepff import _aot
+
+    folder, _ = built
+    (module,) = folder.iterdir()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    copy = shared / module.name
+    shutil.copy(module, copy)
+    copy.chmod(0o666)
+    monkeypatch.setenv(_aot.ENV, str(shared))
+    with pytest.warns(RuntimeWarning, match=rf"{copy} cannot be loaded \(PermissionError: not loaded: others may "
+                                            r"write to it\)"):
+        assert _aot.step(np.float32) is None
+    assert oct(module.stat().st_mode & 0o777) == "0o755"   # the build's own file is not
 
 
 def test_the_built_step_refuses_arrays_it_would_misread_and_takes_any_integer_rows(built, monkeypatch):
@@ -167,35 +209,105 @@ def test_the_built_step_refuses_arrays_it_would_misread_and_takes_any_integer_ro
     numbas = _fused_step.plan(trainer, unaligned, Y, None, 16)
     assert not numbas._unchecked and np.isfinite(numbas(np.arange(16)))
     trainer.optimizer.state["exp_avg"] = trainer.optimizer.state["exp_avg"].astype(np.float64)
+    t = trainer.optimizer.t
     with pytest.raises(TypeError, match=r"optimizer state must be a C-ordered 1-D float32 array, got .*float64"):
         step(np.arange(16))
+    assert trainer.optimizer.t == t                        # the refused step is not counted
+    trainer.optimizer.load_state_dict(state)
+    fresh = _fused_step.plan(trainer, X, Y, None, 16)
+    net.params.theta.flags.writeable = False
+    try:
+        with pytest.raises(TypeError, match=r"parameters must be writeable"):
+            fresh(np.arange(16))
+    finally:
+        net.params.theta.flags.writeable = True
 
 
-def test_building_without_numba_or_into_a_file_is_one_line_and_status_2(tmp_path):
-    blocker = tmp_path / "block"
-    blocker.mkdir()
-    (blocker / "numba.py").write_text("raise ImportError('numba blocked for this test')\n")
-    env = _env(tmp_path / "k")
-    env["PYTHONPATH"] = os.pathsep.join([str(blocker), env["PYTHONPATH"]])
-    proc = subprocess.run([sys.executable, "-m", "deepff.cli", "kernels", "--build"], capture_output=True, text=True,
-                          env=env, timeout=120)
-    assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.splitlines() == [proc.stderr.strip()] and "Traceback" not in proc.stderr
-    assert "needs numba with numba.pycc" in proc.stderr and 'pip install "deepff[fast]"' in proc.stderr
+def test_building_into_a_file_is_one_line_and_status_2_and_the_file_stays(tmp_path):
     a_file = tmp_path / "a-file"
     a_file.write_text("mine\n")
     proc = subprocess.run([sys.executable, "-m", "deepff.cli", "kernels", "--build"], capture_output=True, text=True,
                           env=_env(a_file), timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith(f"deepff: error: could not build deepff's kernels ahead of time into {a_file}")
     assert a_file.read_text() == "mine\n"                  # nothing of the user's is touched
 
 
-def test_status_without_a_build_says_how_to_build(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "deepff.cli", "kernels"], capture_output=True, text=True,
-                          env=_env(tmp_path, DEEPFF_NUMBA="0"), timeout=120)
+VALIDATED = """
+import json, sys
+import numpy as np
+import deepff
+from deepff.sklearn import MLPClassifier
+rng = np.random.default_rng(0)
+X = rng.standard_normal((400, 10)).astype(np.float32)
+y = (X[:, 0] * X[:, 1] > 0).astype(int)
+net = deepff.Network([deepff.Dense(24, "relu"), deepff.Dense(2, "softmax")], loss="neg_log_likelihood",
+                     n_features=10, seed=0, dtype=np.float32)
+history = net.fit(X, y, epochs=6, batch_size=32, optimizer={"name": "adam", "lr": 0.01}, validation_split=0.25,
+                  early_stopping={"patience": 2, "monitor": "val_loss"})
+clf = MLPClassifier(hidden_layer_sizes=(16,), early_stopping=True, max_iter=30, random_state=0).fit(X, y)
+print(json.dumps({"numba": "numba" in sys.modules, "theta": net.params.theta.tolist(),
+                  "val_loss": list(history["val_loss"]), "choice": net.trainer_.compiled_kernels,
+                  "clf": clf.score(X, y), "clf_val": clf.validation_scores_}))
+"""
+
+
+def _script(script, kernel_dir, **extra):
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=_env(kernel_dir, **extra), timeout=300)
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert lines[0] == "DEEPFF_NUMBA   0: off: the numpy code only"
-    assert lines[1].startswith("numba          ") and lines[1].split()[1][0].isdigit()
-    assert lines[2].startswith(f"ahead of time  not built (deepff kernels --build): {tmp_path}/_deepff_kernels_")
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_validation_and_early_stopping_do_not_load_numba_either(built, tmp_path):
+    """Evaluation runs the numpy code, as prediction does: the same figures with the built step and numba's."""
+    folder, _ = built
+    aot = _script(VALIDATED, folder)
+    jit = _script(VALIDATED, tmp_path, DEEPFF_NUMBA="always")
+    assert not aot["numba"] and aot["choice"] is True and jit["numba"]
+    assert len(aot["val_loss"]) >= 3
+    assert aot == {**jit, "numba": False}                   # weights, validation figures, the estimator's
+
+
+RESUMED = """
+import json, sys
+import numpy as np
+import deepff
+rng = np.random.default_rng(0)
+X = rng.standard_normal((400, 10)).astype(np.float32)
+y = (X[:, 0] * X[:, 1] > 0).astype(int)
+net = deepff.Network([deepff.Dense(24, "relu"), deepff.Dense(2, "softmax")], loss="neg_log_likelihood",
+                     n_features=10, seed=0, dtype=np.float32)
+settings = dict(batch_size=32, optimizer={{"name": "adam", "lr": 0.01}})
+
+
+class CrashAfterEpoch3(deepff.callbacks.Callback):
+    def on_epoch_end(self, trainer, record):
+        if trainer.epoch == 3:
+            deepff.save_checkpoint(trainer, {path!r})
+            trainer.stop_requested = True
+
+
+if {part!r} == "whole":
+    net.fit(X, y, epochs=6, **settings)
+elif {part!r} == "first":
+    net.fit(X, y, epochs=6, callbacks=[CrashAfterEpoch3()], **settings)
+else:
+    net, state, _ = deepff.load_checkpoint({path!r})
+    net.fit(X, y, epochs=6, resume_state=state, **settings)
+print(json.dumps({{"numba": "numba" in sys.modules, "theta": net.params.theta.tolist(),
+                  "choice": net.trainer_.compiled_kernels}}))
+"""
+
+
+def test_a_run_begun_on_the_numpy_code_resumes_on_it_where_the_step_is_built(built, tmp_path):
+    folder, _ = built
+    ckpt = tmp_path / "ckpt.npz"
+    whole = _script(RESUMED.format(part="whole", path=str(ckpt)), tmp_path)       # no module: short, numpy
+    _script(RESUMED.format(part="first", path=str(ckpt)), tmp_path)
+    resumed = _script(RESUMED.format(part="rest", path=str(ckpt)), folder)
+    assert whole["choice"] is False and resumed["choice"] is False and not resumed["numba"]
+    assert resumed["theta"] == whole["theta"]
+    built_run = _script(RESUMED.format(part="whole", path=str(ckpt)), folder)
+    assert built_run["choice"] is True and built_run["theta"] != whole["theta"]   # (the built step did run)

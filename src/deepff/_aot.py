@@ -10,15 +10,22 @@ module that needs only numpy at run time; this module builds such a module
 (``deepff kernels --build``) and loads it. The module's functions hold the
 GIL while they run (numba's ``nogil`` is a JIT option).
 
+The build compiles as numba's JIT does (this CPU's name and its own list of
+instruction-set features, numpy's error model rather than Python's), then
+checks its work: a fresh process runs a few steps with the new module and
+must get numba's results to the bit, or the module is not installed.
+
 A built module is specific to its source and its machine, and its file name
-says so: :func:`module_name` hashes the source file it was compiled from
-(``deepff/_kernels.py``: every function compiled into the step lives there),
-numpy's version, the interpreter and the CPU (model and instruction-set
-flags, as the code is compiled for the host CPU, as numba's JIT compiles
-it). After any change to one of them the name changes, the old file is
-ignored, and the kernels compile at run time as before until the module is
-built again. Modules live in :func:`folder`: ``$DEEPFF_KERNEL_DIR``, else
-``$XDG_CACHE_HOME/deepff/kernels``, else ``~/.cache/deepff/kernels``.
+says so: :func:`module_name` hashes the source files (``deepff/_kernels.py``,
+where every function compiled into the step lives, and this file, which says
+how it is compiled), the versions of numpy, numba and llvmlite, the
+interpreter and the CPU (model and instruction-set flags from
+``/proc/cpuinfo``; elsewhere than Linux there is no building). After any
+change to one of them the name changes, the old file is ignored, and the
+kernels compile at run time as before until the module is built again.
+Modules live in :func:`folder`: ``$DEEPFF_KERNEL_DIR``, else
+``$XDG_CACHE_HOME/deepff/kernels``, else ``~/.cache/deepff/kernels``. A
+file there that another user owns, or that others may write, is not loaded.
 
 ``numba.pycc`` is pending deprecation in numba (since 0.57); where a numba
 release no longer has it, :func:`build` says so and the JIT kernels run as
@@ -27,12 +34,14 @@ before.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.machinery
 import importlib.util
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -43,10 +52,13 @@ import numpy as np
 from . import _blas, _kernels, _twins
 from .errors import KernelBuildError, MissingDependencyError
 
-__all__ = ["ENV", "folder", "module_name", "path", "load", "build", "step", "step_module_name", "build_step"]
+__all__ = ["ENV", "folder", "module_name", "path", "load", "build", "status", "step", "step_module_name",
+           "build_step"]
 
 ENV = "DEEPFF_KERNEL_DIR"
 """The environment variable naming the folder of the modules (see :func:`folder`)."""
+
+_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]     # an extension module's file ending here
 
 
 def folder():
@@ -66,45 +78,58 @@ def folder():
 
 
 def _cpu():
-    """The CPU's model and instruction-set flags (Linux), or what :mod:`platform` knows of it elsewhere."""
+    """The CPU's model and instruction-set flags from ``/proc/cpuinfo``, or None where there is none."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             lines = []
             for line in f:
                 if not line.strip():            # the first processor's block is enough
                     break
-                if line.startswith(("model name", "flags", "Features", "CPU part")):
+                if line.startswith(("model name", "flags", "Features", "CPU part", "CPU implementer")):
                     lines.append(" ".join(line.split()))
-            if lines:
-                return "\n".join(lines)
+            return "\n".join(lines) or None
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return None
+
+
+def _version(package):
+    """The installed version of ``package``, or None, without importing it."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def module_name(source):
-    """The name of the extension module built from ``source`` for this process's numpy, Python and CPU.
+    """The name of the extension module built from ``source`` for this process's libraries, Python and CPU.
 
     Parameters
     ----------
     source : bytes
-        The source file the module's functions are compiled from.
+        The source the module's functions are compiled from, and how.
 
     Returns
     -------
-    str
+    str or None
         ``_deepff_kernels_`` and 20 hexadecimal digits of a SHA-256 over the
-        source, numpy's version, the interpreter's cache tag, the machine
-        type and the CPU's model and flags.
+        source, the versions of numpy, numba and llvmlite, the interpreter's
+        cache tag, the machine type and the CPU's model and flags; None where
+        the CPU cannot be told (no ``/proc/cpuinfo``).
     """
+    cpu = _cpu()
+    if cpu is None:
+        return None
     h = hashlib.sha256(source)
-    for part in (np.__version__, sys.implementation.cache_tag, platform.machine(), _cpu()):
+    for part in (np.__version__, _version("numba"), _version("llvmlite"), sys.implementation.cache_tag,
+                 platform.machine(), cpu):
         h.update(b"\0" + str(part).encode())
     return "_deepff_kernels_" + h.hexdigest()[:20]
 
 
 def path(name):
-    """The file of the module ``name`` in :func:`folder` (an extension module's file name on this platform).
+    """The file of the module ``name`` in :func:`folder`.
 
     Parameters
     ----------
@@ -115,15 +140,28 @@ def path(name):
     -------
     pathlib.Path
     """
-    return folder() / (name + importlib.machinery.EXTENSION_SUFFIXES[0])
+    return folder() / (name + _SUFFIX)
+
+
+def _refusal(file):
+    """Why ``file`` must not be loaded (another user's, or writable by others), or None."""
+    if not hasattr(os, "getuid"):
+        return None
+    st = file.stat()
+    if st.st_uid != os.getuid():
+        return "it belongs to another user"
+    if st.st_mode & 0o022:
+        return "others may write to it"
+    return None
 
 
 def load(name):
     """Import the module ``name`` from :func:`folder`, or None when it has not been built.
 
     A file that is there but cannot be imported (damaged, built for
-    another platform) gives a ``RuntimeWarning`` naming it, and None: the
-    kernels then compile at run time.
+    another platform), or that another user owns or others may write, gives
+    a ``RuntimeWarning`` naming it, and None: the kernels then compile at
+    run time.
 
     Parameters
     ----------
@@ -138,6 +176,9 @@ def load(name):
     if not file.is_file():
         return None
     try:
+        refusal = _refusal(file)
+        if refusal:
+            raise PermissionError(f"not loaded: {refusal}")
         spec = importlib.util.spec_from_file_location(name, file)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -150,23 +191,54 @@ def load(name):
         return None
 
 
-def build(name, exports, source_module):
+@contextlib.contextmanager
+def _as_the_jit_compiles():
+    """Within: ``numba.pycc`` compiles for this CPU's own feature list, with numpy's error model, as the JIT does.
+
+    Left to itself pycc takes the features the CPU's model name implies
+    (more than a virtual machine may allow: an illegal instruction, not an
+    exception) and Python's error model (a float division by zero raises
+    instead of giving inf, as the JIT-compiled step does).
+    """
+    from numba.core import codegen
+    from numba.pycc import compiler
+
+    features, flags = codegen.AOTCPUCodegen._customize_tm_features, compiler.Flags
+
+    class NumpyErrorModel(flags):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.error_model = "numpy"
+
+    codegen.AOTCPUCodegen._customize_tm_features = lambda self: self._get_host_cpu_features()
+    compiler.Flags = NumpyErrorModel
+    try:
+        yield
+    finally:
+        codegen.AOTCPUCodegen._customize_tm_features, compiler.Flags = features, flags
+
+
+def build(name, exports, source_module, check):
     """Compile ``exports`` into the extension module ``name`` in :func:`folder` (numba and a C compiler needed).
 
-    The module is written beside its final name and moved there in one
-    step, so that a process loading it never sees half a file, and two
-    builds at once leave one whole module.
+    The module is written beside its final name, ``check`` runs it, and
+    only then is it moved to its name in one step, so that a process loading
+    it never sees half a file (nor an unchecked one), and two builds at once
+    leave one whole module.
 
     Parameters
     ----------
-    name : str
-        From :func:`module_name`.
+    name : str or None
+        From :func:`module_name` (None: this machine's CPU cannot be told).
     exports : callable
         Called once numba is imported: returns a sequence of (str, str,
         function), the name each function takes in the module, its numba
         signature, and the function.
     source_module : str
         The module the functions are defined in.
+    check : callable
+        ``check(file)`` with the built file: raises ``KernelBuildError``
+        when the module does not do what it should.
 
     Returns
     -------
@@ -176,34 +248,46 @@ def build(name, exports, source_module):
     Raises
     ------
     MissingDependencyError
-        numba is not installed, or has no ``numba.pycc``.
+        numba (with ``numba.pycc``) or setuptools is not installed.
     KernelBuildError
-        The compilation failed (no C compiler, a folder that cannot be written...).
+        The compilation failed (no C compiler, a folder that cannot be
+        written...), the check failed, or the CPU cannot be told.
     """
-    try:
-        with warnings.catch_warnings():     # numba.pycc is pending deprecation: said in the docs, not at each build
-            warnings.simplefilter("ignore")
-            from numba.pycc import CC
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"building deepff's kernels ahead of time needs numba with numba.pycc ({exc}); "
-            'install it with pip install "deepff[fast]"') from exc
+    if name is None:
+        raise KernelBuildError("deepff builds its kernels ahead of time on Linux only, where /proc/cpuinfo names "
+                               "the CPU the module is built for; the kernels compile at run time instead")
+    for package, needed_for in (("setuptools", "to compile and link the module"), ("numba.pycc", "to compile")):
+        try:
+            with warnings.catch_warnings():     # numba.pycc is pending deprecation: said in the docs
+                warnings.simplefilter("ignore")
+                importlib.import_module(package)
+        except Exception as exc:  # noqa: BLE001 - absent, or present and broken: either way not there
+            raise MissingDependencyError(
+                f"building deepff's kernels ahead of time needs {package} {needed_for} "
+                f"({type(exc).__name__}: {exc}); install numba and setuptools with "
+                'pip install "deepff[fast]"') from exc
+    from numba.pycc import CC
+
     target = path(name)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
             cc = CC(name, source_module=source_module)
             cc.output_dir = tmp
-            cc.target_cpu = "host"              # as numba's JIT compiles: the same code, the same bits
+            cc.target_cpu = "host"
             for export, signature, func in exports():
                 cc.export(export, signature)(func)
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _as_the_jit_compiles():
                 warnings.simplefilter("ignore")
                 cc.compile()
-            built = Path(tmp) / (name + importlib.machinery.EXTENSION_SUFFIXES[0])
+            built = Path(tmp) / (name + _SUFFIX)
             if not built.is_file():
                 built = next(Path(tmp).glob(name + ".*"))
+            check(built)
+            built.chmod(0o755)
             os.replace(built, target)
+    except KernelBuildError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a compiler's or the file system's failure, said in one line
         raise KernelBuildError(f"could not build deepff's kernels ahead of time into {target.parent} "
                                f"({type(exc).__name__}: {' '.join(str(exc).split())})") from exc
@@ -221,15 +305,19 @@ _DTYPES = {np.dtype(np.float32): "f4", np.dtype(np.float64): "f8"}
 
 @functools.lru_cache(maxsize=1)
 def step_module_name():
-    """The name of the whole step's module for :mod:`deepff._kernels`' source, this numpy, Python and CPU.
+    """The name of the whole step's module for this source, these libraries, this Python and CPU.
 
     Returns
     -------
-    str
-        :func:`module_name` of ``deepff/_kernels.py``.
+    str or None
+        :func:`module_name` of ``deepff/_kernels.py`` and this file; None
+        where the CPU cannot be told.
     """
-    with open(_kernels.__file__, "rb") as f:
-        return module_name(f.read())
+    source = b""
+    for file in (_kernels.__file__, __file__):
+        with open(file, "rb") as f:
+            source += f.read()
+    return module_name(source)
 
 
 def _signature(t):
@@ -239,13 +327,36 @@ def _signature(t):
             f"f8[::1], i8, {a1}, {a1}, {a1}, {a1})")
 
 
+def status():
+    """Where the whole step built ahead of time stands here (for ``deepff kernels`` and the benchmarks).
+
+    Returns
+    -------
+    dict
+        "setting" (``DEEPFF_NUMBA``, see :data:`deepff._kernels.SETTINGS`),
+        "numba" (its installed version or None), "file" (the module's
+        path, None where the CPU cannot be told), "built" (whether the file
+        is there) and "code": what a run this step computes takes here,
+        "numpy" (``DEEPFF_NUMBA=0``, or neither numba nor a built module),
+        "built" or "numba".
+    """
+    setting = _kernels.setting()
+    name = step_module_name()
+    file = None if name is None else path(name)
+    built = file is not None and file.is_file()
+    numba = _version("numba")
+    code = "numpy" if setting == "0" else ("built" if built else ("numba" if numba else "numpy"))
+    return {"setting": setting, "numba": numba, "file": file, "built": built, "code": code}
+
+
 def step(dtype):
     """The whole step compiled ahead of time for ``dtype``, numpy's gemm bound, or None; never imports numba.
 
     None inside :func:`deepff._twins.numpy_only`, with ``DEEPFF_NUMBA=0``,
     for a dtype other than float32 and float64, or where
-    :func:`build_step` has not built the module for this source, numpy,
-    Python and CPU. The module is looked for once per process and folder.
+    :func:`build_step` has not built the module for this source, these
+    libraries, Python and CPU. The module is looked for once per process
+    and folder.
 
     Parameters
     ----------
@@ -257,13 +368,16 @@ def step(dtype):
         :func:`deepff._kernels.dense_step_kernel`'s kernel, with the same
         arguments and results. Unlike numba's, it does not check its
         arguments' types: each array must have the dtype, the number of
-        dimensions and the C order that kernel's docstring gives, or the
-        process crashes (:class:`deepff._fused_step.FusedStep` checks).
+        dimensions, the C order and the alignment that kernel's docstring
+        gives, or the process crashes
+        (:class:`deepff._fused_step.FusedStep` checks).
     """
     code = _DTYPES.get(np.dtype(dtype))
     if code is None or _twins.numpy_only_now() or _kernels.setting() == "0":
         return None
     name = step_module_name()
+    if name is None:
+        return None
     file = path(name)
     if file not in _LOADED:
         _LOADED[file] = load(name)
@@ -271,12 +385,81 @@ def step(dtype):
     return None if module is None else functools.partial(getattr(module, "dense_step_" + code), _blas.gemms())
 
 
+def _check_digest(kernel_of):
+    """A digest of a few steps of the whole step, for numba's kernel and a built one to compare.
+
+    ``kernel_of(code)`` returns the step for "f4" or "f8", gemm addresses
+    bound. The steps cover both dtypes, Adam with sample weights, SGD with
+    momentum and an L2 penalty, plain SGD inside the products, and a batch
+    whose weights sum to 0 under a per-sample penalty (a division by zero:
+    inf, not an exception).
+    """
+    h = hashlib.sha256()
+    dims = np.array([5, 6, 3], dtype=np.int64)
+    woff, boff = np.array([0, 36], dtype=np.int64), np.array([30, 54], dtype=np.int64)
+    acts = np.array([3, 0], dtype=np.int64)
+    adam = (0.9, 0.1, 0.999, 0.001, 1e-3, 1.0, 1e-8, 0.0, 1.0, 0, 0, 0)
+    momentum = (0.1, 0.9, 1.0, 0.0, 0, 0, 0, 0, 0, 1, 0, 0)
+    plain = (0.1, 0.0, 1.0, 0.0, 0, 0, 0, 0, 0, 1, 0, 0)
+    for code, dt in (("f4", np.float32), ("f8", np.float64)):
+        kernel = kernel_of(code)
+        rng = np.random.default_rng(7)
+        X = rng.standard_normal((24, 5)).astype(dt)
+        Y = np.eye(3, dtype=dt)[rng.integers(0, 3, 24)]
+        w = rng.random(24).astype(dt)
+        w[16:] = 0
+        for opt_code, hyper, l2, per_sample, weighted in ((0, adam, 0.0, 0, True), (1, momentum, 1e-2, 0, False),
+                                                          (2, plain, 0.0, 0, False), (0, adam, 1e-2, 1, True)):
+            theta = (0.3 * rng.standard_normal(57)).astype(dt)
+            grad, states = np.zeros(57, dt), [np.zeros(57, dt) for _ in range(3)]
+            mask = np.ones(57, dt)
+            mask[[*range(30, 36), *range(54, 57)]] = 0
+            scratch = np.zeros(_kernels.step_scratch_size(8, dims.tolist()), dt)
+            lossargs = np.array([1.0, 1.0, 2.0 if weighted else 1.0, l2, per_sample, 0, 0, 0], dtype=np.float64)
+            for start in (0, 8, 16):
+                idx = np.arange(start, start + 8, dtype=np.int64)
+                J = kernel(X, Y, w, weighted, idx, theta, grad, mask, dims, woff, boff, acts, 0, scratch,
+                           lossargs, opt_code, *states, np.array(hyper, dtype=dt))
+                h.update(np.float64(J).tobytes())
+            h.update(theta.tobytes())
+            h.update(lossargs.tobytes())
+    return h.hexdigest()
+
+
+def _digest_of_file(file):
+    """:func:`_check_digest` of the module in ``file`` (run in a fresh process by :func:`build_step`'s check)."""
+    name = Path(file).name.split(".")[0]
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return _check_digest(lambda code: functools.partial(getattr(module, "dense_step_" + code), _blas.gemms()))
+
+
+def _same_as_numbas(file):
+    """Raise ``KernelBuildError`` unless the module in ``file`` gives numba's step's results to the bit."""
+    jit = functools.partial(_kernels.compiled("dense_step", _kernels.step_function()), _blas.gemms())
+    expected = _check_digest(lambda code: jit)
+    src = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", "import sys; from deepff import _aot; "
+                           "print(_aot._digest_of_file(sys.argv[1]))", str(file)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise KernelBuildError(f"the step built ahead of time failed its check in a new process ({detail}); "
+                               "it is not installed, and the kernels compile at run time as before")
+    if proc.stdout.split()[-1:] != [expected]:
+        raise KernelBuildError("the step built ahead of time gives other results than numba's; it is not "
+                               "installed, and the kernels compile at run time as before")
+
+
 def build_step():
     """Compile the whole step for float32 and float64 ahead of time, for :func:`step` in later processes.
 
     A process that loads the module trains with the compiled step without
-    importing numba or LLVM. Building needs numba (with ``numba.pycc``), a
-    C compiler and about 20 s.
+    importing numba or LLVM. Building needs numba (with ``numba.pycc``),
+    setuptools, a C compiler and 15-60 s; the new module must give numba's
+    results to the bit in a fresh process before it is installed.
 
     Returns
     -------
@@ -286,12 +469,12 @@ def build_step():
     Raises
     ------
     MissingDependencyError
-        numba, or its ``numba.pycc``, is not installed.
+        numba, its ``numba.pycc``, or setuptools is not installed.
     KernelBuildError
-        The compilation failed.
+        The compilation or the check failed, or the CPU cannot be told.
     """
     def exports():
         func = _kernels.step_function()
         return [(f"dense_step_{t}", _signature(t), func) for t in ("f4", "f8")]
 
-    return build(step_module_name(), exports, _kernels.__name__)
+    return build(step_module_name(), exports, _kernels.__name__, _same_as_numbas)

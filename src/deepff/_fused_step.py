@@ -232,6 +232,18 @@ def _gradients_read(callbacks):
 class FusedStep:
     """One compiled training step on a batch of rows (see :func:`plan`, which builds it).
 
+    Parameters
+    ----------
+    trainer : Trainer
+    X, Y, w, batch_size
+        As :func:`plan` takes them.
+    kernel : callable
+        :func:`deepff._kernels.dense_step_kernel`'s kernel, or the same step
+        built ahead of time (:func:`deepff._aot.step`).
+    unchecked : bool, default False
+        Whether ``kernel`` reads its arguments without checking their types
+        (the one built ahead of time): then each call checks them first.
+
     Attributes
     ----------
     hits : float
@@ -294,6 +306,9 @@ class FusedStep:
         ZeroDivisionError
             When the loss's reduction is ``"sample_mean"`` and the batch's
             weights sum to 0 (the loss's own error).
+        TypeError
+            With a kernel compiled ahead of time, when an array it would
+            misread reaches it (the optimizer's step is not counted then).
         """
         if self._weighted and self._sample_mean:
             _losses.weight_total(self._w[idx])            # the loss's own error for a batch weighing 0
@@ -303,7 +318,11 @@ class FusedStep:
         self._hyper[:] = scalars + (0.0,) * (9 - len(scalars)) + flags + (False,) * (3 - len(flags))   # cast here
         states = states * 3 if len(states) == 1 else states
         if self._unchecked:
-            idx = self._check(idx, states)
+            try:
+                idx = self._check(idx, states)
+            except TypeError:
+                opt.t = t                               # no step took place
+                raise
         J = self._kernel(self._X, self._Y, self._w, self._weighted, idx, theta, self._grad, self._mask, self._dims,
                          self._woff, self._boff, self._acts, self._out, self._scratch, self._lossargs,
                          2 if self._fold and not keep_gradients else self._opt_code, *states, self._hyper)
@@ -334,6 +353,8 @@ class FusedStep:
                         and a.flags.c_contiguous and a.flags.aligned):
                     raise TypeError(f"compiled step: {name} must be a C-ordered {ndim}-D {theta.dtype} array, got "
                                     f"{type(a).__name__} {getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}")
+                if name not in ("X", "Y", "sample weights", "mask") and not a.flags.writeable:
+                    raise TypeError(f"compiled step: {name} must be writeable (the step writes it)")
             if any(s.shape != theta.shape for s in states) or self._grad.shape != theta.shape:
                 raise TypeError("compiled step: the gradient and optimizer states must have the parameters' shape")
             self._states_ok, self._state_ids = states, ids

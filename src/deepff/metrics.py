@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._twins import numpy_only
 from .checks import positive
 from .errors import InputError
 
@@ -152,7 +153,20 @@ def evaluate(network, X, Y, w=None, chunk=8192, outputs=None):
     dict
         "loss", and "accuracy" for classification (with ``w``, the
         weighted fraction sum(w correct) / sum(w)).
+
+    Notes
+    -----
+    Like prediction it runs the numpy code (inside
+    :func:`deepff._twins.numpy_only`): the figures do not depend on which
+    compiled kernels a process has loaded, and a fit's validation never
+    loads numba.
     """
+    with numpy_only():          # as prediction: the same figures in every process, numba loaded or not
+        return _evaluate(network, X, Y, w, chunk, outputs)
+
+
+def _evaluate(network, X, Y, w, chunk, outputs):
+    """:func:`evaluate`'s arithmetic."""
     n = X.shape[0]
     total, correct = 0.0, 0.0
     for start in range(0, n, chunk):

@@ -1,4 +1,4 @@
-"""The ``deepff`` command: train, evaluate, predict, summary, gradcheck, datasets.
+"""The ``deepff`` command: train, evaluate, predict, summary, gradcheck, datasets, export, kernels, playground.
 
 Every error a user can cause prints one line on stderr and exits with
 status 2 (no traceback unless ``--debug``). Ctrl-C during training stops
