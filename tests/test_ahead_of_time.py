@@ -126,8 +126,12 @@ def test_a_module_built_from_other_source_or_for_another_cpu_or_numba_is_not_tak
         with open(file, "rb") as f:
             source += f.read()
     assert _aot.module_name(source) == name
+    def upgraded(which):
+        return lambda package: "9.9" if package == which else versions(package)
+
+    versions = _aot._version
     for target, attr, value in ((_aot, "_cpu", lambda: "another CPU"), (np, "__version__", "0.0.0"),
-                                (_aot, "_version", lambda package: "9.9" if package == "numba" else None)):
+                                (_aot, "_version", upgraded("numba")), (_aot, "_version", upgraded("llvmlite"))):
         monkeypatch.setattr(target, attr, value)
         assert _aot.module_name(source) != name, attr
         monkeypatch.undo()
