@@ -1,4 +1,4 @@
-"""``deepff kernels`` where numba is missing or switched off (no kernels needed: these run in every pass).
+"""``deepff kernels`` where numba is missing or switched off (they need no kernels, so they run without numba too).
 
 The build itself, and everything the built step does, is in tests/test_ahead_of_time.py.
 """
