@@ -683,6 +683,20 @@ def test_warm_start_checks_epochs_and_batch_size(kw, match):
         net.fit(X, y, **{"epochs": 1, **kw}, warm_start=True)
 
 
+def test_warm_start_keeps_the_runs_batch_size_unless_given():
+    """fit(warm_start=True) continues the run at its own batch size (it once fell back to 32 silently)."""
+    X, y = _blobs(n=30)
+    net = _clf(dtype="float64")
+    net.fit(X, y, epochs=1, batch_size=8)
+    step = net.trainer_.step
+    net.fit(X, y, epochs=1, warm_start=True)
+    assert net.trainer_.batch_size == 8 and net.trainer_.step == step + 4      # 30 rows: 4 batches of <= 8
+    net.fit(X, y, epochs=1, batch_size=15, warm_start=True)
+    assert net.trainer_.batch_size == 15 and net.trainer_.step == step + 6
+    net.fit(X, y, epochs=1)                                # a new run: fit's default
+    assert net.trainer_.batch_size == 32 and net.trainer_.step == 1
+
+
 def test_warm_start_applies_shuffle():
     X, y = _blobs(n=30)
     a, b = _clf(dtype="float64"), _clf(dtype="float64")

@@ -104,7 +104,7 @@ class Network(FeedForward):
         return network_spec(self.n_features, self.layers, self.loss)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, *, epochs=10, batch_size=32, optimizer=None, lr=None, schedule=None,
+    def fit(self, X, y, *, epochs=10, batch_size=None, optimizer=None, lr=None, schedule=None,
             regularization=None, clip_norm=None, validation_data=None, validation_split=0.0,
             early_stopping=None, sample_weight=None, class_weight=None, shuffle=True,
             callbacks=None, warm_start=False, resume_state=None, resume_on_new_data=False, augment=None,
@@ -118,8 +118,9 @@ class Network(FeedForward):
             Class labels 0..k-1 or one-hot rows (neg_log_likelihood), 0/1
             indicators (binary_cross_entropy) or real targets.
         epochs : int, default 10
-        batch_size : int, default 32
-            The last, shorter batch of an epoch is used, not dropped.
+        batch_size : int, optional
+            Rows per mini-batch; the last, shorter batch of an epoch is used,
+            not dropped. Default: 32, and with ``warm_start`` the last fit's.
         optimizer : str, dict or Optimizer, optional
             "sgd" when not given. An instance is copied, never changed.
         lr : float, optional
@@ -144,7 +145,9 @@ class Network(FeedForward):
             Keep the previous fit's trainer (optimizer state, counters) and
             train ``epochs`` more epochs. Its optimizer, schedule,
             regularization, clip_norm, early stopping and callbacks carry
-            on, so passing any of them is an error; ``lr`` may change.
+            on, so passing any of them is an error; ``lr`` and
+            ``batch_size`` may change (unless given, the batch size carries
+            on too).
             (Without warm_start, fit also starts from the current weights,
             with a fresh optimizer.)
         resume_state : dict, optional
@@ -280,7 +283,8 @@ class Network(FeedForward):
             # the trainer works on copies: the caller's optimizer object is never changed
             optimizer = settings.pop("optimizer")
             return Trainer(self, optimizer="sgd" if optimizer is None else optimizer,
-                           penalty=settings.pop("regularization"), epochs=epochs, batch_size=batch_size,
+                           penalty=settings.pop("regularization"), epochs=epochs,
+                           batch_size=32 if batch_size is None else batch_size,
                            shuffle=shuffle, **settings)
         given = [name for name, v in (*settings.items(), ("resume_state", resume_state)) if v is not None]
         if given:
@@ -289,7 +293,8 @@ class Network(FeedForward):
                              "weights with new settings (lr may change with warm_start)")
         trainer = self.trainer_
         trainer.epochs = trainer.epoch + _positive_int("epochs", epochs)
-        trainer.batch_size = _positive_int("batch_size", batch_size)
+        if batch_size is not None:          # (not given: the run's own, as everything else it carries on)
+            trainer.batch_size = _positive_int("batch_size", batch_size)
         trainer.shuffle = bool(shuffle)
         # the last fit may have ended on Ctrl-C or by early stopping: this one runs its epochs
         # (and may stop early again: patience counts afresh, the best epoch so far is kept)
