@@ -458,7 +458,7 @@ def build_step():
 
     A process that loads the module trains with the compiled step without
     importing numba or LLVM. Building needs numba (with ``numba.pycc``),
-    setuptools, a C compiler and 15-60 s; the new module must give numba's
+    setuptools, a C compiler and up to about a minute; the new module must give numba's
     results to the bit in a fresh process before it is installed.
 
     Returns

@@ -14,8 +14,7 @@ def add_parser(subparsers):
         "kernels", help="show how training steps are compiled; --build compiles the step ahead of time")
     k.add_argument("--build", action="store_true",
                    help="compile the whole training step ahead of time (needs numba, setuptools and a C compiler; "
-                        "15-60 s), "
-                        "so that new processes train without loading numba")
+                        "up to about a minute), so that new processes train without loading numba")
     k.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
