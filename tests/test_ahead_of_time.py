@@ -6,24 +6,21 @@ imported" is a property of the process.
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from _needs import KERNELS, require, require_kernels, require_module
+from _procs import kernel_env, resume_run, run_json
 
 require_kernels()
 require_module("setuptools", area=KERNELS)
 require(shutil.which("cc") or shutil.which("gcc"), area=KERNELS,
         reason="no C compiler (cc) to build the step ahead of time")
 pytestmark = pytest.mark.slow        # one build (about a minute from a cold numba cache), fresh processes
-
-SRC = Path(__file__).resolve().parents[1] / "src"
 
 FITS = """
 import json, sys
@@ -50,17 +47,9 @@ print(json.dumps({"numba": "numba" in sys.modules, "theta": cases,
 """
 
 
-def _env(kernel_dir, **extra):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-           "DEEPFF_KERNEL_DIR": str(kernel_dir)}
-    env.pop("DEEPFF_NUMBA", None)
-    env.update(extra)
-    return env
-
-
 def _fits(kernel_dir, **extra):
-    proc = subprocess.run([sys.executable, "-c", FITS], capture_output=True, text=True, env=_env(kernel_dir, **extra),
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", FITS], capture_output=True, text=True,
+                          env=kernel_env(kernel_dir, **extra), timeout=300)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.splitlines()[-1]), proc.stderr
 
@@ -70,7 +59,7 @@ def built(tmp_path_factory):
     """A folder with the step built by ``deepff kernels --build``; the command's output."""
     folder = tmp_path_factory.mktemp("kernels-built-ahead-of-time")
     proc = subprocess.run([sys.executable, "-m", "deepff.cli", "kernels", "--build"], capture_output=True, text=True,
-                          env=_env(folder), timeout=600)
+                          env=kernel_env(folder), timeout=600)
     assert proc.returncode == 0, proc.stderr
     return folder, proc.stdout
 
@@ -231,7 +220,7 @@ def test_building_into_a_file_is_one_line_and_status_2_and_the_file_stays(tmp_pa
     a_file = tmp_path / "a-file"
     a_file.write_text("mine\n")
     proc = subprocess.run([sys.executable, "-m", "deepff.cli", "kernels", "--build"], capture_output=True, text=True,
-                          env=_env(a_file), timeout=300)
+                          env=kernel_env(a_file), timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith(f"deepff: error: could not build deepff's kernels ahead of time into {a_file}")
@@ -257,61 +246,23 @@ print(json.dumps({"numba": "numba" in sys.modules, "theta": net.params.theta.tol
 """
 
 
-def _script(script, kernel_dir, **extra):
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env=_env(kernel_dir, **extra), timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.splitlines()[-1])
-
-
 def test_validation_and_early_stopping_do_not_load_numba_either(built, tmp_path):
     """Evaluation runs the numpy code, as prediction does: the same figures with the built step and numba's."""
     folder, _ = built
-    aot = _script(VALIDATED, folder)
-    jit = _script(VALIDATED, tmp_path, DEEPFF_NUMBA="always")
+    aot = run_json(VALIDATED, kernel_env(folder))
+    jit = run_json(VALIDATED, kernel_env(tmp_path, DEEPFF_NUMBA="always"))
     assert not aot["numba"] and aot["choice"] is True and jit["numba"]
     assert len(aot["val_loss"]) >= 3
     assert aot == {**jit, "numba": False}                   # weights, validation figures, the estimator's
 
 
-RESUMED = """
-import json, sys
-import numpy as np
-import deepff
-rng = np.random.default_rng(0)
-X = rng.standard_normal((400, 10)).astype(np.float32)
-y = (X[:, 0] * X[:, 1] > 0).astype(int)
-net = deepff.Network([deepff.Dense(24, "relu"), deepff.Dense(2, "softmax")], loss="neg_log_likelihood",
-                     n_features=10, seed=0, dtype=np.float32)
-settings = dict(batch_size=32, optimizer={{"name": "adam", "lr": 0.01}})
-
-
-class CrashAfterEpoch3(deepff.callbacks.Callback):
-    def on_epoch_end(self, trainer, record):
-        if trainer.epoch == 3:
-            deepff.save_checkpoint(trainer, {path!r})
-            trainer.stop_requested = True
-
-
-if {part!r} == "whole":
-    net.fit(X, y, epochs=6, **settings)
-elif {part!r} == "first":
-    net.fit(X, y, epochs=6, callbacks=[CrashAfterEpoch3()], **settings)
-else:
-    net, state, _ = deepff.load_checkpoint({path!r})
-    net.fit(X, y, epochs=6, resume_state=state, **settings)
-print(json.dumps({{"numba": "numba" in sys.modules, "theta": net.params.theta.tolist(),
-                  "choice": net.trainer_.compiled_kernels}}))
-"""
-
-
 def test_a_run_begun_on_the_numpy_code_resumes_on_it_where_the_step_is_built(built, tmp_path):
     folder, _ = built
-    ckpt = tmp_path / "ckpt.npz"
-    whole = _script(RESUMED.format(part="whole", path=str(ckpt)), tmp_path)       # no module: short, numpy
-    _script(RESUMED.format(part="first", path=str(ckpt)), tmp_path)
-    resumed = _script(RESUMED.format(part="rest", path=str(ckpt)), folder)
-    assert whole["choice"] is False and resumed["choice"] is False and not resumed["numba"]
+    ckpt, nothing_built, with_module = tmp_path / "ckpt.npz", kernel_env(tmp_path), kernel_env(folder)
+    whole = resume_run("whole", ckpt, environ=nothing_built)           # no module: short, numpy
+    resume_run("first", ckpt, environ=nothing_built)
+    resumed = resume_run("rest", ckpt, environ=with_module)
+    assert whole["compiled_kernels"] is False and resumed["compiled_kernels"] is False and not resumed["numba"]
     assert resumed["theta"] == whole["theta"]
-    built_run = _script(RESUMED.format(part="whole", path=str(ckpt)), folder)
-    assert built_run["choice"] is True and built_run["theta"] != whole["theta"]   # (the built step did run)
+    built_run = resume_run("whole", ckpt, environ=with_module)
+    assert built_run["compiled_kernels"] is True and built_run["theta"] != whole["theta"]   # (the built step ran)

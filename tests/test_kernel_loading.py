@@ -4,20 +4,17 @@ Each case runs in a fresh interpreter, since "numba is not imported yet" is
 a property of the process.
 """
 
-import json
 import os
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import pytest
 
 from _needs import require_kernels
+from _procs import SRC, resume_run, run_json
 
 require_kernels()
-
-SRC = Path(__file__).resolve().parents[1] / "src"
 
 SCRIPT = """
 import json, sys
@@ -40,11 +37,7 @@ print(json.dumps(report))
 
 
 def _run(load_after, fits=1, **env):
-    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]), **env}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT.format(load_after=load_after, fits=fits)],
-                          capture_output=True, text=True, env=full_env, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.splitlines()[-1])
+    return run_json(SCRIPT.format(load_after=load_after, fits=fits), **env)
 
 
 def test_a_short_first_fit_runs_the_numpy_code_without_importing_numba():
@@ -96,56 +89,11 @@ def test_short_fits_add_up_until_loading_pays():
     assert [r["numba"] for r in reports] == [False, False, True, True]
 
 
-RESUME = """
-import json, sys
-if {preload}:
-    import numba            # a process that has loaded the kernels already (an earlier, longer run)
-import numpy as np
-import deepff
-rng = np.random.default_rng(0)
-X = rng.standard_normal((400, 10)).astype(np.float32)
-y = (X[:, 0] * X[:, 1] > 0).astype(int)
-net = deepff.Network([deepff.Dense(24, "relu"), deepff.Dense(2, "softmax")], loss="neg_log_likelihood",
-                     n_features=10, seed=0, dtype=np.float32)
-settings = dict(batch_size=32, optimizer={{"name": "adam", "lr": 0.01}})
-
-
-class CrashAfterEpoch6(deepff.callbacks.Callback):   # the checkpoint a run killed after epoch 6 leaves
-    def on_epoch_end(self, trainer, record):
-        if trainer.epoch == 6:
-            deepff.save_checkpoint(trainer, {path!r})
-            trainer.stop_requested = True
-
-
-if {part!r} == "whole":
-    net.fit(X, y, epochs=10, **settings)
-elif {part!r} == "first":
-    net.fit(X, y, epochs=10, callbacks=[CrashAfterEpoch6()], **settings)
-elif {part!r} == "warm":            # 6 epochs, then numba is loaded, then 4 more with warm_start
-    net.fit(X, y, epochs=6, **settings)
-    import numba
-    net.fit(X, y, epochs=4, warm_start=True)
-else:
-    net, state, _ = deepff.load_checkpoint({path!r})
-    net.fit(X, y, epochs=10, resume_state=state, **settings)
-print(json.dumps({{"numba": "numba" in sys.modules, "theta": net.params.theta.tolist(),
-                  "compiled_kernels": net.trainer_.compiled_kernels}}))
-"""
-
-
-def _resume_run(part, path, preload=False):
-    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    code = RESUME.format(part=part, path=str(path), preload=preload)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.splitlines()[-1])
-
-
 def test_a_numpy_run_resumed_where_numba_is_loaded_stays_on_the_numpy_code(tmp_path):
     """A run short enough for the numpy code, resumed in a process that has loaded the kernels: the same bits."""
-    whole = _resume_run("whole", tmp_path / "unused.npz")
-    _resume_run("first", tmp_path / "ckpt.npz")
-    resumed = _resume_run("rest", tmp_path / "ckpt.npz", preload=True)
+    whole = resume_run("whole", tmp_path / "unused.npz")
+    resume_run("first", tmp_path / "ckpt.npz")
+    resumed = resume_run("rest", tmp_path / "ckpt.npz", preload=True)
     assert not whole["numba"] and whole["compiled_kernels"] is False
     assert resumed["numba"] and resumed["compiled_kernels"] is False     # loaded, and not taken
     assert resumed["theta"] == whole["theta"]
@@ -153,19 +101,19 @@ def test_a_numpy_run_resumed_where_numba_is_loaded_stays_on_the_numpy_code(tmp_p
 
 def test_a_compiled_run_resumed_in_a_fresh_process_takes_the_kernels_again(tmp_path):
     """A run that took the kernels (its process had loaded them), resumed in a new process: the same bits."""
-    whole = _resume_run("whole", tmp_path / "unused.npz", preload=True)
-    _resume_run("first", tmp_path / "ckpt.npz", preload=True)
-    resumed = _resume_run("rest", tmp_path / "ckpt.npz")
+    whole = resume_run("whole", tmp_path / "unused.npz", preload=True)
+    resume_run("first", tmp_path / "ckpt.npz", preload=True)
+    resumed = resume_run("rest", tmp_path / "ckpt.npz")
     assert whole["compiled_kernels"] is True
     assert resumed["numba"] and resumed["compiled_kernels"] is True      # loaded for this short rest
     assert resumed["theta"] == whole["theta"]
-    numpy_run = _resume_run("whole", tmp_path / "unused.npz")
+    numpy_run = resume_run("whole", tmp_path / "unused.npz")
     assert numpy_run["theta"] != whole["theta"]          # (the two codes do differ in the last bits)
 
 
 def test_a_warm_start_continues_on_the_code_its_run_took(tmp_path):
-    whole = _resume_run("whole", tmp_path / "unused.npz")
-    warm = _resume_run("warm", tmp_path / "unused.npz")
+    whole = resume_run("whole", tmp_path / "unused.npz")
+    warm = resume_run("warm", tmp_path / "unused.npz")
     assert warm["numba"] and warm["compiled_kernels"] is False
     assert warm["theta"] == whole["theta"]
 
@@ -193,11 +141,7 @@ print(json.dumps(choices))
 
 def test_a_run_of_one_epoch_fits_takes_the_kernels_once_it_has_grown_long_enough():
     """fit(epochs=1, warm_start=True) in a loop: the run switches when its own epochs reach the threshold."""
-    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", WARM_LOOP], capture_output=True, text=True, env=full_env,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.splitlines()[-1]) == [[False, False], [False, False], [True, True], [True, True]]
+    assert run_json(WARM_LOOP) == [[False, False], [False, False], [True, True], [True, True]]
 
 
 def test_with_deepff_numba_0_a_run_records_the_numpy_code(monkeypatch):

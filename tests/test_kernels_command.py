@@ -6,22 +6,13 @@ The build itself, and everything the built step does, is in tests/test_ahead_of_
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-def _env(kernel_dir, **extra):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-           "DEEPFF_KERNEL_DIR": str(kernel_dir)}
-    env.pop("DEEPFF_NUMBA", None)
-    env.update(extra)
-    return env
+from _procs import kernel_env
 
 
 def test_status_without_a_build_says_how_to_build(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "deepff.cli", "kernels"], capture_output=True, text=True,
-                          env=_env(tmp_path, DEEPFF_NUMBA="0"), timeout=120)
+                          env=kernel_env(tmp_path, DEEPFF_NUMBA="0"), timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "DEEPFF_NUMBA   0: off: the numpy code only"
@@ -34,7 +25,7 @@ def test_building_without_numba_is_one_line_naming_it_and_status_2(tmp_path):
     blocker = tmp_path / "block"
     blocker.mkdir()
     (blocker / "numba.py").write_text("raise ImportError('numba blocked for this test')\n")
-    env = _env(tmp_path / "k")
+    env = kernel_env(tmp_path / "k")
     env["PYTHONPATH"] = os.pathsep.join([str(blocker), env["PYTHONPATH"]])
     proc = subprocess.run([sys.executable, "-m", "deepff.cli", "kernels", "--build"], capture_output=True, text=True,
                           env=env, timeout=120)

@@ -179,16 +179,21 @@ def load(name):
         refusal = _refusal(file)
         if refusal:
             raise PermissionError(f"not loaded: {refusal}")
-        spec = importlib.util.spec_from_file_location(name, file)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+        return _import(name, file)
     except Exception as exc:  # noqa: BLE001 - any failure to import means: not there
         warnings.warn(f"deepff's kernels compiled ahead of time in {file} cannot be loaded "
                       f"({type(exc).__name__}: {exc}); the kernels compile at run time instead. "
                       "Rebuild them with `deepff kernels --build`, or delete the file.",
                       RuntimeWarning, stacklevel=3)
         return None
+
+
+def _import(name, file):
+    """Import the extension module ``name`` from ``file`` (not entered in ``sys.modules``)."""
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @contextlib.contextmanager
@@ -382,7 +387,12 @@ def step(dtype):
     if file not in _LOADED:
         _LOADED[file] = load(name)
     module = _LOADED[file]
-    return None if module is None else functools.partial(getattr(module, "dense_step_" + code), _blas.gemms())
+    return None if module is None else _bound(module, code)
+
+
+def _bound(module, code):
+    """The module's step for ``code`` ("f4" or "f8") with numpy's gemm addresses bound."""
+    return functools.partial(getattr(module, "dense_step_" + code), _blas.gemms())
 
 
 def _check_digest(kernel_of):
@@ -428,11 +438,8 @@ def _check_digest(kernel_of):
 
 def _digest_of_file(file):
     """:func:`_check_digest` of the module in ``file`` (run in a fresh process by :func:`build_step`'s check)."""
-    name = Path(file).name.split(".")[0]
-    spec = importlib.util.spec_from_file_location(name, file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return _check_digest(lambda code: functools.partial(getattr(module, "dense_step_" + code), _blas.gemms()))
+    module = _import(Path(file).name.split(".")[0], file)
+    return _check_digest(lambda code: _bound(module, code))
 
 
 def _same_as_numbas(file):
@@ -458,8 +465,9 @@ def build_step():
 
     A process that loads the module trains with the compiled step without
     importing numba or LLVM. Building needs numba (with ``numba.pycc``),
-    setuptools, a C compiler and up to about a minute; the new module must give numba's
-    results to the bit in a fresh process before it is installed.
+    setuptools, a C compiler and up to about a minute; the new module must
+    give numba's results to the bit in a fresh process before it is
+    installed.
 
     Returns
     -------
