@@ -182,3 +182,29 @@ def test_sklearn_parity_script_runs_and_reports_every_setting(monkeypatch, capsy
     assert set(worst) == {"adam", "sgd/constant", "sgd/invscaling", "sgd/adaptive", "lbfgs"}
     assert all(0 <= v < 1e-9 for v in worst.values())      # the same algorithm: rounding only
     assert "worst relative difference per setting" in capsys.readouterr().out
+
+
+def test_thread_benchmark_measures_each_product_the_pair_and_adam(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    pytest.importorskip("threadpoolctl")
+    import bench_threads
+
+    result = bench_threads.main(["--quick"])
+    # every product of every layer, at both thread counts, with its speedup worked out from the two
+    assert [(r["layer"], r["product"]) for r in result["products"]] == [
+        (layer, p) for layer in ("20-16", "16-3") for p in ("h W", "h^T g", "g W^T")]
+    for row in result["products"] + result["concurrent"]:
+        times = [v for k, v in row.items() if k.endswith(" us")]
+        assert len(times) == 2 and all(0 < t < 1e5 for t in times)
+    for row in result["products"]:
+        assert row["speedup"] == pytest.approx(row["1 thread us"] / row["2 threads us"])
+    (pair,) = result["concurrent"]
+    assert pair["shape"] == "(4, 20) x (20, 16)"
+    assert pair["pair / alone"] == pytest.approx(pair["pair us"] / pair["alone us"])
+    from deepff import _kernels
+
+    if _kernels.adam_kernel() is None:
+        assert result["adam"] is None
+    else:
+        assert result["adam"]["parameters"] == 20 * 16 + 16 + 16 * 3 + 3
+        assert result["adam"]["adam us"] > 0 and result["adam"]["memory streams us"] > 0
