@@ -208,3 +208,18 @@ def test_thread_benchmark_measures_each_product_the_pair_and_adam(monkeypatch):
     else:
         assert result["adam"]["parameters"] == 20 * 16 + 16 + 16 * 3 + 3
         assert result["adam"]["adam us"] > 0 and result["adam"]["memory streams us"] > 0
+
+
+def test_two_core_experiment_takes_the_engines_steps(monkeypatch):
+    """The experiment's split step (benchmarks/two_cores.py) lands where the engine's step does, to rounding."""
+    from _needs import require_kernels
+
+    require_kernels()
+    pytest.importorskip("threadpoolctl")
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import two_cores
+
+    result = two_cores.main(["--quick", "--check"])
+    for optimizer, (diff, moved) in result.items():
+        assert moved > 1e-3, optimizer                  # the three steps did move the weights
+        assert diff <= 1e-6, (optimizer, diff)          # and both threads' halves of every step were taken
