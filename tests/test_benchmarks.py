@@ -185,8 +185,10 @@ def test_sklearn_parity_script_runs_and_reports_every_setting(monkeypatch, capsy
 
 
 def test_thread_benchmark_measures_each_product_the_pair_and_adam(monkeypatch):
+    from _needs import require_module
+
+    require_module("threadpoolctl", area="the benchmarks' thread limits")
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    pytest.importorskip("threadpoolctl")
     import bench_threads
 
     result = bench_threads.main(["--quick"])
@@ -212,14 +214,18 @@ def test_thread_benchmark_measures_each_product_the_pair_and_adam(monkeypatch):
 
 def test_two_core_experiment_takes_the_engines_steps(monkeypatch):
     """The experiment's split step (benchmarks/two_cores.py) lands where the engine's step does, to rounding."""
-    from _needs import require_kernels
+    from _needs import require_kernels, require_module
 
     require_kernels()
-    pytest.importorskip("threadpoolctl")
+    require_module("threadpoolctl", area="the benchmarks' thread limits")
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import two_cores
 
     result = two_cores.main(["--quick", "--check"])
-    for optimizer, (diff, moved) in result.items():
-        assert moved > 1e-3, optimizer                  # the three steps did move the weights
-        assert diff <= 1e-6, (optimizer, diff)          # and both threads' halves of every step were taken
+    assert sorted(result) == ["adam", "adam, a call a step", "sgd", "sgd, a call a step"]
+    for label, (diff, moved, loss, sleeps) in result.items():
+        assert moved > 1e-3, label                      # the three steps did move the weights
+        assert diff <= 1e-6, (label, diff)              # and both threads' halves of every step were taken,
+        assert loss <= 1e-9, (label, loss)              # with the engine's loss (odd widths, a short last batch)
+        # a call a step: the pauses between calls sent the follower to sleep, and each call woke it
+        assert (sleeps >= 3) if label.endswith("a call a step") else sleeps == 0, (label, sleeps)
