@@ -45,17 +45,23 @@ def run_json(code, environ=None, **changes):
     return json.loads(proc.stdout.splitlines()[-1])
 
 
+SMALL_RUN = """
+rng = np.random.default_rng(0)
+X = rng.standard_normal((400, 10)).astype(np.float32)
+y = (X[:, 0] * X[:, 1] > 0).astype(int)
+net = deepff.Network([deepff.Dense(24, "relu"), deepff.Dense(2, "softmax")], loss="neg_log_likelihood",
+                     n_features=10, seed=0, dtype=np.float32)
+"""
+"""The data and network of the scripts run here (after ``import numpy as np`` and ``import deepff``): a small
+float32 run, long enough to cross the kernels' threshold in a few epochs."""
+
 RESUME = """
 import json, sys
 if {preload}:
     import numba            # a process that has loaded the kernels already (an earlier, longer run)
 import numpy as np
 import deepff
-rng = np.random.default_rng(0)
-X = rng.standard_normal((400, 10)).astype(np.float32)
-y = (X[:, 0] * X[:, 1] > 0).astype(int)
-net = deepff.Network([deepff.Dense(24, "relu"), deepff.Dense(2, "softmax")], loss="neg_log_likelihood",
-                     n_features=10, seed=0, dtype=np.float32)
+""" + SMALL_RUN + """
 settings = dict(batch_size=32, optimizer={{"name": "adam", "lr": 0.01}})
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from _needs import KERNELS, require, require_kernels, require_module
-from _procs import kernel_env, resume_run, run_json
+from _procs import SMALL_RUN, kernel_env, resume_run, run_json
 
 require_kernels()
 require_module("setuptools", area=KERNELS)
@@ -232,11 +232,7 @@ import json, sys
 import numpy as np
 import deepff
 from deepff.sklearn import MLPClassifier
-rng = np.random.default_rng(0)
-X = rng.standard_normal((400, 10)).astype(np.float32)
-y = (X[:, 0] * X[:, 1] > 0).astype(int)
-net = deepff.Network([deepff.Dense(24, "relu"), deepff.Dense(2, "softmax")], loss="neg_log_likelihood",
-                     n_features=10, seed=0, dtype=np.float32)
+""" + SMALL_RUN + """
 history = net.fit(X, y, epochs=6, batch_size=32, optimizer={"name": "adam", "lr": 0.01}, validation_split=0.25,
                   early_stopping={"patience": 2, "monitor": "val_loss"})
 clf = MLPClassifier(hidden_layer_sizes=(16,), early_stopping=True, max_iter=30, random_state=0).fit(X, y)

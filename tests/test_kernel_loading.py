@@ -12,7 +12,7 @@ import warnings
 import pytest
 
 from _needs import require_kernels
-from _procs import SRC, resume_run, run_json
+from _procs import SMALL_RUN, SRC, resume_run, run_json
 
 require_kernels()
 
@@ -123,11 +123,7 @@ import json, sys
 import numpy as np
 import deepff
 from deepff import _fused_step
-rng = np.random.default_rng(0)
-X = rng.standard_normal((400, 10)).astype(np.float32)
-y = (X[:, 0] * X[:, 1] > 0).astype(int)
-net = deepff.Network([deepff.Dense(24, "relu"), deepff.Dense(2, "softmax")], loss="neg_log_likelihood",
-                     n_features=10, seed=0, dtype=np.float32)
+""" + SMALL_RUN + """
 # the threshold lies between 2 and 3 epochs of this run, and the process's deferred fits do not reach it
 guess = _fused_step.numpy_seconds
 _fused_step.LOAD_AFTER_S = 0.5 * (guess(net, 400, 32, 2) + guess(net, 400, 32, 3))
