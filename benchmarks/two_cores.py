@@ -128,7 +128,7 @@ def kernels():
         # Thread t's share of one step on the rows ``rows``; hyper: the optimizer's scalars (Adam's nine, as
         # the engine's kernel takes them; SGD: the rate in hyper[4]). hs[l] holds h^l (hs[0]: x), gs[l] holds
         # g^l (gs[0]: the targets y), gs[L] also the row maxima, zs the logits. J[t]: its rows' part of the
-        # loss; J[2 + t]: its rows classified correctly.
+        # loss; J[2 + t]: its rows classified correctly; J[6 + 8 t:14 + 8 t]: its loss kernel's arguments.
         L, size = dims.shape[0] - 1, theta.itemsize
         n = rows.shape[0]
         r0, r1 = (0, n // 2) if t == 0 else (n // 2, n)
@@ -154,7 +154,8 @@ def kernels():
         # which also makes g = (softmax - y) / n
         k = r1 - r0
         g = gs[L][:n * dims[L]].reshape(n, dims[L])[r0:r1]
-        lossargs = np.zeros(8)
+        lossargs = J[6 + 8 * t:14 + 8 * t]              # the loss kernel's arguments, this thread's own
+        lossargs[:] = 0.0
         lossargs[0], lossargs[1], lossargs[2] = 1.0, k / n, 1.0
         J[t] = output_loss(z, h, y[r0:r1], theta, False, rows[r0:r1], g, 0, lossargs)[0] * k / n if k else 0.0
         J[2 + t] = lossargs[6]
@@ -288,7 +289,7 @@ class TwoCoreRunner:
         if not self.blas[2]:
             raise RuntimeError("numpy's BLAS exports no 64-bit CBLAS gemm here: the experiment calls it directly")
         self.zs = np.zeros(batch * sizes[-1], dt)
-        self.J = np.zeros(6)                        # each thread's loss and hits of a step, and loss of an epoch
+        self.J = np.zeros(22)   # each thread's loss and hits of a step, loss of an epoch, loss kernel arguments
         # the barrier's two counters, the follower's state, the posted rows, and 1 once a thread has failed
         self.barrier = np.zeros(5, np.int64)
         self.loss = 0.0                             # the last epoch's mean batch loss
@@ -309,11 +310,7 @@ class TwoCoreRunner:
         n_steps = -(-order.shape[0] // self.batch)
         hyper = np.zeros((n_steps, 9), self.theta.dtype)
         for k in range(n_steps):
-            t = self.t + k + 1
-            if self.adam:   # PyTorch's rule: step size lr / bc1, sqrt(bc2) divides sqrt(v)
-                hyper[k] = (0.9, 0.1, 0.999, 0.001, self.lr / (1 - 0.9**t), (1 - 0.999**t) ** 0.5, 1e-8, 0.0, 1.0)
-            else:
-                hyper[k, 4] = self.lr
+            hyper[k] = self._scalars(self.t + k + 1)
         self.t += n_steps
         self.barrier[:] = 0
         args = (self.barrier, order, self.batch, self.blas, self.X, self.Y, self.theta, self.grad, self.dims,
@@ -336,6 +333,12 @@ class TwoCoreRunner:
             finally:
                 worker.join()
         self.loss = (self.J[4] + self.J[5]) / n_steps
+
+    def _scalars(self, t):
+        """The optimizer's nine scalars at step t, as the engine's Adam kernel takes them (SGD: the rate 5th)."""
+        if self.adam:   # PyTorch's rule: step size lr / bc1, sqrt(bc2) divides sqrt(v)
+            return (0.9, 0.1, 0.999, 0.001, self.lr / (1 - 0.9**t), (1 - 0.999**t) ** 0.5, 1e-8, 0.0, 1.0)
+        return (0.0,) * 4 + (self.lr,) + (0.0,) * 4
 
     def _arrays(self):
         return (self.blas, self.X, self.Y, self.theta, self.grad, self.dims, self.woff, self.boff, self.hs, self.gs,
@@ -372,11 +375,7 @@ class TwoCoreRunner:
             try:
                 for s in range(0, order.shape[0], self.batch):
                     self.t += 1
-                    if self.adam:
-                        hyper[:] = (0.9, 0.1, 0.999, 0.001, self.lr / (1 - 0.9**self.t),
-                                    (1 - 0.999**self.t) ** 0.5, 1e-8, 0.0, 1.0)
-                    else:
-                        hyper[4] = self.lr
+                    hyper[:] = self._scalars(self.t)
                     rows = order[s:s + self.batch]
                     if pause:
                         time.sleep(pause)               # long enough for the follower to go to sleep
