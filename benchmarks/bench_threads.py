@@ -30,6 +30,13 @@ microseconds:
    the traffic it cannot avoid on one core. The four arrays (3.8 MB for
    MNIST's network) stay in the last-level cache when timed back to back,
    so that traffic runs at the cache's bandwidth. Needs numba.
+4. **Two fits in two threads of one process**: two ``Network.fit`` calls of
+   the same network on random data, one after the other and then from two
+   Python threads at once, at 1 and 2 BLAS threads, with whichever step the
+   engine runs (printed below the table). The compiled step releases the
+   GIL, both numba's and the one built ahead of time, so the two fits'
+   steps can run side by side; a ratio near 0.5 means they did, near 1 that
+   they took turns.
 
 Threads are limited with threadpoolctl (in the ``test`` extra).
 """
@@ -43,6 +50,7 @@ import sys
 import threading
 import time
 
+import bench  # deepff's kernels, said as bench.py says them
 import numpy as np
 
 
@@ -167,6 +175,49 @@ def adam_row(n_params, reps, dtype=np.float32):
             "adam / streams": kernel / bound}
 
 
+def fits_rows(sizes, n_rows, runs, repeats=3, dtype=np.float32):
+    """Two fits one after the other against two at once in two threads, at 1 and 2 BLAS threads (ms)."""
+    from threadpoolctl import threadpool_limits
+
+    import deepff
+
+    rng = np.random.default_rng(3)
+    X = rng.random((n_rows, sizes[0]), dtype=dtype)
+    y = rng.integers(0, sizes[-1], n_rows)
+
+    def fit(seed, optimizer, batch, kernels):
+        layers = [deepff.Dense(width, "relu") for width in sizes[1:-1]] + [deepff.Dense(sizes[-1], "softmax")]
+        net = deepff.Network(layers, loss="neg_log_likelihood", n_features=sizes[0], seed=seed, dtype=dtype)
+        net.fit(X, y, epochs=1, batch_size=batch, optimizer={"name": optimizer, "lr": 1e-3}, shuffle=True)
+        kernels.append(net.trainer_.compiled_kernels)
+
+    rows = []
+    for optimizer, batch in runs:
+        for blas_threads in (1, 2):
+            kernels, alone, together = [], [], []
+            with threadpool_limits(blas_threads):
+                fit(0, optimizer, batch, kernels)               # warm-up: kernels loaded, pools started
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    fit(1, optimizer, batch, kernels)
+                    fit(2, optimizer, batch, kernels)
+                    alone.append(time.perf_counter() - t0)
+                    threads = [threading.Thread(target=fit, args=(seed, optimizer, batch, kernels)) for seed in (1, 2)]
+                    t0 = time.perf_counter()
+                    for t in threads:
+                        t.start()
+                    for t in threads:
+                        t.join()
+                    together.append(time.perf_counter() - t0)
+            ratios = sorted(b / a for a, b in zip(alone, together))
+            rows.append({"fit": f"{optimizer} b{batch}", "BLAS threads": blas_threads,
+                         "one after the other ms": 1e3 * float(np.median(alone)),
+                         "two threads ms": 1e3 * float(np.median(together)),
+                         "two threads / one after the other": ratios[len(ratios) // 2],
+                         "compiled step": all(k is True for k in kernels)})
+    return rows
+
+
 def _table(rows, keys):
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for row in rows:
@@ -182,14 +233,15 @@ def main(argv=None):
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': stdout)")
     args = parser.parse_args(argv)
     if args.quick:
-        sizes, batches, reps = (20, 16, 3), (8,), 3
+        sizes, batches, reps, n_rows = (20, 16, 3), (8,), 3, 400
     else:
-        sizes, batches, reps = (784, 256, 128, 10), (32, 128, 512), 200
+        sizes, batches, reps, n_rows = (784, 256, 128, 10), (32, 128, 512), 200, 20000
     n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     result = {
         "products": product_rows(sizes, batches, reps),
         "concurrent": [concurrent_row(n // 2, sizes[0], sizes[1], reps) for n in batches],
         "adam": adam_row(n_params, reps if args.quick else 500),
+        "fits": fits_rows(sizes, n_rows, (("sgd", 128), ("adam", 32), ("adam", 128))),
     }
     print("Products of the step at 1 and 2 BLAS threads (us a call)")
     print(_table(result["products"], ["batch", "layer", "product", "1 thread us", "2 threads us", "speedup"]))
@@ -200,6 +252,11 @@ def main(argv=None):
     else:
         print("\nAdam's pass over the parameters (one core)")
         print(_table([result["adam"]], ["parameters", "adam us", "memory streams us", "adam / streams"]))
+    result["kernels"] = bench.kernel_info()
+    print(f"\nTwo fits of {n_rows} rows, one after the other and in two threads at once (medians of 3, ms)")
+    print(_table(result["fits"], ["fit", "BLAS threads", "one after the other ms", "two threads ms",
+                                  "two threads / one after the other", "compiled step"]))
+    print(f"deepff's kernels: {result['kernels']}")
     if args.json:
         text = json.dumps(result, indent=1)
         if args.json == "-":

@@ -34,13 +34,14 @@ def kernel_env(kernel_dir, **changes):
     return env(**{"DEEPFF_NUMBA": None, **changes, "DEEPFF_KERNEL_DIR": kernel_dir})
 
 
-def run_json(code, environ=None, **changes):
+def run_json(code, environ=None, timeout=300, **changes):
     """Run ``python -c code`` in ``environ`` (default :func:`env` with ``changes``); it must succeed.
 
-    Returns the JSON its last line prints.
+    Returns the JSON its last line prints; ``subprocess.TimeoutExpired``
+    after ``timeout`` seconds.
     """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env(**changes) if environ is None else environ, timeout=300)
+                          env=env(**changes) if environ is None else environ, timeout=timeout)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.splitlines()[-1])
 

@@ -6,6 +6,7 @@ imported" is a property of the process.
 """
 
 import json
+import platform
 import shutil
 import subprocess
 import sys
@@ -262,3 +263,83 @@ def test_a_run_begun_on_the_numpy_code_resumes_on_it_where_the_step_is_built(bui
     assert resumed["theta"] == whole["theta"]
     built_run = resume_run("whole", ckpt, environ=with_module)
     assert built_run["compiled_kernels"] is True and built_run["theta"] != whole["theta"]   # (the built step ran)
+
+
+THREADS = """
+import ctypes, json, os, sys, threading, time
+import numpy as np
+import deepff
+from deepff import _blas
+""" + SMALL_RUN + """
+def run(seed, out):
+    n = deepff.Network([deepff.Dense(24, "relu"), deepff.Dense(2, "softmax")], loss="neg_log_likelihood",
+                       n_features=10, seed=seed, dtype=np.float32)
+    n.fit(X, y, epochs=3, batch_size=16, optimizer={"name": "adam", "lr": 0.01})
+    out[seed] = (n.params.theta.tolist(), n.trainer_.compiled_kernels)
+
+alone, together = {}, {}
+for seed in (1, 2):
+    run(seed, alone)
+threads = [threading.Thread(target=run, args=(seed, together)) for seed in (1, 2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+
+# From here every product of the step calls read(101, ...) instead of cblas_sgemm: in x86-64's calling
+# convention gemm's first argument (CblasRowMajor, 101) is read's file descriptor. So the step blocks in
+# its first product until the pipe on descriptor 101 holds data; then every read fails at once (the
+# buffer address it is given, gemm's transA, is not one) and the step ends without its products.
+r, w = os.pipe()
+os.dup2(r, 101)
+read_at = ctypes.cast(ctypes.CDLL(None).read, ctypes.c_void_p).value
+_blas.gemms()[:] = (read_at, read_at, 1)
+worker_id, ended = [], []
+
+def blocked_fit():
+    worker_id.append(threading.get_native_id())
+    try:
+        net.fit(X, y, epochs=1, batch_size=32)
+    except Exception as exc:                # without its products the fit may end as it will
+        ended.append(type(exc).__name__)
+    ended.append("returned")
+
+worker = threading.Thread(target=blocked_fit, daemon=True)
+worker.start()
+while True:                                 # this thread runs Python while the worker waits inside the step
+    try:
+        with open(f"/proc/self/task/{worker_id[0]}/syscall") as f:
+            syscall = f.read().split()[:2]
+    except (IndexError, FileNotFoundError):
+        syscall = []
+    if syscall == ["0", "0x65"]:            # read (0) on descriptor 101
+        break
+    time.sleep(0.001)
+os.write(w, b"x")
+worker.join(60)
+print(json.dumps({"numba": "numba" in sys.modules, "alone": alone, "together": together,
+                  "ended": ended, "syscall": syscall}))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux" or platform.machine() != "x86_64",
+                    reason="blocks the step through x86-64 Linux's calling convention and /proc")
+def test_the_built_step_lets_other_threads_run_and_two_fits_in_two_threads_agree_with_one_at_a_time(built):
+    """As numba's JIT-compiled step does (``nogil``), the built step releases the GIL while it runs.
+
+    While a thread's fit waits inside the step (its gemm replaced by a read
+    from an empty pipe), the main thread must run Python to fill the pipe:
+    a step that held the GIL would wait forever (the module built before
+    this was so: the script hung).
+    """
+    folder, _ = built
+    try:
+        out = run_json(THREADS, kernel_env(folder), timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the step built ahead of time held the GIL: no other thread ran while it waited")
+    assert not out["numba"]
+    assert out["syscall"] == ["0", "0x65"] and out["ended"][-1] == "returned"
+    for seed in ("1", "2"):
+        assert out["alone"][seed][1] is True                # the built step ran
+        assert out["together"][seed] == out["alone"][seed]  # bit for bit, two at once or one at a time
+    assert out["alone"]["1"][0] != out["alone"]["2"][0]

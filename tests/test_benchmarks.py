@@ -210,6 +210,14 @@ def test_thread_benchmark_measures_each_product_the_pair_and_adam(monkeypatch):
     else:
         assert result["adam"]["parameters"] == 20 * 16 + 16 + 16 * 3 + 3
         assert result["adam"]["adam us"] > 0 and result["adam"]["memory streams us"] > 0
+    # two fits one after the other and in two threads, for each optimizer and batch at 1 and 2 BLAS threads
+    assert [(r["fit"], r["BLAS threads"]) for r in result["fits"]] == [
+        (fit, n) for fit in ("sgd b128", "adam b32", "adam b128") for n in (1, 2)]
+    for row in result["fits"]:
+        assert row["one after the other ms"] > 0 and row["two threads ms"] > 0
+        assert 0 < row["two threads / one after the other"] < 1e3
+        assert isinstance(row["compiled step"], bool)
+    assert result["kernels"].startswith(("the whole step built", "numba", "the numpy code"))
 
 
 def test_two_core_experiment_takes_the_engines_steps(monkeypatch):

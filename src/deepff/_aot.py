@@ -7,8 +7,9 @@ took 0.4-0.8 s and about 130 MiB of resident memory in every new process,
 for kernels that were already compiled. numba's ahead-of-time compiler
 (``numba.pycc``) writes the same kernels into an ordinary Python extension
 module that needs only numpy at run time; this module builds such a module
-(``deepff kernels --build``) and loads it. The module's functions hold the
-GIL while they run (numba's ``nogil`` is a JIT option).
+(``deepff kernels --build``) and loads it. Like numba's JIT-compiled
+kernels (``nogil=True``), the module's functions let go of the GIL while they
+run, so that the user's other Python threads go on meanwhile.
 
 The build compiles as numba's JIT does (this CPU's name and its own list of
 instruction-set features, numpy's error model rather than Python's), then
@@ -198,25 +199,30 @@ def _import(name, file):
 
 @contextlib.contextmanager
 def _as_the_jit_compiles():
-    """Within: ``numba.pycc`` compiles for this CPU's own feature list, with numpy's error model, as the JIT does.
+    """Within: ``numba.pycc`` compiles as the JIT compiles :func:`deepff._kernels.compiled`'s kernels.
 
+    That is, for this CPU's own feature list, with numpy's error model, and
+    with a Python wrapper that releases the GIL around the compiled call.
     Left to itself pycc takes the features the CPU's model name implies
     (more than a virtual machine may allow: an illegal instruction, not an
-    exception) and Python's error model (a float division by zero raises
-    instead of giving inf, as the JIT-compiled step does).
+    exception), Python's error model (a float division by zero raises
+    instead of giving inf, as the JIT-compiled step does), and holds the GIL
+    (pycc has no ``nogil``; its wrapper takes the flag from the compiler's
+    ``Flags``, as the JIT's does).
     """
     from numba.core import codegen
     from numba.pycc import compiler
 
     features, flags = codegen.AOTCPUCodegen._customize_tm_features, compiler.Flags
 
-    class NumpyErrorModel(flags):
+    class AsTheJit(flags):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.error_model = "numpy"
+            self.release_gil = True
 
     codegen.AOTCPUCodegen._customize_tm_features = lambda self: self._get_host_cpu_features()
-    compiler.Flags = NumpyErrorModel
+    compiler.Flags = AsTheJit
     try:
         yield
     finally:
