@@ -306,7 +306,8 @@ def blocked_fit():
 
 worker = threading.Thread(target=blocked_fit, daemon=True)
 worker.start()
-while True:                                 # this thread runs Python while the worker waits inside the step
+syscall = []
+while worker.is_alive():                    # this thread runs Python while the worker waits inside the step
     try:
         with open(f"/proc/self/task/{worker_id[0]}/syscall") as f:
             syscall = f.read().split()[:2]
