@@ -9,9 +9,9 @@ Usage::
 On a 2-core machine the compiled step runs its matrix products on both
 cores (numpy's OpenBLAS with 2 threads) and everything else on one: the
 bias and activation passes, the loss, the bias sums and the optimizer's
-pass over every parameter. Three measurements say how much of that the
-second core could take, each the best of several repetitions, in
-microseconds:
+pass over every parameter. The first three measurements say how much of
+that the second core could take, each the best of several repetitions, in
+microseconds; the fourth, what two fits in two threads make of the cores:
 
 1. **Each product of the step at 1 and 2 BLAS threads**, for every layer
    and batch size: the forward product ``h W`` (n, n_in) x (n_in, n_out),
@@ -30,13 +30,17 @@ microseconds:
    the traffic it cannot avoid on one core. The four arrays (3.8 MB for
    MNIST's network) stay in the last-level cache when timed back to back,
    so that traffic runs at the cache's bandwidth. Needs numba.
-4. **Two fits in two threads of one process**: two ``Network.fit`` calls of
-   the same network on random data, one after the other and then from two
-   Python threads at once, at 1 and 2 BLAS threads, with whichever step the
-   engine runs (printed below the table). The compiled step releases the
-   GIL, both numba's and the one built ahead of time, so the two fits'
-   steps can run side by side; a ratio near 0.5 means they did, near 1 that
-   they took turns.
+4. **Two fits in two threads of one process**: ``Network.fit`` of two
+   networks of one shape (seeds 1 and 2) on random data, one epoch each, one
+   after the other and then from two Python threads at once, at 1 and 2
+   BLAS threads, with whichever step the engine runs (printed below the
+   table), in milliseconds (medians of 3; the ratio is the median of the 3
+   paired ratios, the two orders taken in turn). The compiled step
+   releases the GIL, both numba's and the one built ahead of time, so the
+   two fits' steps can run side by side: a ratio near 0.5 means they did,
+   near 1 that they took turns, and above 1 that their BLAS threads
+   oversubscribed the cores. Each fit's setup (the network, checking the
+   data) holds the GIL, so the ratio understates how far the steps overlap.
 
 Threads are limited with threadpoolctl (in the ``test`` extra).
 """
@@ -50,7 +54,6 @@ import sys
 import threading
 import time
 
-import bench  # deepff's kernels, said as bench.py says them
 import numpy as np
 
 
@@ -197,23 +200,26 @@ def fits_rows(sizes, n_rows, runs, repeats=3, dtype=np.float32):
             kernels, alone, together = [], [], []
             with threadpool_limits(blas_threads):
                 fit(0, optimizer, batch, kernels)               # warm-up: kernels loaded, pools started
-                for _ in range(repeats):
-                    t0 = time.perf_counter()
-                    fit(1, optimizer, batch, kernels)
-                    fit(2, optimizer, batch, kernels)
-                    alone.append(time.perf_counter() - t0)
-                    threads = [threading.Thread(target=fit, args=(seed, optimizer, batch, kernels)) for seed in (1, 2)]
-                    t0 = time.perf_counter()
-                    for t in threads:
-                        t.start()
-                    for t in threads:
-                        t.join()
-                    together.append(time.perf_counter() - t0)
+                for repeat in range(repeats):
+                    for way in (("alone", "together") if repeat % 2 == 0 else ("together", "alone")):
+                        t0 = time.perf_counter()
+                        if way == "alone":
+                            fit(1, optimizer, batch, kernels)
+                            fit(2, optimizer, batch, kernels)
+                            alone.append(time.perf_counter() - t0)
+                            continue
+                        threads = [threading.Thread(target=fit, args=(seed, optimizer, batch, kernels))
+                                   for seed in (1, 2)]
+                        for t in threads:
+                            t.start()
+                        for t in threads:
+                            t.join()
+                        together.append(time.perf_counter() - t0)
             ratios = sorted(b / a for a, b in zip(alone, together))
             rows.append({"fit": f"{optimizer} b{batch}", "BLAS threads": blas_threads,
                          "one after the other ms": 1e3 * float(np.median(alone)),
                          "two threads ms": 1e3 * float(np.median(together)),
-                         "two threads / one after the other": ratios[len(ratios) // 2],
+                         "two threads / one after the other": ratios[len(ratios) // 2], "ratios": ratios,
                          "compiled step": all(k is True for k in kernels)})
     return rows
 
@@ -252,8 +258,11 @@ def main(argv=None):
     else:
         print("\nAdam's pass over the parameters (one core)")
         print(_table([result["adam"]], ["parameters", "adam us", "memory streams us", "adam / streams"]))
+    import bench  # deepff's kernels, said as bench.py says them
+
     result["kernels"] = bench.kernel_info()
-    print(f"\nTwo fits of {n_rows} rows, one after the other and in two threads at once (medians of 3, ms)")
+    print(f"\nTwo fits of {n_rows} rows, one after the other and in two threads at once "
+          "(medians of 3, ms; the ratio: the median of the 3 paired ratios)")
     print(_table(result["fits"], ["fit", "BLAS threads", "one after the other ms", "two threads ms",
                                   "two threads / one after the other", "compiled step"]))
     print(f"deepff's kernels: {result['kernels']}")

@@ -37,7 +37,7 @@ def kernel_env(kernel_dir, **changes):
 def run_json(code, environ=None, timeout=300, **changes):
     """Run ``python -c code`` in ``environ`` (default :func:`env` with ``changes``); it must succeed.
 
-    Returns the JSON its last line prints; ``subprocess.TimeoutExpired``
+    Returns the JSON its last line prints; raises ``subprocess.TimeoutExpired``
     after ``timeout`` seconds.
     """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -215,9 +215,9 @@ def test_thread_benchmark_measures_each_product_the_pair_and_adam(monkeypatch):
         (fit, n) for fit in ("sgd b128", "adam b32", "adam b128") for n in (1, 2)]
     for row in result["fits"]:
         assert row["one after the other ms"] > 0 and row["two threads ms"] > 0
-        assert 0 < row["two threads / one after the other"] < 1e3
-        assert isinstance(row["compiled step"], bool)
-    assert result["kernels"].startswith(("the whole step built", "numba", "the numpy code"))
+        assert len(row["ratios"]) == 3 and row["two threads / one after the other"] == row["ratios"][1] > 0
+        # the fits ran the compiled step exactly where the benchmark says the kernels are compiled
+        assert row["compiled step"] is (not result["kernels"].startswith("the numpy code"))
 
 
 def test_two_core_experiment_takes_the_engines_steps(monkeypatch):
