@@ -86,12 +86,12 @@ def load_data(quick):
 
 
 # -------------------------------------------------------------- runners
-def _network(sizes):
-    """deepff's network of the workload: ReLU hidden layers, softmax + negative log-likelihood, seed 0."""
+def _network(sizes, seed=0):
+    """deepff's network of the workload: ReLU hidden layers, softmax + negative log-likelihood, float32."""
     import deepff
 
     layers = [deepff.Dense(n, "relu") for n in sizes[1:-1]] + [deepff.Dense(sizes[-1], "softmax")]
-    return deepff.Network(layers, loss="neg_log_likelihood", n_features=sizes[0], seed=0)
+    return deepff.Network(layers, loss="neg_log_likelihood", n_features=sizes[0], seed=seed)
 
 
 class DeepffRunner:

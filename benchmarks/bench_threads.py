@@ -54,6 +54,7 @@ import sys
 import threading
 import time
 
+import bench  # the workloads' network, and deepff's kernels said as bench.py says them
 import numpy as np
 
 
@@ -178,19 +179,16 @@ def adam_row(n_params, reps, dtype=np.float32):
             "adam / streams": kernel / bound}
 
 
-def fits_rows(sizes, n_rows, runs, repeats=3, dtype=np.float32):
+def fits_rows(sizes, n_rows, runs, repeats=3):
     """Two fits one after the other against two at once in two threads, at 1 and 2 BLAS threads (ms)."""
     from threadpoolctl import threadpool_limits
 
-    import deepff
-
     rng = np.random.default_rng(3)
-    X = rng.random((n_rows, sizes[0]), dtype=dtype)
+    X = rng.random((n_rows, sizes[0]), dtype=np.float32)
     y = rng.integers(0, sizes[-1], n_rows)
 
     def fit(seed, optimizer, batch, kernels):
-        layers = [deepff.Dense(width, "relu") for width in sizes[1:-1]] + [deepff.Dense(sizes[-1], "softmax")]
-        net = deepff.Network(layers, loss="neg_log_likelihood", n_features=sizes[0], seed=seed, dtype=dtype)
+        net = bench._network(sizes, seed)
         net.fit(X, y, epochs=1, batch_size=batch, optimizer={"name": optimizer, "lr": 1e-3}, shuffle=True)
         kernels.append(net.trainer_.compiled_kernels)
 
@@ -258,8 +256,6 @@ def main(argv=None):
     else:
         print("\nAdam's pass over the parameters (one core)")
         print(_table([result["adam"]], ["parameters", "adam us", "memory streams us", "adam / streams"]))
-    import bench  # deepff's kernels, said as bench.py says them
-
     result["kernels"] = bench.kernel_info()
     print(f"\nTwo fits of {n_rows} rows, one after the other and in two threads at once "
           "(medians of 3, ms; the ratio: the median of the 3 paired ratios)")
