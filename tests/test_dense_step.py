@@ -305,6 +305,49 @@ def test_plain_sgd_inside_the_products_moves_theta_as_the_update_pass_does(out_c
     assert np.isfinite(moved["an update pass"][1]).all()
 
 
+ADAM_RULES = {"pytorch": {}, "pytorch-amsgrad-decay": {"amsgrad": True, "weight_decay": 0.01},
+              "scikit-learn": {"fold_bias_correction": True},
+              "scikit-learn-amsgrad-decay": {"fold_bias_correction": True, "amsgrad": True, "weight_decay": 0.01}}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("rule", ADAM_RULES.values(), ids=ADAM_RULES.keys())
+def test_the_steps_adam_pass_updates_as_the_optimizers_kernel_does(rule, dtype):
+    """Given the gradient the step wrote, its update is adam_kernel()'s to the bit.
+
+    With the bias corrections folded into the rate (sqrt_bc2 = 1) the step
+    runs a pass that skips the division by 1; it must not change a bit, and
+    PyTorch's rule (sqrt_bc2 < 1) must still divide.
+    """
+    from deepff.optimizers import Adam
+
+    a = _kernel_args(0, [3, 1], False, _lossargs(0, 1))
+    f = np.dtype(dtype).type
+    for key in ("X", "Y", "theta", "mask", "scratch"):
+        a[key] = a[key].astype(dtype)
+    opt, twin = Adam(lr=0.01, **rule), Adam(lr=0.01, **rule)
+    t = a["theta"].copy()
+    for _ in range(3):
+        before = t.copy()
+        states, scalars, flags = opt.kernel_args(t)
+        hyper = np.zeros(_kernels.STEP_HYPER, dtype=dtype)
+        hyper[:len(scalars)], hyper[9:9 + len(flags)] = scalars, flags
+        moments = [s.copy() for s in states]
+        grad = np.empty_like(t)
+        _kernels.dense_step_kernel()(a["X"], a["Y"], a["W"], a["weighted"], a["idx"], t, grad, a["mask"],
+                                     a["dims"], a["woff"], a["boff"], a["acts"], a["out_code"], a["scratch"],
+                                     a["lossargs"], 0, *states, hyper)
+        twin_states, twin_scalars, twin_flags = twin.kernel_args(before)
+        for s, m in zip(twin_states, moments, strict=True):
+            s[:] = m
+        _kernels.adam_kernel()(before, grad, *twin_states, *(f(v) for v in twin_scalars), *twin_flags)
+        assert (hyper[5] == 1) == bool(rule.get("fold_bias_correction"))
+        assert not np.array_equal(t, a["theta"])
+        np.testing.assert_array_equal(t, before)
+        for s, s_twin in zip(states, twin_states, strict=True):
+            np.testing.assert_array_equal(s, s_twin)
+
+
 @pytest.mark.parametrize("out_code, loss", [(0, deepff.losses.NegLogLikelihood), (1, deepff.losses.BinaryCrossEntropy),
                                             (2, deepff.losses.MeanSquaredError)])
 @pytest.mark.parametrize("reduction", ["mean", "sample_mean"])
