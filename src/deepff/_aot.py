@@ -42,6 +42,7 @@ import importlib.machinery
 import importlib.util
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -54,7 +55,7 @@ from . import _blas, _kernels, _twins
 from .errors import KernelBuildError, MissingDependencyError
 
 __all__ = ["ENV", "folder", "module_name", "path", "load", "build", "status", "step", "step_module_name",
-           "build_step"]
+           "build_step", "stale_modules"]
 
 ENV = "DEEPFF_KERNEL_DIR"
 """The environment variable naming the folder of the modules (see :func:`folder`)."""
@@ -358,6 +359,40 @@ def status():
     numba = _version("numba")
     code = "numpy" if setting == "0" else ("built" if built else ("numba" if numba else "numpy"))
     return {"setting": setting, "numba": numba, "file": file, "built": built, "code": code}
+
+
+_MODULE_FILE = re.compile(r"_deepff_kernels_[0-9a-f]{20}\.[^/]+")   # what module_name() + a suffix makes
+
+
+def stale_modules():
+    """The modules in :func:`folder` that this process would not load: built for other sources or libraries.
+
+    Every deepff, numpy, numba or Python upgrade (and every edit to the
+    kernels) leaves the module built before it behind, about 1 MB each; a
+    module built by another environment that shares the folder is among
+    them too, and that environment builds it again with ``deepff kernels
+    --build``. ``deepff kernels --clean`` deletes them.
+
+    Returns
+    -------
+    ours : list of pathlib.Path
+        Such modules this user owns (they may be deleted), sorted.
+    others : list of pathlib.Path
+        Such modules other users own (left alone), sorted.
+    """
+    name = step_module_name()
+    current = None if name is None else path(name)
+    ours, others = [], []
+    try:
+        entries = sorted(folder().iterdir())
+    except OSError:                             # no folder yet: nothing built
+        return ours, others
+    for file in entries:
+        if file == current or not _MODULE_FILE.fullmatch(file.name) or not file.is_file():
+            continue
+        owner = file.stat().st_uid
+        (ours if not hasattr(os, "getuid") or owner == os.getuid() else others).append(file)
+    return ours, others
 
 
 def step(dtype):
