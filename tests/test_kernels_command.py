@@ -36,46 +36,60 @@ def test_building_without_numba_is_one_line_naming_it_and_status_2(tmp_path):
     assert not (tmp_path / "k").exists()                   # nothing was made
 
 
+def _clean(folder):
+    return subprocess.run([sys.executable, "-m", "deepff.cli", "kernels", "--clean"], capture_output=True,
+                          text=True, env=kernel_env(folder, DEEPFF_NUMBA="0"), timeout=120)
+
+
 def test_clean_deletes_this_users_modules_of_other_versions_and_nothing_else(tmp_path):
     from deepff import _aot
 
     folder = tmp_path / "k"
-    folder.mkdir()
+    (folder / ".build-x1").mkdir(parents=True)              # a build under way writes in such a folder
     suffix = _aot.path("x").name[1:]                        # this Python's extension-module ending
     current = folder / (_aot.step_module_name() + suffix)
-    stale = {folder / f"_deepff_kernels_{'0' * 20}{suffix}": 1000, folder / f"_deepff_kernels_{'a' * 20}{suffix}": 2000}
-    foreign = folder / f"_deepff_kernels_{'b' * 20}{suffix}"
-    kept = [current, folder / "notes.txt", folder / f"_deepff_kernels_{'c' * 19}{suffix}"]
-    for file in kept + [foreign]:
+    stale = {folder / f"_deepff_kernels_{'0' * 20}{suffix}": 2**20,
+             folder / f"_deepff_kernels_{'a' * 20}.cpython-312-x86_64-linux-gnu.so": 2**19}
+    kept = [current, folder / "notes.txt", folder / f"_deepff_kernels_{'c' * 19}{suffix}",
+            folder / f"_deepff_kernels_{'d' * 20}{suffix}.bak", folder / ".build-x1" / current.name,
+            tmp_path / "target.so"]
+    for file in kept:
         file.write_bytes(b"kept")
+    link = folder / f"_deepff_kernels_{'e' * 20}{suffix}"   # a link named as a module: not a module
+    link.symlink_to(tmp_path / "target.so")
+    kept.append(link)
     for file, size in stale.items():
         file.write_bytes(b"x" * size)
-    if os.getuid() == 0:                                    # as root: a module another user owns stays
-        os.chown(foreign, 65534, 65534)
+    foreign = folder / f"_deepff_kernels_{'b' * 20}{suffix}"
+    foreign.write_bytes(b"kept")
+    try:
+        os.chown(foreign, 65534, 65534)                     # (root may give a file away)
         kept.append(foreign)
-    else:
-        stale[foreign] = 4
-    proc = subprocess.run([sys.executable, "-m", "deepff.cli", "kernels", "--clean"], capture_output=True, text=True,
-                          env=kernel_env(folder, DEEPFF_NUMBA="0"), timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    except PermissionError:
+        foreign.unlink()
+    proc = _clean(folder)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     lines = proc.stdout.splitlines()
-    n = len(stale)
-    assert lines[:n] == [f"deleted {file}" for file in sorted(stale)]
-    assert lines[n] == f"deleted {n} modules built for other versions ({sum(stale.values()) / 2**20:.1f} MiB)"
+    assert lines[:2] == [f"deleted {file}" for file in sorted(stale)]
+    assert lines[2] == "deleted 2 modules built for other versions (1.5 MiB)"
     if foreign in kept:
-        assert lines[n + 1] == f"left {foreign}: it belongs to another user"
+        assert lines[3] == f"left {foreign}: it belongs to another user"
     assert lines[-1] == f"ahead of time  built, not used while DEEPFF_NUMBA=0: {current}"   # the status follows
-    assert sorted(folder.iterdir()) == sorted(kept)
-    assert current.read_bytes() == b"kept"                  # this environment's module is untouched
-    again = subprocess.run([sys.executable, "-m", "deepff.cli", "kernels", "--clean"], capture_output=True,
-                           text=True, env=kernel_env(folder, DEEPFF_NUMBA="0"), timeout=120)
+    assert all(file.is_symlink() or file.read_bytes() == b"kept" for file in kept)
+    assert sorted(folder.rglob("*")) == sorted([folder / ".build-x1"] + [f for f in kept if f.parent != tmp_path])
+    assert (tmp_path / "target.so").read_bytes() == b"kept"
+    again = _clean(folder)
     assert again.stdout.splitlines()[0] == "nothing to delete: no module built for other versions"
-    assert sorted(folder.iterdir()) == sorted(kept)
+    assert sorted(folder.rglob("*")) == sorted([folder / ".build-x1"] + [f for f in kept if f.parent != tmp_path])
 
 
-def test_clean_without_a_folder_deletes_nothing(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "deepff.cli", "kernels", "--clean"], capture_output=True, text=True,
-                          env=kernel_env(tmp_path / "none", DEEPFF_NUMBA="0"), timeout=120)
+def test_clean_without_a_folder_deletes_nothing_and_a_file_in_its_place_is_one_line_and_status_2(tmp_path):
+    proc = _clean(tmp_path / "none")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == "nothing to delete: no module built for other versions"
     assert not (tmp_path / "none").exists()
+    (tmp_path / "file").write_text("not a folder")
+    proc = _clean(tmp_path / "file")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [f"deepff: error: {tmp_path / 'file'}: Not a directory"]
+    assert (tmp_path / "file").read_text() == "not a folder"

@@ -43,6 +43,7 @@ import importlib.util
 import os
 import platform
 import re
+import stat
 import subprocess
 import sys
 import tempfile
@@ -145,12 +146,17 @@ def path(name):
     return folder() / (name + _SUFFIX)
 
 
+def _owned(st):
+    """Whether the file of ``os.stat`` result ``st`` belongs to this process's user (True where there are none)."""
+    return not hasattr(os, "getuid") or st.st_uid == os.getuid()
+
+
 def _refusal(file):
     """Why ``file`` must not be loaded (another user's, or writable by others), or None."""
     if not hasattr(os, "getuid"):
         return None
     st = file.stat()
-    if st.st_uid != os.getuid():
+    if not _owned(st):
         return "it belongs to another user"
     if st.st_mode & 0o022:
         return "others may write to it"
@@ -361,37 +367,53 @@ def status():
     return {"setting": setting, "numba": numba, "file": file, "built": built, "code": code}
 
 
-_MODULE_FILE = re.compile(r"_deepff_kernels_[0-9a-f]{20}\.[^/]+")   # what module_name() + a suffix makes
+_MODULE_FILE = re.compile(r"_deepff_kernels_[0-9a-f]{20}(?:\.[\w-]+)*\.(?:so|pyd)")   # module_name() + a suffix
 
 
 def stale_modules():
-    """The modules in :func:`folder` that this process would not load: built for other sources or libraries.
+    """The modules in :func:`folder` that this process would not load: built for another :func:`module_name`.
 
-    Every deepff, numpy, numba or Python upgrade (and every edit to the
-    kernels) leaves the module built before it behind, about 1 MB each; a
-    module built by another environment that shares the folder is among
-    them too, and that environment builds it again with ``deepff kernels
-    --build``. ``deepff kernels --clean`` deletes them.
+    Every upgrade (or edit of the kernels) leaves the module built before it
+    behind, about 1 MB each. The folder may be shared: by other Python
+    environments with other versions of the libraries, or by other
+    machines (a cluster's nodes with other CPUs under one home folder),
+    whose modules are among these too; they build theirs again with
+    ``deepff kernels --build``. ``deepff kernels --clean`` deletes this
+    user's.
+
+    Only regular files named as :func:`module_name` names modules count
+    (not links, not the temporary folder of a build under way). Where this
+    machine's module cannot be named (no CPU to tell), none does.
 
     Returns
     -------
     ours : list of pathlib.Path
-        Such modules this user owns (they may be deleted), sorted.
+        Such modules this user owns, sorted.
     others : list of pathlib.Path
-        Such modules other users own (left alone), sorted.
+        Such modules other users own (to be left alone), sorted.
+
+    Raises
+    ------
+    OSError
+        The folder exists but cannot be listed.
     """
     name = step_module_name()
-    current = None if name is None else path(name)
     ours, others = [], []
+    if name is None:
+        return ours, others
     try:
         entries = sorted(folder().iterdir())
-    except OSError:                             # no folder yet: nothing built
+    except FileNotFoundError:                   # nothing built yet
         return ours, others
     for file in entries:
-        if file == current or not _MODULE_FILE.fullmatch(file.name) or not file.is_file():
+        if file == path(name) or not _MODULE_FILE.fullmatch(file.name):
             continue
-        owner = file.stat().st_uid
-        (ours if not hasattr(os, "getuid") or owner == os.getuid() else others).append(file)
+        try:
+            st = file.lstat()
+        except FileNotFoundError:               # deleted meanwhile
+            continue
+        if stat.S_ISREG(st.st_mode):
+            (ours if _owned(st) else others).append(file)
     return ours, others
 
 
@@ -440,16 +462,18 @@ def _check_digest(kernel_of):
     """A digest of a few steps of the whole step, for numba's kernel and a built one to compare.
 
     ``kernel_of(code)`` returns the step for "f4" or "f8", gemm addresses
-    bound. The steps cover both dtypes, Adam with sample weights, SGD with
-    momentum and an L2 penalty, plain SGD inside the products, and a batch
-    whose weights sum to 0 under a per-sample penalty (a division by zero:
-    inf, not an exception).
+    bound. The steps cover both dtypes, Adam with sample weights (PyTorch's
+    rule, sqrt(bc2) < 1), SGD with momentum and an L2 penalty, plain SGD
+    inside the products, and Adam with its corrections folded into the
+    rate (sqrt(bc2) = 1) on a batch whose weights sum to 0 under a
+    per-sample penalty (a division by zero: inf, not an exception).
     """
     h = hashlib.sha256()
     dims = np.array([5, 6, 3], dtype=np.int64)
     woff, boff = np.array([0, 36], dtype=np.int64), np.array([30, 54], dtype=np.int64)
     acts = np.array([3, 0], dtype=np.int64)
-    adam = (0.9, 0.1, 0.999, 0.001, 1e-3, 1.0, 1e-8, 0.0, 1.0, 0, 0, 0)
+    adam = (0.9, 0.1, 0.999, 0.001, 1e-2, 0.001 ** 0.5, 1e-8, 0.0, 1.0, 0, 0, 0)   # step 1: lr / bc1, sqrt(bc2)
+    folded = (0.9, 0.1, 0.999, 0.001, 1e-3 * 0.001 ** 0.5 / 0.1, 1.0, 1e-8, 0.0, 1.0, 0, 0, 0)
     momentum = (0.1, 0.9, 1.0, 0.0, 0, 0, 0, 0, 0, 1, 0, 0)
     plain = (0.1, 0.0, 1.0, 0.0, 0, 0, 0, 0, 0, 1, 0, 0)
     for code, dt in (("f4", np.float32), ("f8", np.float64)):
@@ -460,7 +484,7 @@ def _check_digest(kernel_of):
         w = rng.random(24).astype(dt)
         w[16:] = 0
         for opt_code, hyper, l2, per_sample, weighted in ((0, adam, 0.0, 0, True), (1, momentum, 1e-2, 0, False),
-                                                          (2, plain, 0.0, 0, False), (0, adam, 1e-2, 1, True)):
+                                                          (2, plain, 0.0, 0, False), (0, folded, 1e-2, 1, True)):
             theta = (0.3 * rng.standard_normal(57)).astype(dt)
             grad, states = np.zeros(57, dt), [np.zeros(57, dt) for _ in range(3)]
             mask = np.ones(57, dt)

@@ -144,14 +144,13 @@ def _adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps
                 vmax[i] = vi                                # vmax = max(vmax, v), NaN kept
             vi = vmax[i]
         root = np.sqrt(vi)
-        den = (root / sqrt_bc2 if rooted else root) + eps     # sqrt(v) / sqrt(bc2) + eps
+        den = (root / sqrt_bc2 if rooted else root) + eps   # sqrt(v) / sqrt(bc2) + eps
         theta[i] = theta[i] - step_size * (mi / den)        # theta -= lr / bc1 * m / den
-
 
 
 def _adam(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay, decay_factor,
           amsgrad, decoupled):
-    # PyTorch's rule: sqrt(v) divided by sqrt(bc2)
+    # sqrt(v) divided by sqrt(bc2), whatever its value (adam_kernel(), for either rule)
     _nb_adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay, decay_factor,
                   amsgrad, decoupled, True)
 
@@ -162,6 +161,7 @@ def _adam_folded(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, e
     # division by 1, which costs about a sixth of the pass (the pass is bound by the divider)
     _nb_adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay, decay_factor,
                   amsgrad, decoupled, False)
+
 
 def _sgd(theta, grad, buf, lr, mu, damp, weight_decay, first, nesterov, lr_in_velocity):
     # One pass of SGD over the flat buffer (see optimizers.SGD); the scalars
@@ -600,7 +600,8 @@ def adam_kernel():
     """
     if not enabled():
         return None
-    globals()["_nb_adam_pass"] = compiled("adam_pass", _adam_pass)   # what it calls
+    if "adam" not in _CACHE:
+        globals()["_nb_adam_pass"] = compiled("adam_pass", _adam_pass)   # what it calls
     return compiled("adam", _adam)
 
 
