@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from _procs import kernel_env
 
 
@@ -44,6 +46,8 @@ def _clean(folder):
 def test_clean_deletes_this_users_modules_of_other_versions_and_nothing_else(tmp_path):
     from deepff import _aot
 
+    if _aot.step_module_name() is None:
+        pytest.skip("no module can be named where /proc/cpuinfo cannot tell the CPU")
     folder = tmp_path / "k"
     (folder / ".build-x1").mkdir(parents=True)              # a build under way writes in such a folder
     suffix = _aot.path("x").name[1:]                        # this Python's extension-module ending
