@@ -5,7 +5,8 @@ The numpy code elsewhere is the readable reference: Adam's update in
 reduces along a short last axis, which numpy does slowly. This module does
 the same arithmetic in ONE loop each, which matters when the matrix products
 are small. It is used only when numba can be imported (``pip install
-"deepff[fast]"``) and the environment variable ``DEEPFF_NUMBA`` is not ``0``.
+"deepff[fast]"``) and the environment variable ``DEEPFF_NUMBA`` is not ``0``
+(:mod:`deepff._switch`, whose names this module offers too).
 (:mod:`deepff._piece_kernels` holds the numpy step's other kernels, those
 the whole step below does not call: ReLU's bias and activation, the
 activation derivatives, the loss sum.)
@@ -31,11 +32,11 @@ checks it against the engine and against finite differences.
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 
-from . import _blas, _twins
+from . import _blas
+from ._switch import SETTINGS, enabled, refresh, setting
 
 __all__ = [
     "enabled", "setting", "SETTINGS", "refresh", "compiled", "adam_kernel", "sgd_kernel", "softmax_kernels",
@@ -45,80 +46,6 @@ __all__ = [
 _CACHE = {}
 
 
-def enabled():
-    """Whether fused kernels may be used (numba importable, not disabled, not inside numpy_only).
-
-    ``DEEPFF_NUMBA`` is read once, at the first use (a training step asks
-    several times, and reading the environment costs as much as a small
-    kernel); call :func:`refresh` after changing it in a running process.
-    An absent numba means off; a numba that is installed but fails to
-    import (a broken build, one made for another numpy) also means off, with
-    a ``RuntimeWarning`` naming the error. Inside
-    :func:`deepff._twins.numpy_only` (prediction, and a fit too short to pay
-    for loading numba: :func:`deepff._fused_step.kernels_for`) it is False.
-
-    Returns
-    -------
-    bool
-    """
-    if _twins.numpy_only_now():
-        return False
-    flag = _CACHE.get("enabled")
-    if flag is None:
-        flag = False
-        if setting() != "0":
-            try:
-                import numba  # noqa: F401
-
-                flag = True
-            except Exception as exc:  # noqa: BLE001 - absent (quietly off), or installed but broken (say so)
-                if not (isinstance(exc, ModuleNotFoundError) and exc.name == "numba"):
-                    import warnings
-
-                    warnings.warn(f"numba is installed but cannot be imported ({type(exc).__name__}: {exc}); "
-                                  "deepff's compiled kernels are off and the numpy code runs (DEEPFF_NUMBA=0 "
-                                  "silences this)", RuntimeWarning, stacklevel=2)
-        _CACHE["enabled"] = flag
-    return flag
-
-
-SETTINGS = {"0": "off: the numpy code only",
-            "1": "on for runs long enough to win back numba's load, for every run the step built ahead of time "
-                 "computes (the default)",
-            "always": "on for every run, however short (many short fits in one process)"}
-"""The values of ``DEEPFF_NUMBA`` and what they do."""
-
-
-def setting():
-    """``DEEPFF_NUMBA`` as read at its first use: one of :data:`SETTINGS` ("1" when unset).
-
-    Any other value counts as "1", with a ``RuntimeWarning`` naming the
-    valid ones. It does not import numba.
-
-    Returns
-    -------
-    str
-    """
-    value = _CACHE.get("setting")
-    if value is None:
-        value = os.environ.get("DEEPFF_NUMBA", "1").strip()
-        if value not in SETTINGS:
-            import warnings
-
-            warnings.warn(f"DEEPFF_NUMBA={value!r} is not a setting deepff knows; valid: "
-                          + "; ".join(f"{k} ({v})" for k, v in SETTINGS.items()) + ". Using 1.",
-                          RuntimeWarning, stacklevel=3)
-            value = "1"
-        _CACHE["setting"] = value
-    return value
-
-
-def refresh():
-    """Read ``DEEPFF_NUMBA`` again at the next kernel request (compiled kernels are kept)."""
-    _CACHE.pop("enabled", None)
-    _CACHE.pop("setting", None)
-
-
 def _adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
                decay_factor, amsgrad, decoupled, rooted):
     # One pass of Adam/AdamW over the flat buffer (see optimizers.Adam).
@@ -126,9 +53,9 @@ def _adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps
     # so float32 buffers are updated in float32 arithmetic, as the numpy path and
     # PyTorch do, and the loop vectorises at full SIMD width. With the bias
     # corrections folded into the rate, step_size = lr_t and sqrt_bc2 = 1: then
-    # ``rooted`` False skips the division by it. The callers below pass ``rooted``
-    # as a constant, so LLVM compiles each without the branch (a flag read in the
-    # loop would stop it vectorising).
+    # ``rooted`` False skips the division by it. Callers pass ``rooted`` as a
+    # constant, and numba compiles a version for each (a literal argument), without
+    # the branch: a flag read in the loop would stop it vectorising.
     for i in range(theta.shape[0]):
         g = grad[i]
         if decoupled:
@@ -150,17 +77,9 @@ def _adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps
 
 def _adam(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay, decay_factor,
           amsgrad, decoupled):
-    # sqrt(v) divided by sqrt(bc2), whatever its value (adam_kernel(), for either rule)
+    # adam_kernel(), for either rule: sqrt(v) divided by sqrt(bc2), whatever its value
     _nb_adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay, decay_factor,
                   amsgrad, decoupled, True)
-
-
-def _adam_folded(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay, decay_factor,
-                 amsgrad, decoupled):
-    # sqrt_bc2 = 1 (the corrections folded into the rate, as scikit-learn's rule): the same bits without the
-    # division by 1, which costs about a sixth of the pass (the pass is bound by the divider)
-    _nb_adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay, decay_factor,
-                  amsgrad, decoupled, False)
 
 
 def _sgd(theta, grad, buf, lr, mu, damp, weight_decay, first, nesterov, lr_in_velocity):
@@ -247,7 +166,7 @@ zero-padded to 3."""
 # The compiled kernels that _dense_step calls. numba resolves a global name when it
 # compiles the function that uses it, so dense_step_kernel() sets these first.
 _nb_shift_by_row_max = _nb_divide_by_row_sum = None
-_nb_adam_pass = _nb_adam = _nb_adam_folded = _nb_sgd = _nb_add_l2 = _nb_bias_act = _nb_act_backward = None
+_nb_adam_pass = _nb_sgd = _nb_add_l2 = _nb_bias_act = _nb_act_backward = None
 _nb_gather_rows = _nb_output_loss = _nb_forward = _nb_product = None
 
 
@@ -554,12 +473,12 @@ def _dense_step(blas, X, Y, W, weighted, idx, theta, grad, mask, dims, woff, bof
     # grad += l2 W (the penalty's gradient), then the optimizer's own kernel
     if l2 != 0:
         _nb_add_l2(theta, grad, mask, dt(l2))
-    if opt_code == 0 and hyper[5] == 1:                 # sqrt_bc2 = 1: no division by it
-        _nb_adam_folded(theta, grad, s1, s2, s3, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5],
-                        hyper[6], hyper[7], hyper[8], hyper[9] != 0, hyper[10] != 0)
+    if opt_code == 0 and hyper[5] == 1:                 # sqrt_bc2 = 1: the same bits without dividing by it,
+        _nb_adam_pass(theta, grad, s1, s2, s3, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5],
+                      hyper[6], hyper[7], hyper[8], hyper[9] != 0, hyper[10] != 0, False)   # a sixth faster
     elif opt_code == 0:
-        _nb_adam(theta, grad, s1, s2, s3, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5],
-                 hyper[6], hyper[7], hyper[8], hyper[9] != 0, hyper[10] != 0)
+        _nb_adam_pass(theta, grad, s1, s2, s3, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5],
+                      hyper[6], hyper[7], hyper[8], hyper[9] != 0, hyper[10] != 0, True)
     else:
         _nb_sgd(theta, grad, s1, hyper[0], hyper[1], hyper[2], hyper[3], hyper[9] != 0, hyper[10] != 0,
                 hyper[11] != 0)
@@ -713,7 +632,7 @@ def step_function():
     if "dense_step" not in _CACHE:
         _compile_caller()
         callees = {"shift_by_row_max": _shift_by_row_max, "divide_by_row_sum": _divide_by_row_sum,
-                   "adam_pass": _adam_pass, "adam": _adam, "adam_folded": _adam_folded, "sgd": _sgd,
+                   "adam_pass": _adam_pass, "sgd": _sgd,
                    "add_l2": _add_l2, "bias_act": _bias_act, "act_backward": _act_backward,
                    "gather_rows": _gather_rows, "product": _product}
         for name, func in callees.items():
