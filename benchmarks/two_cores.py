@@ -84,7 +84,7 @@ def kernels():
     K.step_function()           # compiles the engine's callees: the products, passes and Adam used below
     product, bias_act, act_backward, output_loss = K._nb_product, K._nb_bias_act, K._nb_act_backward, K._nb_output_loss
     shift_by_row_max, divide_by_row_sum, adam, call_gemm = (K._nb_shift_by_row_max, K._nb_divide_by_row_sum,
-                                                            K._nb_adam_pass, K._call_gemm)
+                                                            K._nb_adam, K._call_gemm)
 
     def pointer(context, builder, signature, args):
         ary = context.make_array(signature.args[0])(context, builder, args[0])
@@ -193,7 +193,7 @@ def kernels():
                 for p0, p1 in ((w0, w1), (b0, b1)):
                     adam(theta[p0:p1], grad[p0:p1], m[p0:p1], v[p0:p1], v[p0:p1], hyper[0],
                          hyper[1], hyper[2], hyper[3], hyper[4], hyper[5],
-                         hyper[6], hyper[7], hyper[8], False, False, True)
+                         hyper[6], hyper[7], hyper[8], False, False)
             else:
                 b = theta[b0:b1]
                 for j in range(b1 - b0):

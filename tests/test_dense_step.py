@@ -315,11 +315,13 @@ ADAM_RULES = {"pytorch": {}, "pytorch-amsgrad-decay": {"amsgrad": True, "weight_
 def test_the_steps_adam_pass_updates_as_the_optimizers_kernel_does(rule, dtype):
     """Given the gradient the step wrote, its update is adam_kernel()'s to the bit.
 
-    With the bias corrections folded into the rate (sqrt_bc2 = 1) the step
-    runs a pass that skips the division by 1; it must not change a bit, and
-    PyTorch's rule (sqrt_bc2 < 1) must still divide. (Both passes give the
-    same bits at sqrt_bc2 = 1, so no test can tell which of them ran there;
-    the speed difference is measured in docs/performance.md.)
+    The step hands its ``hyper`` slots to the same compiled Adam as
+    adam_kernel() (``_kernels._adam``), which picks the pass: no division by
+    sqrt_bc2 where it is 1 (the bias corrections folded into the rate), a
+    product by its float64 reciprocal in float32. That those passes give
+    numpy's bits is checked in tests/test_kernels.py (``bit_identical``);
+    here, that the step reads its slots as the optimizer's kernel does, for
+    both rules.
     """
     from deepff.optimizers import Adam
 

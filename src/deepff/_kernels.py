@@ -47,15 +47,19 @@ _CACHE = {}
 
 
 def _adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
-               decay_factor, amsgrad, decoupled, rooted):
+               decay_factor, amsgrad, decoupled, root_by):
     # One pass of Adam/AdamW over the flat buffer (see optimizers.Adam).
     # Every scalar arrives already cast to theta's dtype (c1 = 1 - b1, c2 = 1 - b2),
     # so float32 buffers are updated in float32 arithmetic, as the numpy path and
-    # PyTorch do, and the loop vectorises at full SIMD width. With the bias
-    # corrections folded into the rate, step_size = lr_t and sqrt_bc2 = 1: then
-    # ``rooted`` False skips the division by it. Callers pass ``rooted`` as a
-    # constant, and numba compiles a version for each (a literal argument), without
-    # the branch: a flag read in the loop would stop it vectorising.
+    # PyTorch do, and the loop vectorises at full SIMD width. ``root_by`` says how
+    # sqrt(v) / sqrt(bc2) is formed, all three to the same bits where _adam uses them:
+    # 0 skips the division (sqrt_bc2 = 1: the bias corrections folded into the rate),
+    # 1 divides, 2 multiplies in float64 by the float64 reciprocal of sqrt_bc2 and
+    # rounds to float32 (float32 only: see _adam). Callers pass it as a constant, and
+    # numba compiles a version for each (a literal argument), without the branch: a
+    # flag read in the loop would stop it vectorising. 0 and 2 take one of the
+    # divider's three operations per entry off it (sqrt, two divisions; a sixth faster).
+    recip = 1.0 / np.float64(sqrt_bc2)
     for i in range(theta.shape[0]):
         g = grad[i]
         if decoupled:
@@ -71,15 +75,34 @@ def _adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps
                 vmax[i] = vi                                # vmax = max(vmax, v), NaN kept
             vi = vmax[i]
         root = np.sqrt(vi)
-        den = (root / sqrt_bc2 if rooted else root) + eps   # sqrt(v) / sqrt(bc2) + eps
+        if root_by == 0:
+            den = root + eps
+        elif root_by == 1:
+            den = root / sqrt_bc2 + eps                     # sqrt(v) / sqrt(bc2) + eps
+        else:
+            den = np.float32(root * recip) + eps            # the same, in float32
         theta[i] = theta[i] - step_size * (mi / den)        # theta -= lr / bc1 * m / den
 
 
 def _adam(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay, decay_factor,
           amsgrad, decoupled):
-    # adam_kernel(), for either rule: sqrt(v) divided by sqrt(bc2), whatever its value
-    _nb_adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay, decay_factor,
-                  amsgrad, decoupled, True)
+    # adam_kernel() and the whole step's update: the pass without a division where that
+    # gives the same bits. sqrt_bc2 = 1: x / 1 = x. float32: the float64 product
+    # q' = fl64(r fl64(1 / c)) of r = sqrt(v) and c = sqrt_bc2 (normal, in (0, 1]) is
+    # within 2^-52 |q| of q = r / c, and no rounding boundary of float32 (a midpoint
+    # M = K 2^d of two neighbours, K < 2^25) lies that near a quotient of two float32:
+    # r - c M is a non-zero multiple of c's and M's last places' product, so
+    # |q - M| > 2^-49 |q|. Rounding q' to float32 then gives fl32(q) (tests/test_kernels.py
+    # checks every float32 r in [1, 2) against many c).
+    if sqrt_bc2 == 1:
+        _nb_adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
+                      decay_factor, amsgrad, decoupled, 0)
+    elif theta.itemsize == 4:
+        _nb_adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
+                      decay_factor, amsgrad, decoupled, 2)
+    else:
+        _nb_adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
+                      decay_factor, amsgrad, decoupled, 1)
 
 
 def _sgd(theta, grad, buf, lr, mu, damp, weight_decay, first, nesterov, lr_in_velocity):
@@ -166,7 +189,7 @@ zero-padded to 3."""
 # The compiled kernels that _dense_step calls. numba resolves a global name when it
 # compiles the function that uses it, so dense_step_kernel() sets these first.
 _nb_shift_by_row_max = _nb_divide_by_row_sum = None
-_nb_adam_pass = _nb_sgd = _nb_add_l2 = _nb_bias_act = _nb_act_backward = None
+_nb_adam_pass = _nb_adam = _nb_sgd = _nb_add_l2 = _nb_bias_act = _nb_act_backward = None
 _nb_gather_rows = _nb_output_loss = _nb_forward = _nb_product = None
 
 
@@ -473,12 +496,9 @@ def _dense_step(blas, X, Y, W, weighted, idx, theta, grad, mask, dims, woff, bof
     # grad += l2 W (the penalty's gradient), then the optimizer's own kernel
     if l2 != 0:
         _nb_add_l2(theta, grad, mask, dt(l2))
-    if opt_code == 0 and hyper[5] == 1:                 # sqrt_bc2 = 1: the same bits without dividing by it,
-        _nb_adam_pass(theta, grad, s1, s2, s3, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5],
-                      hyper[6], hyper[7], hyper[8], hyper[9] != 0, hyper[10] != 0, False)   # a sixth faster
-    elif opt_code == 0:
-        _nb_adam_pass(theta, grad, s1, s2, s3, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5],
-                      hyper[6], hyper[7], hyper[8], hyper[9] != 0, hyper[10] != 0, True)
+    if opt_code == 0:
+        _nb_adam(theta, grad, s1, s2, s3, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], hyper[6],
+                 hyper[7], hyper[8], hyper[9] != 0, hyper[10] != 0)
     else:
         _nb_sgd(theta, grad, s1, hyper[0], hyper[1], hyper[2], hyper[3], hyper[9] != 0, hyper[10] != 0,
                 hyper[11] != 0)
@@ -637,7 +657,7 @@ def step_function():
                    "gather_rows": _gather_rows, "product": _product}
         for name, func in callees.items():
             globals()["_nb_" + name] = compiled(name, func)
-        callees = {"output_loss": _output_loss, "forward": _forward}   # they call the kernels set above
+        callees = {"output_loss": _output_loss, "forward": _forward, "adam": _adam}   # they call the kernels set above
         for name, func in callees.items():
             globals()["_nb_" + name] = compiled(name, func)
         compiled("dense_step", _dense_step)
