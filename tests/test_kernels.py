@@ -1,7 +1,9 @@
 """The optional numba kernels give the numpy reference's results.
 
 The optimizer and ReLU kernels do the numpy path's operations in the same
-order and dtype, so they must agree bit for bit; softmax and the fused
+order and dtype (Adam's float32 sqrt(v) / sqrt(bc2) excepted: a float64
+product by the reciprocal, which rounds the same), so they must agree bit
+for bit; softmax and the fused
 negative log-likelihood use a different exp / summation order, so they
 agree to float rounding. Every comparison runs the numpy path by setting
 ``DEEPFF_NUMBA=0``, the switch users have, and counts the kernels' calls
@@ -226,6 +228,20 @@ def test_the_float32_adam_kernel_divides_by_sqrt_bc2_as_numpy_does_over_all_magn
             expected = f32(0) - f32(-1) * (m / (np.sqrt(v) / c + f32(1e-8)))
         np.testing.assert_array_equal(theta.view(np.uint32), expected.view(np.uint32))
         np.testing.assert_array_equal(vk.view(np.uint32), v.view(np.uint32))
+
+
+def test_the_float32_adam_kernel_divides_for_a_sqrt_bc2_that_adam_never_gives():
+    # Above 1 the quotient may fall among float32's subnormals, and the product by the reciprocal
+    # may round otherwise: here r / c = 3 2^-150 exactly, a tie the division breaks to even (2^-148)
+    # and the product, a hair below it, to 2^-149. The kernel takes the division for such a c.
+    f32 = np.float32
+    c, v = f32(49 * 2.0 ** 76), f32((147 * 2.0 ** -74) ** 2)
+    r = np.sqrt(v)
+    assert r / c != f32(np.float64(r) * (1 / np.float64(c)))          # the product would be wrong here
+    theta, m = np.zeros(1, dtype=f32), np.full(1, 2.0 ** -30, dtype=f32)
+    _kernels.adam_kernel()(theta, np.zeros(1, f32), m, np.array([v]), np.zeros(1, f32), f32(1), f32(0),
+                           f32(1), f32(0), f32(-1), c, f32(0), f32(0), f32(1), False, False)
+    assert theta[0] == m[0] / (r / c) == f32(2.0 ** 118)      # m / 2^-148 (2^119 by the product)
 
 
 def dtype_(dtype, value):

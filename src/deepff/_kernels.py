@@ -14,6 +14,8 @@ activation derivatives, the loss sum.)
 The optimizer kernels perform the numpy path's operations in the
 same order and in the parameters' dtype, so their results are the same bits
 (LLVM does not contract a * b + c into a fused multiply-add unless told to).
+One operation is formed otherwise to the same bits: in float32, Adam's
+sqrt(v) / sqrt(bc2) as a float64 product by the reciprocal (``_adam`` says why).
 Softmax compiles only its row passes (maximum and shift; sum, then
 division) and leaves ``exp`` to numpy's vector code; its row sums run in
 another order than numpy's, so it agrees with numpy to float rounding.
@@ -87,17 +89,18 @@ def _adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps
 def _adam(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay, decay_factor,
           amsgrad, decoupled):
     # adam_kernel() and the whole step's update: the pass without a division where that
-    # gives the same bits. sqrt_bc2 = 1: x / 1 = x. float32: the float64 product
-    # q' = fl64(r fl64(1 / c)) of r = sqrt(v) and c = sqrt_bc2 (normal, in (0, 1]) is
-    # within 2^-52 |q| of q = r / c, and no rounding boundary of float32 (a midpoint
-    # M = K 2^d of two neighbours, K < 2^25) lies that near a quotient of two float32:
-    # r - c M is a non-zero multiple of c's and M's last places' product, so
-    # |q - M| > 2^-49 |q|. Rounding q' to float32 then gives fl32(q) (tests/test_kernels.py
-    # checks every float32 r in [1, 2) against many c).
+    # gives the same bits. sqrt_bc2 = 1: x / 1 = x. float32, with c = sqrt_bc2 normal in
+    # (0, 1] (Adam's, for any beta2 in [0, 1)): the float64 product q' = fl64(r fl64(1 / c))
+    # of r = sqrt(v) (never subnormal) is within 2^-52 (1 + 2^-54) |q| of q = r / c, which
+    # is normal (c <= 1). No rounding boundary of float32 (a midpoint M = K 2^d of two
+    # neighbours, K < 2^25) lies that near such a quotient: r - c M is a non-zero multiple
+    # of the product of c's and M's last places, so |q - M| > 2^-49 M. Rounding q' to
+    # float32 then gives fl32(q) (tests/test_kernels.py checks every float32 r in [1, 2)
+    # against many c). Any other c takes the division.
     if sqrt_bc2 == 1:
         _nb_adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
                       decay_factor, amsgrad, decoupled, 0)
-    elif theta.itemsize == 4:
+    elif theta.itemsize == 4 and 1.1754944e-38 <= sqrt_bc2 <= 1:     # float32, c normal
         _nb_adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
                       decay_factor, amsgrad, decoupled, 2)
     else:
