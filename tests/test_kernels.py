@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import deepff
+from _adam_cases import bias_corrections
 from _needs import require_kernels
 from deepff import _fused_step, _kernels, activations, losses
 from deepff.optimizers import SGD, Adam, AdamW
@@ -181,35 +182,6 @@ def test_amsgrad_kernel_keeps_nan_in_its_state_as_numpy_does(dtype, monkeypatch,
     assert np.isnan(state["max_exp_avg_sq"][0])
 
 
-def _bias_corrections():
-    """float32 values c = sqrt(bc2) that Adam divides sqrt(v) by, and others in (0, 1] with awkward last bits."""
-    f32 = np.float32
-    rng = np.random.default_rng(7)
-    cs = [f32(np.sqrt(1 - beta2 ** t)) for beta2 in (0.999, 0.99, 0.9999999) for t in (1, 2, 3, 7, 10, 100, 5000)]
-    cs += list(rng.uniform(1e-8, 1.0, size=12).astype(f32))
-    cs += [np.nextafter(f32(1), f32(0)), f32(1 - 2 ** -23 + 2 ** -24), (np.uint32(0x3f7fffff) - np.uint32(1)).view(f32),
-           f32(0.75), f32(3) / f32(7), f32(2 ** -20) * f32(1.9999999)]
-    return cs
-
-
-def test_a_float32_quotient_rounds_as_the_float64_product_by_the_reciprocal_does():
-    # The compiled Adam pass forms sqrt(v) / sqrt(bc2) in float32 as fl32(fl64(r * fl64(1 / c))): a product
-    # instead of a division. _kernels._adam gives the reason it rounds as fl32(r / c) does; this checks it on
-    # every float32 r in [1, 2) (a quotient's last bits repeat in every binade of r) against many c.
-    r = (np.arange(1 << 23, dtype=np.uint32) | np.uint32(0x3F800000)).view(np.float32)
-    r64 = r.astype(np.float64)
-    for c in _bias_corrections():
-        quotient = r / c
-        product = (r64 * (1.0 / np.float64(c))).astype(np.float32)
-        mismatched = np.flatnonzero(quotient.view(np.uint32) != product.view(np.uint32))
-        assert mismatched.size == 0, (c, r[mismatched[:3]])
-    special = np.array([0.0, np.inf, np.nan, 1.8e19, 3.7e-23, np.float32(2.0 ** -63)], dtype=np.float32)
-    for c in _bias_corrections():
-        with np.errstate(over="ignore"):
-            product = (special.astype(np.float64) * (1.0 / np.float64(c))).astype(np.float32)
-        np.testing.assert_array_equal(product.view(np.uint32), (special / c).view(np.uint32))
-
-
 def test_the_float32_adam_kernel_divides_by_sqrt_bc2_as_numpy_does_over_all_magnitudes():
     # With b1 = b2 = 1 and a zero gradient the moments stay as set, so one pass computes
     # theta - step * (m / (sqrt(v) / c + eps)) for v over 2^18 values spread across float32's range.
@@ -219,7 +191,7 @@ def test_the_float32_adam_kernel_divides_by_sqrt_bc2_as_numpy_does_over_all_magn
     v[:4] = [0.0, np.inf, np.nan, np.finfo(f32).max]
     m = rng.uniform(-1, 1, size=v.size).astype(f32)
     kernel = _kernels.adam_kernel()
-    for c in _bias_corrections()[:8]:
+    for c in bias_corrections()[:8]:
         theta, vmax = np.zeros(v.size, dtype=f32), np.zeros(v.size, dtype=f32)
         mk, vk = m.copy(), v.copy()
         kernel(theta, np.zeros_like(theta), mk, vk, vmax, f32(1), f32(0), f32(1), f32(0), f32(-1), c, f32(1e-8),

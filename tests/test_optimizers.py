@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+from _adam_cases import bias_corrections
 from _needs import require_kernels
 from deepff import optimizers
 from deepff.errors import ModelFileError, SpecError
@@ -584,3 +585,22 @@ def test_the_options_round_trip_and_old_configs_load():
         SGD(momentum=0.9, dampening=0.1, lr_in_velocity=True)
     with pytest.raises(SpecError, match="momentum"):
         SGD(momentum=1.0)                       # 1 only with the rate inside the velocity
+
+
+def test_a_float32_quotient_rounds_as_the_float64_product_by_the_reciprocal_does():
+    # The compiled Adam pass (deepff._kernels; tests/test_kernels.py runs it) forms sqrt(v) / sqrt(bc2) in
+    # float32 as fl32(fl64(r * fl64(1 / c))): a product instead of a division. _kernels._adam gives the
+    # reason it rounds as fl32(r / c) does; this checks it, with numpy alone, on every float32 r in [1, 2)
+    # (a quotient's last bits repeat in every binade of r) against many c.
+    r = (np.arange(1 << 23, dtype=np.uint32) | np.uint32(0x3F800000)).view(np.float32)
+    r64 = r.astype(np.float64)
+    for c in bias_corrections():
+        quotient = r / c
+        product = (r64 * (1.0 / np.float64(c))).astype(np.float32)
+        mismatched = np.flatnonzero(quotient.view(np.uint32) != product.view(np.uint32))
+        assert mismatched.size == 0, (c, r[mismatched[:3]])
+    special = np.array([0.0, np.inf, np.nan, 1.8e19, 3.7e-23, np.float32(2.0 ** -63)], dtype=np.float32)
+    for c in bias_corrections():
+        with np.errstate(over="ignore"):
+            product = (special.astype(np.float64) * (1.0 / np.float64(c))).astype(np.float32)
+        np.testing.assert_array_equal(product.view(np.uint32), (special / c).view(np.uint32))
