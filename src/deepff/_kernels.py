@@ -95,7 +95,7 @@ def _adam(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, wei
     # is normal (c <= 1). No rounding boundary of float32 (a midpoint M = K 2^d of two
     # neighbours, K < 2^25) lies that near such a quotient: r - c M is a non-zero multiple
     # of the product of c's and M's last places, so |q - M| > 2^-49 M. Rounding q' to
-    # float32 then gives fl32(q) (tests/test_kernels.py checks every float32 r in [1, 2)
+    # float32 then gives fl32(q) (tests/test_optimizers.py checks every float32 r in [1, 2)
     # against many c). Any other c takes the division.
     if sqrt_bc2 == 1:
         _nb_adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
