@@ -355,18 +355,37 @@ data = bench.load_data({quick})
 r = [R for R in bench.RUNNERS if R.name == {name!r}][0]([784, 256, 128, 10], "adam", 1e-3, 128, data[0], data[1])
 r.epoch()
 # VmHWM, not ru_maxrss: the latter survives exec and would report the parent's peak
-print([line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0])
+peak = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+print(bench.kernel_info() if r.name == "deepff" else "-")   # read after the peak: it imports deepff
+print(peak)
 """
 
 
 def peak_rss(peers, quick):
-    """Peak resident memory (MiB) of one MNIST epoch in a fresh process."""
+    """Peak resident memory (MiB) of one MNIST epoch in a fresh process.
+
+    Returns the table's row and the compiled code deepff's process took
+    (:func:`kernel_info` there): a source edited, or a module built or
+    deleted, since this process started makes it differ from the timed runs'.
+    """
     result = {"workload": "peak RSS, MNIST epoch (MiB)", "floor": None}
+    kernels = None
     for name in peers:
         code = _RSS_SCRIPT.format(bench=str(Path(__file__).parent), quick=quick, name=name)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        result[name] = int(out.stdout.strip().splitlines()[-1]) / 1024
-    return result
+        *_, info, peak = out.stdout.strip().splitlines()
+        result[name] = int(peak) / 1024
+        if name == "deepff":
+            kernels = info
+    return result, kernels
+
+
+def kernels_warning(timed, measured):
+    """A line for the report where the peak-RSS process took other compiled code than the timed runs, else None."""
+    if measured is None or measured == timed:
+        return None
+    return (f"warning: the peak-RSS process took {measured}, not the timed runs' code: the kernels' source, "
+            "or the built module, changed during this run, so its RSS figure does not describe them")
 
 
 def kernel_info():
@@ -456,14 +475,20 @@ def main(argv=None):
                                      [p for p in peers if p not in ("deepff-numpy-step", "deepff-fit")], mnist))
     if not args.only or "import" in args.only:
         results.append(import_time(3 if args.quick else 7))
+    rss_kernels = None
     if not args.no_rss and (not args.only or "rss" in args.only):
-        results.append(peak_rss([p for p in peers if p in ("deepff", "torch", "sklearn")], args.quick))
+        row, rss_kernels = peak_rss([p for p in peers if p in ("deepff", "torch", "sklearn")], args.quick)
+        results.append(row)
     report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                          "numpy": np.__version__, "blas": blas_info(), "kernels": kernel_info()},
+                          "numpy": np.__version__, "blas": blas_info(), "kernels": kernel_info(),
+                          "rss_kernels": rss_kernels},
               "rounds": rounds, "results": results}
     print()
     print(f"machine: {os.cpu_count()} cpus, numpy {np.__version__}, BLAS {report['machine']['blas']}")
     print(f"deepff's kernels: {report['machine']['kernels']}")
+    warning = kernels_warning(report["machine"]["kernels"], rss_kernels)
+    if warning:
+        print(warning)
     print(f"medians of {rounds} interleaved rounds, seconds per epoch unless stated")
     print(format_table(results, peers))
     if args.json:

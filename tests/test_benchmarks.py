@@ -45,7 +45,23 @@ def test_benchmark_suite_runs_in_quick_mode(tmp_path):
     assert (kernels.startswith("numba ") and "'s kernels" in kernels) if numba_here else \
         kernels.startswith("the numpy code")
     assert f"deepff's kernels: {report['machine']['kernels']}" in proc.stdout
+    # the peak-RSS process took the timed runs' code (it reports its own), so no warning
+    assert report["machine"]["rss_kernels"] == kernels and "warning:" not in proc.stdout
     assert "| workload |" in proc.stdout  # the table is printed
+
+
+def test_a_peak_rss_process_on_other_kernels_is_reported(monkeypatch):
+    """A run whose kernels' source was edited midway measures memory on other code: the report says so."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench
+
+    built = "the whole step built ahead of time (/k/_deepff_kernels_0.so; numba is not loaded for it)"
+    numba = "numba 0.68.1's kernels (compiled, or loaded from numba's cache, in each process)"
+    assert bench.kernels_warning(built, built) is None
+    assert bench.kernels_warning(built, None) is None            # --no-rss: nothing measured
+    line = bench.kernels_warning(built, numba)
+    assert line.startswith("warning: the peak-RSS process took numba 0.68.1's kernels")
+    assert "does not describe them" in line and "\n" not in line
 
 
 def test_the_network_fit_runner_trains_one_epoch_a_call_at_its_batch_size(monkeypatch):
