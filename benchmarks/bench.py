@@ -44,6 +44,17 @@ another pool's spell shares the cores with its spinning threads: on the
 the floor than after a pause, and the floor as much slower right after
 deepff. ``--quiet-gap 0`` gives the earlier, order-dependent method.
 
+Whether the machine was quiet: the gemm floor does the same products every
+round, so its slowest round over its fastest ("floor spread", per workload,
+in the JSON) measures how far the machine's speed swung during the
+workload. On the 2-core virtual machines it can change by a third for tens
+of seconds at a time, and the engines' single-threaded work between
+products by far more (up to 3 x for an Adam step at batch 32, see
+docs/performance.md). The report ends with the largest spread and a
+warning naming every workload whose floor spread exceeds ``QUIET_SPREAD``:
+the ratios pair runs made moments apart, but a swing inside a round still
+moves them, so such a run does not measure "a quiet machine".
+
 Workloads: MNIST 784-256-128-10 (SGD lr 0.1 and Adam lr 1e-3) at batch 32,
 128 and 512; the wide 784-2048-2048-10 at batch 256 (SGD); inference over
 the 10,000 test images; ``import deepff`` time; peak RSS of one MNIST
@@ -281,6 +292,36 @@ QUIET_GAP = 0.3
 """Seconds of idle before each timed run (``--quiet-gap``): other pools' spinning threads go to sleep."""
 
 
+QUIET_SPREAD = 1.25
+"""The gemm floor's slowest round over its fastest above which a workload ran on a machine that was not quiet."""
+
+
+def quiet_report(results):
+    """Lines for the report: the largest floor spread, and a warning naming each workload over :data:`QUIET_SPREAD`.
+
+    Parameters
+    ----------
+    results : list of dict
+        The table's rows; the training workloads carry ``"floor spread"``.
+
+    Returns
+    -------
+    list of str
+        Empty when no workload has a spread (no training workload ran).
+    """
+    spreads = [(r["floor spread"], r["workload"]) for r in results if "floor spread" in r]
+    if not spreads:
+        return []
+    top, where = max(spreads)
+    lines = [f"the machine's swings: the gemm floor's slowest round was {top:.2f} x its fastest at most ({where})"]
+    loud = [f"{w} {s:.2f}" for s, w in spreads if s > QUIET_SPREAD]
+    if loud:
+        lines.append(f"warning: the machine was not quiet: the gemm floor, the same products every round, varied by "
+                     f"more than {QUIET_SPREAD} in " + ", ".join(loud) + "; a swing inside a round moves the "
+                     "paired ratios too, so rerun these workloads (--only) to measure a quiet machine")
+    return lines
+
+
 def run_training(label, sizes, optimizer, lr, batch, data, rounds, peers):
     """Interleave one epoch per implementation per round; return medians (s)."""
     X, y = data
@@ -297,6 +338,7 @@ def run_training(label, sizes, optimizer, lr, batch, data, rounds, peers):
                 times[r.name].append(dt)
     result = {"workload": label, "rounds": times}   # every round's seconds, for the JSON
     result.update({name: statistics.median(v) for name, v in times.items()})
+    result["floor spread"] = max(times["floor"]) / min(times["floor"])   # the machine's swing (quiet_report)
     # paired ratios: deepff against each peer within the same round, then the median
     result["ratios"] = {name: statistics.median(d / o for d, o in zip(times["deepff"], v))
                         for name, v in times.items() if name != "deepff" and "deepff" in times}
@@ -491,6 +533,8 @@ def main(argv=None):
         print(warning)
     print(f"medians of {rounds} interleaved rounds, seconds per epoch unless stated")
     print(format_table(results, peers))
+    for line in quiet_report(results):
+        print(line)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return report

@@ -48,6 +48,7 @@ def test_benchmark_suite_runs_in_quick_mode(tmp_path):
     # the peak-RSS process took the timed runs' code (it reports its own), so no warning
     assert report["machine"]["rss_kernels"] == kernels and "warning:" not in proc.stdout
     assert "| workload |" in proc.stdout  # the table is printed
+    assert all(r["floor spread"] >= 1 for r in epochs) and "the machine's swings: " in proc.stdout
 
 
 def test_a_peak_rss_process_on_other_kernels_is_reported(monkeypatch):
@@ -138,6 +139,24 @@ def test_ratios_pair_the_runs_of_each_round(monkeypatch):
     # within rounds floor/sklearn is 1/4, 2/1, 3/3, 4/2: median 1.5 (the ratio of medians would be 1.0)
     assert r["floor/sklearn"] == 1.5 and r["ratios"]["sklearn"] == 1.5
     assert r["ratios"]["floor"] == 1.0
+    assert r["floor spread"] == 4.0     # the floor's rounds took 1 to 4 s: the machine's swing
+
+
+def test_a_run_on_a_machine_that_was_not_quiet_is_reported(monkeypatch):
+    """The gemm floor's spread over rounds says whether the machine was quiet; the report names the loud workloads."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench
+
+    assert bench.quiet_report([{"workload": "import deepff (s)"}]) == []
+    rows = [{"workload": "epoch sgd b32", "floor spread": 1.42}, {"workload": "epoch adam b32", "floor spread": 1.05},
+            {"workload": "epoch wide sgd b256", "floor spread": 1.27}, {"workload": "inference 10000 images"}]
+    first, warning = bench.quiet_report(rows)
+    assert first == ("the machine's swings: the gemm floor's slowest round was 1.42 x its fastest at most "
+                     "(epoch sgd b32)")
+    assert warning.startswith("warning: the machine was not quiet")
+    assert "epoch sgd b32 1.42" in warning and "epoch wide sgd b256 1.27" in warning and "adam" not in warning
+    quiet = [dict(r, **{"floor spread": 1.2}) for r in rows[:3]]
+    assert [line[:21] for line in bench.quiet_report(quiet)] == ["the machine's swings:"]
 
 
 def test_small_tables_benchmark_runs_and_compares_both_libraries():
