@@ -340,6 +340,22 @@ def test_state_reused_between_steps():
     assert {k: id(v) for k, v in opt.state.items()} == ids
 
 
+@pytest.mark.parametrize("name", ["adam", "adagrad", "sgd"])
+def test_state_arrays_start_off_each_others_page_offsets(name):
+    # theta and grad take 0 and 1 KiB into a page (ParamBuffer); the state arrays the slots after
+    opt = optimizers.get({"name": name, "momentum": 0.9} if name == "sgd" else name)
+    theta = np.zeros(50000, np.float32)
+    opt.step(theta, np.ones_like(theta))
+    offsets = [a.ctypes.data % 4096 for a in opt.state.values()]
+    assert offsets == [2048, 3072][:len(opt.state)] and len(opt.state) >= 1
+
+
+def test_adagrad_state_starts_at_the_initial_accumulator_value():
+    opt = Adagrad(lr=0.5, initial_accumulator_value=0.7)
+    opt.step(np.zeros(4), np.full(4, 2.0))
+    assert_array_equal(opt.state["sum"], np.full(4, 0.7 + 4.0))
+
+
 def test_shape_or_dtype_mismatch():
     with pytest.raises(ValueError, match="same shape"):
         SGD().step(np.zeros(3), np.zeros(4))

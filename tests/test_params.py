@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from deepff.params import ParamBuffer
+from deepff.params import ParamBuffer, staggered_zeros
 
 SPECS = [("layer1.W", (3, 4), "weight"), ("layer1.b", (1, 4), "bias"),
          ("layer2.W", (4, 2), "weight"), ("layer2.gamma", (1, 2), "scale"), ("layer2.beta", (1, 2), "shift")]
@@ -62,3 +62,18 @@ def test_weight_mask_and_slices(buf):
 def test_empty_buffer():
     b = ParamBuffer([], np.float32)
     assert b.size == 0 and b.weight_slices() == []
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("slot", [0, 1, 2, 3, 6])
+def test_staggered_zeros_start_slot_kib_into_a_page(dtype, slot):
+    a = staggered_zeros(1000, dtype, slot)
+    assert a.shape == (1000,) and a.dtype == dtype and not a.any()
+    assert a.ctypes.data % 4096 == (slot % 4) * 1024
+    a[:] = 7                              # writable to the last element, and owns its bytes
+    assert a.sum() == 7000 and a.base is not None
+
+
+def test_theta_and_grad_start_at_different_page_offsets():
+    b = ParamBuffer([("layer1.W", (784, 256), "weight")], np.float32)
+    assert b.theta.ctypes.data % 4096 != b.grad.ctypes.data % 4096

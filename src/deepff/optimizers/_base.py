@@ -8,6 +8,7 @@ from .. import _kernels
 from .._twins import fits
 from ..checks import real as _real
 from ..errors import ModelFileError
+from ..params import staggered_zeros
 
 # ----------------------------------------------------------------------------
 # Base class
@@ -112,22 +113,25 @@ class Optimizer:
 
     def _allocate(self, theta):
         """Create (or adopt loaded) state arrays and scratch buffers like ``theta``."""
-        for key in self.state_names:
+        for i, key in enumerate(self.state_names):
+            # slots 2, 3, ...: off the page offsets of theta's and grad's (see staggered_zeros)
+            arr = staggered_zeros(theta.size, theta.dtype, 2 + i).reshape(theta.shape)
             if key in self.state:
-                arr = self.state[key]
-                if arr.shape != theta.shape:
+                loaded = self.state[key]
+                if loaded.shape != theta.shape:
                     raise ValueError(
-                        f"{self.name} state {key!r} has shape {arr.shape} but theta has {theta.shape}"
+                        f"{self.name} state {key!r} has shape {loaded.shape} but theta has {theta.shape}"
                     )
-                self.state[key] = np.array(arr, dtype=theta.dtype)
+                arr[...] = loaded
             else:
-                self.state[key] = self._initial_state(key, theta)
+                arr[...] = self._initial_state(key)
+            self.state[key] = arr
         self._work = np.empty_like(theta)
         self._tmp = np.empty_like(theta)
 
-    def _initial_state(self, key, theta):
-        """Return the initial value of state array ``key`` (zeros by default)."""
-        return np.zeros_like(theta)
+    def _initial_state(self, key):
+        """Return the initial value (a float) of every entry of state array ``key``: 0."""
+        return 0.0
 
     def _update(self, theta, grad):
         raise NotImplementedError

@@ -196,8 +196,8 @@ class Adagrad(Optimizer):
         self.eps = _real(self.name, "eps", eps, low=0.0, low_open=True)
         super().__init__(lr)
 
-    def _initial_state(self, key, theta):
-        return np.full_like(theta, self.initial_accumulator_value)
+    def _initial_state(self, key):
+        return self.initial_accumulator_value
 
     def _update(self, theta, grad):
         s = self.state["sum"]
