@@ -53,7 +53,12 @@ products by far more (up to 3 x for an Adam step at batch 32, see
 docs/performance.md). The report ends with the largest spread and a
 warning naming every workload whose floor spread exceeds ``QUIET_SPREAD``:
 the ratios pair runs made moments apart, but a swing inside a round still
-moves them, so such a run does not measure "a quiet machine".
+moves them, so such a run does not measure "a quiet machine". The swings
+have a cause that can be seen: the host running the two virtual cores on
+dies with separate L3 caches. ``cores.cross_core_read`` probes that before
+each round and after the last ("cross-core reads" in the JSON); a round
+with a probe over ``cores.SPLIT_AT`` on either side counts as split, and the
+warning names those workloads too.
 
 Workloads: MNIST 784-256-128-10 (SGD lr 0.1 and Adam lr 1e-3) at batch 32,
 128 and 512; the wide 784-2048-2048-10 at batch 256 (SGD); inference over
@@ -73,6 +78,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from cores import SPLIT_AT, cross_core_read
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
@@ -297,28 +303,43 @@ QUIET_SPREAD = 1.25
 
 
 def quiet_report(results):
-    """Lines for the report: the largest floor spread, and a warning naming each workload over :data:`QUIET_SPREAD`.
+    """Lines for the report: the largest floor spread, the rounds run on split cores, and a warning.
 
     Parameters
     ----------
     results : list of dict
-        The table's rows; the training workloads carry ``"floor spread"``.
+        The table's rows; the training workloads carry ``"floor spread"``
+        and, where the cores could be probed, ``"split rounds"``.
 
     Returns
     -------
     list of str
-        Empty when no workload has a spread (no training workload ran).
+        Empty when no workload has a spread (no training workload ran). The
+        warning names each workload whose floor spread exceeds
+        :data:`QUIET_SPREAD` or that had a round on split cores.
     """
-    spreads = [(r["floor spread"], r["workload"]) for r in results if "floor spread" in r]
-    if not spreads:
+    rows = [r for r in results if "floor spread" in r]
+    if not rows:
         return []
-    top, where = max(spreads)
-    lines = [f"the machine's swings: the gemm floor's slowest round was {top:.2f} x its fastest at most ({where})"]
-    loud = [f"{w} {s:.2f}" for s, w in spreads if s > QUIET_SPREAD]
+    top = max(rows, key=lambda r: r["floor spread"])
+    lines = [f"the machine's swings: the gemm floor's slowest round was {top['floor spread']:.2f} x its fastest "
+             f"at most ({top['workload']})"]
+    probed = [r for r in rows if "split rounds" in r]
+    if probed:
+        lines.append(f"the cores: split across last-level caches around {sum(r['split rounds'] for r in probed)} "
+                     f"of {sum(len(r['rounds']['floor']) for r in probed)} rounds (benchmarks/cores.py)")
+    loud = []
+    for r in rows:
+        why = [f"spread {r['floor spread']:.2f}"] if r["floor spread"] > QUIET_SPREAD else []
+        if r.get("split rounds"):
+            why.append(f"{r['split rounds']} of {len(r['rounds']['floor'])} rounds split")
+        if why:
+            loud.append(f"{r['workload']} ({', '.join(why)})")
     if loud:
         lines.append(f"warning: the machine was not quiet: the gemm floor, the same products every round, varied by "
-                     f"more than {QUIET_SPREAD} in " + ", ".join(loud) + "; a swing inside a round moves the "
-                     "paired ratios too, so rerun these workloads (--only) to measure a quiet machine")
+                     f"more than {QUIET_SPREAD}, or the cores were split, in " + ", ".join(loud) + "; a swing "
+                     "inside a round moves the paired ratios too, so rerun these workloads (--only) to measure a "
+                     "quiet machine")
     return lines
 
 
@@ -328,7 +349,10 @@ def run_training(label, sizes, optimizer, lr, batch, data, rounds, peers):
     runners = [R(sizes, optimizer, lr, batch, X, y) for R in RUNNERS + [GemmFloor]
                if R.name in peers or R is GemmFloor]
     times = {r.name: [] for r in runners}
+    probes = []     # cross_core_read before each timed round and after the last
     for rnd in range(rounds + 1):
+        if rnd > 0:
+            probes.append(cross_core_read())
         for r in runners:
             time.sleep(QUIET_GAP)
             t0 = time.perf_counter()
@@ -336,7 +360,11 @@ def run_training(label, sizes, optimizer, lr, batch, data, rounds, peers):
             dt = time.perf_counter() - t0
             if rnd > 0:  # round 0 warms up caches, workspaces and thread pools
                 times[r.name].append(dt)
+    probes.append(cross_core_read())
     result = {"workload": label, "rounds": times}   # every round's seconds, for the JSON
+    if None not in probes:   # a round counts as split when the probe before or after it found the cores apart
+        result["cross-core reads"] = probes
+        result["split rounds"] = sum(max(a, b) > SPLIT_AT for a, b in zip(probes, probes[1:]))
     result.update({name: statistics.median(v) for name, v in times.items()})
     result["floor spread"] = max(times["floor"]) / min(times["floor"])   # the machine's swing (quiet_report)
     # paired ratios: deepff against each peer within the same round, then the median
@@ -364,7 +392,10 @@ def run_inference(data, test, rounds, peers, sizes):
     for r in runners:
         r.epoch()
     times = {r.name: [] for r in runners}
+    probes = []     # cross_core_read before each timed round and after the last
     for rnd in range(rounds + 1):
+        if rnd > 0:
+            probes.append(cross_core_read())
         for r in runners:
             time.sleep(QUIET_GAP)
             t0 = time.perf_counter()

@@ -49,6 +49,9 @@ def test_benchmark_suite_runs_in_quick_mode(tmp_path):
     assert report["machine"]["rss_kernels"] == kernels and "warning:" not in proc.stdout
     assert "| workload |" in proc.stdout  # the table is printed
     assert all(r["floor spread"] >= 1 for r in epochs) and "the machine's swings: " in proc.stdout
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2:   # the cores probed each round
+        assert all(len(r["cross-core reads"]) == 2 and r["split rounds"] in (0, 1) for r in epochs)
+        assert "the cores: split across last-level caches around " in proc.stdout
 
 
 def test_a_peak_rss_process_on_other_kernels_is_reported(monkeypatch):
@@ -131,6 +134,8 @@ def test_ratios_pair_the_runs_of_each_round(monkeypatch):
                 self.round += 1
         return Fake
 
+    probes = iter([1.1, 1.0, 1.9, 1.1, 1.2])     # before each of the 4 rounds and after the last
+    monkeypatch.setattr(bench, "cross_core_read", lambda: next(probes))
     monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
     monkeypatch.setattr(bench, "RUNNERS", [runner("deepff"), runner("sklearn")])
     monkeypatch.setattr(bench, "GemmFloor", runner("floor"))
@@ -140,23 +145,55 @@ def test_ratios_pair_the_runs_of_each_round(monkeypatch):
     assert r["floor/sklearn"] == 1.5 and r["ratios"]["sklearn"] == 1.5
     assert r["ratios"]["floor"] == 1.0
     assert r["floor spread"] == 4.0     # the floor's rounds took 1 to 4 s: the machine's swing
+    # the probe after round 2 (before round 3) found the cores apart: rounds 2 and 3 count as split
+    assert r["cross-core reads"] == [1.1, 1.0, 1.9, 1.1, 1.2] and r["split rounds"] == 2
 
 
 def test_a_run_on_a_machine_that_was_not_quiet_is_reported(monkeypatch):
-    """The gemm floor's spread over rounds says whether the machine was quiet; the report names the loud workloads."""
+    """The gemm floor's spread and the cores' placement say whether the machine was quiet; the report names the rest."""
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import bench
 
     assert bench.quiet_report([{"workload": "import deepff (s)"}]) == []
-    rows = [{"workload": "epoch sgd b32", "floor spread": 1.42}, {"workload": "epoch adam b32", "floor spread": 1.05},
-            {"workload": "epoch wide sgd b256", "floor spread": 1.27}, {"workload": "inference 10000 images"}]
-    first, warning = bench.quiet_report(rows)
+    five = {"floor": [1.0] * 5}
+    rows = [{"workload": "epoch sgd b32", "floor spread": 1.42, "split rounds": 0, "rounds": five},
+            {"workload": "epoch adam b32", "floor spread": 1.05, "split rounds": 2, "rounds": five},
+            {"workload": "epoch sgd b128", "floor spread": 1.05, "split rounds": 0, "rounds": five},
+            {"workload": "epoch wide sgd b256", "floor spread": 1.27, "split rounds": 0, "rounds": five},
+            {"workload": "inference 10000 images"}]
+    first, cores, warning = bench.quiet_report(rows)
     assert first == ("the machine's swings: the gemm floor's slowest round was 1.42 x its fastest at most "
                      "(epoch sgd b32)")
+    assert cores == "the cores: split across last-level caches around 2 of 20 rounds (benchmarks/cores.py)"
     assert warning.startswith("warning: the machine was not quiet")
-    assert "epoch sgd b32 1.42" in warning and "epoch wide sgd b256 1.27" in warning and "adam" not in warning
-    quiet = [dict(r, **{"floor spread": 1.2}) for r in rows[:3]]
-    assert [line[:21] for line in bench.quiet_report(quiet)] == ["the machine's swings:"]
+    assert "epoch sgd b32 (spread 1.42)" in warning and "epoch wide sgd b256 (spread 1.27)" in warning
+    assert "epoch adam b32 (2 of 5 rounds split)" in warning and "b128" not in warning
+    quiet = [dict(r, **{"floor spread": 1.2, "split rounds": 0}) for r in rows[:4]]
+    assert [line[:10] for line in bench.quiet_report(quiet)] == ["the machin", "the cores:"]
+    unprobed = [{k: v for k, v in r.items() if k != "split rounds"} for r in quiet]   # one core, or not Linux
+    assert [line[:10] for line in bench.quiet_report(unprobed)] == ["the machin"]
+
+
+def test_the_cores_probe_compares_a_read_of_the_other_cores_writes_with_a_read_of_its_own(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import cores
+
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores and Linux thread pinning")
+    before = os.sched_getaffinity(0)
+    ratio = cores.cross_core_read(n_bytes=1 << 20, reps=3)
+    assert 0.3 < ratio < 20 and os.sched_getaffinity(0) == before      # a real ratio; the pinning undone
+    try:
+        os.sched_setaffinity(0, {min(before)})
+        assert cores.cross_core_read() is None                       # one core: nothing to compare
+    finally:
+        os.sched_setaffinity(0, before)
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cores.py"), "--seconds", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    line, total = proc.stdout.splitlines()
+    assert line.split()[2:] in (["sharing", "a", "last-level", "cache"], ["split", "across", "last-level", "caches"])
+    assert total in ("split in 0 of 1 probes", "split in 1 of 1 probes")
 
 
 def test_small_tables_benchmark_runs_and_compares_both_libraries():
