@@ -174,6 +174,26 @@ def test_a_run_on_a_machine_that_was_not_quiet_is_reported(monkeypatch):
     assert [line[:10] for line in bench.quiet_report(unprobed)] == ["the machin"]
 
 
+def test_a_round_can_wait_for_the_cores_to_share_a_cache(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench
+
+    slept = []
+    monkeypatch.setattr(bench.time, "sleep", slept.append)
+    reads = iter([1.9, 1.7, 1.1, 1.8])
+    monkeypatch.setattr(bench, "cross_core_read", lambda: next(reads))
+    assert bench.probe_cores(5) == (1.1, 2.0) and slept == [1.0, 1.0]     # split, split, shared: two waits
+    assert bench.probe_cores(0) == (1.8, 0.0)                             # no wait: the one probe, split
+    reads = iter([2.0] * 10)
+    assert bench.probe_cores(3) == (2.0, 3.0)                             # gives up after the budget
+    monkeypatch.setattr(bench, "cross_core_read", lambda: None)
+    assert bench.probe_cores(3) == (None, 0.0)                            # nothing to probe: no wait
+    row = {"workload": "epoch adam b32", "floor spread": 1.1, "split rounds": 1, "rounds": {"floor": [1.0] * 5},
+           "waited for shared cores (s)": 7.0}
+    assert bench.quiet_report([row])[1].endswith("around 1 of 5 rounds (benchmarks/cores.py); the rounds waited "
+                                                 "7 s in all for them to share one")
+
+
 def test_the_cores_probe_compares_a_read_of_the_other_cores_writes_with_a_read_of_its_own(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import cores
