@@ -8,13 +8,13 @@ Usage::
 A virtual machine's cores are threads that its host may place anywhere. On
 the 2-core AMD EPYC virtual machines deepff is benchmarked on, the host
 sometimes runs the two on cores that share a level-3 cache and sometimes on
-cores of different dies, each die with its own L3, for tens of seconds at a
-time. Data one core wrote then reaches the other through the dies' link, at
+cores of different dies, each die with its own L3, for spells of seconds to
+minutes. Data one core wrote then reaches the other through the dies' link, at
 a quarter of the speed (a C ping-pong of one cache line: 110-140 ns a round
 trip on a shared L3, 500-560 ns across dies). Every training step hands data
 between the cores: the BLAS splits each product over both threads, and the
 single-threaded work after it reads what the other thread wrote. Across
-dies an Adam epoch at batch 32 took 2.0-2.5 s instead of 0.7-0.8 s, and the
+dies an Adam epoch at batch 32 took 1.4-2.3 s instead of 0.7-0.9 s, and the
 products alone (the gemm floor) a third longer (docs/performance.md).
 
 :func:`cross_core_read` measures it from Python: one core writes a buffer,
