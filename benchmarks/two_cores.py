@@ -425,7 +425,7 @@ def check(sizes, batch, X, y):
         start = engine.net.params.theta.copy()
         step = _fused_step.plan(engine.trainer, engine.X, engine.Y, None, batch)
         with FlushDenormals():
-            losses = [step(order[s:s + batch].copy()) for s in range(0, order.shape[0], batch)]
+            losses = [step.steps(order, s, 1)[0, 0] for s in range(0, order.shape[0], batch)]
         # the whole run in one call a thread; a call a step, with pauses that send the follower to sleep
         for per_step, pause, label in ((False, 0.0, optimizer), (True, 0.01, optimizer + ", a call a step")):
             ours = TwoCoreRunner(sizes, optimizer, LR[optimizer], batch, X, y, per_step=per_step)

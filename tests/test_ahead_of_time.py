@@ -190,29 +190,29 @@ def test_the_built_step_refuses_arrays_it_would_misread_and_takes_any_integer_ro
     assert step._unchecked                                 # the built step, not numba's
     theta = net.params.theta.copy()
     state = trainer.optimizer.state_dict()
-    J64 = step(np.arange(16, dtype=np.int64))
+    J64 = step.steps(np.arange(16, dtype=np.int64), 0, 1)[0, 0]   # one step on rows 0-15
     after64 = net.params.theta.copy()
     net.params.theta[:] = theta
     trainer.optimizer.load_state_dict(state)
-    J32 = step(np.arange(16, dtype=np.int32))              # converted, not misread
+    J32 = step.steps(np.arange(16, dtype=np.int32), 0, 1)[0, 0]   # converted, not misread
     assert J32 == J64 and np.array_equal(net.params.theta, after64)
     raw = bytearray(X.nbytes + 1)                          # X at an odd address: numba's step takes it
     unaligned = np.frombuffer(raw, dtype=np.float32, offset=1).reshape(X.shape)
     unaligned[:] = X
     assert not unaligned.flags.aligned and unaligned.flags.c_contiguous
     numbas = _fused_step.plan(trainer, unaligned, Y, None, 16)
-    assert not numbas._unchecked and np.isfinite(numbas(np.arange(16)))
+    assert not numbas._unchecked and np.isfinite(numbas.steps(np.arange(16), 0, 1)[0, 0])
     trainer.optimizer.state["exp_avg"] = trainer.optimizer.state["exp_avg"].astype(np.float64)
     t = trainer.optimizer.t
     with pytest.raises(TypeError, match=r"optimizer state must be a C-ordered 1-D float32 array, got .*float64"):
-        step(np.arange(16))
+        step.steps(np.arange(16), 0, 1)
     assert trainer.optimizer.t == t                        # the refused step is not counted
     trainer.optimizer.load_state_dict(state)
     fresh = _fused_step.plan(trainer, X, Y, None, 16)
     net.params.theta.flags.writeable = False
     try:
         with pytest.raises(TypeError, match=r"parameters must be writeable"):
-            fresh(np.arange(16))
+            fresh.steps(np.arange(16), 0, 1)
     finally:
         net.params.theta.flags.writeable = True
 

@@ -170,6 +170,7 @@ def _interrupt_at(monkeypatch, step):
             os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(cli_train._Reporter, "on_batch_end", on_batch_end)
+    monkeypatch.setattr(cli_train._Reporter, "between_steps", True)   # called after its step, not after a run
 
 
 def test_an_interrupted_run_keeps_the_model_already_at_its_output(tmp_path, capsys, monkeypatch):

@@ -1531,9 +1531,11 @@ def test_a_run_stopped_in_its_first_epoch_writes_no_json_history(tmp_path, monke
         trainer.request_stop()
 
     monkeypatch.setattr(cli_train._Reporter, "on_batch_end", stop_at_once)
+    monkeypatch.setattr(cli_train._Reporter, "between_steps", True)      # after its step, not after a run
     rc, _, err = run(capsys, "train", "--epochs", 2, "--hidden", 4, "--quiet", "--history", "h.json",
                      "--output", "m.npz")
     monkeypatch.setattr(cli_train._Reporter, "on_batch_end", original)   # (undo() would also undo the chdir)
+    monkeypatch.setattr(cli_train._Reporter, "between_steps", False)
     assert rc == 130 and "no epoch was complete, so h.json is not written" in err
     assert not Path("h.json").exists()
     rc, _, err = run(capsys, "train", "--epochs", 1, "--hidden", 4, "--quiet", "--history", "h.json",

@@ -29,15 +29,17 @@ require_kernels()
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Count the compiled step's calls (wrapping the real kernel)."""
-    kernel = _kernels.dense_step_kernel()
-    count = {"n": 0}
+    """Count the compiled steps taken (wrapping the real kernel, which runs one or several a call)."""
+    kernel = _kernels.dense_steps_kernel()
+    count = {"n": 0, "calls": 0}
 
     def counted(*args):
-        count["n"] += 1
-        return kernel(*args)
+        done = kernel(*args)
+        count["n"] += done
+        count["calls"] += 1
+        return done
 
-    monkeypatch.setattr(_kernels, "dense_step_kernel", lambda: counted)
+    monkeypatch.setattr(_kernels, "dense_steps_kernel", lambda: counted)
     return count
 
 

@@ -339,10 +339,10 @@ def step_module_name():
 
 
 def _signature(t):
-    """numba's signature of the whole step for the float type ``t`` ("f4" or "f8"), gemm addresses first."""
+    """numba's signature of a run of whole steps for the float type ``t`` ("f4" or "f8"), gemm addresses first."""
     a1, a2, i1 = f"{t}[::1]", f"{t}[:, ::1]", "i8[::1]"
-    return (f"f8(i8[::1], {a2}, {a2}, {a1}, b1, {i1}, {a1}, {a1}, {a1}, {i1}, {i1}, {i1}, {i1}, i8, {a1}, "
-            f"f8[::1], i8, {a1}, {a1}, {a1}, {a1})")
+    return (f"i8(i8[::1], {a2}, {a2}, {a1}, b1, {i1}, i8, {a1}, {a1}, {a1}, {i1}, {i1}, {i1}, {i1}, i8, {a1}, "
+            f"f8[::1], i8, i8, {a1}, {a1}, {a1}, {a2}, f8[:, ::1])")
 
 
 def status():
@@ -418,7 +418,7 @@ def stale_modules():
 
 
 def step(dtype):
-    """The whole step compiled ahead of time for ``dtype``, numpy's gemm bound, or None; never imports numba.
+    """The run of whole steps compiled ahead of time for ``dtype``, numpy's gemm bound, or None; no numba.
 
     None inside :func:`deepff._twins.numpy_only`, with ``DEEPFF_NUMBA=0``,
     for a dtype other than float32 and float64, or where
@@ -433,7 +433,7 @@ def step(dtype):
     Returns
     -------
     callable or None
-        :func:`deepff._kernels.dense_step_kernel`'s kernel, with the same
+        :func:`deepff._kernels.dense_steps_kernel`'s kernel, with the same
         arguments and results. Unlike numba's, it does not check its
         arguments' types: each array must have the dtype, the number of
         dimensions, the C order and the alignment that kernel's docstring
@@ -455,14 +455,14 @@ def step(dtype):
 
 def _bound(module, code):
     """The module's step for ``code`` ("f4" or "f8") with numpy's gemm addresses bound."""
-    return functools.partial(getattr(module, "dense_step_" + code), _blas.gemms())
+    return functools.partial(getattr(module, "dense_steps_" + code), _blas.gemms())
 
 
 def _check_digest(kernel_of):
     """A digest of a few steps of the whole step, for numba's kernel and a built one to compare.
 
-    ``kernel_of(code)`` returns the step for "f4" or "f8", gemm addresses
-    bound. The steps cover both dtypes, Adam with sample weights (PyTorch's
+    ``kernel_of(code)`` returns the run of steps for "f4" or "f8", gemm
+    addresses bound (three steps, in two calls). The steps cover both dtypes, Adam with sample weights (PyTorch's
     rule, sqrt(bc2) < 1), SGD with momentum and an L2 penalty, plain SGD
     inside the products, and Adam with its corrections folded into the
     rate (sqrt(bc2) = 1) on a batch whose weights sum to 0 under a
@@ -491,11 +491,13 @@ def _check_digest(kernel_of):
             mask[[*range(30, 36), *range(54, 57)]] = 0
             scratch = np.zeros(_kernels.step_scratch_size(8, dims.tolist()), dt)
             lossargs = np.array([1.0, 1.0, 2.0 if weighted else 1.0, l2, per_sample, 0, 0, 0], dtype=np.float64)
-            for start in (0, 8, 16):
-                idx = np.arange(start, start + 8, dtype=np.int64)
-                J = kernel(X, Y, w, weighted, idx, theta, grad, mask, dims, woff, boff, acts, 0, scratch,
-                           lossargs, opt_code, *states, np.array(hyper, dtype=dt))
-                h.update(np.float64(J).tobytes())
+            order, results = np.arange(24, dtype=np.int64), np.zeros((3, 3))
+            # three steps of 8 rows, one call for the first and one for the other two (the last one's code 1)
+            for start, k in ((0, 1), (8, 2)):
+                done = kernel(X, Y, w, weighted, order[start:], 8, theta, grad, mask, dims, woff, boff, acts, 0,
+                              scratch, lossargs, opt_code, 1 if opt_code == 2 else opt_code, *states,
+                              np.array([hyper] * k, dtype=dt), results[:k])
+                h.update(np.int64(done).tobytes() + results.tobytes())
             h.update(theta.tobytes())
             h.update(lossargs.tobytes())
     return h.hexdigest()
@@ -509,7 +511,7 @@ def _digest_of_file(file):
 
 def _same_as_numbas(file):
     """Raise ``KernelBuildError`` unless the module in ``file`` gives numba's step's results to the bit."""
-    jit = functools.partial(_kernels.compiled("dense_step", _kernels.step_function()), _blas.gemms())
+    jit = _kernels.dense_steps_kernel()
     expected = _check_digest(lambda code: jit)
     src = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
@@ -548,6 +550,6 @@ def build_step():
     """
     def exports():
         func = _kernels.step_function()
-        return [(f"dense_step_{t}", _signature(t), func) for t in ("f4", "f8")]
+        return [(f"dense_steps_{t}", _signature(t), func) for t in ("f4", "f8")]
 
     return build(step_module_name(), exports, _kernels.__name__, _same_as_numbas)

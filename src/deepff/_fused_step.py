@@ -11,7 +11,12 @@ linear/sigmoid/ReLU hidden units, softmax + negative log-likelihood, sigmoid
 an L2 one, SGD or Adam) the same step runs as one compiled call,
 :func:`deepff._kernels.dense_step_kernel` (or the same function built ahead
 of time, :func:`deepff._aot.step`): Python is entered once per step
-instead of a few dozen times. :func:`plan` decides, once per fit, whether a
+instead of a few dozen times. Where nothing needs Python between steps
+(no callback that must run between them, ``Callback.between_steps``; no
+max-norm constraint), the trainer runs many steps in one call
+(:meth:`FusedStep.steps`, :func:`deepff._kernels.dense_steps_kernel`), up to
+:data:`ROWS_PER_CALL` rows or :data:`FLOPS_PER_CALL` operations a call.
+:func:`plan` decides, once per fit, whether a
 run is such a case, as ``torch.optim`` picks its single-tensor, multi-tensor
 or fused implementation in one spot. Everything else takes the numpy step,
 and so does everything with ``DEEPFF_NUMBA=0`` or without numba.
@@ -36,10 +41,19 @@ from ._twins import numpy_only
 from .callbacks import Callback
 from .layers import Dense
 
-__all__ = ["ENABLED", "LOAD_AFTER_S", "takes", "plan", "kernels_for", "numpy_seconds", "FusedStep"]
+__all__ = ["ENABLED", "ROWS_PER_CALL", "FLOPS_PER_CALL", "LOAD_AFTER_S", "takes", "plan", "kernels_for",
+           "numpy_seconds", "FusedStep"]
 
 ENABLED = True
 """Whether :func:`plan` may choose the compiled step (False: always the numpy step)."""
+
+ROWS_PER_CALL = 4096
+"""The most rows a compiled call trains on when nothing needs Python between its steps (the trainer takes
+:attr:`FusedStep.max_steps` steps a call): Python is entered once for many steps."""
+
+FLOPS_PER_CALL = 4e9
+"""The most floating-point operations of matrix products (6 per weight and row) a call of several steps
+takes: about a tenth of a second here, so that a Ctrl-C, seen between calls, still stops a run at once."""
 
 LOAD_AFTER_S = 1.0
 """Seconds of numpy steps (:func:`numpy_seconds`' guess, summed over the runs of a process) after which
@@ -185,7 +199,7 @@ def plan(trainer, X, Y, w, batch_size):
     """The compiled step for this fit, or None when the numpy step must run.
 
     The step compiled ahead of time (:func:`deepff._aot.step`) where it is
-    built, else numba's (:func:`deepff._kernels.dense_step_kernel`).
+    built, else numba's (:func:`deepff._kernels.dense_steps_kernel`).
 
     Parameters
     ----------
@@ -212,7 +226,7 @@ def plan(trainer, X, Y, w, batch_size):
     kernel = _aot.step(theta.dtype) if all(a.flags.aligned for a in arrays) else None
     unchecked = kernel is not None
     if kernel is None:
-        kernel = _kernels.dense_step_kernel()
+        kernel = _kernels.dense_steps_kernel()
     if kernel is None:
         return None
     return FusedStep(trainer, X, Y, w, batch_size, kernel, unchecked)
@@ -230,7 +244,7 @@ def _gradients_read(callbacks):
 
 
 class FusedStep:
-    """One compiled training step on a batch of rows (see :func:`plan`, which builds it).
+    """Compiled training steps, one or several to a call (see :func:`plan`, which builds it).
 
     Parameters
     ----------
@@ -238,7 +252,7 @@ class FusedStep:
     X, Y, w, batch_size
         As :func:`plan` takes them.
     kernel : callable
-        :func:`deepff._kernels.dense_step_kernel`'s kernel, or the same step
+        :func:`deepff._kernels.dense_steps_kernel`'s kernel, or the same
         built ahead of time (:func:`deepff._aot.step`).
     unchecked : bool, default False
         Whether ``kernel`` reads its arguments without checking their types
@@ -246,11 +260,9 @@ class FusedStep:
 
     Attributes
     ----------
-    hits : float
-        After a call: the batch's rows classified correctly (the trainer's
-        accuracy count; 0 for a regression).
-    penalty : float
-        After a call: the penalty part of J.
+    max_steps : int
+        The most steps a call of :meth:`steps` takes: :data:`ROWS_PER_CALL`
+        rows' or :data:`FLOPS_PER_CALL` operations' worth, at least one.
     """
 
     def __init__(self, trainer, X, Y, w, batch_size, kernel, unchecked=False):
@@ -281,55 +293,100 @@ class FusedStep:
         # plain SGD may move W inside the products (code 2) unless a callback reads each step's gradients
         self._fold = self._opt_code == 1 and not _gradients_read(trainer.callbacks)
         self._scratch = np.empty(_kernels.step_scratch_size(batch_size, self._dims.tolist()), dtype=theta.dtype)
-        self._hyper = np.zeros(_kernels.STEP_HYPER, dtype=theta.dtype)
+        self._batch_size = batch_size
+        flops = 6 * theta.size * batch_size               # a step's matrix products, about
+        self.max_steps = max(1, min(ROWS_PER_CALL // batch_size, int(FLOPS_PER_CALL // flops)))
+        self._hypers = np.zeros((self.max_steps, _kernels.STEP_HYPER), dtype=theta.dtype)
+        self._results = np.zeros((self.max_steps, 3))
         self._kernel = kernel
-        self._unchecked = unchecked       # the kernel does not check its arguments' types: __call__ does
+        self._unchecked = unchecked       # the kernel does not check its arguments' types: steps() does
         self._states_ok = self._state_ids = ()   # the optimizer states _check has checked, and their ids
-        self.hits = self.penalty = 0.0
 
-    def __call__(self, idx, keep_gradients=False):
-        """One step on the rows ``idx`` (int64, at most ``batch_size`` of them); returns J (penalty included).
+    def steps(self, order, start, count, lr_at=None):
+        """Up to ``count`` steps in one compiled call, step k on the rows ``order[start + k bs:][:bs]``.
 
-        Plain SGD (no momentum, weight decay or penalty) moves the weights
-        inside the matrix products and leaves their part of ``params.grad``
-        unwritten, unless ``keep_gradients`` (the trainer asks for it on an
-        epoch's last step) or a callback reads each step's gradients
+        The steps are those the trainer would take one at a time: an
+        epoch's last step (the one that reaches the end of ``order``) leaves
+        its gradient in ``params.grad``; plain SGD (no momentum, weight decay
+        or penalty) moves the weights inside the matrix products and leaves
+        their part of ``params.grad`` unwritten at the other steps, unless a
+        callback reads each step's gradients
         (:attr:`deepff.callbacks.Callback.reads_gradients`).
 
-        A non-finite J leaves the weights and the optimizer's moments as they
-        were (the step stops before the update), as the numpy step does when
-        the trainer reports the divergence; with the trainer's
+        A step whose J is not finite leaves the weights and the optimizer's
+        moments as they were and ends the call (the step not counted, the
+        learning rate left at that step's), as the numpy step does when the
+        trainer reports the divergence; with the trainer's
         ``halt_on_divergence`` False the update takes place, as in numpy.
+
+        Parameters
+        ----------
+        order : ndarray of shape (n,) or deepff._order.LazyPermutation
+            The epoch's row order.
+        start : int
+            Where the first step's rows begin in ``order``.
+        count : int
+            At most :attr:`max_steps`.
+        lr_at : callable, optional
+            ``lr_at(k)``: the learning rate of step k (a schedule's),
+            set on the optimizer before its step begins.
+
+        Returns
+        -------
+        ndarray of shape (k, 3)
+            Each step's (J with the penalty, penalty, rows classified
+            correctly; 0 for a regression), k <= ``count``: fewer after a J
+            that is not finite, or before the first batch whose weights sum
+            to 0 under the ``"sample_mean"`` reduction. A view, valid until
+            the next call.
 
         Raises
         ------
         ZeroDivisionError
-            When the loss's reduction is ``"sample_mean"`` and the batch's
-            weights sum to 0 (the loss's own error).
+            When the loss's reduction is ``"sample_mean"`` and the first
+            batch's weights sum to 0 (the loss's own error).
         TypeError
             With a kernel compiled ahead of time, when an array it would
-            misread reaches it (the optimizer's step is not counted then).
+            misread reaches it (no step is counted then).
         """
+        bs, n = self._batch_size, order.shape[0]
+        count = min(count, -(-(n - start) // bs))
+        rows = np.asarray(order[start:start + count * bs])
         if self._weighted and self._sample_mean:
-            _losses.weight_total(self._w[idx])            # the loss's own error for a batch weighing 0
+            for k in range(count):
+                try:
+                    _losses.weight_total(self._w[rows[k * bs:(k + 1) * bs]])   # the loss's own error for a batch
+                except ZeroDivisionError:                                   # weighing 0: at its step
+                    if k == 0:
+                        raise
+                    count = k
+                    rows = rows[:count * bs]
+                    break
         opt, theta = self._opt, self._theta
-        t = opt.t
-        states, scalars, flags = opt.kernel_args(theta)   # counts the step, as opt.step does
-        self._hyper[:] = scalars + (0.0,) * (9 - len(scalars)) + flags + (False,) * (3 - len(flags))   # cast here
+        t, lrs, hypers = opt.t, [], self._hypers[:count]
+        for k in range(count):
+            if lr_at is not None:
+                opt.lr = lr_at(k)
+                lrs.append(opt.lr)
+            states, scalars, flags = opt.kernel_args(theta)   # counts the step, as opt.step does
+            hypers[k] = scalars + (0.0,) * (9 - len(scalars)) + flags + (False,) * (3 - len(flags))   # cast here
         states = states * 3 if len(states) == 1 else states
-        if self._unchecked:
+        if self._unchecked or rows.dtype != np.int64 or not rows.flags.c_contiguous:
             try:
-                idx = self._check(idx, states)
+                rows = self._check(rows, states)
             except TypeError:
                 opt.t = t                               # no step took place
                 raise
-        J = self._kernel(self._X, self._Y, self._w, self._weighted, idx, theta, self._grad, self._mask, self._dims,
-                         self._woff, self._boff, self._acts, self._out, self._scratch, self._lossargs,
-                         2 if self._fold and not keep_gradients else self._opt_code, *states, self._hyper)
-        if not math.isfinite(J) and self._lossargs[7]:
-            opt.t = t                                   # no update took place: the step does not count
-        self.penalty, self.hits = float(self._lossargs[5]), float(self._lossargs[6])
-        return float(J)
+        code = 2 if self._fold else self._opt_code
+        done = self._kernel(self._X, self._Y, self._w, self._weighted, rows, bs, theta, self._grad, self._mask,
+                            self._dims, self._woff, self._boff, self._acts, self._out, self._scratch, self._lossargs,
+                            code, self._opt_code if start + count * bs >= n else code, *states, hypers,
+                            self._results[:count])
+        if self._lossargs[7] and not math.isfinite(self._results[done - 1, 0]):   # that step's update not made
+            opt.t = t + done - 1
+            if lrs:
+                opt.lr = lrs[done - 1]
+        return self._results[:done]
 
     def _check(self, idx, states):
         """``idx`` as int64 in C order, once the arrays a kernel compiled ahead of time would misread are refused.
@@ -347,7 +404,7 @@ class FusedStep:
             fixed = () if self._state_ids else (
                 ("X", self._X, 2), ("Y", self._Y, 2), ("sample weights", self._w, 1), ("parameters", theta, 1),
                 ("gradient", self._grad, 1), ("mask", self._mask, 1), ("scratch", self._scratch, 1),
-                ("hyperparameters", self._hyper, 1))
+                ("hyperparameters", self._hypers, 2))
             for name, a, ndim in (*fixed, *(("optimizer state", s, 1) for s in states)):
                 if not (isinstance(a, np.ndarray) and a.dtype == theta.dtype and a.ndim == ndim
                         and a.flags.c_contiguous and a.flags.aligned):

@@ -22,13 +22,13 @@ another order than numpy's, so it agrees with numpy to float rounding.
 tests/test_kernels.py checks both claims.
 
 :func:`dense_step_kernel` goes further: a whole mini-batch step of a plain
-dense network (forward, loss, backward, update) in one compiled call, built
-from the kernels above (the optimizers' own update kernels among them, and
-:func:`_product`, its matrix products through numpy's BLAS), so all of them
-live in this one file: numba's cache of a compiled function is invalidated
-by changes to its own file only, and a callee elsewhere could change under
-a stale cached step. tests/test_dense_step.py
-checks it against the engine and against finite differences.
+dense network (forward, loss, backward, update) in one compiled call
+(:func:`dense_steps_kernel`: many in one call), built from the kernels above
+(the optimizers' update kernels among them, and :func:`_product`, its matrix
+products through numpy's BLAS), all in this one file: numba's cache of a
+compiled function is invalidated by changes to its own file only.
+tests/test_dense_step.py checks it against the engine and against finite
+differences; tests/test_compiled_runs.py, many steps a call against one.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from ._switch import SETTINGS, enabled, refresh, setting
 
 __all__ = [
     "enabled", "setting", "SETTINGS", "refresh", "compiled", "adam_kernel", "sgd_kernel", "softmax_kernels",
-    "dense_step_kernel", "step_function", "step_scratch_size", "STEP_HIDDEN", "STEP_OUTPUTS", "STEP_OPTIMIZERS",
-    "STEP_HYPER"]
+    "dense_step_kernel", "dense_steps_kernel", "step_function", "step_scratch_size", "STEP_HIDDEN",
+    "STEP_OUTPUTS", "STEP_OPTIMIZERS", "STEP_HYPER"]
 
 _CACHE = {}
 
@@ -193,7 +193,7 @@ zero-padded to 3."""
 # compiles the function that uses it, so dense_step_kernel() sets these first.
 _nb_shift_by_row_max = _nb_divide_by_row_sum = None
 _nb_adam_pass = _nb_adam = _nb_sgd = _nb_add_l2 = _nb_bias_act = _nb_act_backward = None
-_nb_gather_rows = _nb_output_loss = _nb_forward = _nb_product = None
+_nb_gather_rows = _nb_output_loss = _nb_forward = _nb_product = _nb_dense_step = None
 
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112     # CBLAS's enums
@@ -508,6 +508,20 @@ def _dense_step(blas, X, Y, W, weighted, idx, theta, grad, mask, dims, woff, bof
     return loss
 
 
+def _dense_steps(blas, X, Y, W, weighted, rows, bs, theta, grad, mask, dims, woff, boff, acts, out_code, scratch,
+                 lossargs, opt_code, last_code, s1, s2, s3, hypers, results):
+    # hypers.shape[0] steps of _dense_step in one call (see dense_steps_kernel); returns the steps run
+    n = rows.shape[0]
+    for k in range(hypers.shape[0]):
+        s = k * bs
+        J = _nb_dense_step(blas, X, Y, W, weighted, rows[s:min(s + bs, n)], theta, grad, mask, dims, woff, boff,
+                           acts, out_code, scratch, lossargs, last_code if s + bs >= n else opt_code, s1, s2, s3,
+                           hypers[k])
+        results[k, 0], results[k, 1], results[k, 2] = J, lossargs[5], lossargs[6]
+        if not np.isfinite(J) and lossargs[7] != 0:
+            return k + 1
+    return hypers.shape[0]
+
 def compiled(name, func):
     """``func`` compiled by numba (cached on disk, no GIL, numpy's error model), once per process.
 
@@ -639,17 +653,38 @@ def dense_step_kernel():
     return functools.partial(_CACHE["dense_step"], _blas.gemms())
 
 
-def step_function():
-    """The plain function of the whole step, with numba's versions of its callees in place (imports numba).
+def dense_steps_kernel():
+    """Return K of :func:`dense_step_kernel`'s steps in one compiled call (the same bits), or None without numba.
 
-    :func:`dense_step_kernel` compiles it just in time, :mod:`deepff._aot`
-    ahead of time; either way the callees it calls by global name must be
-    compiled first, which this does (once per process).
+    Returns
+    -------
+    callable or None
+        ``kernel(X, Y, W, weighted, rows, bs, theta, grad, mask, dims, woff, boff, acts, out_code, scratch,
+        lossargs, opt_code, last_code, s1, s2, s3, hypers, results) -> int``: step k < K = ``hypers.shape[0]``
+        runs :func:`dense_step_kernel`'s kernel on ``rows[k bs:(k + 1) bs]`` (int64) with ``hypers[k]`` and
+        ``opt_code`` (``last_code`` for the step that reaches the end of ``rows``), and writes (J, penalty,
+        rows classified correctly) into ``results[k]`` ((K, 3) float64). Returns the steps run: K, or fewer
+        after a J that is not finite when ``lossargs[7]`` says to stop (the trainer's use:
+        :meth:`deepff._fused_step.FusedStep.steps`).
+    """
+    if not enabled():
+        return None
+    step_function()
+    return functools.partial(_CACHE["dense_steps"], _blas.gemms())
+
+
+def step_function():
+    """The plain function of a run of whole steps, with numba's versions of its callees in place (imports numba).
+
+    :func:`dense_steps_kernel` compiles it just in time, :mod:`deepff._aot`
+    ahead of time; either way the callees it calls by global name (the
+    single step of :func:`dense_step_kernel` among them) must be compiled
+    first, which this does (once per process).
 
     Returns
     -------
     function
-        ``_dense_step(blas, X, Y, ...)``: :func:`dense_step_kernel`'s kernel
+        ``_dense_steps(blas, X, Y, ...)``: :func:`dense_steps_kernel`'s kernel
         with numpy's ``gemm`` addresses (:func:`deepff._blas.gemms`) first.
     """
     if "dense_step" not in _CACHE:
@@ -663,5 +698,6 @@ def step_function():
         callees = {"output_loss": _output_loss, "forward": _forward, "adam": _adam}   # they call the kernels set above
         for name, func in callees.items():
             globals()["_nb_" + name] = compiled(name, func)
-        compiled("dense_step", _dense_step)
-    return _dense_step
+        globals()["_nb_dense_step"] = compiled("dense_step", _dense_step)
+        compiled("dense_steps", _dense_steps)
+    return _dense_steps

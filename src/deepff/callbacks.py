@@ -96,9 +96,16 @@ class Callback:
         SGD's weights inside the matrix products without writing their
         gradient; it writes them for every step while a callback reads
         them, and for the last step of each epoch always.
+    between_steps : bool
+        Whether :meth:`on_batch_end` must run right after its step, before
+        the next one (True, the default: it sees the model as that step
+        left it, and may stop the run there). False (a progress bar) lets
+        the compiled step run up to a few thousand rows of steps in one call
+        and then calls it once for each of them, in order.
     """
 
     reads_gradients = None
+    between_steps = True
 
     def on_train_begin(self, trainer):
         """Called once before the first epoch.

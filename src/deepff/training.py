@@ -423,33 +423,46 @@ class Trainer:
                 return
 
     def _run_epoch(self, batch, epoch, snapshot):
-        """The steps of one epoch from position ``self._pos`` of ``self._order`` (or until Ctrl-C)."""
-        n, bs, order = batch.X.shape[0], batch.size, self._order
+        """The steps of one epoch from ``self._pos`` of ``self._order`` (or until Ctrl-C): compiled ones many a
+        call where nothing needs Python between them (Callback.between_steps, max-norm), to the same bits."""
+        n, bs, order, fused = batch.X.shape[0], batch.size, self._order, batch.fused
         loss_sum, correct, seen, penalty_sum = self._partial
         flush = FlushDenormals()
-        for start in range(self._pos, n, bs):
-            idx = order[start:start + bs]
-            m = idx.shape[0]                     # rows of the (global) batch
-            with flush:                          # denormals read as 0 during the step (see _fpenv)
-                if self.schedule is not None:
-                    self.optimizer.lr = self.schedule.lr(self.base_lr, self.step, epoch)
-                if batch.fused is not None:      # the same step in one compiled call (deepff._fused_step)
-                    J = batch.fused(idx, start + bs >= n)   # an epoch's last step leaves its gradient
-                    if not math.isfinite(J) and self.halt_on_divergence:
-                        self._diverged(J, epoch, snapshot)
-                    P, hits = batch.fused.penalty, batch.fused.hits
+        each_step = fused is None or batch.max_norm or any(
+            getattr(getattr(cb, "on_batch_end", None), "__func__", None) is not Callback.on_batch_end
+            and getattr(cb, "between_steps", True) for cb in self.callbacks)
+        start = self._pos
+        while start < n:
+            lr_at = None if self.schedule is None else (
+                lambda k, first=self.step: self.schedule.lr(self.base_lr, first + k, epoch))   # of step first + k
+            with flush:                          # denormals read as 0 during the steps (see _fpenv)
+                if fused is None:
+                    if lr_at is not None:
+                        self.optimizer.lr = lr_at(0)
+                    idx = order[start:start + bs]
+                    results = [self._step(batch, idx, order[start + bs:start + 2 * bs], idx.shape[0], epoch,
+                                          snapshot)]
                 else:
-                    J, P, hits = self._step(batch, idx, order[start + bs:start + 2 * bs], m, epoch, snapshot)
-                if batch.max_norm:
+                    results = fused.steps(order, start, 1 if each_step or self._flag.requested else fused.max_steps,
+                                          lr_at).tolist()
+                if batch.max_norm:               # (one step)
+                    if not math.isfinite(results[0][0]) and self.halt_on_divergence:
+                        self._diverged(results[0][0], epoch, snapshot)
                     apply_max_norm(self.network.layers)
-            self.step += 1
-            loss_sum += J * m
-            penalty_sum += P * m
-            seen += m
-            correct += hits
-            self._pos, self._partial = start + m, [loss_sum, correct, seen, penalty_sum]
-            for cb in self.callbacks:
-                cb.on_batch_end(self, self.step, m, J)
+            for J, P, hits in results:
+                m = min(bs, n - start)           # rows of the (global) batch
+                if not math.isfinite(J) and self.halt_on_divergence:
+                    with flush:
+                        self._diverged(J, epoch, snapshot)
+                self.step += 1
+                loss_sum += J * m
+                penalty_sum += P * m
+                seen += m
+                correct += hits
+                start += m
+                self._pos, self._partial = start, [loss_sum, correct, seen, penalty_sum]
+                for cb in self.callbacks:
+                    cb.on_batch_end(self, self.step, m, J)
             if self._flag.requested:
                 break
 

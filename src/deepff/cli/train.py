@@ -55,7 +55,8 @@ OUTPUT_ACTIVATION = {"neg_log_likelihood": "softmax", "binary_cross_entropy": "s
 class _Reporter(Callback):
     """Progress bar (terminals only) and one line per epoch, unless quiet."""
 
-    reads_gradients = False      # its on_batch_end only moves the bar
+    reads_gradients = False      # its on_batch_end only moves the bar,
+    between_steps = False        # after a run of compiled steps as well as after each
 
     def __init__(self, quiet, n_samples, epochs):
         self.quiet = quiet
