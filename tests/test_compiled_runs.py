@@ -244,3 +244,14 @@ def test_the_commands_progress_bar_lets_the_steps_run_many_a_call(calls, tmp_pat
                      "--output", str(tmp_path / "m.npz")]) == 0
     capsys.readouterr()
     assert 0 < calls["calls"] < calls["steps"]
+
+
+def test_a_lazy_row_order_gives_the_same_runs(calls, monkeypatch):
+    """Past deepff._order.LAZY_ROWS rows the epoch's order is computed slice by slice; runs slice it too."""
+    from deepff import _order
+
+    monkeypatch.setattr(_order, "LAZY_ROWS", 100)
+    monkeypatch.setattr(_fused_step, "ROWS_PER_CALL", 48)
+    one, many = _fit(True, "adam"), _fit(False, "adam")
+    _same(many, one)
+    assert calls["calls"] == 45 + 3 * 5                 # 15 steps an epoch: one a call, then three a call
