@@ -139,12 +139,20 @@ def test_a_module_built_from_other_source_or_for_another_cpu_or_numba_is_not_tak
 
 def test_a_module_that_fails_its_check_is_refused(built, tmp_path, monkeypatch):
     """The build runs the new module in a fresh process against numba's step before installing it."""
-    from deepff import _aot
+    from deepff import _aot, _kernels
     from deepff.errors import KernelBuildError
 
     folder, _ = built
     (module,) = folder.iterdir()
     _aot._same_as_numbas(module)                            # the module the fixture built passes
+    with monkeypatch.context() as m:                        # and passes with the kernels switched off,
+        m.setenv("DEEPFF_NUMBA", "0")                       # as `DEEPFF_NUMBA=0 deepff kernels --build` checks it
+        _kernels.refresh()
+        try:
+            _aot._same_as_numbas(module)
+        finally:
+            m.undo()
+            _kernels.refresh()
     damaged = tmp_path / module.name
     damaged.write_bytes(b"\x7fELF not a module")
     with pytest.raises(KernelBuildError, match=r"failed its check in a new process \(ImportError: "):

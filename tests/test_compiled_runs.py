@@ -146,7 +146,7 @@ def test_a_callback_or_max_norm_brings_back_one_call_a_step(calls):
     assert (calls["calls"] - before["calls"], calls["steps"] - before["steps"]) == (2, 30)   # no hook overridden
 
 
-def test_a_divergence_inside_a_run_of_steps_stops_where_one_call_a_step_stops(calls):
+def test_a_divergence_inside_a_run_of_steps_stops_where_one_call_a_step_stops(calls, monkeypatch):
     """The step whose loss is not finite ends the call; the trainer reports it as at one call a step."""
     X, Y = _data()
     X[100:] = np.inf                              # finite rows first: the divergence comes mid-epoch
@@ -163,22 +163,33 @@ def test_a_divergence_inside_a_run_of_steps_stops_where_one_call_a_step_stops(ca
     assert "step 7" in msg1 and msg1 == msg2      # rows 96-111 hold the first of the huge rows
     assert np.array_equal(theta1, theta2) and np.array_equal(m1, m2) and np.isfinite(theta2).all()
     assert (t1, lr1, step1) == (t2, lr2, step2) == (6, lr1, 6)
+    net = _net()                                  # the numpy step stops at the same step, at the same rate
+    trainer = Trainer(net, optimizer={"name": "adam", "lr": 0.01}, schedule="cosine", epochs=2, batch_size=16,
+                      shuffle=False)
+    with monkeypatch.context() as m, pytest.raises(deepff.DivergenceError) as info:
+        m.setattr(_fused_step, "ENABLED", False)
+        trainer.fit(X, Y)
+    assert str(info.value) == msg1 and (trainer.optimizer.t, trainer.optimizer.lr, trainer.step) == (6, lr1, 6)
 
 
-def test_a_batch_of_zero_weight_inside_a_run_raises_at_its_step(calls):
+def test_a_batch_of_zero_weight_inside_a_run_raises_at_its_step(calls, monkeypatch):
     """Under the "sample_mean" reduction a batch weighing 0 is the loss's error, raised before that step."""
     X, Y = _data()
     w = np.ones(230)
     w[64:80] = 0                                  # the fifth batch of 16, in file order
     out = []
-    for each_step in (True, False):
+    for each_step, compiled in ((True, True), (False, True), (True, False)):
         net = _net(reduction="sample_mean")
-        trainer = Trainer(net, optimizer="adam", epochs=1, batch_size=16, shuffle=False,
+        trainer = Trainer(net, optimizer="adam", schedule="cosine", epochs=1, batch_size=16, shuffle=False,
                           callbacks=[_EachStep()] if each_step else [])
-        with pytest.raises(ZeroDivisionError, match="Weights sum to zero"):
+        with monkeypatch.context() as m, pytest.raises(ZeroDivisionError, match="Weights sum to zero"):
+            m.setattr(_fused_step, "ENABLED", compiled)
             trainer.fit(X, Y, w)
-        out.append((net.params.theta.copy(), trainer.optimizer.t, trainer.step))
-    assert np.array_equal(out[0][0], out[1][0]) and out[0][1:] == out[1][1:] == (4, 4)
+        out.append((net.params.theta.copy(), trainer.optimizer.t, trainer.step, trainer.optimizer.lr))
+    (theta1, *rest1), (theta2, *rest2), (theta3, *rest3) = out
+    assert np.array_equal(theta1, theta2) and np.allclose(theta1, theta3, rtol=1e-10, atol=1e-13)
+    assert rest1 == rest2 == rest3 and rest1[:2] == [4, 4]   # the numpy step's count and learning rate too
+    assert calls["steps"] == 8
 
 
 def test_a_run_stopped_between_calls_resumes_to_the_bit(calls, monkeypatch):
@@ -255,3 +266,41 @@ def test_a_lazy_row_order_gives_the_same_runs(calls, monkeypatch):
     one, many = _fit(True, "adam"), _fit(False, "adam")
     _same(many, one)
     assert calls["calls"] == 45 + 3 * 5                 # 15 steps an epoch: one a call, then three a call
+
+
+def test_a_real_ctrl_c_during_a_call_stops_the_run_after_it_and_it_resumes_to_the_bit(calls, monkeypatch):
+    """SIGINT arrives while the second call runs (Python's handler then runs when the call returns)."""
+    import os
+    import signal
+
+    monkeypatch.setattr(_fused_step, "ROWS_PER_CALL", 64)
+    X, Y = _data()
+    whole = _net()
+    Trainer(whole, optimizer="adam", epochs=2, batch_size=16).fit(X, Y)
+    real = _kernels.dense_steps_kernel()          # (the fixture's counting kernel)
+    sent = {"calls": 0}
+
+    def interrupted(*args):
+        sent["calls"] += 1
+        if sent["calls"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)   # the fit's handler sets its flag at the next bytecode
+        return real(*args)
+
+    monkeypatch.setattr(_kernels, "dense_steps_kernel", lambda: interrupted)
+    net = _net()
+    trainer = Trainer(net, optimizer="adam", epochs=2, batch_size=16)
+    trainer.fit(X, Y)
+    assert trainer.history.interrupted and trainer.step == 8 and trainer._pos == 128   # after the second call
+    trainer.stop_requested = False
+    trainer.fit(X, Y)
+    assert trainer.step == 30 and np.array_equal(net.params.theta, whole.params.theta)
+
+
+def test_a_callback_reading_gradients_keeps_one_step_a_call_even_if_it_need_not_run_between(calls):
+    class Reads(_Late):
+        reads_gradients = True
+
+    X, Y = _data()
+    cb = Reads()
+    Trainer(_net(), optimizer="sgd", epochs=1, batch_size=16, callbacks=[cb]).fit(X, Y)
+    assert calls["calls"] == calls["steps"] == 15 and len(cb.seen) == 15

@@ -326,7 +326,7 @@ class FusedStep:
         start : int
             Where the first step's rows begin in ``order``.
         count : int
-            At most :attr:`max_steps`.
+            At most this many (and at most :attr:`max_steps`).
         lr_at : callable, optional
             ``lr_at(k)``: the learning rate of step k (a schedule's),
             set on the optimizer before its step begins.
@@ -350,8 +350,11 @@ class FusedStep:
             misread reaches it (no step is counted then).
         """
         bs, n = self._batch_size, order.shape[0]
-        count = min(count, -(-(n - start) // bs))
+        count = min(count, self.max_steps, -(-(n - start) // bs))
         rows = np.asarray(order[start:start + count * bs])
+        opt, theta = self._opt, self._theta
+        if lr_at is not None:
+            opt.lr = lr_at(0)                           # (the first step's, even when it raises below)
         if self._weighted and self._sample_mean:
             for k in range(count):
                 try:
@@ -362,7 +365,6 @@ class FusedStep:
                     count = k
                     rows = rows[:count * bs]
                     break
-        opt, theta = self._opt, self._theta
         t, lrs, hypers = opt.t, [], self._hypers[:count]
         for k in range(count):
             if lr_at is not None:
@@ -371,12 +373,16 @@ class FusedStep:
             states, scalars, flags = opt.kernel_args(theta)   # counts the step, as opt.step does
             hypers[k] = scalars + (0.0,) * (9 - len(scalars)) + flags + (False,) * (3 - len(flags))   # cast here
         states = states * 3 if len(states) == 1 else states
-        if self._unchecked or rows.dtype != np.int64 or not rows.flags.c_contiguous:
+        if self._unchecked:
             try:
                 rows = self._check(rows, states)
             except TypeError:
                 opt.t = t                               # no step took place
+                if lrs:
+                    opt.lr = lrs[0]
                 raise
+        elif rows.dtype != np.int64 or not rows.flags.c_contiguous:
+            rows = np.ascontiguousarray(rows, dtype=np.int64)
         code = 2 if self._fold else self._opt_code
         done = self._kernel(self._X, self._Y, self._w, self._weighted, rows, bs, theta, self._grad, self._mask,
                             self._dims, self._woff, self._boff, self._acts, self._out, self._scratch, self._lossargs,

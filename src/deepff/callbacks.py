@@ -101,7 +101,8 @@ class Callback:
         the next one (True, the default: it sees the model as that step
         left it, and may stop the run there). False (a progress bar) lets
         the compiled step run up to a few thousand rows of steps in one call
-        and then calls it once for each of them, in order.
+        and then calls it once for each of them, in order, unless
+        ``reads_gradients`` is True.
     """
 
     reads_gradients = None

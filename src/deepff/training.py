@@ -430,7 +430,8 @@ class Trainer:
         flush = FlushDenormals()
         each_step = fused is None or batch.max_norm or any(
             getattr(getattr(cb, "on_batch_end", None), "__func__", None) is not Callback.on_batch_end
-            and getattr(cb, "between_steps", True) for cb in self.callbacks)
+            and (getattr(cb, "between_steps", True) or getattr(cb, "reads_gradients", None))
+            for cb in self.callbacks)
         start = self._pos
         while start < n:
             lr_at = None if self.schedule is None else (
