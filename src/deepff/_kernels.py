@@ -189,8 +189,7 @@ STEP_HYPER = 12
 """Length of the whole step's ``hyper`` array: the optimizer kernel's scalars, zero-padded to 9, then its flags,
 zero-padded to 3."""
 
-# The compiled kernels that _dense_step calls. numba resolves a global name when it
-# compiles the function that uses it, so dense_step_kernel() sets these first.
+# The compiled kernels the step calls: numba resolves a global name when it compiles its user (step_function).
 _nb_shift_by_row_max = _nb_divide_by_row_sum = None
 _nb_adam_pass = _nb_adam = _nb_sgd = _nb_add_l2 = _nb_bias_act = _nb_act_backward = None
 _nb_gather_rows = _nb_output_loss = _nb_forward = _nb_product = _nb_dense_step = None
@@ -522,6 +521,7 @@ def _dense_steps(blas, X, Y, W, weighted, rows, bs, theta, grad, mask, dims, wof
             return k + 1
     return hypers.shape[0]
 
+
 def compiled(name, func):
     """``func`` compiled by numba (cached on disk, no GIL, numpy's error model), once per process.
 
@@ -661,11 +661,9 @@ def dense_steps_kernel():
     callable or None
         ``kernel(X, Y, W, weighted, rows, bs, theta, grad, mask, dims, woff, boff, acts, out_code, scratch,
         lossargs, opt_code, last_code, s1, s2, s3, hypers, results) -> int``: step k < K = ``hypers.shape[0]``
-        runs :func:`dense_step_kernel`'s kernel on ``rows[k bs:(k + 1) bs]`` (int64) with ``hypers[k]`` and
-        ``opt_code`` (``last_code`` for the step that reaches the end of ``rows``), and writes (J, penalty,
-        rows classified correctly) into ``results[k]`` ((K, 3) float64). Returns the steps run: K, or fewer
-        after a J that is not finite when ``lossargs[7]`` says to stop (the trainer's use:
-        :meth:`deepff._fused_step.FusedStep.steps`).
+        runs :func:`dense_step_kernel`'s kernel on ``rows[k bs:(k + 1) bs]`` (int64) with ``hypers[k]``,
+        ``opt_code`` (``last_code`` for the step reaching the end of ``rows``), into ``results[k]`` ((K, 3)
+        float64: J, penalty, rows right); returns K, or fewer after a J not finite when ``lossargs[7]`` says.
     """
     if not enabled():
         return None
@@ -676,10 +674,9 @@ def dense_steps_kernel():
 def step_function():
     """The plain function of a run of whole steps, with numba's versions of its callees in place (imports numba).
 
-    :func:`dense_steps_kernel` compiles it just in time, :mod:`deepff._aot`
-    ahead of time; either way the callees it calls by global name (the
-    single step of :func:`dense_step_kernel` among them) must be compiled
-    first, which this does (once per process).
+    :func:`dense_steps_kernel` compiles it just in time, :mod:`deepff._aot` ahead of time; either way
+    the callees it calls by global name (the single step of :func:`dense_step_kernel` among them) must
+    be compiled first, which this does (once per process).
 
     Returns
     -------
