@@ -121,6 +121,28 @@ def _counting_getter(getter, name, counts):
 
 
 @pytest.fixture
+def compiled_calls(monkeypatch):
+    """Count the compiled step's calls and the steps they ran (wrapping the real kernel, one or many a call).
+
+    ``{"calls": ..., "steps": ...}``: a test comparing the compiled step with
+    the numpy step uses it to prove which one ran, and how many steps a call.
+    """
+    from deepff import _kernels
+
+    kernel = _kernels.dense_steps_kernel()
+    count = {"calls": 0, "steps": 0}
+
+    def counted(*args):
+        done = kernel(*args)
+        count["calls"] += 1
+        count["steps"] += done
+        return done
+
+    monkeypatch.setattr(_kernels, "dense_steps_kernel", lambda: counted)
+    return count
+
+
+@pytest.fixture
 def kernels_on():
     """Run the test only with deepff's compiled kernels on (tests/_needs.py: fails in CI when numba is missing)."""
     from _needs import require_kernels

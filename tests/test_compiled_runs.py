@@ -38,22 +38,6 @@ class _EachStep(deepff.Callback):
         self.seen.append((step, batch_size, loss))
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    """Count the compiled calls and the steps they ran (wrapping the real kernel)."""
-    kernel = _kernels.dense_steps_kernel()
-    count = {"calls": 0, "steps": 0}
-
-    def counted(*args):
-        done = kernel(*args)
-        count["calls"] += 1
-        count["steps"] += done
-        return done
-
-    monkeypatch.setattr(_kernels, "dense_steps_kernel", lambda: counted)
-    return count
-
-
 def _data(n=230, k=3, dtype="float64", seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 7)).astype(dtype)
@@ -112,20 +96,21 @@ CASES = {
 
 @pytest.mark.parametrize("rows_per_call", [1, 48, 100, 4096])
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_many_steps_a_call_give_the_bits_of_one_a_call(case, rows_per_call, calls, monkeypatch):
+def test_many_steps_a_call_give_the_bits_of_one_a_call(case, rows_per_call, compiled_calls, monkeypatch):
     monkeypatch.setattr(_fused_step, "ROWS_PER_CALL", rows_per_call)
     one = _fit(True, **case)
-    steps, one_calls = calls["steps"], calls["calls"]
+    steps, one_calls = compiled_calls["steps"], compiled_calls["calls"]
     assert steps == one_calls == 3 * 15                  # 230 rows in 15 batches of 16 (the last of 6), 3 epochs
     many = _fit(False, **case)
     _same(many, one)
-    assert calls["steps"] - steps == steps
+    assert compiled_calls["steps"] - steps == steps
     per_call = max(1, rows_per_call // 16)               # the epoch's steps in runs of per_call (the last shorter)
     fits = case.get("fits", 1)
-    assert calls["calls"] - one_calls == 3 * -(-15 // per_call) if fits == 1 else calls["calls"] - one_calls >= 3
+    many_calls = compiled_calls["calls"] - one_calls
+    assert many_calls == 3 * -(-15 // per_call) if fits == 1 else many_calls >= 3
 
 
-def test_plain_sgd_leaves_the_epochs_last_gradient_in_a_run_of_steps(calls):
+def test_plain_sgd_leaves_the_epochs_last_gradient_in_a_run_of_steps(compiled_calls):
     """W's gradient is written at each epoch's last step only (moved inside the products before it)."""
     many = _fit(False, {"name": "sgd", "lr": 0.1})
     one = _fit(True, {"name": "sgd", "lr": 0.1})
@@ -133,20 +118,21 @@ def test_plain_sgd_leaves_the_epochs_last_gradient_in_a_run_of_steps(calls):
     _same(many, one)
 
 
-def test_a_callback_or_max_norm_brings_back_one_call_a_step(calls):
+def test_a_callback_or_max_norm_brings_back_one_call_a_step(compiled_calls):
     X, Y = _data()
     for callbacks, max_norm in (([_EachStep()], None), ([], 2.0)):
         net = FeedForward([Dense(16, "relu", max_norm=max_norm), Dense(3, "softmax")], loss="nll", n_features=7,
                           dtype="float64", seed=1)
-        before = dict(calls)
+        before = dict(compiled_calls)
         Trainer(net, optimizer="adam", epochs=2, batch_size=16, callbacks=callbacks).fit(X, Y)
-        assert calls["calls"] - before["calls"] == calls["steps"] - before["steps"] == 30
-    before = dict(calls)
+        assert compiled_calls["calls"] - before["calls"] == compiled_calls["steps"] - before["steps"] == 30
+    before = dict(compiled_calls)
     Trainer(_net(), optimizer="adam", epochs=2, batch_size=16, callbacks=[deepff.Callback()]).fit(X, Y)
-    assert (calls["calls"] - before["calls"], calls["steps"] - before["steps"]) == (2, 30)   # no hook overridden
+    ran = (compiled_calls["calls"] - before["calls"], compiled_calls["steps"] - before["steps"])
+    assert ran == (2, 30)                         # no hook overridden
 
 
-def test_a_divergence_inside_a_run_of_steps_stops_where_one_call_a_step_stops(calls, monkeypatch):
+def test_a_divergence_inside_a_run_of_steps_stops_where_one_call_a_step_stops(compiled_calls, monkeypatch):
     """The step whose loss is not finite ends the call; the trainer reports it as at one call a step."""
     X, Y = _data()
     X[100:] = np.inf                              # finite rows first: the divergence comes mid-epoch
@@ -172,7 +158,7 @@ def test_a_divergence_inside_a_run_of_steps_stops_where_one_call_a_step_stops(ca
     assert str(info.value) == msg1 and (trainer.optimizer.t, trainer.optimizer.lr, trainer.step) == (6, lr1, 6)
 
 
-def test_a_batch_of_zero_weight_inside_a_run_raises_at_its_step(calls, monkeypatch):
+def test_a_batch_of_zero_weight_inside_a_run_raises_at_its_step(compiled_calls, monkeypatch):
     """Under the "sample_mean" reduction a batch weighing 0 is the loss's error, raised before that step."""
     X, Y = _data()
     w = np.ones(230)
@@ -189,10 +175,10 @@ def test_a_batch_of_zero_weight_inside_a_run_raises_at_its_step(calls, monkeypat
     (theta1, *rest1), (theta2, *rest2), (theta3, *rest3) = out
     assert np.array_equal(theta1, theta2) and np.allclose(theta1, theta3, rtol=1e-10, atol=1e-13)
     assert rest1 == rest2 == rest3 and rest1[:2] == [4, 4]   # the numpy step's count and learning rate too
-    assert calls["steps"] == 8
+    assert compiled_calls["steps"] == 8
 
 
-def test_a_run_stopped_between_calls_resumes_to_the_bit(calls, monkeypatch):
+def test_a_run_stopped_between_calls_resumes_to_the_bit(compiled_calls, monkeypatch):
     """A stop requested during a call (Ctrl-C) takes effect after it; fitting again resumes at that row."""
     monkeypatch.setattr(_fused_step, "ROWS_PER_CALL", 64)
     X, Y = _data()
@@ -236,28 +222,28 @@ class _Late(_EachStep):
     between_steps = False
 
 
-def test_a_callback_that_need_not_run_between_steps_sees_each_step_after_the_run(calls):
+def test_a_callback_that_need_not_run_between_steps_sees_each_step_after_the_run(compiled_calls):
     X, Y = _data()
     seen = []
     for cb in (_EachStep(), _Late()):
-        before = dict(calls)
+        before = dict(compiled_calls)
         Trainer(_net(), optimizer="adam", epochs=3, batch_size=16, callbacks=[cb]).fit(X, Y)
-        seen.append((cb.seen, calls["calls"] - before["calls"], calls["steps"] - before["steps"]))
+        seen.append((cb.seen, compiled_calls["calls"] - before["calls"], compiled_calls["steps"] - before["steps"]))
     (each, each_calls, each_steps), (late, late_calls, late_steps) = seen
     assert late == each and [s[0] for s in late] == list(range(1, 46))   # (step, rows, loss) of every step
     assert (each_calls, each_steps, late_calls, late_steps) == (45, 45, 3, 45)
 
 
-def test_the_commands_progress_bar_lets_the_steps_run_many_a_call(calls, tmp_path, capsys):
+def test_the_commands_progress_bar_lets_the_steps_run_many_a_call(compiled_calls, tmp_path, capsys):
     from deepff import cli
 
     assert cli.main(["train", "--epochs", "2", "--hidden", "8", "--quiet", "--seed", "0",
                      "--output", str(tmp_path / "m.npz")]) == 0
     capsys.readouterr()
-    assert 0 < calls["calls"] < calls["steps"]
+    assert 0 < compiled_calls["calls"] < compiled_calls["steps"]
 
 
-def test_a_lazy_row_order_gives_the_same_runs(calls, monkeypatch):
+def test_a_lazy_row_order_gives_the_same_runs(compiled_calls, monkeypatch):
     """Past deepff._order.LAZY_ROWS rows the epoch's order is computed slice by slice; runs slice it too."""
     from deepff import _order
 
@@ -265,10 +251,10 @@ def test_a_lazy_row_order_gives_the_same_runs(calls, monkeypatch):
     monkeypatch.setattr(_fused_step, "ROWS_PER_CALL", 48)
     one, many = _fit(True, "adam"), _fit(False, "adam")
     _same(many, one)
-    assert calls["calls"] == 45 + 3 * 5                 # 15 steps an epoch: one a call, then three a call
+    assert compiled_calls["calls"] == 45 + 3 * 5                 # 15 steps an epoch: one a call, then three a call
 
 
-def test_a_real_ctrl_c_during_a_call_stops_the_run_after_it_and_it_resumes_to_the_bit(calls, monkeypatch):
+def test_a_real_ctrl_c_during_a_call_stops_the_run_after_it_and_it_resumes_to_the_bit(compiled_calls, monkeypatch):
     """SIGINT arrives while the second call runs (Python's handler then runs when the call returns)."""
     import os
     import signal
@@ -296,11 +282,11 @@ def test_a_real_ctrl_c_during_a_call_stops_the_run_after_it_and_it_resumes_to_th
     assert trainer.step == 30 and np.array_equal(net.params.theta, whole.params.theta)
 
 
-def test_a_callback_reading_gradients_keeps_one_step_a_call_even_if_it_need_not_run_between(calls):
+def test_a_callback_reading_gradients_keeps_one_step_a_call_even_if_it_need_not_run_between(compiled_calls):
     class Reads(_Late):
         reads_gradients = True
 
     X, Y = _data()
     cb = Reads()
     Trainer(_net(), optimizer="sgd", epochs=1, batch_size=16, callbacks=[cb]).fit(X, Y)
-    assert calls["calls"] == calls["steps"] == 15 and len(cb.seen) == 15
+    assert compiled_calls["calls"] == compiled_calls["steps"] == 15 and len(cb.seen) == 15

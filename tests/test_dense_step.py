@@ -27,22 +27,6 @@ from deepff.training import Trainer
 require_kernels()
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    """Count the compiled steps taken (wrapping the real kernel, which runs one or several a call)."""
-    kernel = _kernels.dense_steps_kernel()
-    count = {"n": 0, "calls": 0}
-
-    def counted(*args):
-        done = kernel(*args)
-        count["n"] += done
-        count["calls"] += 1
-        return done
-
-    monkeypatch.setattr(_kernels, "dense_steps_kernel", lambda: counted)
-    return count
-
-
 def _data(task, n=230, dtype=np.float64):
     if task == "regression":
         X, y = make_regression(n_samples=n, n_features=7, n_targets=1, noise=3.0, random_state=1)
@@ -95,15 +79,15 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_compiled_step_agrees_with_the_engine(case, calls, monkeypatch):
+def test_compiled_step_agrees_with_the_engine(case, compiled_calls, monkeypatch):
     task, params = case
     X, y = _data(task)
     cls = dsk.MLPRegressor if task in ("regression", "multi-output") else dsk.MLPClassifier
     params = {"hidden_layer_sizes": (16,), "max_iter": 12, "random_state": 0, **params}
     fast = _fit(cls, X, y, False, monkeypatch, **params)
-    n_fast = calls["n"]
+    n_fast = compiled_calls["steps"]
     slow = _fit(cls, X, y, True, monkeypatch, **params)
-    assert n_fast > 0 and calls["n"] == n_fast        # the first fit used the compiled step, the second did not
+    assert n_fast > 0 and compiled_calls["steps"] == n_fast   # the first fit used the compiled step, the second not
     assert fast.n_iter_ == slow.n_iter_ and fast.t_ == slow.t_
     for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_, strict=True):
         assert_allclose(a, b, rtol=1e-9, atol=1e-12)
@@ -113,35 +97,35 @@ def test_compiled_step_agrees_with_the_engine(case, calls, monkeypatch):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_sample_weights_and_float32(weighted, calls, monkeypatch):
+def test_sample_weights_and_float32(weighted, compiled_calls, monkeypatch):
     X, y = _data("classification", dtype=np.float32)
     w = np.random.default_rng(0).uniform(0.2, 3.0, len(y)) if weighted else None
     params = {"hidden_layer_sizes": (16,), "max_iter": 8, "random_state": 0, "alpha": 1e-3}
     fast = _fit(dsk.MLPClassifier, X, y, False, monkeypatch, sample_weight=w, **params)
-    n_fast = calls["n"]
+    n_fast = compiled_calls["steps"]
     slow = _fit(dsk.MLPClassifier, X, y, True, monkeypatch, sample_weight=w, **params)
-    assert n_fast > 0 and calls["n"] == n_fast        # the first fit used the compiled step, the second did not
+    assert n_fast > 0 and compiled_calls["steps"] == n_fast   # the first fit used the compiled step, the second not
     assert fast.coefs_[0].dtype == np.float32
     for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_, strict=True):
         assert_allclose(a, b, rtol=2e-4, atol=1e-5)
     assert_allclose(fast.loss_curve_, slow.loss_curve_, rtol=1e-5)
 
 
-def test_weights_change_the_compiled_fit(calls, monkeypatch):
+def test_weights_change_the_compiled_fit(compiled_calls, monkeypatch):
     """The kernel reads the weights: weighting one class changes the fit; doubling all does not (alpha 0)."""
     X, y = _data("classification")
     params = {"hidden_layer_sizes": (16,), "max_iter": 5, "random_state": 0, "alpha": 0.0}
     fits = []
     for w in (None, np.full(len(y), 2.0), np.where(y == 3, 5.0, 1.0)):
-        before = calls["n"]
+        before = compiled_calls["steps"]
         fits.append(_fit(dsk.MLPClassifier, X, y, False, monkeypatch, sample_weight=w, **params))
-        assert calls["n"] > before                     # each fit took the compiled step
+        assert compiled_calls["steps"] > before                     # each fit took the compiled step
     plain, doubled, skewed = fits
     assert_allclose(doubled.coefs_[0], plain.coefs_[0], rtol=1e-12, atol=1e-15)
     assert not np.allclose(skewed.coefs_[0], plain.coefs_[0])
 
 
-def test_a_batch_of_zero_weight_is_the_engines_error(calls, monkeypatch):
+def test_a_batch_of_zero_weight_is_the_engines_error(compiled_calls, monkeypatch):
     """Not a silent NaN fit reported as "non-finite parameter weights": the engine's ZeroDivisionError."""
     X, y = _data("classification", n=60)
     w = np.ones(len(y))
@@ -150,7 +134,7 @@ def test_a_batch_of_zero_weight_is_the_engines_error(calls, monkeypatch):
         with pytest.raises(ZeroDivisionError, match="Weights sum to zero"):
             _fit(dsk.MLPClassifier, X, y, engine, monkeypatch, sample_weight=w, batch_size=10, shuffle=False,
                  hidden_layer_sizes=(4,), max_iter=2)
-    assert calls["n"] == 0     # the check runs before the kernel
+    assert compiled_calls["steps"] == 0     # the check runs before the kernel
 
 
 def test_kernel_refuses_a_scratch_buffer_too_small():
@@ -160,7 +144,7 @@ def test_kernel_refuses_a_scratch_buffer_too_small():
         _run(_kernels.dense_step_kernel(), a, a["theta"])
 
 
-def test_partial_fit_and_warm_start_use_it(calls, monkeypatch):
+def test_partial_fit_and_warm_start_use_it(compiled_calls, monkeypatch):
     X, y = _data("classification")
     params = {"hidden_layer_sizes": (16,), "random_state": 0}
     ests = []
@@ -173,7 +157,7 @@ def test_partial_fit_and_warm_start_use_it(calls, monkeypatch):
                 est.partial_fit(X[start:start + 50], y[start:start + 50], classes=np.arange(10))
             ests.append(est)
     fast, slow = ests
-    assert calls["n"] > 0
+    assert compiled_calls["steps"] > 0
     for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_, strict=True):
         assert_allclose(a, b, rtol=1e-10, atol=1e-13)
 
@@ -189,20 +173,20 @@ OTHER_PATHS = {
 
 
 @pytest.mark.parametrize("params", OTHER_PATHS.values(), ids=OTHER_PATHS.keys())
-def test_what_it_does_not_cover_takes_the_engine(params, calls, monkeypatch):
+def test_what_it_does_not_cover_takes_the_engine(params, compiled_calls, monkeypatch):
     X, y = _data("classification", n=120)
     _fit(dsk.MLPClassifier, X, y, False, monkeypatch, **{"hidden_layer_sizes": (8,), "max_iter": 2,
                                                          "random_state": 0, **params})
-    assert calls["n"] == 0
+    assert compiled_calls["steps"] == 0
 
 
-def test_poisson_and_sparse_take_the_engine(calls, monkeypatch):
+def test_poisson_and_sparse_take_the_engine(compiled_calls, monkeypatch):
     X, y = _data("regression", n=120)
     _fit(dsk.MLPRegressor, X, np.exp(y), False, monkeypatch, loss="poisson", max_iter=2, random_state=0)
     _fit(dsk.MLPRegressor, sp.csr_matrix(X), y, False, monkeypatch, max_iter=2, random_state=0)
-    assert calls["n"] == 0
+    assert compiled_calls["steps"] == 0
     _fit(dsk.MLPRegressor, X, y, False, monkeypatch, max_iter=2, random_state=0)
-    assert calls["n"] > 0
+    assert compiled_calls["steps"] > 0
 
 
 # ----------------------------------------------------------------------------
@@ -411,13 +395,13 @@ PENALTIES = {"none": None, "l2": Penalty(l2=0.01), "l2-per-sample": Penalty(l2=0
 @pytest.mark.parametrize("penalty", PENALTIES.values(), ids=PENALTIES.keys())
 @pytest.mark.parametrize("optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
 @pytest.mark.parametrize("pair", PAIRS.values(), ids=PAIRS.keys())
-def test_trainer_takes_the_compiled_step_and_agrees_with_numpy(pair, optimizer, penalty, calls, monkeypatch):
+def test_trainer_takes_the_compiled_step_and_agrees_with_numpy(pair, optimizer, penalty, compiled_calls, monkeypatch):
     for weighted, reduction in ((False, "mean"), (True, "mean"), (True, "sample_mean")):
         slow = _trainer_fit(False, *pair, optimizer, penalty, weighted, reduction=reduction, monkeypatch=monkeypatch)
-        assert calls["n"] == 0
+        assert compiled_calls["steps"] == 0
         fast = _trainer_fit(True, *pair, optimizer, penalty, weighted, reduction=reduction, monkeypatch=monkeypatch)
-        assert calls["n"] == 30                        # 3 epochs of 10 batches, every one compiled
-        calls["n"] = 0
+        assert compiled_calls["steps"] == 30                        # 3 epochs of 10 batches, every one compiled
+        compiled_calls["steps"] = 0
         assert_allclose(fast[0], slow[0], rtol=1e-11, atol=1e-13)
         for a, b in zip(fast[1].records, slow[1].records, strict=True):
             for key in ("loss", "accuracy", "penalty"):
@@ -450,37 +434,37 @@ def _plain_sgd_fit(fused, callbacks, monkeypatch):
     return net
 
 
-def test_a_callback_reading_gradients_sees_every_steps_even_with_plain_sgd(calls, monkeypatch):
+def test_a_callback_reading_gradients_sees_every_steps_even_with_plain_sgd(compiled_calls, monkeypatch):
     """Plain SGD may move W inside the products, but not while a callback reads layer.dW."""
     fast, slow = _GradientNorms(), _GradientNorms()
     _plain_sgd_fit(True, [fast], monkeypatch)
-    assert calls["n"] == 14
+    assert compiled_calls["steps"] == 14
     _plain_sgd_fit(False, [slow], monkeypatch)
     assert np.isfinite(fast.norms).all()
     assert_allclose(fast.norms, slow.norms, rtol=1e-10)
 
 
-def test_plain_sgd_leaves_each_epochs_last_gradient(calls, monkeypatch):
+def test_plain_sgd_leaves_each_epochs_last_gradient(compiled_calls, monkeypatch):
     """Without such a callback, W's gradient is written on each epoch's last step only (as the numpy step leaves it)."""
     quiet = _GradientNorms(reads=False)                  # says it does not read them: W moves inside the products
     fast = _plain_sgd_fit(True, [quiet], monkeypatch)
     slow = _plain_sgd_fit(False, [], monkeypatch)
-    assert calls["n"] == 14
+    assert compiled_calls["steps"] == 14
     # 7 steps an epoch (200 rows, batch 32): W's gradient is NaN until the first epoch's last step writes it
     assert [bool(np.isfinite(n).all()) for n in quiet.norms] == [False] * 6 + [True] * 8
     assert_allclose(fast.params.grad, slow.params.grad, rtol=1e-10, atol=1e-14)
     assert_allclose(fast.params.theta, slow.params.theta, rtol=1e-11, atol=1e-13)
 
 
-def test_trainer_float32_compiled_step(calls, monkeypatch):
+def test_trainer_float32_compiled_step(compiled_calls, monkeypatch):
     fast = _trainer_fit(True, "softmax", "nll", "adam", None, False, dtype="float32", monkeypatch=monkeypatch)
     slow = _trainer_fit(False, "softmax", "nll", "adam", None, False, dtype="float32", monkeypatch=monkeypatch)
-    assert calls["n"] == 30 and fast[0].dtype == np.float32
+    assert compiled_calls["steps"] == 30 and fast[0].dtype == np.float32
     assert_allclose(fast[0], slow[0], rtol=1e-4, atol=1e-5)
     assert_allclose([r["loss"] for r in fast[1].records], [r["loss"] for r in slow[1].records], rtol=1e-5)
 
 
-def test_network_fit_takes_it_and_what_it_does_not_cover_takes_numpy(calls, monkeypatch):
+def test_network_fit_takes_it_and_what_it_does_not_cover_takes_numpy(compiled_calls, monkeypatch):
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(200, 5)), rng.integers(0, 3, 200)
 
@@ -489,15 +473,15 @@ def test_network_fit_takes_it_and_what_it_does_not_cover_takes_numpy(calls, monk
         net.fit(X, y, epochs=kwargs.pop("epochs", 1), batch_size=50, **kwargs)
 
     fit(epochs=2)
-    assert calls["n"] == 8                             # 2 epochs of 4 batches
-    calls["n"] = 0
+    assert compiled_calls["steps"] == 8                             # 2 epochs of 4 batches
+    compiled_calls["steps"] = 0
     for change in ({"hidden": "tanh"}, {"dropout": 0.2}, {"optimizer": "rmsprop"}, {"clip_norm": 1.0},
                    {"regularization": {"l1": 0.01}}):
         fit(**change)
-    assert calls["n"] == 0
+    assert compiled_calls["steps"] == 0
 
 
-def test_a_non_finite_loss_leaves_the_weights_and_the_optimizer_as_they_were(calls, monkeypatch):
+def test_a_non_finite_loss_leaves_the_weights_and_the_optimizer_as_they_were(compiled_calls, monkeypatch):
     """The compiled step stops before the update, so the trainer reports the divergence as the numpy step does."""
     X = np.full((64, 3), 1e200)
     Y = np.eye(2)[np.arange(64) % 2]
@@ -507,5 +491,5 @@ def test_a_non_finite_loss_leaves_the_weights_and_the_optimizer_as_they_were(cal
     trainer = Trainer(net, optimizer="adam", epochs=1, batch_size=32)
     with pytest.raises(deepff.DivergenceError, match="the last \\(finite\\) weights were kept"):
         trainer.fit(X, Y)
-    assert calls["n"] == 1
+    assert compiled_calls["steps"] == 1
     assert np.array_equal(net.params.theta, before) and trainer.optimizer.t == 0
