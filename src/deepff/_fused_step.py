@@ -42,7 +42,7 @@ from .callbacks import Callback
 from .layers import Dense
 
 __all__ = ["ENABLED", "ROWS_PER_CALL", "FLOPS_PER_CALL", "LOAD_AFTER_S", "takes", "plan", "kernels_for",
-           "numpy_seconds", "FusedStep"]
+           "numpy_seconds", "between_steps", "FusedStep"]
 
 ENABLED = True
 """Whether :func:`plan` may choose the compiled step (False: always the numpy step)."""
@@ -232,15 +232,36 @@ def plan(trainer, X, Y, w, batch_size):
     return FusedStep(trainer, X, Y, w, batch_size, kernel, unchecked)
 
 
+def _batch_hook(cb):
+    """Whether ``cb`` has its own on_batch_end (its class's or its own attribute; any for a duck-typed one)."""
+    return getattr(getattr(cb, "on_batch_end", None), "__func__", None) is not Callback.on_batch_end
+
+
 def _gradients_read(callbacks):
-    """Whether a callback reads each step's gradients (says so, or overrides on_batch_end without saying)."""
+    """Whether a callback reads each step's gradients (says so, or has its own on_batch_end without saying)."""
     for cb in callbacks:
         reads = getattr(cb, "reads_gradients", None)
-        if reads is None:
-            reads = getattr(type(cb), "on_batch_end", None) is not Callback.on_batch_end
-        if reads:
+        if reads if reads is not None else _batch_hook(cb):
             return True
     return False
+
+
+def between_steps(callbacks):
+    """Whether a callback's on_batch_end must run right after each step (:attr:`Callback.between_steps`).
+
+    Then the trainer takes one compiled step a call. A hook that reads the
+    step's gradients (``reads_gradients`` True) must, whatever it says.
+
+    Parameters
+    ----------
+    callbacks : list of Callback
+
+    Returns
+    -------
+    bool
+    """
+    return any(_batch_hook(cb) and (getattr(cb, "between_steps", True) or getattr(cb, "reads_gradients", None))
+               for cb in callbacks)
 
 
 class FusedStep:

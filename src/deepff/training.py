@@ -428,10 +428,7 @@ class Trainer:
         n, bs, order, fused = batch.X.shape[0], batch.size, self._order, batch.fused
         loss_sum, correct, seen, penalty_sum = self._partial
         flush = FlushDenormals()
-        each_step = fused is None or batch.max_norm or any(
-            getattr(getattr(cb, "on_batch_end", None), "__func__", None) is not Callback.on_batch_end
-            and (getattr(cb, "between_steps", True) or getattr(cb, "reads_gradients", None))
-            for cb in self.callbacks)
+        each_step = fused is None or batch.max_norm or _fused_step.between_steps(self.callbacks)
         start = self._pos
         while start < n:
             lr_at = None if self.schedule is None else (
