@@ -329,3 +329,25 @@ def test_two_core_experiment_takes_the_engines_steps(monkeypatch):
         assert loss <= 1e-9, (label, loss)              # with the engine's loss (odd widths, a short last batch)
         # a call a step: the pauses between calls sent the follower to sleep, and each call woke it
         assert (sleeps >= 3) if label.endswith("a call a step") else sleeps == 0, (label, sleeps)
+
+
+def test_gather_benchmark_times_the_engines_gather_and_a_plain_copy(monkeypatch):
+    """benchmarks/gather.py runs the engine's compiled gather itself, and it copies the batch's rows."""
+    from _needs import require_kernels
+
+    require_kernels()
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import inspect
+
+    import gather
+
+    from deepff import _kernels
+
+    rows = gather.main(["--quick"])
+    assert [r["batch"] for r in rows] == [32, 128]
+    for r in rows:
+        assert r["rows right"], r
+        times = [r[k] for k in ("engine us", "plain copy us", "from cache us", "plain copy from cache us")]
+        assert all(0 < t < 1e5 for t in times), r
+    # the loop it times is the engine's: it calls the very kernel the step calls
+    assert inspect.getclosurevars(gather.loops()["engine"].py_func).nonlocals["gather"] is _kernels._nb_gather_rows

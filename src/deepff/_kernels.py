@@ -5,27 +5,23 @@ The numpy code elsewhere is the readable reference: Adam's update in
 reduces along a short last axis, which numpy does slowly. This module does
 the same arithmetic in ONE loop each, which matters when the matrix products
 are small. It is used only when numba can be imported (``pip install
-"deepff[fast]"``) and the environment variable ``DEEPFF_NUMBA`` is not ``0``
-(:mod:`deepff._switch`, whose names this module offers too).
-(:mod:`deepff._piece_kernels` holds the numpy step's other kernels, those
-the whole step below does not call: ReLU's bias and activation, the
-activation derivatives, the loss sum.)
+"deepff[fast]"``) and ``DEEPFF_NUMBA`` is not ``0`` (:mod:`deepff._switch`,
+whose names this module offers too). :mod:`deepff._piece_kernels` holds the
+numpy step's other kernels (ReLU's bias and activation, the derivatives, the loss sum).
 
-The optimizer kernels perform the numpy path's operations in the
-same order and in the parameters' dtype, so their results are the same bits
-(LLVM does not contract a * b + c into a fused multiply-add unless told to).
-One operation is formed otherwise to the same bits: in float32, Adam's
-sqrt(v) / sqrt(bc2) as a float64 product by the reciprocal (``_adam`` says why).
-Softmax compiles only its row passes (maximum and shift; sum, then
-division) and leaves ``exp`` to numpy's vector code; its row sums run in
+The optimizer kernels perform the numpy path's operations in the same order
+and in the parameters' dtype, so their results are the same bits (LLVM does
+not contract a * b + c into a fused multiply-add unless told to). One is
+formed otherwise to the same bits: in float32, Adam's sqrt(v) / sqrt(bc2) as a
+float64 product by the reciprocal (``_adam`` says why). Softmax compiles only
+its row passes and leaves ``exp`` to numpy's vector code; its row sums run in
 another order than numpy's, so it agrees with numpy to float rounding.
 tests/test_kernels.py checks both claims.
 
 :func:`dense_step_kernel` goes further: a whole mini-batch step of a plain
 dense network (forward, loss, backward, update) in one compiled call
 (:func:`dense_steps_kernel`: many in one call), built from the kernels above
-(the optimizers' update kernels among them, and :func:`_product`, its matrix
-products through numpy's BLAS), all in this one file: numba's cache of a
+and :func:`_product` (numpy's BLAS), all in this one file: numba's cache of a
 compiled function is invalidated by changes to its own file only.
 tests/test_dense_step.py checks it against the engine and against finite
 differences; tests/test_compiled_runs.py, many steps a call against one.
@@ -186,6 +182,8 @@ STEP_OPTIMIZERS = {"adam": 0, "sgd": 1, "sgd, plain update inside the products":
 With code 2 a plain SGD step (no momentum, weight decay or penalty) moves W inside its weight-gradient
 product and leaves W's gradient unwritten; other SGD settings run as code 1."""
 STEP_HYPER = 12
+GATHER_AHEAD = 8
+"""Rows the step's gather asks memory for ahead of the row it copies (``benchmarks/gather.py``: 4 to 16 do alike)."""
 """Length of the whole step's ``hyper`` array: the optimizer kernel's scalars, zero-padded to 9, then its flags,
 zero-padded to 3."""
 
@@ -196,16 +194,16 @@ _nb_gather_rows = _nb_output_loss = _nb_forward = _nb_product = _nb_dense_step =
 
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112     # CBLAS's enums
-_call_gemm = None   # set by _compile_caller(): numba resolves it when it compiles _product()
+_call_gemm = _prefetch = None   # set by _compile_caller(): numba resolves them when it compiles their users
 
 
 def _compile_caller():
-    """Define the numba intrinsic that calls a ``cblas_?gemm`` at a run-time address (imports numba)."""
-    global _call_gemm
+    """Define the numba intrinsics: a call of ``cblas_?gemm`` at a run-time address, a prefetch (imports numba)."""
+    global _call_gemm, _prefetch
     if _call_gemm is not None:
         return
     from llvmlite import ir
-    from numba.core import types
+    from numba.core import cgutils, types
     from numba.extending import intrinsic
 
     @intrinsic
@@ -218,7 +216,20 @@ def _compile_caller():
             return context.get_dummy_value()
         return types.void(address, order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), codegen
 
-    _call_gemm = call_gemm
+    @intrinsic
+    def prefetch(typingctx, a, i, j):
+        # ask memory for a[i, j]'s cache line (LLVM's read, locality 2 of 3: not L1, data), not waiting for it
+        def codegen(context, builder, signature, llargs):
+            ary = context.make_array(signature.args[0])(context, builder, llargs[0])
+            item = cgutils.get_item_pointer(context, builder, signature.args[0], ary, llargs[1:])
+            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                                "llvm.prefetch.p0")
+            builder.call(fn, [builder.bitcast(item, i8p), i32(0), i32(2), i32(1)])
+            return context.get_dummy_value()
+        return types.void(a, i, j), codegen
+
+    _call_gemm, _prefetch = call_gemm, prefetch
 
 
 def _product(blas, a, trans_a, b, trans_b, c, alpha, beta):
@@ -312,8 +323,21 @@ def _act_backward(g, h, code):
 
 
 def _gather_rows(X, Y, idx, x, y):
-    # x = X[idx], y = Y[idx] into preallocated rows
-    for r in range(idx.shape[0]):
+    # x = X[idx], y = Y[idx] into preallocated rows. Rows come from all over X, mostly from main memory: each
+    # row's cache lines are asked for GATHER_AHEAD rows before it is copied, so that several rows are on their way
+    # at once (at batch 128 on MNIST, 29 us a batch instead of 48: benchmarks/gather.py)
+    n, d = idx.shape[0], X.shape[1]
+    step = max(1, 64 // X.itemsize)                     # entries in a 64-byte cache line
+    for r in range(-GATHER_AHEAD, n):
+        ahead = r + GATHER_AHEAD
+        if ahead < n:
+            for c in range(0, d, step):
+                _prefetch(X, idx[ahead], c)
+            _prefetch(X, idx[ahead], d - 1)             # (a row that does not start a line ends in one more)
+            _prefetch(Y, idx[ahead], 0)
+            _prefetch(Y, idx[ahead], Y.shape[1] - 1)
+        if r < 0:
+            continue
         src = idx[r]
         for c in range(X.shape[1]):
             x[r, c] = X[src, c]
@@ -599,53 +623,54 @@ def dense_step_kernel():
     1. gather the batch rows x = X[idx], y = Y[idx]
     2. forward: for l = 1..L, a^l = h^{l-1} W^l + b^l (numpy's BLAS, see
        :mod:`deepff._blas`), h^l = f(a^l)
-    3. the batch loss J = c sum_i w_i sum_j l_ij / N from the output's
-       logits, as the losses' ``value_from_logits`` compute it (softmax +
-       negative log-likelihood, sigmoid + binary cross-entropy, linear +
-       squared error), plus the L2 penalty (l2 / 2) sum ||W||^2 (divided by
-       sum(w) for a per-sample penalty); if J is not finite the step stops
-       here and returns it, the weights untouched (unless told to go on)
+    3. the batch loss J = c sum_i w_i sum_j l_ij / N from the output's logits,
+       as the losses' ``value_from_logits`` compute it (softmax + negative
+       log-likelihood, sigmoid + binary cross-entropy, linear + squared
+       error), plus the L2 penalty (l2 / 2) sum ||W||^2 (divided by sum(w) for
+       a per-sample penalty); if J is not finite the step stops here and
+       returns it, the weights untouched (unless told to go on)
     4. backward: g^L = w o (h^L - y) (gc / N) (the canonical link), then for
        l = L..1 dW^l = (h^{l-1})^T g^l, db^l = column sums of g^l,
        g^{l-1} = (g^l (W^l)^T) o f'(a^{l-1})
     5. grad += l2 W, then the update of :func:`adam_kernel` or :func:`sgd_kernel`;
-       with ``opt_code`` 2, plain SGD (no momentum, weight decay or
-       penalty) with numpy's gemm instead updates W^l inside its
-       weight-gradient product,
-       W^l <- W^l - lr (h^{l-1})^T g^l (BLAS's beta = 1), once g^l (W^l)^T
-       has read W^l, and b^l <- b^l - lr db^l: no pass over theta follows,
-       and W's part of ``grad`` is not written
+       with ``opt_code`` 2, plain SGD (no momentum, weight decay or penalty)
+       with numpy's gemm instead updates W^l inside its weight-gradient product,
+       W^l <- W^l - lr (h^{l-1})^T g^l (BLAS's beta = 1), once g^l (W^l)^T has
+       read W^l, and b^l <- b^l - lr db^l: no pass over theta follows, and W's
+       part of ``grad`` is not written
 
-    The element-wise formulas are the numpy path's; the bias gradients and
-    the loss are summed in another order than numpy's pairwise sums (the
-    loss in float64), so a fit agrees with the engine's to float rounding
-    rather than to the bit.
+    The element-wise formulas are the numpy path's; the bias gradients and the
+    loss are summed in another order than numpy's pairwise sums (the loss in
+    float64), so a fit agrees with the engine's to float rounding, not to the bit.
 
     Returns
     -------
     callable or None
         The compiled step with numpy's ``gemm`` bound (:func:`deepff._blas.gemms`):
         ``kernel(X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff,
-        acts, out_code, scratch, lossargs, opt_code, s1, s2, s3, hyper) -> float``:
-        the whole training set X (n_rows, n_0) and targets Y (n_rows, n_L)
-        (C-contiguous, of theta's dtype), sample weights W (n_rows,) read
-        only when ``weighted``, the batch's rows ``idx`` (int64), the flat
-        theta, grad and weight mask (n_params,), the layer widths ``dims``
-        (L + 1,), the offsets of every W^l and b^l in theta ``woff``,
-        ``boff`` (L,), hidden activation codes ``acts`` (L,; the last
-        unused) from :data:`STEP_HIDDEN`, ``out_code`` from
-        :data:`STEP_OUTPUTS`, ``scratch`` of :func:`step_scratch_size`
-        entries, ``lossargs`` (8,) float64: c, gc, the code of N (0: n k,
-        1: n, 2: sum(w)), l2, 1 for a per-sample penalty, two slots the
-        kernel sets (the penalty's value and the number of rows classified
-        correctly, 0 for a linear output), and 1 to stop before the update
-        when J is not finite (0: update all the same);
-        ``opt_code`` from :data:`STEP_OPTIMIZERS` with its state arrays
-        ``s1``, ``s2``, ``s3`` (Adam's m, v, vmax; SGD's buffer three times)
-        and ``hyper`` (:data:`STEP_HYPER`,) in theta's dtype: the scalars of
-        the optimizer's kernel, zero-padded to 9, then its flags as 1 or 0,
-        padded to 3 (:meth:`deepff.optimizers.Optimizer.kernel_args`).
-        Returns J. (:mod:`deepff._aot` compiles the same step ahead of time.)
+        acts, out_code, scratch, lossargs, opt_code, s1, s2, s3, hyper) -> J``:
+
+        * X (n_rows, n_0), Y (n_rows, n_L): the whole training set and targets
+          (C-contiguous, theta's dtype); W (n_rows,) the sample weights, read
+          only when ``weighted``; ``idx`` the batch's rows (int64)
+        * theta, grad, mask (n_params,): the flat parameters, gradient and
+          weight mask; ``dims`` (L + 1,) the layer widths; ``woff``, ``boff``
+          (L,) the offsets of every W^l and b^l in theta
+        * ``acts`` (L,; the last unused) hidden activation codes of
+          :data:`STEP_HIDDEN`; ``out_code`` of :data:`STEP_OUTPUTS`;
+          ``scratch`` of :func:`step_scratch_size` entries
+        * ``lossargs`` (8,) float64: c, gc, the code of N (0: n k, 1: n,
+          2: sum(w)), l2, 1 for a per-sample penalty, two slots the kernel
+          sets (the penalty's value; the rows classified correctly, 0 for a
+          linear output), and 1 to stop before the update when J is not
+          finite (0: update all the same)
+        * ``opt_code`` of :data:`STEP_OPTIMIZERS`, its state arrays ``s1``,
+          ``s2``, ``s3`` (Adam's m, v, vmax; SGD's buffer three times) and
+          ``hyper`` (:data:`STEP_HYPER`,) in theta's dtype: the optimizer
+          kernel's scalars, zero-padded to 9, then its flags as 1 or 0,
+          padded to 3 (:meth:`deepff.optimizers.Optimizer.kernel_args`)
+
+        (:mod:`deepff._aot` compiles the same step ahead of time.)
     """
     if not enabled():
         return None
