@@ -54,10 +54,10 @@ def loops():
         return _LOOPS
     from numba import njit
 
-    from deepff import _kernels as K
+    from deepff import _kernel_source, _kernels
 
-    K.step_function()                       # compiles the engine's callees, its gather among them
-    gather = K._nb_gather_rows
+    _kernels.step_function()                # compiles the engine's callees, its gather among them
+    gather = _kernel_source._nb_gather_rows
 
     @njit(nogil=True)
     def plain(X, Y, idx, x, y):

@@ -79,9 +79,10 @@ def kernels():
     from numba.core import cgutils
     from numba.extending import intrinsic
 
-    from deepff import _kernels as K
+    from deepff import _kernel_source as K
+    from deepff import _kernels
 
-    K.step_function()           # compiles the engine's callees: the products, passes and Adam used below
+    _kernels.step_function()    # compiles the engine's callees: the products, passes and Adam used below
     product, bias_act, act_backward, output_loss = K._nb_product, K._nb_bias_act, K._nb_act_backward, K._nb_output_loss
     shift_by_row_max, divide_by_row_sum, adam, call_gemm = (K._nb_shift_by_row_max, K._nb_divide_by_row_sum,
                                                             K._nb_adam, K._call_gemm)

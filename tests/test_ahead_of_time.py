@@ -112,7 +112,7 @@ def test_a_module_built_from_other_source_or_for_another_cpu_or_numba_is_not_tak
     assert _aot.module_name(b"x") == _aot.module_name(b"x") != _aot.module_name(b"y")
     assert _aot.step_module_name() == name                  # this process finds the module built for it
     source = b""
-    for file in (_aot._kernels.__file__, _aot.__file__):     # what is compiled, and how
+    for file in (_aot._kernel_source.__file__, _aot._kernels.__file__, _aot.__file__):   # what is compiled, and how
         with open(file, "rb") as f:
             source += f.read()
     assert _aot.module_name(source) == name

@@ -341,7 +341,7 @@ def test_gather_benchmark_times_the_engines_gather_and_a_plain_copy(monkeypatch)
 
     import gather
 
-    from deepff import _kernels
+    from deepff import _kernel_source
 
     rows = gather.main(["--quick"])
     assert [r["batch"] for r in rows] == [32, 128]
@@ -350,4 +350,5 @@ def test_gather_benchmark_times_the_engines_gather_and_a_plain_copy(monkeypatch)
         times = [r[k] for k in ("engine us", "plain copy us", "from cache us", "plain copy from cache us")]
         assert all(0 < t < 1e5 for t in times), r
     # the loop it times is the engine's: it calls the very kernel the step calls
-    assert inspect.getclosurevars(gather.loops()["engine"].py_func).nonlocals["gather"] is _kernels._nb_gather_rows
+    engine_loop = gather.loops()["engine"].py_func
+    assert inspect.getclosurevars(engine_loop).nonlocals["gather"] is _kernel_source._nb_gather_rows

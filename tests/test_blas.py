@@ -6,7 +6,7 @@ from numpy.testing import assert_allclose
 
 import deepff
 from _needs import require_kernels
-from deepff import _blas, _fused_step, _kernels
+from deepff import _blas, _fused_step, _kernel_source, _kernels
 
 require_kernels()
 
@@ -26,7 +26,7 @@ def test_numpys_gemm_is_found_where_numpy_ships_scipy_openblas64():
 @pytest.fixture(scope="module")
 def product():
     _kernels.dense_step_kernel()           # compiles the step's callees, product among them
-    return _kernels._nb_product
+    return _kernel_source._nb_product
 
 
 CASES = {"a b": (False, False), "a^T b": (True, False), "a b^T": (False, True)}

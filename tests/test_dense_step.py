@@ -302,7 +302,7 @@ def test_the_steps_adam_pass_updates_as_the_optimizers_kernel_does(rule, dtype):
     """Given the gradient the step wrote, its update is adam_kernel()'s to the bit.
 
     The step hands its ``hyper`` slots to the same compiled Adam as
-    adam_kernel() (``_kernels._adam``), which picks the pass: no division by
+    adam_kernel() (``_kernel_source._adam``), which picks the pass: no division by
     sqrt_bc2 where it is 1 (the bias corrections folded into the rate), a
     product by its float64 reciprocal in float32. That those passes give
     numpy's bits is checked in tests/test_kernels.py (``bit_identical``);

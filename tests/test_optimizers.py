@@ -605,7 +605,7 @@ def test_the_options_round_trip_and_old_configs_load():
 
 def test_a_float32_quotient_rounds_as_the_float64_product_by_the_reciprocal_does():
     # The compiled Adam pass (deepff._kernels; tests/test_kernels.py runs it) forms sqrt(v) / sqrt(bc2) in
-    # float32 as fl32(fl64(r * fl64(1 / c))): a product instead of a division. _kernels._adam gives the
+    # float32 as fl32(fl64(r * fl64(1 / c))): a product instead of a division. _kernel_source._adam gives the
     # reason it rounds as fl32(r / c) does; this checks it, with numpy alone, on every float32 r in [1, 2)
     # (a quotient's last bits repeat in every binade of r) against many c.
     r = (np.arange(1 << 23, dtype=np.uint32) | np.uint32(0x3F800000)).view(np.float32)

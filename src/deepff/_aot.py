@@ -17,9 +17,10 @@ checks its work: a fresh process runs a few steps with the new module and
 must get numba's results to the bit, or the module is not installed.
 
 A built module is specific to its source and its machine, and its file name
-says so: :func:`module_name` hashes the source files (``deepff/_kernels.py``,
-where every function compiled into the step lives, and this file, which says
-how it is compiled), the versions of numpy, numba and llvmlite, the
+says so: :func:`module_name` hashes the source files
+(``deepff/_kernel_source.py``, where every function compiled into the step
+lives, ``deepff/_kernels.py``, which compiles them, and this file, which says
+how it is built), the versions of numpy, numba and llvmlite, the
 interpreter and the CPU (model and instruction-set flags from
 ``/proc/cpuinfo``; elsewhere than Linux there is no building). After any
 change to one of them the name changes, the old file is ignored, and the
@@ -52,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _blas, _kernels, _twins
+from . import _blas, _kernel_source, _kernels, _twins
 from .errors import KernelBuildError, MissingDependencyError
 
 __all__ = ["ENV", "folder", "module_name", "path", "load", "build", "status", "step", "step_module_name",
@@ -328,11 +329,11 @@ def step_module_name():
     Returns
     -------
     str or None
-        :func:`module_name` of ``deepff/_kernels.py`` and this file; None
+        :func:`module_name` of ``deepff/_kernel_source.py``, ``deepff/_kernels.py`` and this file; None
         where the CPU cannot be told.
     """
     source = b""
-    for file in (_kernels.__file__, __file__):
+    for file in (_kernel_source.__file__, _kernels.__file__, __file__):
         with open(file, "rb") as f:
             source += f.read()
     return module_name(source)

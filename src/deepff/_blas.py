@@ -13,7 +13,7 @@ when that library exports one with 64-bit integers (numpy's wheels ship
 scipy-openblas64 with ``scipy_cblas_sgemm64_``); elsewhere (another BLAS,
 another platform) it keeps ``np.dot``.
 
-:func:`gemms` finds the functions; ``deepff._kernels._product`` (compiled
+:func:`gemms` finds the functions; ``deepff._kernel_source._product`` (compiled
 into the step, so it lives in the step's file, whose change is what
 invalidates numba's cache of the step) calls them:
 ``c <- alpha op(a) op(b) + beta c``, ``op`` transposing when asked, every

@@ -21,529 +21,28 @@ tests/test_kernels.py checks both claims.
 :func:`dense_step_kernel` goes further: a whole mini-batch step of a plain
 dense network (forward, loss, backward, update) in one compiled call
 (:func:`dense_steps_kernel`: many in one call), built from the kernels above
-and :func:`_product` (numpy's BLAS), all in this one file: numba's cache of a
-compiled function is invalidated by changes to its own file only.
-tests/test_dense_step.py checks it against the engine and against finite
-differences; tests/test_compiled_runs.py, many steps a call against one.
+and a matrix product through numpy's BLAS. The functions compiled are in
+:mod:`deepff._kernel_source`, all in one file (it says why); this module
+compiles them and says what they compute. tests/test_dense_step.py checks
+the step against the engine and against finite differences;
+tests/test_compiled_runs.py, many steps a call against one.
 """
 
 from __future__ import annotations
 
 import functools
 
-import numpy as np
-
 from . import _blas
+from . import _kernel_source as _src
+from ._kernel_source import GATHER_AHEAD, STEP_HIDDEN, STEP_HYPER, STEP_OPTIMIZERS, STEP_OUTPUTS, step_scratch_size
 from ._switch import SETTINGS, enabled, refresh, setting
 
 __all__ = [
     "enabled", "setting", "SETTINGS", "refresh", "compiled", "adam_kernel", "sgd_kernel", "softmax_kernels",
     "dense_step_kernel", "dense_steps_kernel", "step_function", "step_scratch_size", "STEP_HIDDEN",
-    "STEP_OUTPUTS", "STEP_OPTIMIZERS", "STEP_HYPER"]
+    "STEP_OUTPUTS", "STEP_OPTIMIZERS", "STEP_HYPER", "GATHER_AHEAD"]
 
 _CACHE = {}
-
-
-def _adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
-               decay_factor, amsgrad, decoupled, root_by):
-    # One pass of Adam/AdamW over the flat buffer (see optimizers.Adam).
-    # Every scalar arrives already cast to theta's dtype (c1 = 1 - b1, c2 = 1 - b2),
-    # so float32 buffers are updated in float32 arithmetic, as the numpy path and
-    # PyTorch do, and the loop vectorises at full SIMD width. ``root_by`` says how
-    # sqrt(v) / sqrt(bc2) is formed, all three to the same bits where _adam uses them:
-    # 0 skips the division (sqrt_bc2 = 1: the bias corrections folded into the rate),
-    # 1 divides, 2 multiplies in float64 by the float64 reciprocal of sqrt_bc2 and
-    # rounds to float32 (float32 only: see _adam). Callers pass it as a constant, and
-    # numba compiles a version for each (a literal argument), without the branch: a
-    # flag read in the loop would stop it vectorising. 0 and 2 take one of the
-    # divider's three operations per entry off it (sqrt, two divisions; a sixth faster).
-    recip = 1.0 / np.float64(sqrt_bc2)
-    for i in range(theta.shape[0]):
-        g = grad[i]
-        if decoupled:
-            theta[i] = theta[i] * decay_factor              # theta *= 1 - lr * wd
-        elif weight_decay != 0:
-            g = g + weight_decay * theta[i]                 # d = g + wd * theta
-        mi = b1 * m[i] + c1 * g                             # m = b1 m + (1 - b1) d
-        vi = b2 * v[i] + c2 * (g * g)                       # v = b2 v + (1 - b2) d^2
-        m[i] = mi
-        v[i] = vi
-        if amsgrad:
-            if vi > vmax[i] or vi != vi:
-                vmax[i] = vi                                # vmax = max(vmax, v), NaN kept
-            vi = vmax[i]
-        root = np.sqrt(vi)
-        if root_by == 0:
-            den = root + eps
-        elif root_by == 1:
-            den = root / sqrt_bc2 + eps                     # sqrt(v) / sqrt(bc2) + eps
-        else:
-            den = np.float32(root * recip) + eps            # the same, in float32
-        theta[i] = theta[i] - step_size * (mi / den)        # theta -= lr / bc1 * m / den
-
-
-def _adam(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay, decay_factor,
-          amsgrad, decoupled):
-    # adam_kernel() and the whole step's update: the pass without a division where that
-    # gives the same bits. sqrt_bc2 = 1: x / 1 = x. float32, with c = sqrt_bc2 normal in
-    # (0, 1] (Adam's, for any beta2 in [0, 1)): the float64 product q' = fl64(r fl64(1 / c))
-    # of r = sqrt(v) (never subnormal) is within 2^-52 (1 + 2^-54) |q| of q = r / c, which
-    # is normal (c <= 1). No rounding boundary of float32 (a midpoint M = K 2^d of two
-    # neighbours, K < 2^25) lies that near such a quotient: r - c M is a non-zero multiple
-    # of the product of c's and M's last places, so |q - M| > 2^-49 M. Rounding q' to
-    # float32 then gives fl32(q) (tests/test_optimizers.py checks every float32 r in [1, 2)
-    # against many c). Any other c takes the division.
-    if sqrt_bc2 == 1:
-        _nb_adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
-                      decay_factor, amsgrad, decoupled, 0)
-    elif theta.itemsize == 4 and 1.1754944e-38 <= sqrt_bc2 <= 1:     # float32, c normal
-        _nb_adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
-                      decay_factor, amsgrad, decoupled, 2)
-    else:
-        _nb_adam_pass(theta, grad, m, v, vmax, b1, c1, b2, c2, step_size, sqrt_bc2, eps, weight_decay,
-                      decay_factor, amsgrad, decoupled, 1)
-
-
-def _sgd(theta, grad, buf, lr, mu, damp, weight_decay, first, nesterov, lr_in_velocity):
-    # One pass of SGD over the flat buffer (see optimizers.SGD); the scalars
-    # arrive cast to theta's dtype (damp = 1 - dampening). Without momentum
-    # (and the rate outside the velocity) ``buf`` is unused.
-    for i in range(theta.shape[0]):
-        d = grad[i]
-        if weight_decay != 0:
-            d = d + weight_decay * theta[i]                 # d = g + wd * theta
-        if lr_in_velocity:
-            lg = d * lr
-            b = buf[i] * mu - lg                            # v = mu v - lr d
-            buf[i] = b
-            if nesterov:
-                theta[i] += b * mu - lg                     # theta += mu v - lr d
-            else:
-                theta[i] += b                               # theta += v
-            continue
-        if mu != 0:
-            if first:
-                b = d                                       # b_1 = d_1
-            else:
-                b = mu * buf[i] + damp * d                  # b = mu b + (1 - dampening) d
-            buf[i] = b
-            if nesterov:
-                d = d + mu * b                              # d = d + mu b
-            else:
-                d = b
-        theta[i] = theta[i] - lr * d                        # theta -= lr d
-
-
-def _shift_by_row_max(a, out, m):
-    # m_i = max_j a_ij and out_ij = a_ij - m_i: the stable start of softmax and
-    # log-sum-exp (numpy's own SIMD exp then runs on ``out``, faster than a
-    # compiled loop calling exp one value at a time)
-    for i in range(a.shape[0]):
-        mi = a[i, 0]
-        for j in range(1, a.shape[1]):
-            if a[i, j] > mi:
-                mi = a[i, j]
-        m[i] = mi
-        for j in range(a.shape[1]):
-            out[i, j] = a[i, j] - mi
-
-
-def _divide_by_row_sum(e):
-    # e_ij <- e_ij / sum_j e_ij (softmax's normalisation, in place)
-    for i in range(e.shape[0]):
-        s = e.dtype.type(0)
-        for j in range(e.shape[1]):
-            s += e[i, j]
-        for j in range(e.shape[1]):
-            e[i, j] = e[i, j] / s
-
-
-def _add_l2(theta, grad, mask, l2):
-    # grad += l2 theta on the masked entries (the weights): an L2 penalty's gradient,
-    # the same product as regularizers.Penalty.add_grad's l2 * W
-    for i in range(theta.shape[0]):
-        grad[i] = grad[i] + theta[i] * l2 * mask[i]
-
-
-# ---------------------------------------------------------------------------
-# A whole training step of a plain dense network in one call
-# ---------------------------------------------------------------------------
-
-STEP_HIDDEN = {"linear": 0, "sigmoid": 1, "relu": 3}
-"""Hidden activations the whole step takes (by the engine's name), and their codes.
-
-Not tanh: numba calls ``tanh`` one value at a time, 5 to 20 times slower than
-numpy's vector ``tanh`` (no SVML), which cost more than the whole step saves."""
-STEP_OUTPUTS = {"softmax": 0, "sigmoid": 1, "linear": 2}
-"""Output activations the whole step takes (with their canonical loss: negative log-likelihood for softmax,
-binary cross-entropy for sigmoid, squared error for linear), and their codes."""
-STEP_OPTIMIZERS = {"adam": 0, "sgd": 1, "sgd, plain update inside the products": 2}
-"""Optimizers the whole step takes (their kernels :func:`adam_kernel`, :func:`sgd_kernel`), and their codes.
-With code 2 a plain SGD step (no momentum, weight decay or penalty) moves W inside its weight-gradient
-product and leaves W's gradient unwritten; other SGD settings run as code 1."""
-STEP_HYPER = 12
-GATHER_AHEAD = 8
-"""Rows the step's gather asks memory for ahead of the row it copies (``benchmarks/gather.py``: 4 to 16 do alike)."""
-"""Length of the whole step's ``hyper`` array: the optimizer kernel's scalars, zero-padded to 9, then its flags,
-zero-padded to 3."""
-
-# The compiled kernels the step calls: numba resolves a global name when it compiles its user (step_function).
-_nb_shift_by_row_max = _nb_divide_by_row_sum = None
-_nb_adam_pass = _nb_adam = _nb_sgd = _nb_add_l2 = _nb_bias_act = _nb_act_backward = None
-_nb_gather_rows = _nb_output_loss = _nb_forward = _nb_product = _nb_dense_step = None
-
-
-_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112     # CBLAS's enums
-_call_gemm = _prefetch = None   # set by _compile_caller(): numba resolves them when it compiles their users
-
-
-def _compile_caller():
-    """Define the numba intrinsics: a call of ``cblas_?gemm`` at a run-time address, a prefetch (imports numba)."""
-    global _call_gemm, _prefetch
-    if _call_gemm is not None:
-        return
-    from llvmlite import ir
-    from numba.core import cgutils, types
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def call_gemm(typingctx, address, order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-        # cblas_?gemm(order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc): the enums
-        # as int32, sizes and pointers as int64 (one register either way), alpha and beta of the dtype
-        def codegen(context, builder, signature, llargs):
-            fnty = ir.FunctionType(ir.VoidType(), [context.get_value_type(t) for t in signature.args[1:]])
-            builder.call(builder.inttoptr(llargs[0], fnty.as_pointer()), llargs[1:])
-            return context.get_dummy_value()
-        return types.void(address, order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), codegen
-
-    @intrinsic
-    def prefetch(typingctx, a, i, j):
-        # ask memory for a[i, j]'s cache line (LLVM's read, locality 2 of 3: not L1, data), not waiting for it
-        def codegen(context, builder, signature, llargs):
-            ary = context.make_array(signature.args[0])(context, builder, llargs[0])
-            item = cgutils.get_item_pointer(context, builder, signature.args[0], ary, llargs[1:])
-            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-                                                "llvm.prefetch.p0")
-            builder.call(fn, [builder.bitcast(item, i8p), i32(0), i32(2), i32(1)])
-            return context.get_dummy_value()
-        return types.void(a, i, j), codegen
-
-    _call_gemm, _prefetch = call_gemm, prefetch
-
-
-def _product(blas, a, trans_a, b, trans_b, c, alpha, beta):
-    # c <- alpha op(a) op(b) + beta c for C-contiguous 2-D arrays of one dtype, at most one of a, b
-    # transposed (blas is deepff._blas.gemms()). Through numpy's BLAS when found, else np.dot.
-    if blas[2] == 0:
-        if trans_a:
-            ab = np.dot(a.T, b)
-        elif trans_b:
-            ab = np.dot(a, b.T)
-        else:
-            ab = np.dot(a, b)
-        if alpha == 1 and beta == 0:
-            c[:, :] = ab
-        else:
-            c[:, :] = alpha * ab + beta * c
-        return
-    m, n = c.shape
-    k = a.shape[0] if trans_a else a.shape[1]
-    ta = np.int32(_TRANS if trans_a else _NO_TRANS)
-    tb = np.int32(_TRANS if trans_b else _NO_TRANS)
-    lda, ldb, ldc = max(1, a.shape[1]), max(1, b.shape[1]), max(1, n)
-    pa, pb, pc = np.int64(a.ctypes.data), np.int64(b.ctypes.data), np.int64(c.ctypes.data)
-    al, be = c.dtype.type(alpha), c.dtype.type(beta)
-    _call_gemm(blas[0] if c.itemsize == 4 else blas[1], np.int32(_ROW_MAJOR), ta, tb, np.int64(m), np.int64(n),
-               np.int64(k), al, pa, np.int64(lda), pb, np.int64(ldb), be, pc, np.int64(ldc))
-
-
-def step_scratch_size(n, dims):
-    """Number of scratch entries :func:`dense_step_kernel`'s kernel needs for batches of up to ``n`` rows.
-
-    Parameters
-    ----------
-    n : int
-        Largest batch size.
-    dims : sequence of int
-        Layer widths n_0 (features), n_1, ..., n_L (outputs).
-
-    Returns
-    -------
-    int
-        n (n_0 + n_1 + ... + n_L) for x and every h^l, n n_L for y and as
-        much for the output's logits, 2 n max(n_1..n_L) for the two alternating g
-        buffers, n for the softmax row maxima.
-    """
-    return n * (sum(dims) + 2 * dims[-1] + 2 * max(dims[1:]) + 1)
-
-
-def _bias_act(z, b, code):
-    # a = z + b, then h = f(a), in place (in hidden layers only h is kept: the
-    # derivatives below need only h). The formulas are those of the kernels above
-    # and of the activations' numpy code; each activation has its own loop so that
-    # LLVM vectorises it (one array, no aliasing to rule out).
-    zero, one = z.dtype.type(0), z.dtype.type(1)
-    n, m = z.shape
-    for i in range(n):
-        row = z[i]
-        bias = b[0]
-        if code == 3:                                   # relu: +0.0 for -0.0, NaN stays
-            for j in range(m):
-                a = row[j] + bias[j]
-                row[j] = zero if a <= zero else a
-        elif code == 1:                                 # logistic, in scipy's expit's overflow-free form
-            for j in range(m):
-                a = row[j] + bias[j]
-                if a >= zero:
-                    row[j] = one / (one + np.exp(-a))
-                else:
-                    e = np.exp(a)
-                    row[j] = e / (one + e)
-        else:                                           # identity
-            for j in range(m):
-                row[j] = row[j] + bias[j]
-
-
-def _act_backward(g, h, code):
-    # g <- dJ/da = g o f'(a), from h = f(a), in place
-    if code == 0:
-        return
-    zero, one = g.dtype.type(0), g.dtype.type(1)
-    n, m = g.shape
-    for i in range(n):
-        gr = g[i]
-        hr = h[i]
-        if code == 3:                                   # relu: g o [h > 0]
-            for j in range(m):
-                gr[j] = gr[j] * (one if hr[j] > zero else zero)
-        else:                                           # logistic: (g o h) o (1 - h)
-            for j in range(m):
-                gr[j] = (gr[j] * hr[j]) * (one - hr[j])
-
-
-def _gather_rows(X, Y, idx, x, y):
-    # x = X[idx], y = Y[idx] into preallocated rows. Rows come from all over X, mostly from main memory: each
-    # row's cache lines are asked for GATHER_AHEAD rows before it is copied, so that several rows are on their way
-    # at once (at batch 128 on MNIST, 29 us a batch instead of 48: benchmarks/gather.py)
-    n, d = idx.shape[0], X.shape[1]
-    step = max(1, 64 // X.itemsize)                     # entries in a 64-byte cache line
-    for r in range(-GATHER_AHEAD, n):
-        ahead = r + GATHER_AHEAD
-        if ahead < n:
-            for c in range(0, d, step):
-                _prefetch(X, idx[ahead], c)
-            _prefetch(X, idx[ahead], d - 1)             # (a row that does not start a line ends in one more)
-            _prefetch(Y, idx[ahead], 0)
-            _prefetch(Y, idx[ahead], Y.shape[1] - 1)
-        if r < 0:
-            continue
-        src = idx[r]
-        for c in range(X.shape[1]):
-            x[r, c] = X[src, c]
-        for c in range(Y.shape[1]):
-            y[r, c] = Y[src, c]
-
-
-def _output_loss(z, h, y, W, weighted, idx, g, out_code, lossargs):
-    # The batch loss J = c sum_i w_i sum_j l_ij / N from the logits z (as the
-    # losses' value_from_logits: log-sum-exp for softmax, the stable form for
-    # sigmoid; (h - y)^2 for linear), summed in float64, and in g the gradient
-    # dJ/da^L = w_i (h - y) (gc / N). lossargs = (c, gc, reduction code, ...):
-    # N = n k (code 0), n (code 1) or sum(w) (code 2). Returns (J, sum(w)); lossargs[6] = the rows classified
-    # correctly (argmax h = argmax y for softmax; each h >= 0.5 iff y >= 0.5 for sigmoid), as the trainer counts.
-    n, n_out = h.shape
-    total, sw_sum, hits = 0.0, 0.0, 0.0
-    for i in range(n):
-        if out_code == 0:                               # first maxima, as numpy's argmax
-            bh, by = 0, 0
-            for j in range(1, n_out):
-                if h[i, j] > h[i, bh]:
-                    bh = j
-                if y[i, j] > y[i, by]:
-                    by = j
-            hits += 1.0 if bh == by else 0.0
-        elif out_code == 1:
-            ok = True
-            for j in range(n_out):
-                if (h[i, j] >= 0.5) != (y[i, j] >= 0.5):
-                    ok = False
-            hits += 1.0 if ok else 0.0
-        wi = np.float64(W[idx[i]]) if weighted else 1.0
-        sw_sum += wi
-        row = 0.0
-        if out_code == 0:                               # softmax + NLL: sum_j y_ij (lse_i - z_ij)
-            zmax = np.float64(z[i, 0])
-            for j in range(1, n_out):
-                zmax = max(zmax, np.float64(z[i, j]))
-            s = 0.0
-            for j in range(n_out):
-                s += np.exp(np.float64(z[i, j]) - zmax)
-            lse = zmax + np.log(s)
-            for j in range(n_out):
-                row += np.float64(y[i, j]) * (lse - np.float64(z[i, j]))
-        elif out_code == 1:                             # sigmoid + BCE: max(z, 0) - z y + log(1 + e^-|z|)
-            for j in range(n_out):
-                zij = np.float64(z[i, j])
-                row += max(zij, 0.0) - zij * np.float64(y[i, j]) + np.log1p(np.exp(-abs(zij)))
-        else:                                           # linear + squared error
-            for j in range(n_out):
-                r = np.float64(h[i, j]) - np.float64(y[i, j])
-                row += r * r
-        total += wi * row
-    code = lossargs[2]
-    denom = sw_sum if code == 2 else (np.float64(n) if code == 1 else np.float64(n * n_out))
-    loss = lossargs[0] * total / denom
-    lossargs[6] = hits
-    scale = lossargs[1] / denom
-    for i in range(n):
-        f = g.dtype.type(scale * W[idx[i]]) if weighted else g.dtype.type(scale)
-        for j in range(n_out):
-            g[i, j] = (h[i, j] - y[i, j]) * f
-    return loss, sw_sum
-
-
-def _forward(blas, x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax, z):
-    # a^l = h^{l-1} W^l + b^l, h^l = f(a^l) for l = 1..L, each h^l in scratch (a^L in z); returns h^L
-    n, L = x.shape[0], dims.shape[0] - 1
-    h = x
-    for l in range(1, L + 1):
-        Wl = theta[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
-        bl = theta[boff[l - 1]:boff[l - 1] + dims[l]].reshape(1, dims[l])
-        a = scratch[hoff[l]:hoff[l] + n * dims[l]].reshape(n, dims[l])
-        _nb_product(blas, h, False, Wl, False, a, 1.0, 0.0)
-        if l < L:
-            _nb_bias_act(a, bl, acts[l - 1])
-        else:
-            _nb_bias_act(a, bl, 0)                      # a^L
-            if out_code != 2:                           # (a linear output's loss reads h = a)
-                z[:, :] = a
-            if out_code == 0:                           # softmax
-                _nb_shift_by_row_max(a, a, rowmax)
-                np.exp(a, a)
-                _nb_divide_by_row_sum(a)
-            elif out_code == 1:                         # logistic, in expit's overflow-free form
-                one = a.dtype.type(1)
-                for i in range(n):
-                    for j in range(dims[L]):
-                        v = a[i, j]
-                        if v >= 0:
-                            a[i, j] = one / (one + np.exp(-v))
-                        else:
-                            e = np.exp(v)
-                            a[i, j] = e / (one + e)
-        h = a
-    return h
-
-
-def _dense_step(blas, X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, acts, out_code,
-                scratch, lossargs, opt_code, s1, s2, s3, hyper):
-    # One training step on the rows idx of X, Y; the arguments and the five
-    # stages are described in dense_step_kernel's docstring.
-    n = idx.shape[0]
-    L = dims.shape[0] - 1
-    n_out = dims[L]
-    dt = theta.dtype.type
-    gmax = dims[1:].max()
-
-    # scratch: x, y, h^1..h^L, the logits z, two g buffers, row maxima
-    yoff = n * dims[0]
-    hoff = np.empty(L + 1, np.int64)
-    pos = yoff + n * n_out
-    for l in range(1, L + 1):
-        hoff[l] = pos
-        pos += n * dims[l]
-    toff = pos
-    pos += n * n_out
-    if scratch.shape[0] < pos + 2 * n * gmax + n:      # the layout's end: step_scratch_size(n, dims)
-        raise ValueError("dense step: scratch buffer too small for this batch")
-    x = scratch[:yoff].reshape(n, dims[0])
-    y = scratch[yoff:yoff + n * n_out].reshape(n, n_out)
-    z = scratch[toff:toff + n * n_out].reshape(n, n_out)
-    gbuf0 = scratch[pos:pos + n * gmax]
-    gbuf1 = scratch[pos + n * gmax:pos + 2 * n * gmax]
-    rowmax = scratch[pos + 2 * n * gmax:pos + 2 * n * gmax + n]
-    _nb_gather_rows(X, Y, idx, x, y)                    # x = X[idx], y = Y[idx]
-
-    h = _nb_forward(blas, x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax, z)
-    # the loss and g^L = dJ/da^L
-    g = gbuf0[:n * n_out].reshape(n, n_out)
-    loss, sw_sum = _nb_output_loss(z, h, y, W, weighted, idx, g, out_code, lossargs)
-    l2 = lossargs[3]
-    if l2 != 0:
-        if lossargs[4] != 0:                            # a per-sample penalty: divided by the batch weight
-            l2 = l2 / sw_sum
-        sq = 0.0                                        # the penalty (l2 / 2) sum ||W^l||^2, in float64
-        for l in range(L):
-            part = 0.0
-            for k in range(woff[l], woff[l] + dims[l] * dims[l + 1]):
-                part += np.float64(theta[k]) * np.float64(theta[k])
-            sq += part
-        lossargs[5] = 0.5 * l2 * sq
-        loss += lossargs[5]
-    if not np.isfinite(loss) and lossargs[7] != 0:      # the caller reports it; the weights stay as they are
-        return loss
-
-    # backward: dW = h^T g, db = sum of g's rows, g <- (g W^T) o f'(a). Plain SGD (no momentum, decay or
-    # penalty; numpy's gemm at hand) moves the weights inside the product, W <- W - lr h^T g, after g W^T
-    # has read them, and b <- b - lr db: no pass over theta afterwards (W's part of grad is not written).
-    plain = (opt_code == 2 and hyper[1] == 0 and hyper[3] == 0 and hyper[11] == 0 and l2 == 0
-             and blas[2] != 0)
-    lr = hyper[0]
-    spare_is_1 = True                                   # which g buffer does not hold g
-    for l in range(L, 0, -1):
-        h_in = x if l == 1 else scratch[hoff[l - 1]:hoff[l - 1] + n * dims[l - 1]].reshape(n, dims[l - 1])
-        Wl = theta[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
-        db = grad[boff[l - 1]:boff[l - 1] + dims[l]]
-        db[:] = 0
-        for i in range(n):
-            gr = g[i]
-            for j in range(dims[l]):
-                db[j] += gr[j]
-        if l > 1:
-            spare = gbuf1 if spare_is_1 else gbuf0
-            g_in = spare[:n * dims[l - 1]].reshape(n, dims[l - 1])
-            _nb_product(blas, g, False, Wl, True, g_in, 1.0, 0.0)
-        if plain:
-            _nb_product(blas, h_in, True, g, False, Wl, -lr, 1.0)
-            b = theta[boff[l - 1]:boff[l - 1] + dims[l]]
-            for j in range(dims[l]):
-                b[j] = b[j] - lr * db[j]
-        else:
-            dW = grad[woff[l - 1]:woff[l - 1] + dims[l - 1] * dims[l]].reshape(dims[l - 1], dims[l])
-            _nb_product(blas, h_in, True, g, False, dW, 1.0, 0.0)
-        if l > 1:
-            _nb_act_backward(g_in, h_in, acts[l - 2])
-            spare_is_1 = not spare_is_1
-            g = g_in
-    if plain:
-        return loss
-
-    # grad += l2 W (the penalty's gradient), then the optimizer's own kernel
-    if l2 != 0:
-        _nb_add_l2(theta, grad, mask, dt(l2))
-    if opt_code == 0:
-        _nb_adam(theta, grad, s1, s2, s3, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], hyper[6],
-                 hyper[7], hyper[8], hyper[9] != 0, hyper[10] != 0)
-    else:
-        _nb_sgd(theta, grad, s1, hyper[0], hyper[1], hyper[2], hyper[3], hyper[9] != 0, hyper[10] != 0,
-                hyper[11] != 0)
-    return loss
-
-
-def _dense_steps(blas, X, Y, W, weighted, rows, bs, theta, grad, mask, dims, woff, boff, acts, out_code, scratch,
-                 lossargs, opt_code, last_code, s1, s2, s3, hypers, results):
-    # hypers.shape[0] steps of _dense_step in one call (see dense_steps_kernel); returns the steps run
-    n = rows.shape[0]
-    for k in range(hypers.shape[0]):
-        s = k * bs
-        J = _nb_dense_step(blas, X, Y, W, weighted, rows[s:min(s + bs, n)], theta, grad, mask, dims, woff, boff,
-                           acts, out_code, scratch, lossargs, last_code if s + bs >= n else opt_code, s1, s2, s3,
-                           hypers[k])
-        results[k, 0], results[k, 1], results[k, 2] = J, lossargs[5], lossargs[6]
-        if not np.isfinite(J) and lossargs[7] != 0:
-            return k + 1
-    return hypers.shape[0]
 
 
 def compiled(name, func):
@@ -581,8 +80,8 @@ def adam_kernel():
     if not enabled():
         return None
     if "adam" not in _CACHE:
-        globals()["_nb_adam_pass"] = compiled("adam_pass", _adam_pass)   # what it calls
-    return compiled("adam", _adam)
+        _src._nb_adam_pass = compiled("adam_pass", _src._adam_pass)   # what it calls
+    return compiled("adam", _src._adam)
 
 
 def sgd_kernel():
@@ -596,7 +95,7 @@ def sgd_kernel():
         ``buf``) of shape (n_params,) in place; every float scalar must have
         theta's dtype.
     """
-    return compiled("sgd", _sgd) if enabled() else None
+    return compiled("sgd", _src._sgd) if enabled() else None
 
 
 def softmax_kernels():
@@ -610,8 +109,8 @@ def softmax_kernels():
         ``normalize(e)`` divides each row of e by its sum, in place. Between
         the two the caller applies ``np.exp``.
     """
-    return (compiled("shift_by_row_max", _shift_by_row_max),
-            compiled("divide_by_row_sum", _divide_by_row_sum)) if enabled() else None
+    return (compiled("shift_by_row_max", _src._shift_by_row_max),
+            compiled("divide_by_row_sum", _src._divide_by_row_sum)) if enabled() else None
 
 
 def dense_step_kernel():
@@ -710,16 +209,11 @@ def step_function():
         with numpy's ``gemm`` addresses (:func:`deepff._blas.gemms`) first.
     """
     if "dense_step" not in _CACHE:
-        _compile_caller()
-        callees = {"shift_by_row_max": _shift_by_row_max, "divide_by_row_sum": _divide_by_row_sum,
-                   "adam_pass": _adam_pass, "sgd": _sgd,
-                   "add_l2": _add_l2, "bias_act": _bias_act, "act_backward": _act_backward,
-                   "gather_rows": _gather_rows, "product": _product}
-        for name, func in callees.items():
-            globals()["_nb_" + name] = compiled(name, func)
-        callees = {"output_loss": _output_loss, "forward": _forward, "adam": _adam}   # they call the kernels set above
-        for name, func in callees.items():
-            globals()["_nb_" + name] = compiled(name, func)
-        globals()["_nb_dense_step"] = compiled("dense_step", _dense_step)
-        compiled("dense_steps", _dense_steps)
-    return _dense_steps
+        _src._compile_caller()
+        callees = ("shift_by_row_max", "divide_by_row_sum", "adam_pass", "sgd", "add_l2", "bias_act", "act_backward",
+                   "gather_rows", "product")
+        callees += ("output_loss", "forward", "adam", "dense_step")    # these call the kernels set before them
+        for name in callees:
+            setattr(_src, "_nb_" + name, compiled(name, getattr(_src, "_" + name)))
+        compiled("dense_steps", _src._dense_steps)
+    return _src._dense_steps
