@@ -13,7 +13,7 @@ The optimizer kernels perform the numpy path's operations in the same order
 and in the parameters' dtype, so their results are the same bits (LLVM does
 not contract a * b + c into a fused multiply-add unless told to). One is
 formed otherwise to the same bits: in float32, Adam's sqrt(v) / sqrt(bc2) as a
-float64 product by the reciprocal (``_adam`` says why). Softmax compiles only
+float64 product by the reciprocal (``_kernel_source._adam`` says why). Softmax compiles only
 its row passes and leaves ``exp`` to numpy's vector code; its row sums run in
 another order than numpy's, so it agrees with numpy to float rounding.
 tests/test_kernels.py checks both claims.
