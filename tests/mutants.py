@@ -313,6 +313,19 @@ MUTANTS = [
       "tests/test_ahead_of_time.py", "-k", "refuses"),
     M("validation-loads-numba", "speed", "metrics.py", "evaluate",
       "with numpy_only():", "with np.errstate():", "tests/test_ahead_of_time.py", "-k", "validation"),
+    # --- the optimizer's pass shared with OpenBLAS's worker
+    M("the-shared-pass-skips-an-entry", "speed", "_kernel_source.py", "_update",
+      "sh[0] = 0 if k == 0 else half", "sh[0] = 0 if k == 0 else half + 1", "tests/test_shared_pass.py"),
+    M("the-pools-thread-keeps-its-own-sse-register", "speed", "_kernel_source.py", "_pass_share",
+      "    _set_mxcsr(sh[12])\n", "", "tests/test_shared_pass.py", "-k", "denormals"),
+    M("one-openblas-thread-still-asks-the-pool", "speed", "_kernel_source.py", "_update",
+      "_view(blas[4], 1, np.int32(0))[0] >= 2", "_view(blas[4], 1, np.int32(0))[0] >= 1",
+      "tests/test_shared_pass.py", "-k", "one_openblas_thread"),
+    M("a-short-pass-goes-to-the-pool", "speed", "_kernel_source.py", "_update",
+      "n >= SHARE_MIN and", "n >= 1 and", "tests/test_shared_pass.py", "-k", "short"),
+    M("the-pool-found-in-another-library", "speed", "_blas.py", "_pool",
+      "or any(_library_of(a) != home for a in addresses)", "or False", "tests/test_shared_pass.py", "-k",
+      "another_library"),
 ]
 
 

@@ -302,7 +302,7 @@ for t in threads:
 r, w = os.pipe()
 os.dup2(r, 101)
 read_at = ctypes.cast(ctypes.CDLL(None).read, ctypes.c_void_p).value
-_blas.gemms()[:] = (read_at, read_at, 1)
+_blas.gemms()[:3] = (read_at, read_at, 1)
 worker_id, ended = [], []
 
 def blocked_fit():

@@ -352,3 +352,22 @@ def test_gather_benchmark_times_the_engines_gather_and_a_plain_copy(monkeypatch)
     # the loop it times is the engine's: it calls the very kernel the step calls
     engine_loop = gather.loops()["engine"].py_func
     assert inspect.getclosurevars(engine_loop).nonlocals["gather"] is _kernel_source._nb_gather_rows
+
+
+def test_shared_pass_benchmark_times_the_engines_update_on_one_thread_and_shared(monkeypatch):
+    """benchmarks/shared_pass.py calls the step's own update, and both ways leave the same bits."""
+    from _needs import require_kernels
+
+    require_kernels()
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import shared_pass
+
+    from deepff import _kernel_source
+
+    rows = shared_pass.main(["--quick"])
+    assert [(r["optimizer"], r["entries"]) for r in rows] == [("adam", 4096), ("adam", 40000), ("sgd", 4096),
+                                                               ("sgd", 40000)]
+    for r in rows:
+        assert r["same bits"], r
+        assert 0 < r["one thread us"] < 1e5 and 0 < r["shared us"] < 1e5, r
+    assert shared_pass.update() is _kernel_source._nb_update

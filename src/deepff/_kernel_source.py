@@ -10,9 +10,10 @@ compiles its callees into itself: were a callee in another file, a change
 to it would leave the step's cached code stale. The callees are named
 ``_nb_*`` here and are set to their compiled versions by
 :func:`deepff._kernels.step_function` before the step that calls them is
-compiled; the two numba intrinsics (a call of BLAS's ``gemm`` at a run-time
-address, a prefetch) are defined by :func:`_compile_caller` the same way.
-Nothing here imports numba at import time.
+compiled; the numba intrinsics (calls of BLAS's ``gemm`` and of OpenBLAS's
+pool at run-time addresses, a prefetch, an array at an address, the SSE
+control register, and the C function the pool's thread runs) are defined by
+:func:`_compile_caller` the same way. Nothing here imports numba at import time.
 """
 
 from __future__ import annotations
@@ -158,39 +159,64 @@ STEP_OPTIMIZERS = {"adam": 0, "sgd": 1, "sgd, plain update inside the products":
 With code 2 a plain SGD step (no momentum, weight decay or penalty) moves W inside its weight-gradient
 product and leaves W's gradient unwritten; other SGD settings run as code 1."""
 STEP_HYPER = 12
-GATHER_AHEAD = 8
-"""Rows the step's gather asks memory for ahead of the row it copies (``benchmarks/gather.py``: 4 to 16 do alike)."""
 """Length of the whole step's ``hyper`` array: the optimizer kernel's scalars, zero-padded to 9, then its flags,
 zero-padded to 3."""
+GATHER_AHEAD = 8
+"""Rows the step's gather asks memory for ahead of the row it copies (``benchmarks/gather.py``: 4 to 16 do alike)."""
+SHARE_MIN = 16384
+"""Fewest parameters whose optimizer pass the step shares with OpenBLAS's worker thread (see ``_update``): handing
+half a pass over costs about 2 us, and on the 2-core benchmark machine splitting paid from about 6,000 entries."""
+SHARE_INTS = 16
+"""int64 slots of one thread's share of the pass (see ``_pass_share``)."""
 
 # The compiled kernels the step calls: numba resolves a global name when it compiles its user (step_function).
 _nb_shift_by_row_max = _nb_divide_by_row_sum = None
 _nb_adam_pass = _nb_adam = _nb_sgd = _nb_add_l2 = _nb_bias_act = _nb_act_backward = None
-_nb_gather_rows = _nb_output_loss = _nb_forward = _nb_product = _nb_dense_step = None
+_nb_gather_rows = _nb_output_loss = _nb_forward = _nb_product = _nb_pass = _nb_update = _nb_dense_step = None
 
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112     # CBLAS's enums
-_call_gemm = _prefetch = None   # set by _compile_caller(): numba resolves them when it compiles their users
+_call_gemm = _prefetch = _call_pool = _view = _mxcsr = _set_mxcsr = _share_routine = None
+# (set by _compile_caller(): numba resolves them when it compiles their users)
 
 
 def _compile_caller():
-    """Define the numba intrinsics: a call of ``cblas_?gemm`` at a run-time address, a prefetch (imports numba)."""
-    global _call_gemm, _prefetch
+    """Define the numba intrinsics: calls at run-time addresses (``cblas_?gemm``, OpenBLAS's pool), a prefetch,
+    an array at an address, x86-64's SSE control register, and the C function a pool thread runs (imports numba)."""
+    global _call_gemm, _prefetch, _call_pool, _view, _mxcsr, _set_mxcsr, _share_routine
     if _call_gemm is not None:
         return
+    import platform
+
     from llvmlite import ir
     from numba.core import cgutils, types
     from numba.extending import intrinsic
 
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    i8p, i32, i64 = ir.IntType(8).as_pointer(), ir.IntType(32), ir.IntType(64)
+
+    def call_at(builder, context, signature, llargs, ret):
+        # call the function at the address llargs[0] with the other arguments: enums and counts as int32,
+        # sizes and pointers as int64 (one register either way in x86-64's and AArch64's conventions)
+        fnty = ir.FunctionType(ret, [context.get_value_type(t) for t in signature.args[1:]])
+        builder.call(builder.inttoptr(llargs[0], fnty.as_pointer()), llargs[1:])
+        return context.get_dummy_value()
+
     @intrinsic
     def call_gemm(typingctx, address, order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-        # cblas_?gemm(order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc): the enums
-        # as int32, sizes and pointers as int64 (one register either way), alpha and beta of the dtype
+        # cblas_?gemm(order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), alpha and beta
+        # of the dtype
         def codegen(context, builder, signature, llargs):
-            fnty = ir.FunctionType(ir.VoidType(), [context.get_value_type(t) for t in signature.args[1:]])
-            builder.call(builder.inttoptr(llargs[0], fnty.as_pointer()), llargs[1:])
-            return context.get_dummy_value()
+            return call_at(builder, context, signature, llargs, ir.VoidType())
         return types.void(address, order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), codegen
+
+    @intrinsic
+    def call_pool(typingctx, address, nthreads, routine, args, stride):
+        # OpenBLAS's gotoblas_pthread(nthreads, routine, args, stride): routine(args + i stride) for
+        # i < nthreads, i = 0 on this thread, the others on its pool's threads; returns when all are done
+        def codegen(context, builder, signature, llargs):
+            return call_at(builder, context, signature, llargs, i32)
+        return types.void(address, nthreads, routine, args, stride), codegen
 
     @intrinsic
     def prefetch(typingctx, a, i, j):
@@ -198,14 +224,76 @@ def _compile_caller():
         def codegen(context, builder, signature, llargs):
             ary = context.make_array(signature.args[0])(context, builder, llargs[0])
             item = cgutils.get_item_pointer(context, builder, signature.args[0], ary, llargs[1:])
-            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
             fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
                                                 "llvm.prefetch.p0")
             builder.call(fn, [builder.bitcast(item, i8p), i32(0), i32(2), i32(1)])
             return context.get_dummy_value()
         return types.void(a, i, j), codegen
 
-    _call_gemm, _prefetch = call_gemm, prefetch
+    @intrinsic
+    def view(typingctx, address, length, like):
+        # the ``length`` values of like's type at the int64 address as a 1-D array (no owner: nothing frees it)
+        arr = types.Array(like, 1, "C")
+
+        def codegen(context, builder, signature, llargs):
+            from numba.np.arrayobj import populate_array
+
+            ary = context.make_array(arr)(context, builder)
+            size = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(like)))
+            populate_array(ary, data=builder.inttoptr(llargs[0], ary.data.type),
+                           shape=[context.cast(builder, llargs[1], signature.args[1], types.intp)],
+                           strides=[size], itemsize=size, meminfo=None)
+            return ary._getvalue()
+        return arr(address, length, like), codegen
+
+    def sse_control(builder, name, slot):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p]), name)
+        builder.call(fn, [builder.bitcast(slot, i8p)])
+
+    @intrinsic
+    def mxcsr(typingctx):
+        # this thread's SSE control and status register (its flush-to-zero and denormals-are-zero bits
+        # among them: deepff._fpenv); 0 off x86-64
+        def codegen(context, builder, signature, llargs):
+            if not x86:
+                return i32(0)
+            slot = cgutils.alloca_once(builder, i32)
+            sse_control(builder, "llvm.x86.sse.stmxcsr", slot)
+            return builder.load(slot)
+        return types.int32(), codegen
+
+    @intrinsic
+    def set_mxcsr(typingctx, value):
+        # load the register (nothing off x86-64)
+        def codegen(context, builder, signature, llargs):
+            if x86:
+                value = context.cast(builder, llargs[0], signature.args[0], types.int32)
+                slot = cgutils.alloca_once_value(builder, value)
+                sse_control(builder, "llvm.x86.sse.ldmxcsr", slot)
+            return context.get_dummy_value()
+        return types.void(value), codegen
+
+    @intrinsic
+    def share_routine(typingctx, like):
+        # the address of a C function void f(char *share) in the module being compiled that runs
+        # _pass_share(share, 0 of like's type): what OpenBLAS's pool threads call (_update)
+        def codegen(context, builder, signature, llargs):
+            name = "deepff_pass_share_" + str(signature.args[0])
+            fn = builder.module.globals.get(name)
+            if fn is None:
+                fn = ir.Function(builder.module, ir.FunctionType(ir.VoidType(), [i8p]), name)
+                fn.linkage = "internal"
+                inner = ir.IRBuilder(fn.append_basic_block())
+                sig = types.void(types.int64, signature.args[0])
+                cres = context.compile_subroutine(inner, _pass_share, sig)
+                context.call_internal_no_propagate(inner, cres.fndesc, sig, [inner.ptrtoint(fn.args[0], i64),
+                                                   context.get_constant(signature.args[0], 0)])
+                inner.ret_void()
+            return builder.ptrtoint(fn, i64)
+        return types.int64(like), codegen
+
+    _call_gemm, _prefetch, _call_pool, _view = call_gemm, prefetch, call_pool, view
+    _mxcsr, _set_mxcsr, _share_routine = mxcsr, set_mxcsr, share_routine
 
 
 def _product(blas, a, trans_a, b, trans_b, c, alpha, beta):
@@ -412,6 +500,64 @@ def _forward(blas, x, theta, dims, woff, boff, hoff, acts, out_code, scratch, ro
     return h
 
 
+def _pass(theta, grad, s1, s2, s3, opt_code, hyper):
+    # The optimizer's pass over theta (or a slice of it) and its states: Adam (opt_code 0; s1, s2, s3 its m, v,
+    # vmax) or SGD (its buffer), with hyper's scalars and flags (STEP_HYPER)
+    if opt_code == 0:
+        _nb_adam(theta, grad, s1, s2, s3, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], hyper[6],
+                 hyper[7], hyper[8], hyper[9] != 0, hyper[10] != 0)
+    else:
+        _nb_sgd(theta, grad, s1, hyper[0], hyper[1], hyper[2], hyper[3], hyper[9] != 0, hyper[10] != 0,
+                hyper[11] != 0)
+
+
+def _pass_share(share, like):
+    # One thread's share of the optimizer's pass (_update runs one on this thread, one on OpenBLAS's worker).
+    # The SHARE_INTS int64 at ``share``: the entries lo, hi; the addresses of theta and grad; of s1, s2, s3, each
+    # with its length; of hyper; the optimizer's code; the SSE control register of the thread that handed the
+    # pass out. A pool thread does not flush denormals as the step's thread does (deepff._fpenv), so it takes
+    # that register for the pass, and the halves come out as one thread's pass would.
+    sh = _view(share, SHARE_INTS, np.int64(0))
+    lo, hi = sh[0], sh[1]
+    theta = _view(sh[2], hi, like)[lo:]
+    grad = _view(sh[3], hi, like)[lo:]
+    # (state buffers may be shorter than theta, none past its end: Adam's vmax without amsgrad, SGD's buffer
+    # without momentum, which the pass then does not read)
+    s1 = _view(sh[4], sh[5], like)[min(lo, sh[5]):min(hi, sh[5])]
+    s2 = _view(sh[6], sh[7], like)[min(lo, sh[7]):min(hi, sh[7])]
+    s3 = _view(sh[8], sh[9], like)[min(lo, sh[9]):min(hi, sh[9])]
+    hyper = _view(sh[10], STEP_HYPER, like)
+    own = _mxcsr()
+    _set_mxcsr(sh[12])
+    _nb_pass(theta, grad, s1, s2, s3, sh[11], hyper)
+    _set_mxcsr(own)
+
+
+def _update(blas, theta, grad, s1, s2, s3, opt_code, hyper):
+    # The optimizer's pass, after the step's products. Where numpy's OpenBLAS lends its pool (blas[3:6], see
+    # deepff._blas.gemms: found, and set to two threads or more now) and the pass is long (SHARE_MIN), the
+    # pool's worker, which has just run its half of the products and waits for the next, runs the second half of
+    # the entries while this thread runs the first. The pass is element-wise: the same bits as one thread's.
+    n = theta.shape[0]
+    if (n >= SHARE_MIN and blas.shape[0] >= 6 and blas[3] != 0 and _view(blas[4], 1, np.int32(0))[0] >= 2
+            and _view(blas[5], 1, np.int32(0))[0] >= 2):
+        half = n // 2 // 16 * 16                        # (16 entries: a whole number of 64-byte lines)
+        shares = np.empty((2, SHARE_INTS), np.int64)
+        for k in range(2):
+            sh = shares[k]
+            sh[0] = 0 if k == 0 else half
+            sh[1] = half if k == 0 else n
+            sh[2], sh[3] = theta.ctypes.data, grad.ctypes.data
+            sh[4], sh[5] = s1.ctypes.data, s1.shape[0]
+            sh[6], sh[7] = s2.ctypes.data, s2.shape[0]
+            sh[8], sh[9] = s3.ctypes.data, s3.shape[0]
+            sh[10], sh[11], sh[12] = hyper.ctypes.data, opt_code, _mxcsr()
+        _call_pool(blas[3], np.int32(2), _share_routine(theta[0]), np.int64(shares.ctypes.data),
+                   np.int32(SHARE_INTS * 8))
+    else:
+        _nb_pass(theta, grad, s1, s2, s3, opt_code, hyper)
+
+
 def _dense_step(blas, X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, acts, out_code,
                 scratch, lossargs, opt_code, s1, s2, s3, hyper):
     # One training step on the rows idx of X, Y; the arguments and the five
@@ -498,12 +644,7 @@ def _dense_step(blas, X, Y, W, weighted, idx, theta, grad, mask, dims, woff, bof
     # grad += l2 W (the penalty's gradient), then the optimizer's own kernel
     if l2 != 0:
         _nb_add_l2(theta, grad, mask, dt(l2))
-    if opt_code == 0:
-        _nb_adam(theta, grad, s1, s2, s3, hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], hyper[6],
-                 hyper[7], hyper[8], hyper[9] != 0, hyper[10] != 0)
-    else:
-        _nb_sgd(theta, grad, s1, hyper[0], hyper[1], hyper[2], hyper[3], hyper[9] != 0, hyper[10] != 0,
-                hyper[11] != 0)
+    _nb_update(blas, theta, grad, s1, s2, s3, opt_code, hyper)
     return loss
 
 

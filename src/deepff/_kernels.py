@@ -34,13 +34,21 @@ import functools
 
 from . import _blas
 from . import _kernel_source as _src
-from ._kernel_source import GATHER_AHEAD, STEP_HIDDEN, STEP_HYPER, STEP_OPTIMIZERS, STEP_OUTPUTS, step_scratch_size
+from ._kernel_source import (
+    GATHER_AHEAD,
+    SHARE_MIN,
+    STEP_HIDDEN,
+    STEP_HYPER,
+    STEP_OPTIMIZERS,
+    STEP_OUTPUTS,
+    step_scratch_size,
+)
 from ._switch import SETTINGS, enabled, refresh, setting
 
 __all__ = [
     "enabled", "setting", "SETTINGS", "refresh", "compiled", "adam_kernel", "sgd_kernel", "softmax_kernels",
     "dense_step_kernel", "dense_steps_kernel", "step_function", "step_scratch_size", "STEP_HIDDEN",
-    "STEP_OUTPUTS", "STEP_OPTIMIZERS", "STEP_HYPER", "GATHER_AHEAD"]
+    "STEP_OUTPUTS", "STEP_OPTIMIZERS", "STEP_HYPER", "GATHER_AHEAD", "SHARE_MIN"]
 
 _CACHE = {}
 
@@ -136,7 +144,12 @@ def dense_step_kernel():
        with numpy's gemm instead updates W^l inside its weight-gradient product,
        W^l <- W^l - lr (h^{l-1})^T g^l (BLAS's beta = 1), once g^l (W^l)^T has
        read W^l, and b^l <- b^l - lr db^l: no pass over theta follows, and W's
-       part of ``grad`` is not written
+       part of ``grad`` is not written. A pass of ``SHARE_MIN`` parameters or
+       more runs half on this thread and half on the worker thread of numpy's
+       OpenBLAS (through its ``gotoblas_pthread``, where :func:`deepff._blas.gemms`
+       finds it and OpenBLAS runs two threads or more), which has just run its
+       share of the products and waits for the next: element-wise, so the same
+       bits as on one thread (``benchmarks/shared_pass.py``)
 
     The element-wise formulas are the numpy path's; the bias gradients and the
     loss are summed in another order than numpy's pairwise sums (the loss in
@@ -212,7 +225,7 @@ def step_function():
         _src._compile_caller()
         callees = ("shift_by_row_max", "divide_by_row_sum", "adam_pass", "sgd", "add_l2", "bias_act", "act_backward",
                    "gather_rows", "product")
-        callees += ("output_loss", "forward", "adam", "dense_step")    # these call the kernels set before them
+        callees += ("output_loss", "forward", "adam", "pass", "update", "dense_step")   # these call those before
         for name in callees:
             setattr(_src, "_nb_" + name, compiled(name, getattr(_src, "_" + name)))
         compiled("dense_steps", _src._dense_steps)
