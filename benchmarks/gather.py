@@ -15,7 +15,7 @@ row is asked for. The engine's gather asks for each row's cache lines
 ``GATHER_AHEAD`` rows before it copies it (a prefetch), so that several rows
 are on their way at once.
 
-Four gathers of every batch of one shuffled epoch are timed, each in one
+Five gathers of every batch of one shuffled epoch are timed, each in one
 compiled loop (no Python between batches), in microseconds a batch:
 
 * **engine**: the engine's own compiled gather;
@@ -25,9 +25,13 @@ compiled loop (no Python between batches), in microseconds a batch:
   are then in the caches: what the copy itself costs;
 * **plain copy from cache**: the same for the plain copy, so that what the
   prefetches cost where the rows are in cache already (a small training
-  set) shows beside what they save.
+  set) shows beside what they save;
+* **shared**: what the step runs, the engine's gather with half of each
+  batch's rows copied by the worker thread of numpy's OpenBLAS
+  (``deepff._kernel_source._gather``; on one thread where that pool is not
+  found, or the batch is under ``SHARE_MIN`` values).
 
-The four take turns in each round; the table gives medians of the rounds.
+The five take turns in each round; the table gives medians of the rounds.
 Needs numba (the engine's gather is compiled just in time here; the step
 built ahead of time has the same code).
 """
@@ -57,7 +61,7 @@ def loops():
     from deepff import _kernel_source, _kernels
 
     _kernels.step_function()                # compiles the engine's callees, its gather among them
-    gather = _kernel_source._nb_gather_rows
+    gather, gather_shared = _kernel_source._nb_gather_rows, _kernel_source._nb_gather
 
     @njit(nogil=True)
     def plain(X, Y, idx, x, y):
@@ -78,12 +82,17 @@ def loops():
         for s in range(0, order.shape[0] - bs + 1, bs):
             plain(X, Y, order[s:s + bs], x, y)
 
-    _LOOPS.update({"engine": engine_epoch, "plain copy": plain_epoch})
+    @njit(nogil=True)
+    def shared_epoch(blas, X, Y, order, bs, x, y):
+        for s in range(0, order.shape[0] - bs + 1, bs):
+            gather_shared(blas, X, Y, order[s:s + bs], x, y)
+
+    _LOOPS.update({"engine": engine_epoch, "plain copy": plain_epoch, "shared": shared_epoch})
     return _LOOPS
 
 
 def measure(X, Y, batch, rounds, seed=0):
-    """Microseconds a batch of the four gathers (medians of ``rounds``), and whether their rows were right.
+    """Microseconds a batch of the five gathers (medians of ``rounds``), and whether their rows were right.
 
     Parameters
     ----------
@@ -97,8 +106,8 @@ def measure(X, Y, batch, rounds, seed=0):
     Returns
     -------
     dict
-        ``{"batch", "engine us", "plain copy us", "from cache us", "plain copy from cache us",
-        "engine / plain copy", "rows right"}``.
+        ``{"batch", "engine us", "plain copy us", "from cache us", "plain copy from cache us", "shared us",
+        "engine / plain copy", "shared / engine", "rows right"}``.
     """
     f = loops()
     rng = np.random.default_rng(seed)
@@ -106,21 +115,29 @@ def measure(X, Y, batch, rounds, seed=0):
     x = np.empty((batch, X.shape[1]), X.dtype)
     y = np.empty((batch, Y.shape[1]), Y.dtype)
     same = np.tile(rng.permutation(X.shape[0])[:batch], steps)
-    runs = {"engine": [], "plain copy": [], "from cache": [], "plain copy from cache": []}
+    from deepff import _blas
+
+    blas = _blas.gemms()
+    runs = {"engine": [], "plain copy": [], "from cache": [], "plain copy from cache": [], "shared": []}
     for name in ("engine", "plain copy"):
         f[name](X, Y, same[:batch], batch, x, y)                 # compiled before the clock starts
+    f["shared"](blas, X, Y, same[:batch], batch, x, y)
     right = True
     for _ in range(rounds):
         for name in runs:
             order = same if name.endswith("from cache") else rng.permutation(X.shape[0])[:steps * batch]
             fn = f["plain copy" if name.startswith("plain copy") else "engine"]
             t = time.perf_counter()
-            fn(X, Y, order, batch, x, y)
+            if name == "shared":
+                f["shared"](blas, X, Y, order, batch, x, y)
+            else:
+                fn(X, Y, order, batch, x, y)
             runs[name].append((time.perf_counter() - t) / steps * 1e6)
             last = order[(steps - 1) * batch:]                   # the buffer holds the last batch's rows
             right = right and np.array_equal(x, X[last]) and np.array_equal(y, Y[last])
     row = {"batch": batch, **{name + " us": statistics.median(t) for name, t in runs.items()}}
     row["engine / plain copy"] = statistics.median(a / b for a, b in zip(runs["engine"], runs["plain copy"]))
+    row["shared / engine"] = statistics.median(a / b for a, b in zip(runs["shared"], runs["engine"]))
     row["rows right"] = right
     return row
 
@@ -142,11 +159,13 @@ def main(argv=None):
     print(f"data: {'random ' if args.quick else ''}{X.shape[0]} x {X.shape[1]} {X.dtype}, "
           f"{_kernels.GATHER_AHEAD} rows ahead; medians of {rounds} rounds, microseconds a batch")
     rows = [measure(X, Y, b, rounds) for b in batches]
-    print("| batch | engine | plain copy | from cache | plain copy from cache | engine / plain copy |")
-    print("|---|---|---|---|---|---|")
+    print("| batch | engine | plain copy | from cache | plain copy from cache | engine / plain copy | shared "
+          "| shared / engine |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['batch']} | {r['engine us']:.1f} | {r['plain copy us']:.1f} | {r['from cache us']:.1f} "
-              f"| {r['plain copy from cache us']:.1f} | {r['engine / plain copy']:.2f} |")
+              f"| {r['plain copy from cache us']:.1f} | {r['engine / plain copy']:.2f} | {r['shared us']:.1f} "
+              f"| {r['shared / engine']:.2f} |")
         if not r["rows right"]:
             print(f"error: batch {r['batch']}: the gathered rows are not X[idx]")
     return rows

@@ -313,10 +313,13 @@ MUTANTS = [
       "tests/test_ahead_of_time.py", "-k", "refuses"),
     M("validation-loads-numba", "speed", "metrics.py", "evaluate",
       "with numpy_only():", "with np.errstate():", "tests/test_ahead_of_time.py", "-k", "validation"),
-    # --- the optimizer's pass shared with OpenBLAS's worker
+    # --- the optimizer's pass and the gather shared with OpenBLAS's worker
     M("the-shared-pass-skips-an-entry", "speed", "_kernel_source.py", "_update",
       "sh[0] = 0 if k == 0 else half", "sh[0] = 0 if k == 0 else half + 1", "tests/test_shared_pass.py"),
-    M("the-pools-thread-keeps-its-own-sse-register", "speed", "_kernel_source.py", "_pass_share",
+    M("the-shared-gather-skips-a-row", "speed", "_kernel_source.py", "_gather",
+      "sh[0] = 0 if k == 0 else half", "sh[0] = 0 if k == 0 else half + 1", "tests/test_shared_pass.py", "-k",
+      "gather"),
+    M("the-pools-thread-keeps-its-own-sse-register", "speed", "_kernel_source.py", "_share",
       "    _set_mxcsr(sh[12])\n", "", "tests/test_shared_pass.py", "-k", "denormals"),
     M("one-openblas-thread-still-asks-the-pool", "speed", "_kernel_source.py", "_update",
       "_view(blas[4], 1, np.int32(0))[0] >= 2", "_view(blas[4], 1, np.int32(0))[0] >= 1",

@@ -347,11 +347,13 @@ def test_gather_benchmark_times_the_engines_gather_and_a_plain_copy(monkeypatch)
     assert [r["batch"] for r in rows] == [32, 128]
     for r in rows:
         assert r["rows right"], r
-        times = [r[k] for k in ("engine us", "plain copy us", "from cache us", "plain copy from cache us")]
+        times = [r[k] for k in ("engine us", "plain copy us", "from cache us", "plain copy from cache us", "shared us")]
         assert all(0 < t < 1e5 for t in times), r
     # the loop it times is the engine's: it calls the very kernel the step calls
     engine_loop = gather.loops()["engine"].py_func
     assert inspect.getclosurevars(engine_loop).nonlocals["gather"] is _kernel_source._nb_gather_rows
+    shared_loop = gather.loops()["shared"].py_func
+    assert inspect.getclosurevars(shared_loop).nonlocals["gather_shared"] is _kernel_source._nb_gather
 
 
 def test_shared_pass_benchmark_times_the_engines_update_on_one_thread_and_shared(monkeypatch):

@@ -1,11 +1,13 @@
-"""The compiled step's optimizer pass shared with OpenBLAS's worker thread (deepff._kernel_source._update).
+"""The compiled step's work shared with OpenBLAS's worker thread (deepff._kernel_source._update, _gather).
 
-A pass of at least SHARE_MIN entries runs half on the step's thread and half
-on the worker of numpy's OpenBLAS, through its ``gotoblas_pthread``
-(deepff._blas.gemms finds them). It must give the bits of the pass on one
-thread, for every optimizer and dtype the step takes, with denormals
-flushed as the step's own thread flushes them; and it must go to the pool
-only when the pass is long and OpenBLAS runs two threads or more.
+An optimizer pass of at least SHARE_MIN entries runs half on the step's
+thread and half on the worker of numpy's OpenBLAS, through its
+``gotoblas_pthread`` (deepff._blas.gemms finds them), and so does the gather
+of a batch of at least SHARE_MIN values. The pass must give the bits of the
+pass on one thread, for every optimizer and dtype the step takes, with
+denormals flushed as the step's own thread flushes them; the gather must
+copy the batch's rows; and both must go to the pool only when the work is
+long and OpenBLAS runs two threads or more.
 """
 
 import ctypes
@@ -163,3 +165,38 @@ def test_the_pools_thread_flushes_denormals_as_the_steps_thread(update, pool):
     assert np.all(runs["one thread, flushed"] == 0)     # 0.9 x 1.2e-38 is denormal: flushed
     assert np.all(runs["one thread"] > 0)               # (kept without flushing: the test meets denormals)
     np.testing.assert_array_equal(runs["shared, flushed"], runs["one thread, flushed"])
+
+
+@pytest.fixture(scope="module")
+def gather():
+    _kernels.step_function()
+    return _kernel_source._nb_gather
+
+
+def _batch(n, d=200, k=10, dtype=np.float32, seed=0):
+    """X, Y (300 rows), n rows idx, and x, y full of NaN: n (d + k) values to gather."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((300, d)).astype(dtype)
+    Y = rng.standard_normal((300, k)).astype(dtype)
+    idx = rng.permutation(300)[:n].astype(np.int64)
+    return X, Y, idx, np.full((n, d), np.nan, dtype), np.full((n, k), np.nan, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_shared_gather_copies_the_batchs_rows(gather, pool, dtype):
+    X, Y, idx, x, y = _batch(129, dtype=dtype)          # 129 x 210 values, over SHARE_MIN; halves 64 and 65 rows
+    assert 129 * 210 >= _kernels.SHARE_MIN
+    gather(pool, X, Y, idx, x, y)
+    np.testing.assert_array_equal(x, X[idx])
+    np.testing.assert_array_equal(y, Y[idx])
+
+
+def test_a_large_batch_is_gathered_with_the_pool_and_a_small_one_is_not(gather, pool):
+    blas = pool.copy()
+    blas[3] = _RUNS_NOTHING
+    for n, shared in ((129, True), (_kernels.SHARE_MIN // 210, False)):
+        X, Y, idx, x, y = _batch(n)
+        gather(blas, X, Y, idx, x, y)
+        assert np.isnan(x).all() == shared and np.isnan(y).all() == shared, n
+        if not shared:
+            np.testing.assert_array_equal(x, X[idx])

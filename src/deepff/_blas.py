@@ -95,7 +95,7 @@ def _pool(lib, gemm):
 
     Only where they live in the same library file as numpy's ``gemm`` at ``gemm``, that library says it is
     OpenBLAS with its own (pthreads) pool and not OpenMP's, and the CPU is x86-64 (the compiled step hands its
-    SSE control register to the pool's thread: ``deepff._kernel_source._pass_share``).
+    SSE control register to the pool's thread: ``deepff._kernel_source._share``).
     """
     import platform
 

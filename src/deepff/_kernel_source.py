@@ -164,15 +164,17 @@ zero-padded to 3."""
 GATHER_AHEAD = 8
 """Rows the step's gather asks memory for ahead of the row it copies (``benchmarks/gather.py``: 4 to 16 do alike)."""
 SHARE_MIN = 16384
-"""Fewest parameters whose optimizer pass the step shares with OpenBLAS's worker thread (see ``_update``): handing
-half a pass over costs about 2 us, and on the 2-core benchmark machine splitting paid from about 6,000 entries."""
+"""Fewest values (parameters of the optimizer's pass, entries of the batch's rows) whose work the step shares with
+OpenBLAS's worker thread (see ``_pool_ready``): handing half over costs about 2 us, and on the 2-core benchmark
+machine splitting Adam's pass paid from about 6,000 entries."""
 SHARE_INTS = 16
-"""int64 slots of one thread's share of the pass (see ``_pass_share``)."""
+"""int64 slots of one thread's share of the work (see ``_share``)."""
 
 # The compiled kernels the step calls: numba resolves a global name when it compiles its user (step_function).
 _nb_shift_by_row_max = _nb_divide_by_row_sum = None
 _nb_adam_pass = _nb_adam = _nb_sgd = _nb_add_l2 = _nb_bias_act = _nb_act_backward = None
-_nb_gather_rows = _nb_output_loss = _nb_forward = _nb_product = _nb_pass = _nb_update = _nb_dense_step = None
+_nb_gather_rows = _nb_output_loss = _nb_forward = _nb_product = _nb_pass = _nb_pool_ready = _nb_update = None
+_nb_gather = _nb_dense_step = None
 
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112     # CBLAS's enums
@@ -276,16 +278,16 @@ def _compile_caller():
     @intrinsic
     def share_routine(typingctx, like):
         # the address of a C function void f(char *share) in the module being compiled that runs
-        # _pass_share(share, 0 of like's type): what OpenBLAS's pool threads call (_update)
+        # _share(share, 0 of like's type): what OpenBLAS's pool threads call (_update, _gather)
         def codegen(context, builder, signature, llargs):
-            name = "deepff_pass_share_" + str(signature.args[0])
+            name = "deepff_share_" + str(signature.args[0])
             fn = builder.module.globals.get(name)
             if fn is None:
                 fn = ir.Function(builder.module, ir.FunctionType(ir.VoidType(), [i8p]), name)
                 fn.linkage = "internal"
                 inner = ir.IRBuilder(fn.append_basic_block())
                 sig = types.void(types.int64, signature.args[0])
-                cres = context.compile_subroutine(inner, _pass_share, sig)
+                cres = context.compile_subroutine(inner, _share, sig)
                 context.call_internal_no_propagate(inner, cres.fndesc, sig, [inner.ptrtoint(fn.args[0], i64),
                                                    context.get_constant(signature.args[0], 0)])
                 inner.ret_void()
@@ -511,36 +513,53 @@ def _pass(theta, grad, s1, s2, s3, opt_code, hyper):
                 hyper[11] != 0)
 
 
-def _pass_share(share, like):
-    # One thread's share of the optimizer's pass (_update runs one on this thread, one on OpenBLAS's worker).
-    # The SHARE_INTS int64 at ``share``: the entries lo, hi; the addresses of theta and grad; of s1, s2, s3, each
-    # with its length; of hyper; the optimizer's code; the SSE control register of the thread that handed the
-    # pass out. A pool thread does not flush denormals as the step's thread does (deepff._fpenv), so it takes
-    # that register for the pass, and the halves come out as one thread's pass would.
+def _share(share, like):
+    # One thread's share of the step's work (_update and _gather run one on this thread, one on OpenBLAS's
+    # worker), described by the SHARE_INTS int64 at ``share``: the entries (or rows) lo, hi, then by the work's
+    # code in slot 13:
+    # 0, the optimizer's pass: the addresses of theta and grad; of s1, s2, s3, each with its length; of hyper;
+    #    the optimizer's code
+    # 1, the gather: the address of X, its rows and columns; of Y and its columns; of idx, x and y
+    # Slot 12 holds the SSE control register of the thread that handed the work out. A pool thread does not
+    # flush denormals as the step's thread does (deepff._fpenv), so it takes that register for its share, and
+    # the shares come out as one thread's work would.
     sh = _view(share, SHARE_INTS, np.int64(0))
     lo, hi = sh[0], sh[1]
-    theta = _view(sh[2], hi, like)[lo:]
-    grad = _view(sh[3], hi, like)[lo:]
-    # (state buffers may be shorter than theta, none past its end: Adam's vmax without amsgrad, SGD's buffer
-    # without momentum, which the pass then does not read)
-    s1 = _view(sh[4], sh[5], like)[min(lo, sh[5]):min(hi, sh[5])]
-    s2 = _view(sh[6], sh[7], like)[min(lo, sh[7]):min(hi, sh[7])]
-    s3 = _view(sh[8], sh[9], like)[min(lo, sh[9]):min(hi, sh[9])]
-    hyper = _view(sh[10], STEP_HYPER, like)
     own = _mxcsr()
     _set_mxcsr(sh[12])
-    _nb_pass(theta, grad, s1, s2, s3, sh[11], hyper)
+    if sh[13] == 0:
+        theta = _view(sh[2], hi, like)[lo:]
+        grad = _view(sh[3], hi, like)[lo:]
+        # (state buffers may be shorter than theta, none past its end: Adam's vmax without amsgrad, SGD's
+        # buffer without momentum, which the pass then does not read)
+        s1 = _view(sh[4], sh[5], like)[min(lo, sh[5]):min(hi, sh[5])]
+        s2 = _view(sh[6], sh[7], like)[min(lo, sh[7]):min(hi, sh[7])]
+        s3 = _view(sh[8], sh[9], like)[min(lo, sh[9]):min(hi, sh[9])]
+        _nb_pass(theta, grad, s1, s2, s3, sh[11], _view(sh[10], STEP_HYPER, like))
+    else:
+        rows, d, k = sh[3], sh[4], sh[6]
+        X = _view(sh[2], rows * d, like).reshape(rows, d)
+        Y = _view(sh[5], rows * k, like).reshape(rows, k)
+        x = _view(sh[8], hi * d, like).reshape(hi, d)[lo:]
+        y = _view(sh[9], hi * k, like).reshape(hi, k)[lo:]
+        _nb_gather_rows(X, Y, _view(sh[7], hi, np.int64(0))[lo:], x, y)
     _set_mxcsr(own)
 
 
+def _pool_ready(blas, entries):
+    # Whether to share work of ``entries`` values with OpenBLAS's worker: numpy's OpenBLAS lends its pool
+    # (blas[3:6], see deepff._blas.gemms: found, and set to two threads or more now: a pool of one thread would
+    # never run its share) and the work is long enough (SHARE_MIN)
+    return (entries >= SHARE_MIN and blas.shape[0] >= 6 and blas[3] != 0
+            and _view(blas[4], 1, np.int32(0))[0] >= 2 and _view(blas[5], 1, np.int32(0))[0] >= 2)
+
+
 def _update(blas, theta, grad, s1, s2, s3, opt_code, hyper):
-    # The optimizer's pass, after the step's products. Where numpy's OpenBLAS lends its pool (blas[3:6], see
-    # deepff._blas.gemms: found, and set to two threads or more now) and the pass is long (SHARE_MIN), the
-    # pool's worker, which has just run its half of the products and waits for the next, runs the second half of
-    # the entries while this thread runs the first. The pass is element-wise: the same bits as one thread's.
+    # The optimizer's pass, after the step's products. Where _pool_ready, the pool's worker, which has just run
+    # its half of the products and waits for the next, runs the second half of the entries while this thread
+    # runs the first. The pass is element-wise: the same bits as one thread's.
     n = theta.shape[0]
-    if (n >= SHARE_MIN and blas.shape[0] >= 6 and blas[3] != 0 and _view(blas[4], 1, np.int32(0))[0] >= 2
-            and _view(blas[5], 1, np.int32(0))[0] >= 2):
+    if _nb_pool_ready(blas, n):
         half = n // 2 // 16 * 16                        # (16 entries: a whole number of 64-byte lines)
         shares = np.empty((2, SHARE_INTS), np.int64)
         for k in range(2):
@@ -551,11 +570,33 @@ def _update(blas, theta, grad, s1, s2, s3, opt_code, hyper):
             sh[4], sh[5] = s1.ctypes.data, s1.shape[0]
             sh[6], sh[7] = s2.ctypes.data, s2.shape[0]
             sh[8], sh[9] = s3.ctypes.data, s3.shape[0]
-            sh[10], sh[11], sh[12] = hyper.ctypes.data, opt_code, _mxcsr()
+            sh[10], sh[11], sh[12], sh[13] = hyper.ctypes.data, opt_code, _mxcsr(), 0
         _call_pool(blas[3], np.int32(2), _share_routine(theta[0]), np.int64(shares.ctypes.data),
                    np.int32(SHARE_INTS * 8))
     else:
         _nb_pass(theta, grad, s1, s2, s3, opt_code, hyper)
+
+
+def _gather(blas, X, Y, idx, x, y):
+    # x = X[idx], y = Y[idx], the step's first work. Where _pool_ready, the pool's worker, which has just run its
+    # half of the last step's pass, copies the second half of the rows while this thread copies the first: a
+    # shuffled batch's rows come mostly from main memory, and two cores wait for them side by side.
+    n = idx.shape[0]
+    if _nb_pool_ready(blas, n * (X.shape[1] + Y.shape[1])):
+        half = n // 2
+        shares = np.empty((2, SHARE_INTS), np.int64)
+        for k in range(2):
+            sh = shares[k]
+            sh[0] = 0 if k == 0 else half
+            sh[1] = half if k == 0 else n
+            sh[2], sh[3], sh[4] = X.ctypes.data, X.shape[0], X.shape[1]
+            sh[5], sh[6] = Y.ctypes.data, Y.shape[1]
+            sh[7], sh[8], sh[9] = idx.ctypes.data, x.ctypes.data, y.ctypes.data
+            sh[12], sh[13] = _mxcsr(), 1
+        _call_pool(blas[3], np.int32(2), _share_routine(x[0, 0]), np.int64(shares.ctypes.data),
+                   np.int32(SHARE_INTS * 8))
+    else:
+        _nb_gather_rows(X, Y, idx, x, y)
 
 
 def _dense_step(blas, X, Y, W, weighted, idx, theta, grad, mask, dims, woff, boff, acts, out_code,
@@ -585,7 +626,7 @@ def _dense_step(blas, X, Y, W, weighted, idx, theta, grad, mask, dims, woff, bof
     gbuf0 = scratch[pos:pos + n * gmax]
     gbuf1 = scratch[pos + n * gmax:pos + 2 * n * gmax]
     rowmax = scratch[pos + 2 * n * gmax:pos + 2 * n * gmax + n]
-    _nb_gather_rows(X, Y, idx, x, y)                    # x = X[idx], y = Y[idx]
+    _nb_gather(blas, X, Y, idx, x, y)                   # x = X[idx], y = Y[idx]
 
     h = _nb_forward(blas, x, theta, dims, woff, boff, hoff, acts, out_code, scratch, rowmax, z)
     # the loss and g^L = dJ/da^L

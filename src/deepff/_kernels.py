@@ -225,7 +225,8 @@ def step_function():
         _src._compile_caller()
         callees = ("shift_by_row_max", "divide_by_row_sum", "adam_pass", "sgd", "add_l2", "bias_act", "act_backward",
                    "gather_rows", "product")
-        callees += ("output_loss", "forward", "adam", "pass", "update", "dense_step")   # these call those before
+        callees += ("pool_ready", "output_loss", "forward", "adam", "pass", "update", "gather", "dense_step")
+        # (the last eight call those before them)
         for name in callees:
             setattr(_src, "_nb_" + name, compiled(name, getattr(_src, "_" + name)))
         compiled("dense_steps", _src._dense_steps)
