@@ -67,8 +67,8 @@ def gemms():
                     found[:3] = (_address(getattr(lib, s_name)), _address(getattr(lib, d_name)), 1)
                     found[3:] = _pool(lib, found[0])
                     break
-        except (ImportError, OSError, AttributeError):
-            pass
+        except (ImportError, OSError, AttributeError, TypeError, ValueError):
+            pass            # (what was found stays: a pool not looked up leaves its zeros, one thread's work)
         _FOUND["gemms"] = found
     return _FOUND["gemms"]
 
