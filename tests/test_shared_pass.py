@@ -117,12 +117,16 @@ def test_a_shared_pass_gives_the_bits_of_one_thread(update, pool, make, dtype):
     assert np.all(arrays[0][:half] != start[0][:half]) and np.all(arrays[0][half:] != start[0][half:])
 
 
-def test_a_long_pass_goes_to_the_pool_and_a_short_one_does_not(update, pool):
-    """With a pool that runs nothing, a shared pass leaves theta as it was; a short one still moves it."""
+@pytest.mark.parametrize("name, least", [("adam", 1), ("sgd nesterov", 2)])
+def test_a_long_pass_goes_to_the_pool_and_a_short_one_does_not(update, pool, name, least):
+    """With a pool that runs nothing, a shared pass leaves theta as it was; a short one still moves it.
+
+    Adam's pass is shared from SHARE_MIN entries, SGD's (cheaper an entry) from twice as many.
+    """
     blas = pool.copy()
     blas[3] = _RUNS_NOTHING
-    for n, shared in ((_kernels.SHARE_MIN, True), (_kernels.SHARE_MIN - 1, False)):
-        arrays, code, hyper = _problem(OPTIMIZERS["adam"], n, np.float32)
+    for n, shared in ((least * _kernels.SHARE_MIN, True), (least * _kernels.SHARE_MIN - least, False)):
+        arrays, code, hyper = _problem(OPTIMIZERS[name], n, np.float32)
         before = arrays[0].copy()
         update(blas, *arrays, code, hyper)
         assert np.array_equal(arrays[0], before) == shared, n
@@ -173,7 +177,7 @@ def gather():
     return _kernel_source._nb_gather
 
 
-def _batch(n, d=200, k=10, dtype=np.float32, seed=0):
+def _batch(n, d=300, k=10, dtype=np.float32, seed=0):
     """X, Y (300 rows), n rows idx, and x, y full of NaN: n (d + k) values to gather."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((300, d)).astype(dtype)
@@ -184,8 +188,8 @@ def _batch(n, d=200, k=10, dtype=np.float32, seed=0):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_shared_gather_copies_the_batchs_rows(gather, pool, dtype):
-    X, Y, idx, x, y = _batch(129, dtype=dtype)          # 129 x 210 values, over SHARE_MIN; halves 64 and 65 rows
-    assert 129 * 210 >= _kernels.SHARE_MIN
+    X, Y, idx, x, y = _batch(129, dtype=dtype)          # 129 x 310 values, over SHARE_MIN; halves 64 and 65 rows
+    assert 129 * 310 >= _kernels.SHARE_MIN
     gather(pool, X, Y, idx, x, y)
     np.testing.assert_array_equal(x, X[idx])
     np.testing.assert_array_equal(y, Y[idx])
@@ -194,7 +198,7 @@ def test_a_shared_gather_copies_the_batchs_rows(gather, pool, dtype):
 def test_a_large_batch_is_gathered_with_the_pool_and_a_small_one_is_not(gather, pool):
     blas = pool.copy()
     blas[3] = _RUNS_NOTHING
-    for n, shared in ((129, True), (_kernels.SHARE_MIN // 210, False)):
+    for n, shared in ((129, True), (_kernels.SHARE_MIN // 310, False)):
         X, Y, idx, x, y = _batch(n)
         gather(blas, X, Y, idx, x, y)
         assert np.isnan(x).all() == shared and np.isnan(y).all() == shared, n

@@ -163,10 +163,12 @@ STEP_HYPER = 12
 zero-padded to 3."""
 GATHER_AHEAD = 8
 """Rows the step's gather asks memory for ahead of the row it copies (``benchmarks/gather.py``: 4 to 16 do alike)."""
-SHARE_MIN = 16384
-"""Fewest values (parameters of the optimizer's pass, entries of the batch's rows) whose work the step shares with
-OpenBLAS's worker thread (see ``_pool_ready``): handing half over costs about 2 us, and on the 2-core benchmark
-machine splitting Adam's pass paid from about 6,000 entries."""
+SHARE_MIN = 32768
+"""Fewest values (parameters of Adam's pass, entries of the batch's rows; SGD's pass needs twice as many) whose
+work the step shares with OpenBLAS's worker thread (see ``_pool_ready``). On the 2-core benchmark machine a hand-off
+cost about 2 us with the cores on one L3 and about twice that with them split; Adam's pass gained from 16,384
+entries on one L3 but lost there on split cores, and SGD's (a third of Adam's cost an entry) lost up to 32,768
+(``benchmarks/shared_pass.py``)."""
 SHARE_INTS = 16
 """int64 slots of one thread's share of the work (see ``_share``)."""
 
@@ -559,7 +561,7 @@ def _update(blas, theta, grad, s1, s2, s3, opt_code, hyper):
     # its half of the products and waits for the next, runs the second half of the entries while this thread
     # runs the first. The pass is element-wise: the same bits as one thread's.
     n = theta.shape[0]
-    if _nb_pool_ready(blas, n):
+    if _nb_pool_ready(blas, n if opt_code == 0 else n // 2):     # (SGD's entry costs a third of Adam's)
         half = n // 2 // 16 * 16                        # (16 entries: a whole number of 64-byte lines)
         shares = np.empty((2, SHARE_INTS), np.int64)
         for k in range(2):

@@ -144,12 +144,14 @@ def dense_step_kernel():
        with numpy's gemm instead updates W^l inside its weight-gradient product,
        W^l <- W^l - lr (h^{l-1})^T g^l (BLAS's beta = 1), once g^l (W^l)^T has
        read W^l, and b^l <- b^l - lr db^l: no pass over theta follows, and W's
-       part of ``grad`` is not written. A pass of ``SHARE_MIN`` parameters or
-       more runs half on this thread and half on the worker thread of numpy's
-       OpenBLAS (through its ``gotoblas_pthread``, where :func:`deepff._blas.gemms`
-       finds it and OpenBLAS runs two threads or more), which has just run its
-       share of the products and waits for the next: element-wise, so the same
-       bits as on one thread (``benchmarks/shared_pass.py``)
+       part of ``grad`` is not written. An Adam pass of ``SHARE_MIN`` parameters
+       or more (SGD's: twice as many) runs half on this thread and half on the
+       worker thread of numpy's OpenBLAS (through its ``gotoblas_pthread``, where
+       :func:`deepff._blas.gemms` finds it and OpenBLAS runs two threads or
+       more), which has just run its share of the products and waits for the
+       next: element-wise, so the same bits as on one thread
+       (``benchmarks/shared_pass.py``); so does the gather of step 1, for
+       batches of ``SHARE_MIN`` values or more
 
     The element-wise formulas are the numpy path's; the bias gradients and the
     loss are summed in another order than numpy's pairwise sums (the loss in
