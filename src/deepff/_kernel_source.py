@@ -164,11 +164,8 @@ zero-padded to 3."""
 GATHER_AHEAD = 8
 """Rows the step's gather asks memory for ahead of the row it copies (``benchmarks/gather.py``: 4 to 16 do alike)."""
 SHARE_MIN = 32768
-"""Fewest values (parameters of Adam's pass, entries of the batch's rows; SGD's pass needs twice as many) whose
-work the step shares with OpenBLAS's worker thread (see ``_pool_ready``). On the 2-core benchmark machine a hand-off
-cost about 2 us with the cores on one L3 and about twice that with them split; Adam's pass gained from 16,384
-entries on one L3 but lost there on split cores, and SGD's (a third of Adam's cost an entry) lost up to 32,768
-(``benchmarks/shared_pass.py``)."""
+"""Fewest values (parameters of Adam's pass, entries of the batch's rows; SGD's pass: twice as many) whose work
+the step shares with OpenBLAS's worker thread (``_pool_ready``): a hand-off costs 2-4 us (docs/performance.md)."""
 SHARE_INTS = 16
 """int64 slots of one thread's share of the work (see ``_share``)."""
 
@@ -516,15 +513,12 @@ def _pass(theta, grad, s1, s2, s3, opt_code, hyper):
 
 
 def _share(share, like):
-    # One thread's share of the step's work (_update and _gather run one on this thread, one on OpenBLAS's
-    # worker), described by the SHARE_INTS int64 at ``share``: the entries (or rows) lo, hi, then by the work's
-    # code in slot 13:
-    # 0, the optimizer's pass: the addresses of theta and grad; of s1, s2, s3, each with its length; of hyper;
-    #    the optimizer's code
-    # 1, the gather: the address of X, its rows and columns; of Y and its columns; of idx, x and y
-    # Slot 12 holds the SSE control register of the thread that handed the work out. A pool thread does not
-    # flush denormals as the step's thread does (deepff._fpenv), so it takes that register for its share, and
-    # the shares come out as one thread's work would.
+    # One thread's share of _update's or _gather's work, as the SHARE_INTS int64 at ``share`` say: entries (rows)
+    # lo, hi; by the code in slot 13, 0: the addresses of theta, grad, of s1, s2, s3 each with its length, of
+    # hyper, the optimizer's code; 1: the address of X, its rows and columns, of Y, its columns, of idx, x and y.
+    # Slot 12: the SSE control register of the thread that handed the work out, which this thread takes for its
+    # share (a pool thread does not flush denormals as the step's does: deepff._fpenv), so that the shares come
+    # out as one thread's work would.
     sh = _view(share, SHARE_INTS, np.int64(0))
     lo, hi = sh[0], sh[1]
     own = _mxcsr()
@@ -580,9 +574,8 @@ def _update(blas, theta, grad, s1, s2, s3, opt_code, hyper):
 
 
 def _gather(blas, X, Y, idx, x, y):
-    # x = X[idx], y = Y[idx], the step's first work. Where _pool_ready, the pool's worker, which has just run its
-    # half of the last step's pass, copies the second half of the rows while this thread copies the first: a
-    # shuffled batch's rows come mostly from main memory, and two cores wait for them side by side.
+    # x = X[idx], y = Y[idx]. Where _pool_ready, the pool's worker copies the second half of the rows while this
+    # thread copies the first: a shuffled batch's rows come mostly from main memory, two cores wait side by side.
     n = idx.shape[0]
     if _nb_pool_ready(blas, n * (X.shape[1] + Y.shape[1])):
         half = n // 2
