@@ -40,7 +40,6 @@ import time
 
 import numpy as np
 
-_LOOPS = {}
 SIZES = (8192, 32768, 65536, 131072, 235146)
 
 
