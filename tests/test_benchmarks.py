@@ -356,6 +356,26 @@ def test_gather_benchmark_times_the_engines_gather_and_a_plain_copy(monkeypatch)
     assert inspect.getclosurevars(shared_loop).nonlocals["gather_shared"] is _kernel_source._nb_gather
 
 
+def test_pass_after_products_benchmark_times_every_column_and_sorts_rounds_by_placement(monkeypatch):
+    """benchmarks/pass_after_products.py times each column on the engine's update and files rounds by their probes."""
+    from _needs import require_kernels
+
+    require_kernels()
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import pass_after_products as pap
+
+    summary = pap.main(["--quick"])
+    (row,) = summary["rounds"]
+    for name in pap.COLUMNS:
+        assert 0 < row[name] < 1e6, (name, row)
+    kind = pap._kind(row["probes"])
+    assert set(summary) == {"rounds"} | ({kind} if kind else set())
+    # a round counts as split or shared only when both of its probes agree (cores.SPLIT_AT = 1.4)
+    assert pap._kind((1.05, 1.2)) == "shared"
+    assert pap._kind((1.6, 2.1)) == "split"
+    assert pap._kind((1.1, 1.7)) is None and pap._kind((None, 1.1)) is None
+
+
 def test_shared_pass_benchmark_times_the_engines_update_on_one_thread_and_shared(monkeypatch):
     """benchmarks/shared_pass.py calls the step's own update, and both ways leave the same bits."""
     from _needs import require_kernels
