@@ -357,7 +357,7 @@ def test_gather_benchmark_times_the_engines_gather_and_a_plain_copy(monkeypatch)
 
 
 def test_pass_after_products_benchmark_times_every_column_and_sorts_rounds_by_placement(monkeypatch):
-    """benchmarks/pass_after_products.py times each column on the engine's update and files rounds by their probes."""
+    """benchmarks/pass_after_products.py times every column and files a round by its two probes only when they agree."""
     from _needs import require_kernels
 
     require_kernels()
