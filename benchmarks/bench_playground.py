@@ -39,9 +39,14 @@ RIPPLE = {"dataset": "ripple", "noise": 0.05, "layers": [{"units": 8, "activatio
 
 
 def start_server():
-    """Run ``deepff playground --no-browser --port 0``; return (process, address)."""
+    """Run ``deepff playground --no-browser --port 0``; return (process, address).
+
+    The server starts with SIGINT at its default, so that the Ctrl-C that stops it reaches it even when
+    this script runs as a background job (a shell starts those with SIGINT ignored, which children inherit).
+    """
     proc = subprocess.Popen([sys.executable, "-m", "deepff.cli", "playground", "--no-browser", "--port", "0"],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     line = proc.stdout.readline()
     if "serving on " not in line:
         proc.kill()

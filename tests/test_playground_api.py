@@ -453,10 +453,18 @@ def test_idle_sessions_are_dropped():
 
 
 # ---------------------------------------------------------------- the command
+def _ctrl_c_default():
+    # run in the child before it starts: SIGINT at its default, as in a terminal's foreground job. A shell
+    # starts background jobs with SIGINT ignored, and children inherit that: a suite run in the background
+    # would otherwise start servers that ignore these tests' Ctrl-C (Python installs no handler then)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_command_serves_and_stops_on_ctrl_c():
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen([sys.executable, "-m", "deepff.cli", "playground", "--no-browser", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_ctrl_c_default)
     try:
         line = proc.stdout.readline()
         assert line.startswith("deepff playground: serving on http://127.0.0.1:")
@@ -490,7 +498,8 @@ def test_the_page_ships_in_the_wheel(tmp_path):
     assert install.returncode == 0, install.stderr
     env = {**os.environ, "PYTHONPATH": str(target)}
     proc = subprocess.Popen([sys.executable, "-m", "deepff.cli", "playground", "--no-browser", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                            preexec_fn=_ctrl_c_default)
     try:
         line = proc.stdout.readline()
         port = int(line.split("127.0.0.1:")[1].split("/")[0])
