@@ -54,7 +54,7 @@ COLUMNS = ("products", "+ shared pass", "+ one-thread pass", "forward", "forward
 
 
 def _setup(quick):
-    """The arrays, the update and its two BLAS arrays, and the iteration of each column."""
+    """``({column: function running one iteration}, whether numpy's OpenBLAS lends its pool)``."""
     import shared_pass
 
     from deepff import _blas
@@ -65,7 +65,10 @@ def _setup(quick):
     one = shared[:3].copy()                         # the gemm addresses without the pool's
     d, k, batch, n = (64, 64, 8, 40000) if quick else (784, 256, 32, 235146)
     arrays, code, hyper = shared_pass._problem("adam", n)
-    arrays = [_staggered(a, i, staggered_zeros) for i, a in enumerate(arrays)]
+    staggered = [staggered_zeros(a.shape[0], a.dtype, i) for i, a in enumerate(arrays)]   # as the engine's
+    for into, a in zip(staggered, arrays):
+        into[:] = a
+    arrays = staggered
     theta, grad = arrays[0], arrays[1]
     rng = np.random.default_rng(2)
     x = rng.standard_normal((batch, d)).astype(np.float32)
@@ -91,12 +94,6 @@ def _setup(quick):
              "backward + shared pass": (backward, shared_pass_), "shared pass alone": (shared_pass_,),
              "one-thread pass alone": (one_pass,)}
     return {name: _chain(fs) for name, fs in parts.items()}, shared[3] != 0
-
-
-def _staggered(a, slot, staggered_zeros):
-    out = staggered_zeros(a.shape[0], a.dtype, slot)
-    out[:] = a
-    return out
 
 
 def _chain(fs):
